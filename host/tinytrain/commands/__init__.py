@@ -1,0 +1,1 @@
+"""Subcommands of the tinytrain CLI, one module each."""

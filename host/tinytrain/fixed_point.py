@@ -1,0 +1,181 @@
+"""Integer arithmetic shared bit for bit by the NumPy reference and the C kernels.
+
+Forward requantization follows TFLite's int8 kernels (gemmlowp's
+SaturatingRoundingDoublingHighMul + RoundingDivideByPOT). Gradients are
+block-floating-point: an integer mantissa tensor plus one power-of-two
+exponent per tensor chosen at run time (see docs/numerics.md).
+All functions take and return NumPy integer arrays and never use floats on
+values that decide learned weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real = m * 2**(shift - 31) with m in [2**30, 2**31)."""
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"multiplier must be finite and non-negative, got {real}")
+    frac, shift = math.frexp(real)
+    m = round(frac * (1 << 31))
+    if m == (1 << 31):
+        m //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(m), int(shift)
+
+
+def wrap_int32(v: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32 (what C's unsigned arithmetic does)."""
+    return ((np.asarray(v, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    a64 = np.asarray(a, dtype=np.int64)
+    b64 = np.asarray(b, dtype=np.int64)
+    ab = a64 * b64
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    # C's integer division truncates toward zero.
+    s = ab + nudge
+    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
+    overflow = (a64 == INT32_MIN) & (b64 == INT32_MIN)
+    return np.where(overflow, INT32_MAX, q).astype(np.int64)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    x64 = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x64 & mask
+    threshold = (mask >> 1) + (x64 < 0)
+    return (x64 >> e) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,
+                                     shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding), int32 in and out."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = wrap_int32(np.asarray(x, dtype=np.int64) << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def rshift_round(v: np.ndarray, n: np.ndarray | int) -> np.ndarray:
+    """floor(v / 2**n + 1/2) for n >= 0 (round half up), on int64."""
+    v64 = np.asarray(v, dtype=np.int64)
+    n64 = np.asarray(n, dtype=np.int64)
+    half = np.where(n64 > 0, np.int64(1) << np.maximum(n64 - 1, 0), 0)
+    return (v64 + half) >> n64
+
+
+def normalize_shift(max_abs: int, bits: int) -> int:
+    """Right shift that brings values with this max |v| into `bits`-bit signed range."""
+    if max_abs == 0:
+        return 0
+    limit = (1 << (bits - 1)) - 1
+    s = max(0, int(max_abs).bit_length() - (bits - 1))
+    if s > 0 and ((max_abs + (1 << (s - 1))) >> s) > limit:
+        s += 1
+    return s
+
+
+def normalize(v: np.ndarray, exp: int, bits: int) -> tuple[np.ndarray, int]:
+    """Block-floating-point renormalization: mantissas of at most `bits` signed bits.
+
+    Returns (mantissas as int64, new exponent). Never shifts left: the input is exact.
+    """
+    v64 = np.asarray(v, dtype=np.int64)
+    max_abs = int(np.abs(v64).max()) if v64.size else 0
+    s = normalize_shift(max_abs, bits)
+    return rshift_round(v64, s), exp + s
+
+
+def align_add(a: np.ndarray, ea: int, b: np.ndarray, eb: int) -> tuple[np.ndarray, int]:
+    """Exact-enough sum of two block-floating-point tensors (int32-range mantissas) in int64.
+
+    The common exponent is the smaller one unless that needs a left shift of
+    more than 24 bits, in which case the smaller-exponent operand is rounded.
+    """
+    e = max(min(ea, eb), max(ea, eb) - 24)
+
+    def to_e(v: np.ndarray, ev: int) -> np.ndarray:
+        v64 = np.asarray(v, dtype=np.int64)
+        return v64 << (ev - e) if ev >= e else rshift_round(v64, e - ev)
+
+    return to_e(a, ea) + to_e(b, eb), e
+
+
+# ---------------------------------------------------------------- updates
+
+ROUNDING_MODES = ("stochastic", "nearest", "truncate")
+
+
+def mix32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 integer hash (C. Wellons): a bijection on uint32 with good avalanche."""
+    x = np.asarray(x, dtype=np.uint32).copy()
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def random_bits(seed: int, step: int, first_index: int, count: int) -> np.ndarray:
+    """The counter-based PRNG of the update: 32 random bits per trainable element.
+
+    r = mix32(mix32(seed ^ step) + index) with uint32 wrap-around; `index` runs
+    over every trainable element of the model in a fixed order (the compiler's
+    element offsets), so the draw of an element does not depend on which other
+    tensors were updated before it.
+    """
+    with np.errstate(over="ignore"):
+        base = mix32(np.array([(seed ^ step) & 0xFFFFFFFF], dtype=np.uint32))[0]
+        idx = (np.arange(count, dtype=np.uint64) + np.uint64(first_index)) & np.uint64(0xFFFFFFFF)
+        return mix32((idx.astype(np.uint32) + base).astype(np.uint32))
+
+
+def round_shift(v: np.ndarray, e: int, mode: str, rand: np.ndarray | None = None) -> np.ndarray:
+    """v * 2**e rounded to an integer by `mode`; v is int64 with |v| < 2**62.
+
+    stochastic: floor(v / 2**n + u), u uniform in [0, 1) from 32 random bits (unbiased up to 2**-32);
+    nearest: round half up; truncate: toward zero (the authors' engine).
+    """
+    v64 = np.asarray(v, dtype=np.int64)
+    if e >= 0:
+        # A left shift this large would only saturate anyway.
+        shift = min(e, 40)
+        big = np.clip(v64, -(1 << 21), 1 << 21)
+        return big << shift
+    n = -e
+    if n > 62:
+        v64 = v64 >> (n - 62)
+        n = 62
+    if mode == "stochastic":
+        if rand is None:
+            raise ValueError("stochastic rounding needs random bits")
+        r = np.asarray(rand, dtype=np.uint32).astype(np.int64)
+        u = (r >> (32 - n)) if n <= 32 else (r << (n - 32))
+        return (v64 + u) >> n
+    if mode == "nearest":
+        return (v64 + (np.int64(1) << (n - 1))) >> n
+    if mode == "truncate":
+        return np.where(v64 >= 0, v64 >> n, -((-v64) >> n))
+    raise ValueError(f"unknown rounding mode {mode!r}; choose one of {', '.join(ROUNDING_MODES)}")
+
+
+def saturate(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(np.asarray(v, dtype=np.int64), lo, hi)
