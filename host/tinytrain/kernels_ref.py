@@ -82,12 +82,17 @@ def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, str
         for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
             for g in range(groups):
                 acc[:, :, g * og : (g + 1) * og] += v[:, :, g * ig : (g + 1) * ig] @ wf[g * og : (g + 1) * og, i, j, :].T
-    return _exact(acc) + bias.astype(np.int64)
+    return _saturated_bias_add(_exact(acc), bias)
+
+
+def _saturated_bias_add(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """acc = sat32(bias + sum): biases of dead channels sit near -2**31 (ARM's QADD)."""
+    return fp.saturate(acc + bias.astype(np.int64), fp.INT32_MIN, fp.INT32_MAX)
 
 
 def dense_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     xf = x.reshape(-1).astype(np.float64) - zx
-    return (_exact(w.astype(np.float64) @ xf) + bias.astype(np.int64)).reshape(1, 1, -1)
+    return _saturated_bias_add(_exact(w.astype(np.float64) @ xf), bias).reshape(1, 1, -1)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""fixed_point against scalar transcriptions of TFLite/gemmlowp and against exact rationals."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinytrain import fixed_point as fp
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+
+
+def srdhm_scalar(a: int, b: int) -> int:
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    return int((ab + nudge) / (1 << 31)) if False else _trunc_div(ab + nudge, 1 << 31)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def rdbp_scalar(x: int, e: int) -> int:
+    mask = (1 << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > thr else 0)
+
+
+@given(INT32, st.integers(2**30, 2**31 - 1), st.integers(0, 31))
+def test_mbqm_matches_scalar_reference(x: int, m: int, right: int) -> None:
+    got = fp.multiply_by_quantized_multiplier(np.array([x]), m, -right)[0]
+    assert got == rdbp_scalar(srdhm_scalar(x, m), right)
+
+
+@given(st.floats(1e-9, 1e6, allow_nan=False))
+def test_quantize_multiplier_is_close(real: float) -> None:
+    m, shift = fp.quantize_multiplier(real)
+    assert 2**30 <= m < 2**31
+    assert math.isclose(m * 2.0 ** (shift - 31), real, rel_tol=2**-30)
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=50), st.integers(4, 16))
+def test_normalize_fits_and_rounds(values: list[int], bits: int) -> None:
+    v = np.array(values, dtype=np.int64)
+    m, e = fp.normalize(v, 0, bits)
+    assert m.max() <= 2 ** (bits - 1) - 1 and m.min() >= -(2 ** (bits - 1))
+    s = e
+    for orig, got in zip(values, m):
+        # round half up of orig / 2**s
+        assert got == math.floor(Fraction(orig, 2**s) + Fraction(1, 2))
+    # minimal shift for max|v| (the rule looks at magnitudes only, as the C code does)
+    if s > 0:
+        top = int(np.abs(v).max())
+        assert (top + (1 << (s - 2)) if s > 1 else top) >> (s - 1) > 2 ** (bits - 1) - 1
+
+
+@given(st.integers(-(2**61), 2**61), st.integers(-80, -1))
+def test_round_shift_modes(p: int, e: int) -> None:
+    exact = Fraction(p, 2 ** (-e))
+    near = fp.round_shift(np.array([p]), e, "nearest")[0]
+    trunc = fp.round_shift(np.array([p]), e, "truncate")[0]
+    if -e <= 62:
+        assert near == math.floor(exact + Fraction(1, 2))
+        assert trunc == int(exact)  # int() truncates toward zero
+    for r in (0, 2**32 - 1, 12345):
+        sto = fp.round_shift(np.array([p]), e, "stochastic", np.array([r], dtype=np.uint32))[0]
+        assert math.floor(exact) - 1 <= sto <= math.ceil(exact) + 1
+
+
+def test_stochastic_rounding_is_unbiased() -> None:
+    rng = np.random.default_rng(0)
+    n = 200_000
+    p = np.full(n, 3 * 2**20 + 2**18 + 12345, dtype=np.int64)  # 3.25... in units of 2**20
+    r = rng.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32)
+    got = fp.round_shift(p, -20, "stochastic", r)
+    assert set(np.unique(got)) <= {3, 4}
+    assert abs(got.mean() - p[0] / 2**20) < 0.01
+    neg = fp.round_shift(-p, -20, "stochastic", r)
+    assert abs(neg.mean() + p[0] / 2**20) < 0.01
+    trunc = fp.round_shift(p, -20, "truncate")
+    assert trunc.mean() == 3  # biased toward zero
+
+
+def test_prng_is_counter_based_and_uniform() -> None:
+    a = fp.random_bits(7, 3, 100, 1000)
+    b = fp.random_bits(7, 3, 600, 500)
+    assert np.array_equal(a[500:], b)
+    c = fp.random_bits(7, 4, 100, 1000)
+    assert not np.array_equal(a, c)
+    big = fp.random_bits(1, 0, 0, 100_000)
+    assert abs(big.astype(np.float64).mean() / 2**32 - 0.5) < 0.01
+    # known values pin the exact function (the C PRNG is checked against the same numbers)
+    assert [int(v) for v in fp.random_bits(1, 0, 0, 3)] == [int(v) for v in fp.mix32(
+        (np.arange(3, dtype=np.uint64) + int(fp.mix32(np.array([1], dtype=np.uint32))[0])).astype(np.uint32))]
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(-(2**30), 2**30), min_size=1, max_size=20), st.integers(-40, 40),
+       st.lists(st.integers(-(2**30), 2**30), min_size=1, max_size=20), st.integers(-40, 40))
+def test_align_add_is_near_exact(a: list[int], ea: int, b: list[int], eb: int) -> None:
+    n = min(len(a), len(b))
+    va, vb = np.array(a[:n], dtype=np.int64), np.array(b[:n], dtype=np.int64)
+    v, e = fp.align_add(va, ea, vb, eb)
+    for x, y, got in zip(a[:n], b[:n], v):
+        exact = Fraction(x) * Fraction(2) ** ea + Fraction(y) * Fraction(2) ** eb
+        assert abs(Fraction(int(got)) * Fraction(2) ** e - exact) <= Fraction(2) ** e
+
+
+@pytest.mark.parametrize("real", [0.0, 1.0, 0.5, 2.0**-31, 1e-12])
+def test_quantize_multiplier_edge_cases(real: float) -> None:
+    m, s = fp.quantize_multiplier(real)
+    if real == 0.0 or real < 2.0**-32:
+        assert (m, s) == (0, 0)
+    else:
+        assert m * 2.0 ** (s - 31) == pytest.approx(real, rel=1e-9)

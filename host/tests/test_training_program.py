@@ -1,0 +1,187 @@
+"""The compiled training step: pruning, memory plan, and equivalences of its executions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinytrain import arena_plan, model_file, sparse_scheme
+from tinytrain.numpy_backend import NumpyBackend
+from tinytrain.synthetic import random_model
+from tinytrain.training_program import Buffer, CompileOptions, Step, compile_program
+
+SCHEMES = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "sparse_schemes.json"
+
+
+def samples(model, n, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(-128, 128, size=(n,) + model.input_spec.shape).astype(np.int8)
+    ys = rng.integers(0, model.num_classes, size=n)
+    return xs, ys
+
+
+def run(program, n=6, use_arena=True, seed=0):
+    be = NumpyBackend(program, use_arena=use_arena)
+    xs, ys = samples(program.model, n, seed)
+    logits = [be.train_step(x, int(y)) for x, y in zip(xs, ys)]
+    return be, logits
+
+
+def state_bytes(be):
+    return [v.tobytes() for _, v in be.trainable_state()]
+
+
+@pytest.mark.parametrize("scheme", ["classifier", "bias-only", "last:3", "full", "mixed"])
+def test_arena_execution_equals_unplanned_execution(scheme):
+    m = random_model(1)
+    s = _mixed(m) if scheme == "mixed" else sparse_scheme.load(scheme, m)
+    prog = compile_program(m, s)
+    a, la = run(prog, use_arena=True)
+    b, lb = run(prog, use_arena=False)
+    assert state_bytes(a) == state_bytes(b)
+    assert all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+def _mixed(m):
+    n = len(m.weighted_ops)
+    return sparse_scheme.from_authors("mixed", {"n_bias_update": 6, "manual_weight_idx": [n - 5, n - 4, n - 3, 1],
+                                                "weight_update_ratio": [0.5, 0.25, 1, 0.5]}, n)
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest", "truncate"])
+def test_reordering_changes_memory_not_results(rounding):
+    m = random_model(2)
+    s = _mixed(m)
+    fused = compile_program(m, s, CompileOptions(rounding=rounding, reorder=True))
+    plain = compile_program(m, s, CompileOptions(rounding=rounding, reorder=False))
+    a, _ = run(fused)
+    b, _ = run(plain)
+    assert state_bytes(a) == state_bytes(b)
+    pa = arena_plan.plan(fused.train_steps, fused.buffers, m.input)
+    pb = arena_plan.plan(plain.train_steps, plain.buffers, m.input)
+    assert pa.peak_live_bytes < pb.peak_live_bytes
+
+
+def test_training_changes_exactly_the_trainable_slices():
+    m = random_model(3)
+    s = _mixed(m)
+    prog = compile_program(m, s)
+    be, _ = run(prog, n=4)
+    for op in m.weighted_ops:
+        w0, w1 = op.weight, be.weights[op.name]
+        spec = prog.param(op.name, "weight")
+        k = spec.channels
+        if not spec.trainable:
+            assert np.array_equal(w0, w1), op.name
+        elif op.kind == "depthwise":
+            assert np.array_equal(w0[k:], w1[k:]) and not np.array_equal(w0[:k], w1[:k])
+        else:
+            assert np.array_equal(w0[..., k:], w1[..., k:]) and not np.array_equal(w0[..., :k], w1[..., :k])
+        if not prog.param(op.name, "bias").trainable:
+            assert np.array_equal(op.bias, be.biases[op.name])
+
+
+def test_pruned_backward():
+    m = random_model(4)
+    prog = compile_program(m, sparse_scheme.load("classifier", m))
+    kinds = [s.kind for s in prog.train_steps]
+    assert "input_grad" not in kinds and kinds.count("weight_update") == 1
+    assert not any(b.role == "mask" for b in prog.buffers.values())
+    last3 = compile_program(m, sparse_scheme.load("last:3", m))
+    grads = [s.op for s in last3.train_steps if s.kind == "input_grad"]
+    wops = [op.name for op in m.weighted_ops]
+    assert set(grads) == set(wops[-2:])  # the lowest trained layer needs no input gradient
+
+
+def test_same_seed_same_result_other_seed_differs():
+    m = random_model(5)
+    s = sparse_scheme.load("last:4", m)
+    a, _ = run(compile_program(m, s, CompileOptions(seed=3)))
+    b, _ = run(compile_program(m, s, CompileOptions(seed=3)))
+    c, _ = run(compile_program(m, s, CompileOptions(seed=4)))
+    assert state_bytes(a) == state_bytes(b) != state_bytes(c)
+
+
+def test_training_learns_a_fixed_mapping():
+    m = random_model(6, classes=3)
+    # Random images give nearly identical pooled features, so memorizing them needs deep layers.
+    prog = compile_program(m, sparse_scheme.load("full", m), CompileOptions(lr=0.02))
+    be = NumpyBackend(prog)
+    xs, ys = samples(m, 6, seed=9)
+    ys = np.arange(6) % 3
+    before = np.mean([be.predict(x) == y for x, y in zip(xs, ys)])
+    for _ in range(20):
+        for x, y in zip(xs, ys):
+            be.train_step(x, int(y))
+    after = np.mean([be.predict(x) == y for x, y in zip(xs, ys)])
+    assert after == 1.0 and after > before
+
+
+def test_model_file_round_trip(tmp_path):
+    m = random_model(7)
+    p = tmp_path / "m.ttm"
+    model_file.save(m, p)
+    m2 = model_file.load(p)
+    assert model_file.model_hash(m) == model_file.model_hash(m2)
+    for a, b in zip(m.weighted_ops, m2.weighted_ops):
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+    (tmp_path / "bad.ttm").write_bytes(b"not a zip")
+    with pytest.raises(model_file.ModelFileError, match="not a readable"):
+        model_file.load(tmp_path / "bad.ttm")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 30), st.integers(0, 10), st.booleans()),
+                min_size=1, max_size=40))
+def test_plan_never_overlaps_live_buffers(specs):
+    buffers = {"in": Buffer("in", "int8", (100,), "input")}
+    steps = []
+    for i, (size, start, length, inplace) in enumerate(specs):
+        name = f"b{i}"
+        buffers[name] = Buffer(name, "int8", (size,), "activation")
+        steps.append((start, start + length, name, inplace))
+    # Turn the random intervals into a step list: writes at start, one read at end.
+    n = max(e for _, e, _, _ in steps) + 1
+    program: list[Step] = [Step("nop", None, (), ()) for _ in range(n)]
+    for s, e, name, inplace in steps:
+        program[s].writes += (name,)
+        if e > s:
+            program[e].reads += (name,)
+    program[0].reads += ("in",)
+    for i, (s, e, name, inplace) in enumerate(steps):
+        if inplace and program[s].reads:
+            program[s].inplace[name] = program[s].reads[0]
+    p = arena_plan.plan(program, buffers, "in")
+    p.check()
+    assert p.arena_bytes >= max(b.nbytes for b in buffers.values())
+    assert p.offsets["in"] == 0
+
+
+def test_compiles_every_authors_scheme():
+    if not SCHEMES.exists():
+        pytest.skip(f"{SCHEMES} is absent")
+    from tinytrain import head, import_tiny_training
+
+    root = SCHEMES.parent.parent / "models" / "tiny-training"
+    doc = json.loads(SCHEMES.read_text())
+    for name in (k for k in doc if not k.startswith("_")):
+        path = root / f"{name}.pkl"
+        if not path.exists():
+            pytest.skip(f"{path} is absent")
+        m = head.replace_head(import_tiny_training.load(path), 10)
+        for budget in doc[name]:
+            prog = compile_program(m, sparse_scheme.load(f"{SCHEMES}:{name}/{budget}", m))
+            arena_plan.plan(prog.train_steps, prog.buffers, m.input).check()
+
+
+def test_scheme_errors_are_one_sentence():
+    m = random_model(8)
+    with pytest.raises(sparse_scheme.SchemeError, match="unknown scheme|neither"):
+        sparse_scheme.load("everything", m)
+    with pytest.raises(sparse_scheme.SchemeError, match="last:K"):
+        sparse_scheme.load("last:99", m)
