@@ -1,0 +1,198 @@
+/* Protocol main loop: feeds received bytes to the frame receiver, routes each
+ * payload where its handler claims it, answers framing errors and dispatches
+ * good frames through message_table. */
+#include "app/app.h"
+
+#include <stddef.h>
+
+#include "boards/board.h"
+#include "protocol/frame_tx.h"
+#include "protocol/wire.h"
+
+static uint8_t rx_buffer[TT_RX_BUFFER_BYTES];
+static frame_rx_t rx;
+
+/* What to do with the frame being received once its CRC is known. */
+static struct {
+    const message_entry_t *entry; /* NULL: UNKNOWN_TYPE */
+    bool bad_length;
+    uint32_t expected_len;
+    const uint8_t *payload;
+} pending;
+
+static struct {
+    frame_tx_t tx;
+    bool open;
+    bool sent;
+} out;
+
+static struct {
+    bool active;
+    uint64_t since;
+} idle;
+
+static void write_sink(const void *data, size_t len) { board_write(data, len); }
+
+bool claim_empty(uint32_t len, rx_claim_t *claim)
+{
+    claim->expected_len = 0;
+    claim->count = 0;
+    return len == 0;
+}
+
+bool claim_rx_buffer(uint32_t len, rx_claim_t *claim)
+{
+    claim->expected_len = TT_RX_BUFFER_BYTES;
+    if (len > TT_RX_BUFFER_BYTES) {
+        return false;
+    }
+    claim->regions[0].dst = rx_buffer;
+    claim->regions[0].len = len;
+    claim->count = 1;
+    return true;
+}
+
+void reply_begin(const request_t *req, uint32_t len)
+{
+    frame_tx_begin(&out.tx, write_sink, (uint8_t)(req->type | MSG_REPLY), req->seq, len);
+    out.open = true;
+    out.sent = true;
+}
+
+void reply_data(const void *data, uint32_t len) { frame_tx_data(&out.tx, data, len); }
+
+void reply_end(void)
+{
+    (void)frame_tx_end(&out.tx);
+    out.open = false;
+}
+
+void reply(const request_t *req, const void *payload, uint32_t len)
+{
+    reply_begin(req, len);
+    reply_data(payload, len);
+    reply_end();
+}
+
+void reply_error(const request_t *req, uint8_t code, uint32_t detail, const char *message)
+{
+    uint8_t buf[1 + 1 + 4 + 1 + 255];
+    wire_writer_t w = wire_writer(buf, sizeof buf);
+    wire_u8(&w, code);
+    wire_u8(&w, req->type);
+    wire_u32(&w, detail);
+    wire_str(&w, message);
+    frame_tx_send(write_sink, MSG_ERROR, req->seq, buf, (uint32_t)w.len);
+    out.sent = true;
+}
+
+static const message_entry_t *find_entry(uint8_t type)
+{
+    for (unsigned i = 0; i < message_table_count; ++i) {
+        if (message_table[i].type == type) {
+            return &message_table[i];
+        }
+    }
+    return NULL;
+}
+
+static void route_payload(const frame_header_t *h)
+{
+    rx_claim_t claim = {0};
+    pending.entry = find_entry(h->type);
+    pending.bad_length = false;
+    pending.payload = NULL;
+    if (pending.entry == NULL) {
+        return; /* discarded; UNKNOWN_TYPE once the CRC is checked */
+    }
+    rx_claim_fn claim_fn = pending.entry->claim ? pending.entry->claim : claim_rx_buffer;
+    if (!claim_fn(h->len, &claim) || !frame_rx_route(&rx, claim.regions, claim.count)) {
+        pending.bad_length = true;
+        pending.expected_len = claim.expected_len;
+        return;
+    }
+    if (h->len) {
+        pending.payload = claim.regions[0].len ? claim.regions[0].dst : claim.regions[1].dst;
+    }
+}
+
+static void dispatch(const frame_header_t *h)
+{
+    request_t req = {h->type, h->seq, h->len, pending.payload};
+    if (pending.entry == NULL) {
+        reply_error(&req, ERR_UNKNOWN_TYPE, 0, "no handler for this message type");
+        return;
+    }
+    if (pending.bad_length) {
+        reply_error(&req, ERR_BAD_LENGTH, pending.expected_len, "payload length wrong for this type");
+        return;
+    }
+    out.sent = false;
+    pending.entry->handle(&req);
+    if (out.open) {
+        reply_end();
+    }
+    if (!out.sent) {
+        reply_error(&req, ERR_BAD_STATE, 0, "the handler sent no reply");
+    }
+}
+
+static void on_event(frame_rx_event_t event)
+{
+    const frame_header_t *h = &rx.header;
+    request_t req = {h->type, h->seq, h->len, NULL};
+    switch (event) {
+    case FRAME_RX_HEADER:
+        route_payload(h);
+        break;
+    case FRAME_RX_FRAME:
+        dispatch(h);
+        break;
+    case FRAME_RX_BAD_CRC:
+        reply_error(&req, ERR_BAD_CRC, 0, "payload CRC mismatch");
+        break;
+    case FRAME_RX_TOO_LARGE:
+        reply_error(&req, ERR_TOO_LARGE, TT_MAX_PAYLOAD, "payload larger than max_payload");
+        break;
+    case FRAME_RX_NONE:
+    default:
+        break;
+    }
+}
+
+void app_init(void) { frame_rx_init(&rx, TT_MAX_PAYLOAD); }
+
+void app_poll(void)
+{
+    int c = board_getc();
+    if (c < 0) {
+        /* Drop a frame whose sender went away, so the next one is not swallowed. */
+        if (!frame_rx_busy(&rx)) {
+            idle.active = false;
+        } else if (!idle.active) {
+            idle.active = true;
+            idle.since = board_counter_read();
+        } else if (board_counter_read() - idle.since >
+                   board_info()->counter_hz / 1000u * TT_RX_IDLE_RESET_MS) {
+            frame_rx_reset(&rx);
+            idle.active = false;
+        }
+        return;
+    }
+    idle.active = false;
+    do {
+        on_event(frame_rx_push(&rx, (uint8_t)c));
+    } while ((c = board_getc()) >= 0);
+}
+
+/* The fault report hook of board.h: one FAULT frame, then the board halts. */
+void board_on_fault(const board_fault_t *f)
+{
+    uint8_t buf[8 * 4];
+    wire_writer_t w = wire_writer(buf, sizeof buf);
+    const uint32_t regs[8] = {f->pc, f->lr, f->psr, f->cfsr, f->hfsr, f->mmfar, f->bfar, f->sp};
+    for (unsigned i = 0; i < 8; ++i) {
+        wire_u32(&w, regs[i]);
+    }
+    frame_tx_send(write_sink, MSG_FAULT, 0, buf, (uint32_t)w.len);
+}

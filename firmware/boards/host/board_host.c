@@ -1,0 +1,167 @@
+/* The firmware as a Linux process, for running it under AddressSanitizer and
+ * UBSan: the serial line is a TCP server on 127.0.0.1 (one client at a time),
+ * the counter is CLOCK_MONOTONIC in ns.
+ *
+ *     tinytrain_host [PORT]     PORT 0 or none: pick a free one
+ *
+ * It prints "listening on socket://127.0.0.1:PORT" once it accepts clients. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boards/board.h"
+
+static const board_info_t info = {
+    .name = "host",
+    .ram_bytes = 320u * 1024u, /* the MCU targets' budget, so limits mean the same */
+    .flash_bytes = 1024u * 1024u,
+    .clock_hz = 0,
+    .counter_kind = BOARD_COUNTER_NANOSECONDS,
+    .counter_hz = 1000000000u,
+};
+
+static int listen_fd = -1;
+static int client_fd = -1;
+static uint8_t inbox[4096];
+static size_t inbox_len, inbox_pos;
+
+/* Static sections of this executable, from the symbols GNU ld defines. */
+extern char __data_start, _edata, __bss_start, _end;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "tinytrain_host: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void on_signal(int sig, siginfo_t *si, void *context)
+{
+    (void)context;
+    board_fault_t fault = {0};
+    fault.mmfar = fault.bfar = (uint32_t)(uintptr_t)si->si_addr;
+    fault.cfsr = (uint32_t)sig;
+    board_on_fault(&fault);
+    /* Let the default action (or a sanitizer's report) follow. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void board_init(int argc, char **argv)
+{
+    long port = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
+    if (port < 0 || port > 65535) {
+        fprintf(stderr, "tinytrain_host: the port must be 0..65535, not %s.\n", argv[1]);
+        exit(2);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGILL, &sa, NULL);
+    sigaction(SIGFPE, &sa, NULL);
+
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_fd < 0) {
+        die("socket");
+    }
+    int one = 1;
+    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)port);
+    if (bind(listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        die("bind");
+    }
+    if (listen(listen_fd, 1) != 0) {
+        die("listen");
+    }
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd, (struct sockaddr *)&addr, &len);
+    printf("tinytrain_host: listening on socket://127.0.0.1:%u\n", (unsigned)ntohs(addr.sin_port));
+    fflush(stdout);
+}
+
+static void drop_client(void)
+{
+    close(client_fd);
+    client_fd = -1;
+    inbox_len = inbox_pos = 0;
+}
+
+int board_getc(void)
+{
+    if (inbox_pos < inbox_len) {
+        return inbox[inbox_pos++];
+    }
+    /* Waiting up to 1 ms keeps the idle main loop from spinning a core. */
+    struct pollfd pfd = {client_fd >= 0 ? client_fd : listen_fd, POLLIN, 0};
+    if (poll(&pfd, 1, 1) <= 0) {
+        return -1;
+    }
+    if (client_fd < 0) {
+        client_fd = accept(listen_fd, NULL, NULL);
+        if (client_fd >= 0) {
+            int one = 1;
+            setsockopt(client_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        return -1;
+    }
+    ssize_t n = recv(client_fd, inbox, sizeof inbox, 0);
+    if (n <= 0) {
+        drop_client();
+        return -1;
+    }
+    inbox_len = (size_t)n;
+    inbox_pos = 1;
+    return inbox[0];
+}
+
+void board_write(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (client_fd >= 0 && len > 0) {
+        ssize_t n = send(client_fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            drop_client(); /* like a UART with nobody listening: the bytes are lost */
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+uint64_t board_counter_read(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const board_info_t *board_info(void) { return &info; }
+
+void board_memory(board_memory_t *out)
+{
+    /* The process has no painted stack of its own size: report none. */
+    out->data_bytes = (uint32_t)(&_edata - &__data_start);
+    out->bss_bytes = (uint32_t)(&_end - &__bss_start);
+    out->stack_reserved_bytes = 0;
+    out->stack_used_bytes = 0;
+}
