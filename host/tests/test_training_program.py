@@ -159,7 +159,6 @@ def test_plan_never_overlaps_live_buffers(specs):
     p = arena_plan.plan(program, buffers, "in")
     p.check()
     assert p.arena_bytes >= max(b.nbytes for b in buffers.values())
-    assert p.offsets["in"] == 0
 
 
 def test_compiles_every_authors_scheme():

@@ -3,9 +3,11 @@
 A buffer lives from the step that writes it to the last step that reads it
 (the model input lives from before the first step). A step may overwrite an
 input that dies at that step (`Step.inplace`); such buffers share one slot.
-Slots are placed greedily, largest first, at the lowest offset that does not
-overlap a slot whose lifetime intersects; the input is pinned at offset 0 so
-the board can receive a sample before it knows which program will run.
+Slots are placed greedily at the lowest offset that does not overlap a slot
+whose lifetime intersects; several greedy orders are tried and the tightest
+kept. The input lives from before the first step, since
+the sample is received (the board knows from the message type which
+program's input slot to receive into).
 """
 
 from __future__ import annotations
@@ -60,12 +62,36 @@ class ArenaPlan:
         return frozenset((a, b)) in self._shared
 
 
-def lifetimes(steps: list[Step], buffers: dict[str, Buffer], pinned_input: str | None) -> dict[str, tuple[int, int]]:
+# Greedy placement orders; the plan keeps whichever packs tightest.
+_ORDERS = (
+    lambda s: (-s.size, s.start),
+    lambda s: (s.start, -s.size),
+    lambda s: (-(s.end - s.start + 1) * s.size, s.start),
+    lambda s: (-s.end + s.start, -s.size),
+)
+
+
+def _place(slots: list[Slot], key) -> list[Slot]:
+    placed: list[Slot] = []
+    for slot in sorted(slots, key=key):
+        slot = Slot(slot.buffers, slot.size, slot.start, slot.end)
+        busy = sorted((p.offset, p.offset + p.size) for p in placed if p.overlaps(slot))
+        offset = 0
+        for lo, hi in busy:
+            if offset + slot.size <= lo:
+                break
+            offset = max(offset, hi)
+        slot.offset = offset
+        placed.append(slot)
+    return placed
+
+
+def lifetimes(steps: list[Step], buffers: dict[str, Buffer], input_name: str | None) -> dict[str, tuple[int, int]]:
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    if pinned_input is not None:
-        first[pinned_input] = -1
-        last[pinned_input] = -1
+    if input_name is not None:
+        first[input_name] = -1
+        last[input_name] = -1
     for i, s in enumerate(steps):
         for b in s.writes:
             first.setdefault(b, i)
@@ -77,8 +103,8 @@ def lifetimes(steps: list[Step], buffers: dict[str, Buffer], pinned_input: str |
     return {b: (first[b], last[b]) for b in first if b in buffers}
 
 
-def plan(steps: list[Step], buffers: dict[str, Buffer], pinned_input: str | None = None) -> ArenaPlan:
-    life = lifetimes(steps, buffers, pinned_input)
+def plan(steps: list[Step], buffers: dict[str, Buffer], input_name: str | None = None) -> ArenaPlan:
+    life = lifetimes(steps, buffers, input_name)
     # Union-find of in-place pairs whose input dies at the step that overwrites it.
     parent = {b: b for b in life}
 
@@ -104,20 +130,8 @@ def plan(steps: list[Step], buffers: dict[str, Buffer], pinned_input: str | None
                     shared.add(frozenset((a, b)))
         slots.append(Slot(members, _align(max(buffers[b].nbytes for b in members)),
                           min(life[b][0] for b in members), max(life[b][1] for b in members)))
-    placed: list[Slot] = []
-    order = sorted(slots, key=lambda s: (pinned_input not in s.buffers, -s.size, s.start))
-    for slot in order:
-        if pinned_input in slot.buffers:
-            slot.offset = 0
-        else:
-            busy = sorted((p.offset, p.offset + p.size) for p in placed if p.overlaps(slot))
-            offset = 0
-            for lo, hi in busy:
-                if offset + slot.size <= lo:
-                    break
-                offset = max(offset, hi)
-            slot.offset = offset
-        placed.append(slot)
+    placed = min((_place(slots, key) for key in _ORDERS), key=lambda ps: max(
+        (p.offset + p.size for p in ps), default=0))
     offsets = {b: s.offset for s in placed for b in s.buffers}
     sizes = {b: buffers[b].nbytes for b in life}
     n_steps = len(steps)

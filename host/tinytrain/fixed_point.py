@@ -103,21 +103,6 @@ def normalize(v: np.ndarray, exp: int, bits: int) -> tuple[np.ndarray, int]:
     return rshift_round(v64, s), exp + s
 
 
-def align_add(a: np.ndarray, ea: int, b: np.ndarray, eb: int) -> tuple[np.ndarray, int]:
-    """Exact-enough sum of two block-floating-point tensors (int32-range mantissas) in int64.
-
-    The common exponent is the smaller one unless that needs a left shift of
-    more than 24 bits, in which case the smaller-exponent operand is rounded.
-    """
-    e = max(min(ea, eb), max(ea, eb) - 24)
-
-    def to_e(v: np.ndarray, ev: int) -> np.ndarray:
-        v64 = np.asarray(v, dtype=np.int64)
-        return v64 << (ev - e) if ev >= e else rshift_round(v64, e - ev)
-
-    return to_e(a, ea) + to_e(b, eb), e
-
-
 # ---------------------------------------------------------------- updates
 
 ROUNDING_MODES = ("stochastic", "nearest", "truncate")

@@ -247,13 +247,19 @@ def avgpool_backward(g: np.ndarray, e: int, mask: np.ndarray, multiplier: int, s
 
 
 def grad_sum(parts: list[tuple[np.ndarray, int]], bits: int) -> tuple[np.ndarray, int]:
-    """Sum of gradient contributions (int32-range mantissas), renormalized to `bits`."""
-    v, e = parts[0][0].astype(np.int64), parts[0][1]
-    for p, ep in parts[1:]:
-        v, e = fp.align_add(v, e, p, ep)
-        if np.abs(v).max(initial=0) >= 2**31:
-            v, e = fp.normalize(v, e, 32)
-    return fp.normalize(v, e, bits)
+    """Sum of gradient contributions (int32-range mantissas), renormalized to `bits`.
+
+    Common exponent e = max(min e_i, max e_i - 24): parts with a larger exponent
+    are shifted left (at most 24 bits), the others rounded right; the sum is
+    int64 (at most a few parts), then normalized.
+    """
+    exps = [e for _, e in parts]
+    e = max(min(exps), max(exps) - 24)
+    total = np.zeros(parts[0][0].shape, dtype=np.int64)
+    for v, ev in parts:
+        v64 = np.asarray(v, dtype=np.int64)
+        total += v64 << (ev - e) if ev >= e else fp.rshift_round(v64, e - ev)
+    return fp.normalize(total, e, bits)
 
 
 # ------------------------------------------------------------------ update

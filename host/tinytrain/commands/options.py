@@ -1,0 +1,33 @@
+"""Command-line options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..ir import Model
+from ..model_loader import load_model
+from ..training_program import CompileOptions
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a tinytrain model (.ttm, or a folder holding one) or one of the paper's .pkl models")
+    p.add_argument("--classes", type=int, help="number of classes; a different number replaces the head")
+    p.add_argument("--new-head", action="store_true", help="replace the classifier by a fresh head even if --classes matches")
+    p.add_argument("--head-seed", type=int, default=0, help="seed of the new head's initial weights")
+
+
+def model_from_args(args: argparse.Namespace) -> Model:
+    return load_model(args.model, args.classes, args.new_head, args.head_seed)
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lr", type=float, default=CompileOptions.lr, help="SGD learning rate (fp32-equivalent with QAS)")
+    p.add_argument("--bias-lr", type=float, help="learning rate of biases (default: --lr)")
+    p.add_argument("--no-qas", action="store_true", help="ablation: no quantization-aware scaling of gradients")
+    p.add_argument("--rounding", choices=["stochastic", "nearest", "truncate"], default="stochastic",
+                   help="rounding of int8 weight updates (truncate = the authors' engine)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the stochastic-rounding PRNG")
+
+
+def options_from_args(args: argparse.Namespace) -> CompileOptions:
+    return CompileOptions(lr=args.lr, bias_lr=args.bias_lr, qas=not args.no_qas, rounding=args.rounding, seed=args.seed)

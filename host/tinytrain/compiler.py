@@ -1,0 +1,148 @@
+"""Compilation driver: model + scheme -> training program, memory plans, SRAM/flash prediction, report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import arena_plan, model_file
+from .arena_plan import ArenaPlan
+from .ir import Conv2D, Model
+from .sparse_scheme import SparseScheme
+from .sram_budget import FIRMWARE_BASE, BudgetError, SramEstimate, kb
+from .training_program import CompileOptions, TrainingProgram, compile_program
+
+FIRMWARE_FLASH_BYTES = 24 * 1024  # code of the firmware without the model (measured, see sram_budget)
+
+
+@dataclass
+class Compiled:
+    program: TrainingProgram
+    train_plan: ArenaPlan
+    infer_plan: ArenaPlan
+    plain_program: TrainingProgram
+    plain_plan: ArenaPlan
+    sram: SramEstimate
+    sram_without_reordering: int
+    flash_bytes: int
+    model_hash: str
+
+    @property
+    def arena_bytes(self) -> int:
+        return max(self.train_plan.arena_bytes, self.infer_plan.arena_bytes)
+
+    def report(self) -> dict:
+        p = self.program
+        return {
+            "model": p.model.name,
+            "model_hash": self.model_hash,
+            "classes": p.model.num_classes,
+            "input_shape": list(p.model.input_spec.shape),
+            "scheme": p.scheme.name,
+            "scheme_json": p.scheme.to_authors_json(),
+            "options": {"lr": p.options.lr, "bias_lr": p.options.bias_lr, "qas": p.options.qas,
+                        "rounding": p.options.rounding, "seed": p.options.seed},
+            "arena_bytes": self.arena_bytes,
+            "train_arena_bytes": self.train_plan.arena_bytes,
+            "infer_arena_bytes": self.infer_plan.arena_bytes,
+            "trainable_sram_bytes": p.trainable_sram_bytes,
+            "runtime_state_bytes": self.sram.runtime_bytes,
+            "firmware_static_bytes": self.sram.firmware_static_bytes,
+            "stack_bytes": self.sram.stack_bytes,
+            "planned_peak_sram_bytes": self.sram.total,
+            "peak_without_reordering_bytes": self.sram_without_reordering,
+            "peak_live_activation_bytes": self.train_plan.peak_live_bytes,
+            "flash_bytes": self.flash_bytes,
+            "macs_forward": p.macs_forward,
+            "macs_backward": p.macs_backward,
+            "train_steps": len(p.train_steps),
+            "trainable_tensors": [
+                {"op": s.op, "layer": s.layer, "kind": s.kind, "shape": list(s.sram_shape), "channels": s.channels,
+                 "bytes": s.sram_bytes}
+                for s in p.trainable_params
+            ],
+        }
+
+
+def runtime_state_bytes(program: TrainingProgram) -> int:
+    """Per-model state in .bss besides arena and parameters: one u32 counter per profiled step."""
+    return 4 * (len(program.train_steps) + len(program.infer_steps)) + 64
+
+
+def flash_bytes(program: TrainingProgram) -> int:
+    """Model data in flash: every weight and bias (trained ones as their .data image), per-channel
+    multipliers/shifts and weight sums, update coefficients, the loss table; plus the firmware."""
+    total = FIRMWARE_FLASH_BYTES + 256 * 4
+    for op in program.model.weighted_ops:
+        total += op.weight.size + 4 * op.out_channels * 4  # weights, bias, mult, shift, wsum
+        if any(p.op == op.name and p.trainable for p in program.params):
+            total += 8 * op.out_channels * 2  # weight and bias update coefficients
+    return total
+
+
+def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
+                  budget_bytes: int | None = None) -> Compiled:
+    options = options or CompileOptions()
+    program = compile_program(model, scheme, options)
+    plain = compile_program(model, scheme, CompileOptions(**{**options.__dict__, "reorder": False}))
+    train = arena_plan.plan(program.train_steps, program.buffers, model.input)
+    infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
+    plain_plan = arena_plan.plan(plain.train_steps, plain.buffers, model.input)
+    runtime = runtime_state_bytes(program)
+    sram = SramEstimate(max(train.arena_bytes, infer.arena_bytes), program.trainable_sram_bytes, runtime,
+                        FIRMWARE_BASE["static_bytes"], FIRMWARE_BASE["stack_bytes"])
+    without = (max(plain_plan.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime
+               + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
+    compiled = Compiled(program, train, infer, plain, plain_plan, sram, without, flash_bytes(program),
+                        model_file.model_hash(model))
+    if budget_bytes is not None and sram.total > budget_bytes:
+        raise BudgetError(_over_budget(compiled, budget_bytes))
+    return compiled
+
+
+def _over_budget(c: Compiled, budget: int) -> str:
+    plan = c.train_plan if c.train_plan.arena_bytes >= c.infer_plan.arena_bytes else c.infer_plan
+    steps = c.program.train_steps if plan is c.train_plan else c.program.infer_steps
+    peak = int(np.argmax(plan.live_bytes_per_step)) - 1
+    live = sorted(((plan.sizes[b], b) for b, (s, e) in plan.lifetimes.items() if s <= peak <= e), reverse=True)[:2]
+    step_name = steps[peak].op if peak >= 0 else "input"
+    biggest = sorted(c.program.trainable_params, key=lambda p: -p.sram_bytes)[:2]
+    parts = [f"the arena {kb(c.arena_bytes)} (at {step_name}: " + ", ".join(f"{b} {kb(n)}" for n, b in live) + ")",
+             f"trainable tensors {kb(c.program.trainable_sram_bytes)} ("
+             + ", ".join(f"{p.op}.{p.kind} {kb(p.sram_bytes)}" for p in biggest) + ")"]
+    return (f"the planned peak SRAM {kb(c.sram.total)} exceeds the {kb(budget)} budget; the largest contributors are "
+            + " and ".join(parts) + ".")
+
+
+def write_outputs(c: Compiled, out_dir: Path, budget_bytes: int | None = None) -> dict:
+    from .memory_plot import plot_memory
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = c.report()
+    report["budget_bytes"] = budget_bytes
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    plot_memory(c, out_dir / "memory_plan.png")
+    (out_dir / "program.txt").write_text(describe_program(c))
+    return report
+
+
+def describe_program(c: Compiled) -> str:
+    lines = [f"# {c.program.model.name} / {c.program.scheme.name}: {len(c.program.train_steps)} training steps",
+             f"# offset:size of every buffer; arena {c.train_plan.arena_bytes} B"]
+    for i, s in enumerate(c.program.train_steps):
+        bufs = " ".join(f"{b}@{c.train_plan.offsets[b]}:{c.train_plan.sizes[b]}" for b in s.writes)
+        reads = " ".join(s.reads)
+        lines.append(f"{i:4d} {s.kind:16s} {s.op or '':10s} reads {reads} -> {bufs}")
+    return "\n".join(lines) + "\n"
+
+
+def layer_table(model: Model) -> list[dict]:
+    rows = []
+    for i, op in enumerate(model.weighted_ops):
+        kind = op.kind if isinstance(op, Conv2D) else "dense"
+        rows.append({"layer": i, "op": op.name, "kind": kind, "weights": int(op.weight.size),
+                     "out_shape": list(model.tensors[op.output].shape)})
+    return rows
