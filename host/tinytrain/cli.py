@@ -13,6 +13,8 @@ from .errors import TinytrainError
 COMMAND_MODULES: list[str] = [
     "compile",
     "predict",
+    "info",
+    "emulate",
 ]
 
 

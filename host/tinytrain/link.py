@@ -78,7 +78,8 @@ class Link:
         try:
             self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise LinkError(f"Cannot open the serial line {url}: {exc}.") from None
+            reason = str(exc).replace(f"Could not open port {url}: ", "")
+            raise LinkError(f"Cannot open the serial line {url} ({reason}).") from None
         sock = getattr(self._port, "_socket", None)
         if isinstance(sock, socket.socket):
             # Small frames back to back must not wait for delayed ACKs (Nagle).
