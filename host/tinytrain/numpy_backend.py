@@ -130,6 +130,27 @@ class NumpyBackend:
             self.sram_part(p)[...] = v
         self.step_count = step_count
 
+    def state_bytes(self) -> bytes:
+        """The learned state exactly as the board's PARAMS_GET returns it: u32 step counter
+        (little-endian), then the SRAM part of every trainable tensor, row-major, little-endian."""
+        parts = [np.uint32(self.step_count).astype("<u4").tobytes()]
+        for p, v in self.trainable_state():
+            parts.append(np.ascontiguousarray(v).astype("<i4" if p.kind == "bias" else "i1").tobytes())
+        return b"".join(parts)
+
+    def load_state_bytes(self, data: bytes) -> None:
+        expected = 4 + sum(v.nbytes for _, v in self.trainable_state())
+        if len(data) != expected:
+            raise ValueError(f"state has {len(data)} bytes, this program needs {expected}")
+        at = 4
+        parts = []
+        for p, v in self.trainable_state():
+            dt = np.dtype("<i4" if p.kind == "bias" else "i1")
+            n = v.size * dt.itemsize
+            parts.append(np.frombuffer(data, dtype=dt, count=v.size, offset=at).reshape(v.shape).astype(v.dtype))
+            at += n
+        self.set_trainable_state(parts, int(np.frombuffer(data[:4], dtype="<u4")[0]))
+
     def predict(self, x: np.ndarray) -> int:
         return int(np.argmax(self.infer(x)))
 

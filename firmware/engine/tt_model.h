@@ -1,0 +1,62 @@
+/* The interface between the firmware and the generated model code.
+ *
+ * The code generator (host/tinytrain/codegen_c.py, run by `pio run` through
+ * tools/platformio/scripts/generate_model.py) writes tt_model_gen.c into the
+ * build folder: constants in flash, trainable tensors in SRAM, one static arena,
+ * and straight-line tt_train_step / tt_infer with constant arena offsets. */
+#ifndef TT_MODEL_H
+#define TT_MODEL_H
+
+#include <stdint.h>
+
+typedef struct {
+    void *data;     /* SRAM part of one trainable tensor */
+    uint32_t bytes;
+} tt_param_region;
+
+enum tt_op_kind {
+    TT_OP_CONV = 0, TT_OP_POINTWISE, TT_OP_DEPTHWISE, TT_OP_DENSE, TT_OP_ADD, TT_OP_AVGPOOL,
+    TT_OP_SAVE, TT_OP_LOSS, TT_OP_REQUANT_GRAD, TT_OP_INPUT_GRAD, TT_OP_WEIGHT_UPDATE,
+    TT_OP_BIAS_UPDATE, TT_OP_ADD_GRAD, TT_OP_AVGPOOL_GRAD, TT_OP_GRAD_SUM,
+};
+
+typedef struct {
+    const char *name;  /* "conv12 weight_update" */
+    uint8_t kind;      /* enum tt_op_kind */
+    uint32_t macs;
+} tt_op_info;
+
+typedef struct {
+    const char *name;
+    const char *scheme;
+    uint8_t hash[32];          /* SHA-256 of the model file's canonical bytes */
+    uint16_t classes;
+    uint16_t input_h, input_w, input_c;
+    uint32_t input_bytes;
+    uint32_t train_input_offset; /* arena offset of the sample for TRAIN */
+    uint32_t infer_input_offset; /* ... and for INFER */
+    uint32_t arena_bytes;
+    uint32_t trainable_bytes;
+    uint32_t planned_peak_sram_bytes;
+    uint16_t n_params;
+    const tt_param_region *params;
+    uint16_t n_train_ops, n_infer_ops;
+    const tt_op_info *train_ops, *infer_ops;
+} tt_model_desc;
+
+extern const tt_model_desc tt_model;
+extern uint8_t tt_arena[];
+
+/* Learned state besides the parameters: training steps taken (the PRNG's step counter). */
+extern uint32_t tt_train_step_count;
+
+/* Per-op counter units of the last train step / inference (board_counter_read differences). */
+extern uint32_t tt_train_op_counts[];
+extern uint32_t tt_infer_op_counts[];
+
+/* The sample is already in the arena at the program's input offset. logits receives
+ * tt_model.classes int8 values of the forward pass (before the update). */
+void tt_train_step(int32_t label, uint32_t lr_scale, int8_t *logits);
+void tt_infer(int8_t *logits);
+
+#endif

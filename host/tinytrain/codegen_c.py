@@ -1,0 +1,350 @@
+"""C code generation: a compiled training program -> tt_model_gen.c for the firmware.
+
+Frozen weights, biases and all compile-time integers go to flash as `const`;
+the SRAM parts of trainable tensors are initialised data; activations and
+gradients live in one static arena at the planned offsets; `tt_train_step` and
+`tt_infer` are straight-line calls of the kernels in firmware/engine. With
+-DTT_CHECKED (host builds) every step is bracketed by a check that it changed
+only the arena bytes of the buffers it writes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .arena_plan import ArenaPlan
+from .compiler import Compiled
+from .ir import Conv2D, Dense
+from .training_program import ParamSpec, Step
+
+ROUNDING = {"stochastic": "TT_ROUND_STOCHASTIC", "nearest": "TT_ROUND_NEAREST", "truncate": "TT_ROUND_TRUNCATE"}
+OP_KIND = {
+    "pointwise": "TT_OP_POINTWISE", "depthwise": "TT_OP_DEPTHWISE", "conv": "TT_OP_CONV", "dense": "TT_OP_DENSE",
+    "add": "TT_OP_ADD", "avgpool": "TT_OP_AVGPOOL", "save_channels": "TT_OP_SAVE", "loss_grad": "TT_OP_LOSS",
+    "requant_grad": "TT_OP_REQUANT_GRAD", "input_grad": "TT_OP_INPUT_GRAD", "weight_update": "TT_OP_WEIGHT_UPDATE",
+    "bias_update": "TT_OP_BIAS_UPDATE", "add_grad": "TT_OP_ADD_GRAD", "avgpool_grad": "TT_OP_AVGPOOL_GRAD",
+    "grad_sum": "TT_OP_GRAD_SUM",
+}
+
+
+def ident(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def c_array(ctype: str, name: str, values: np.ndarray, const: bool = True, per_line: int = 24) -> str:
+    flat = np.asarray(values).reshape(-1)
+    if ctype == "uint32_t":
+        items = [f"{int(v)}u" for v in flat]
+    elif ctype == "int32_t":
+        items = [str(int(v)) if int(v) != -(2**31) else "INT32_MIN" for v in flat]
+    else:
+        items = [str(int(v)) for v in flat]
+    body = ",\n    ".join(", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line))
+    qual = "static const " if const else "static "
+    align = " __attribute__((aligned(4)))"
+    return f"{qual}{ctype} {name}[{max(len(items), 1)}]{align} = {{\n    {body or '0'}\n}};\n"
+
+
+class _Emitter:
+    def __init__(self, c: Compiled):
+        self.c = c
+        self.p = c.program
+        self.model = self.p.model
+        self.ops = {op.name: op for op in self.model.ops}
+        self.decls: list[str] = []
+        self.pspec = {(s.op, s.kind): s for s in self.p.params}
+
+    # ---------------------------------------------------------------- constants
+
+    def weights(self) -> None:
+        for op in self.model.weighted_ops:
+            n = ident(op.name)
+            c = self.p.consts[op.name]
+            w = op.weight
+            ws = self.pspec[(op.name, "weight")]
+            if isinstance(op, Dense):
+                w2 = w.reshape(op.out_channels, -1)
+            else:
+                w2 = w
+            if not ws.trainable:
+                self.decls.append(c_array("int8_t", f"{n}_w", w2))
+            elif isinstance(op, Dense) or op.kind == "pointwise":
+                flat = w2.reshape(op.out_channels, -1)
+                self.decls.append(c_array("int8_t", f"{n}_w_lo", flat[:, : ws.channels], const=False))
+                if ws.channels < flat.shape[1]:
+                    self.decls.append(c_array("int8_t", f"{n}_w_hi", flat[:, ws.channels :]))
+            elif op.kind == "depthwise":
+                self.decls.append(c_array("int8_t", f"{n}_w_lo", w[: ws.channels], const=False))
+                if ws.channels < op.out_channels:
+                    self.decls.append(c_array("int8_t", f"{n}_w_hi", w[ws.channels :]))
+            else:
+                self.decls.append(c_array("int8_t", f"{n}_w_lo", w, const=False))
+            bs = self.pspec[(op.name, "bias")]
+            self.decls.append(c_array("int32_t", f"{n}_b", op.bias, const=not bs.trainable))
+            self.decls.append(c_array("int32_t", f"{n}_mult", c.multiplier))
+            self.decls.append(c_array("int32_t", f"{n}_shift", c.shift))
+            if not ws.trainable and (isinstance(op, Dense) or op.kind == "pointwise"):
+                self.decls.append(c_array("int32_t", f"{n}_wsum", w2.reshape(op.out_channels, -1).astype(np.int64).sum(axis=1)))
+            if ws.trainable:
+                self.decls.append(c_array("int32_t", f"{n}_wcoef_m", c.w_coef[0]))
+                self.decls.append(c_array("int32_t", f"{n}_wcoef_s", c.w_coef[1]))
+            if bs.trainable:
+                self.decls.append(c_array("int32_t", f"{n}_bcoef_m", c.b_coef[0]))
+                self.decls.append(c_array("int32_t", f"{n}_bcoef_s", c.b_coef[1]))
+        for op in self.model.ops:
+            c = self.p.consts[op.name]
+            if c.add is not None:
+                a = c.add
+                self.decls.append(
+                    f"static const tt_add_params {ident(op.name)}_p = {{{a.left_shift}, {a.in1[0]}, {a.in1[1]}, {a.in1[2]}, "
+                    f"{a.in2[0]}, {a.in2[1]}, {a.in2[2]}, {a.out[0]}, {a.out[1]}, {a.out[2]}}};\n")
+                for j, (m, s) in enumerate(c.add_grad):
+                    self.decls.append(f"static const int32_t {ident(op.name)}_gm{j} = {m}, {ident(op.name)}_gs{j} = {s};\n")
+            if c.pool_grad is not None:
+                m, s = c.pool_grad
+                self.decls.append(f"static const int32_t {ident(op.name)}_pm = {m}, {ident(op.name)}_ps = {s};\n")
+        self.decls.append(c_array("uint32_t", "loss_table", self.p.loss_table))
+
+    # ---------------------------------------------------------------- steps
+
+    def ptr(self, plan: ArenaPlan, buf: str, ctype: str) -> str:
+        return f"(({ctype} *)(tt_arena + {plan.offsets[buf]}u))"
+
+    def w_parts(self, op) -> tuple[str, str, int]:
+        n = ident(op.name)
+        ws = self.pspec[(op.name, "weight")]
+        if not ws.trainable:
+            return "NULL", f"{n}_w", 0
+        full = op.in_channels if (isinstance(op, Dense) or op.kind == "pointwise") else op.out_channels
+        hi = f"{n}_w_hi" if ws.channels < full else "NULL"
+        return f"{n}_w_lo", hi, ws.channels
+
+    def weights_whole(self, op) -> str:
+        n = ident(op.name)
+        return f"{n}_w_lo" if self.pspec[(op.name, "weight")].trainable else f"{n}_w"
+
+    def forward(self, s: Step, plan: ArenaPlan) -> str:
+        A8 = lambda b: self.ptr(plan, b, "int8_t")  # noqa: E731
+        mask = self.ptr(plan, s.writes[1], "uint8_t") if len(s.writes) > 1 else "NULL"
+        if s.kind == "save_channels":
+            src = self.model.tensors[s.reads[0]]
+            dst = self.p.buffers[s.writes[0]]
+            if len(dst.shape) == 1:
+                return f"tt_save_channels({A8(s.reads[0])}, 1, {src.size}, {dst.shape[0]}, {A8(s.writes[0])});"
+            h, w, ch = src.shape
+            return f"tt_save_channels({A8(s.reads[0])}, {h * w}, {ch}, {dst.shape[2]}, {A8(s.writes[0])});"
+        op = self.ops[s.op]
+        n = ident(op.name)
+        c = self.p.consts[op.name]
+        t = self.model.tensors
+        if s.kind == "add":
+            return (f"tt_add({A8(op.inputs[0])}, {A8(op.inputs[1])}, {A8(op.output)}, {t[op.output].size}, "
+                    f"&{n}_p, {mask});")
+        if s.kind == "avgpool":
+            h, w, ch = t[op.input].shape
+            return (f"tt_avgpool({A8(op.input)}, {h * w}, {ch}, {A8(op.output)}, {int(c.multiplier[0])}, "
+                    f"{int(c.shift[0])}, {c.zx}, {c.zy}, {mask});")
+        q = f"{n}_b, {n}_mult, {n}_shift, {c.zx}, {c.zy}, {mask}"
+        wsum = f"{n}_wsum" if not self.pspec[(op.name, "weight")].trainable else "NULL"
+        if isinstance(op, Dense):
+            lo, hi, k = self.w_parts(op)
+            return (f"tt_conv_pointwise({A8(op.input)}, 1, {op.in_channels}, {A8(op.output)}, {op.out_channels}, "
+                    f"{lo}, {hi}, {k}, {wsum}, {q});")
+        h, w, cin = t[op.input].shape
+        oh, ow, cout = t[op.output].shape
+        if op.kind == "pointwise":
+            lo, hi, k = self.w_parts(op)
+            return (f"tt_conv_pointwise({A8(op.input)}, {h * w}, {cin}, {A8(op.output)}, {cout}, {lo}, {hi}, {k}, "
+                    f"{wsum}, {q});")
+        if op.kind == "depthwise":
+            lo, hi, k = self.w_parts(op)
+            return (f"tt_conv_depthwise({A8(op.input)}, {h}, {w}, {cin}, {A8(op.output)}, {oh}, {ow}, {op.kernel[0]}, "
+                    f"{op.stride}, {op.pad}, {lo}, {hi}, {k}, {q});")
+        return (f"tt_conv_generic({A8(op.input)}, {h}, {w}, {cin}, {A8(op.output)}, {oh}, {ow}, {cout}, {op.kernel[0]}, "
+                f"{op.stride}, {op.pad}, {op.groups}, {self.weights_whole(op)}, {q});")
+
+    def backward(self, s: Step, plan: ArenaPlan) -> str:
+        A8 = lambda b: self.ptr(plan, b, "int8_t")  # noqa: E731
+        A16 = lambda b: self.ptr(plan, b, "int16_t")  # noqa: E731
+        A32 = lambda b: self.ptr(plan, b, "int32_t")  # noqa: E731
+        AM = lambda b: self.ptr(plan, b, "uint8_t") if b else "NULL"  # noqa: E731
+        E = lambda b: f"e_{ident(b)}"  # noqa: E731
+        t = self.model.tensors
+        opt = self.p.options
+        if s.kind == "loss_grad":
+            m, sh = self.p.loss_scale_mult
+            return (f"{E(s.writes[0])} = tt_loss_grad({A8(s.reads[0])}, {self.model.num_classes}, label, loss_table, "
+                    f"lr_scale, {m}, {sh}, {s.attrs['bits']}, {A16(s.writes[0])});")
+        if s.kind == "grad_sum":
+            n = self.p.buffers[s.writes[0]].elements
+            parts = ", ".join(f"(const void *)(tt_arena + {plan.offsets[b]}u)" for b in s.reads)
+            is32 = ", ".join("1" if self.p.buffers[b].dtype == "int32" else "0" for b in s.reads)
+            exps = ", ".join(E(b) for b in s.reads)
+            k = len(s.reads)
+            return (f"{{ const void *const parts[{k}] = {{{parts}}}; static const uint8_t is32[{k}] = {{{is32}}}; "
+                    f"const int32_t exps[{k}] = {{{exps}}};\n      {E(s.writes[0])} = tt_grad_sum(parts, is32, exps, {k}, {n}, "
+                    f"{s.attrs['bits']}, {A16(s.writes[0])}); }}")
+        op = self.ops[s.op]
+        n = ident(op.name)
+        c = self.p.consts[op.name]
+        if s.kind == "requant_grad":
+            oh, ow, ch = t[op.output].shape
+            return (f"{E(s.writes[0])} = tt_requant_grad({A16(s.reads[0])}, {E(s.reads[0])}, {AM(s.attrs['mask'])}, "
+                    f"{oh * ow}, {ch}, {n}_mult, {n}_shift, {ch}, {s.attrs['bits']}, {A16(s.writes[0])});")
+        if s.kind == "add_grad":
+            h, w, ch = t[op.output].shape
+            lines = []
+            outs = [(j, o) for j, o in enumerate(s.attrs["outputs"]) if o]
+            # The output that may overwrite the incoming gradient is computed last.
+            for j, o in sorted(outs, key=lambda jo: jo[1] == s.writes[0]):
+                lines.append(f"{E(o)} = tt_requant_grad({A16(s.reads[0])}, {E(s.reads[0])}, {AM(s.attrs['mask'])}, "
+                             f"{h * w}, {ch}, &{n}_gm{j}, &{n}_gs{j}, 1, {s.attrs['bits']}, {A16(o)});")
+            return "\n    ".join(lines)
+        if s.kind == "avgpool_grad":
+            h, w, ch = t[op.input].shape
+            return (f"{E(s.writes[0])} = tt_requant_grad({A16(s.reads[0])}, {E(s.reads[0])}, {AM(s.attrs['mask'])}, 1, "
+                    f"{ch}, &{n}_pm, &{n}_ps, 1, {s.attrs['bits']}, {A16(s.writes[0])});\n    "
+                    f"tt_broadcast_rows({A16(s.writes[0])}, {h * w}, {ch}, {A16(s.writes[0])});")
+        g = s.reads[0]
+        oh, ow, cout = t[op.output].shape
+        if s.kind == "input_grad":
+            line = f"{E(s.writes[0])} = {E(g)};\n    "
+            if isinstance(op, Dense):
+                lo, hi, k = self.w_parts(op)
+                return line + (f"tt_input_grad_pointwise({A16(g)}, 1, {op.out_channels}, {lo}, {hi}, {k}, "
+                               f"{op.in_channels}, {A32(s.writes[0])});")
+            h, w, cin = t[op.input].shape
+            if op.kind == "pointwise":
+                lo, hi, k = self.w_parts(op)
+                return line + (f"tt_input_grad_pointwise({A16(g)}, {oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}, "
+                               f"{A32(s.writes[0])});")
+            if op.kind == "depthwise":
+                lo, hi, k = self.w_parts(op)
+                return line + (f"tt_input_grad_depthwise({A16(g)}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, "
+                               f"{op.pad}, {h}, {w}, {lo}, {hi}, {k}, {A32(s.writes[0])});")
+            return line + (f"tt_input_grad_generic({A16(g)}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, {op.pad}, "
+                           f"{op.groups}, {self.weights_whole(op)}, {h}, {w}, {cin}, {A32(s.writes[0])});")
+        if s.kind in ("weight_update", "bias_update"):
+            spec: ParamSpec = self.pspec[(op.name, "weight" if s.kind == "weight_update" else "bias")]
+            u = (f"{{ const tt_update_ctx u = {{{ROUNDING[opt.rounding]}, {opt.seed & 0xFFFFFFFF}u, "
+                 f"tt_train_step_count, {spec.element_offset}u}};\n      ")
+            if s.kind == "bias_update":
+                return u + (f"tt_bias_update({A16(g)}, {E(g)}, {oh * ow}, {cout}, {n}_b, {n}_bcoef_m, {n}_bcoef_s, &u); }}")
+            xs = s.reads[1]
+            xs_c = self.p.buffers[xs].shape[-1]
+            k = spec.channels
+            tail = f"{n}_wcoef_m, {n}_wcoef_s, &u); }}"
+            if isinstance(op, Dense):
+                xs_c = self.p.buffers[xs].elements
+                return u + (f"tt_weight_update_pointwise({A16(g)}, {E(g)}, 1, {cout}, {A8(xs)}, {xs_c}, {k}, {c.zx}, "
+                            f"{n}_w_lo, {tail}")
+            h, w, _ = t[op.input].shape
+            if op.kind == "pointwise":
+                return u + (f"tt_weight_update_pointwise({A16(g)}, {E(g)}, {oh * ow}, {cout}, {A8(xs)}, {xs_c}, {k}, "
+                            f"{c.zx}, {n}_w_lo, {tail}")
+            if op.kind == "depthwise":
+                return u + (f"tt_weight_update_depthwise({A16(g)}, {E(g)}, {oh}, {ow}, {cout}, {A8(xs)}, {h}, {w}, "
+                            f"{xs_c}, {k}, {op.kernel[0]}, {op.stride}, {op.pad}, {c.zx}, {n}_w_lo, {tail}")
+            return u + (f"tt_weight_update_generic({A16(g)}, {E(g)}, {oh}, {ow}, {cout}, {A8(xs)}, {h}, {w}, {xs_c}, "
+                        f"{k}, {op.kernel[0]}, {op.stride}, {op.pad}, {c.zx}, {n}_w_lo, {op.in_channels}, {tail}")
+        raise ValueError(f"no C kernel for step {s.kind}")
+
+    # ---------------------------------------------------------------- program
+
+    def op_kind(self, s: Step) -> str:
+        if s.kind in ("conv", "dense"):
+            op = self.ops[s.op]
+            return OP_KIND["dense" if isinstance(op, Dense) else op.kind]
+        return OP_KIND[s.kind]
+
+    def function(self, name: str, steps: list[Step], plan: ArenaPlan, train: bool) -> str:
+        exps = sorted({b for s in steps for b in s.writes if self.p.buffers[b].role in ("grad", "grad32")})
+        body = []
+        if exps:
+            body.append("    int32_t " + ", ".join(f"e_{ident(b)} = 0" for b in exps) + ";")
+        counts = "tt_train_op_counts" if train else "tt_infer_op_counts"
+        body.append("    uint64_t t0 = board_counter_read(), t1;")
+        for i, s in enumerate(steps):
+            code = self.forward(s, plan) if s.kind in ("conv", "dense", "add", "avgpool", "save_channels") else \
+                self.backward(s, plan)
+            body.append(f"    TT_CHECK_BEGIN({i});")
+            body.append(f"    {code}")
+            body.append(f"    TT_CHECK_END({'train' if train else 'infer'}, {i});")
+            body.append(f"    t1 = board_counter_read(); {counts}[{i}] = (uint32_t)(t1 - t0); t0 = t1;")
+            if s.kind in ("conv", "dense") and s.writes[0] == self.model.output:
+                body.append(f"    memcpy(logits, tt_arena + {plan.offsets[self.model.output]}u, {self.model.num_classes});")
+        if train:
+            body.append("    tt_train_step_count++;")
+        args = "int32_t label, uint32_t lr_scale, int8_t *logits" if train else "int8_t *logits"
+        unused = "    (void)label; (void)lr_scale;\n" if train and not any(s.kind == "loss_grad" for s in steps) else ""
+        return f"void {name}({args})\n{{\n{unused}" + "\n".join(body) + "\n}\n"
+
+    def op_table(self, name: str, steps: list[Step]) -> str:
+        rows = []
+        for s in steps:
+            label = f"{s.op or ''} {s.kind}".strip()
+            rows.append(f'    {{"{label}", {self.op_kind(s)}, {s.macs}u}},')
+        return f"static const tt_op_info {name}[{len(steps)}] = {{\n" + "\n".join(rows) + "\n};\n"
+
+    def check_tables(self, which: str, steps: list[Step], plan: ArenaPlan) -> str:
+        """Per step: the arena ranges it may write (its outputs)."""
+        rows, index = [], []
+        for s in steps:
+            first = len(rows)
+            for b in s.writes:
+                rows.append(f"{{{plan.offsets[b]}u, {plan.sizes[b]}u}}")
+            index.append(f"{{{first}u, {len(rows) - first}u}}")
+        return (f"static const tt_check_range {which}_writes[{max(len(rows), 1)}] = {{{', '.join(rows) or '{0u, 0u}'}}};\n"
+                f"static const tt_check_step {which}_steps[{len(steps)}] = {{{', '.join(index)}}};\n")
+
+    def source(self) -> str:
+        c, p, m = self.c, self.p, self.model
+        self.weights()
+        params = []
+        for s in p.trainable_params:
+            n = ident(s.op)
+            sym = f"{n}_w_lo" if s.kind == "weight" else f"{n}_b"
+            params.append(f"    {{{sym}, {s.sram_bytes}u}},")
+        h, w, ch = m.input_spec.shape
+        hash_bytes = ", ".join(f"0x{b:02x}" for b in bytes.fromhex(c.model_hash))
+        n_train, n_infer = len(p.train_steps), len(p.infer_steps)
+        return "\n".join([
+            f"/* Generated at build time by tinytrain codegen_c from model {m.name} ({c.model_hash[:12]}), "
+            f"scheme {p.scheme.name}. Do not edit. */",
+            "#include <stdint.h>\n#include <stddef.h>\n#include <string.h>\n",
+            '#include "boards/board.h"\n#include "engine/tt_kernels.h"\n#include "engine/tt_model.h"\n'
+            '#include "engine/tt_check.h"\n',
+            f"uint8_t tt_arena[{c.arena_bytes}u] __attribute__((aligned(8)));",
+            "uint32_t tt_train_step_count;",
+            f"uint32_t tt_train_op_counts[{n_train}];",
+            f"uint32_t tt_infer_op_counts[{n_infer}];\n",
+            "".join(self.decls),
+            f"static const tt_param_region params[{max(len(params), 1)}] = {{\n" + "\n".join(params) + "\n};\n",
+            self.op_table("train_ops", p.train_steps),
+            self.op_table("infer_ops", p.infer_steps),
+            "const tt_model_desc tt_model = {",
+            f'    "{m.name}", "{p.scheme.name}", {{{hash_bytes}}},',
+            f"    {m.num_classes}u, {h}u, {w}u, {ch}u, {m.input_spec.size}u,",
+            f"    {c.train_plan.offsets[m.input]}u, {c.infer_plan.offsets[m.input]}u, {c.arena_bytes}u,",
+            f"    {p.trainable_sram_bytes}u, {c.sram.total}u,",
+            f"    {len(params)}u, params, {n_train}u, {n_infer}u, train_ops, infer_ops,",
+            "};\n",
+            "#ifdef TT_CHECKED",
+            self.check_tables("train", p.train_steps, c.train_plan),
+            self.check_tables("infer", p.infer_steps, c.infer_plan),
+            "#endif\n",
+            self.function("tt_train_step", p.train_steps, c.train_plan, True),
+            self.function("tt_infer", p.infer_steps, c.infer_plan, False),
+        ])
+
+
+def generate(compiled: Compiled, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "tt_model_gen.c"
+    text = _Emitter(compiled).source()
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path

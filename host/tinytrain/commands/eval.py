@@ -1,0 +1,27 @@
+"""tinytrain eval: accuracy measured on the board with INFER frames."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..board_session import add_board_arguments, open_board
+from ..sample_input import model_samples
+from ..streaming import evaluate
+from .stream import add_data_arguments
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure a board's accuracy",
+                       description="Classify labelled samples on the board (INFER frames) and print the accuracy.")
+    add_board_arguments(p)
+    add_data_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_board(args) as s:
+        model = s.config.load_model()
+        xs, ys = model_samples(args.data, model, args.samples, args.resize)
+        r = evaluate(s.engine, xs, ys)
+        print(f"accuracy {r.accuracy:.4f} on {len(ys)} samples of {args.data}")
+    return 0

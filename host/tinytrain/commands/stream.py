@@ -1,0 +1,39 @@
+"""tinytrain stream: labelled samples to a board as TRAIN frames, with a live progress bar."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..board_session import add_board_arguments, open_board
+from ..sample_input import model_samples
+from ..streaming import SCHEDULES, stream
+
+
+def add_data_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--data", required=default is None, default=default,
+                   help="mnist:train, mnist:test, fashion-mnist:train|test (any with [a:b]), a .npz or a folder")
+    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--resize", action="store_true", help="resize/convert images that do not match the model input")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stream", help="train a board on labelled samples",
+                       description="Send labelled samples to the board as TRAIN frames; show samples/s, running "
+                                   "loss and running accuracy (prediction before each update).")
+    add_board_arguments(p)
+    add_data_arguments(p)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_board(args) as s:
+        model = s.config.load_model()
+        xs, ys = model_samples(args.data, model, args.samples, args.resize)
+        res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule)
+        n = res.samples
+        print(f"{n} samples in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f}/s); running accuracy "
+              f"{sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
+              f"{min(n, 100)}; {sum(res.counts) / max(n, 1):.0f} counter units per step")
+    return 0
