@@ -55,6 +55,7 @@ class QemuBoard:
         port: int = 0,
         log_path: str | os.PathLike[str] | None = None,
         monitor: bool = False,
+        gdb: bool = False,
         startup_timeout: float = 10.0,
         qemu: str = QEMU_BINARY,
     ) -> None:
@@ -63,6 +64,8 @@ class QemuBoard:
         self.port = port
         self.log_path = Path(log_path) if log_path else None
         self.monitor = monitor
+        self.gdb = gdb
+        self.gdb_port = 0
         self.startup_timeout = startup_timeout
         self.qemu = qemu
         self.process: subprocess.Popen[bytes] | None = None
@@ -89,6 +92,9 @@ class QemuBoard:
             "-serial", f"tcp:{HOST}:{self.port},server=on,wait=off,nodelay=on",
             "-d", "guest_errors,unimp",
         ]
+        if self.gdb:
+            # For gdb-multiarch: `target remote 127.0.0.1:GDB_PORT`.
+            cmd += ["-gdb", f"tcp:{HOST}:{self.gdb_port}"]
         if self._monitor_path is not None:
             cmd += ["-monitor", f"unix:{self._monitor_path},server=on,wait=off"]
         else:
@@ -111,6 +117,8 @@ class QemuBoard:
         # A port picked here may be taken before QEMU binds it: then try another.
         for attempt in range(3):
             self.port = self.requested_port or find_free_port()
+            if self.gdb:
+                self.gdb_port = find_free_port()
             if self._launch():
                 return self
             if self.requested_port or "Address already in use" not in self.log_text():
@@ -131,6 +139,8 @@ class QemuBoard:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
+            # Not probing the gdb port: a gdb connection pauses the guest. QEMU opens
+            # it before the serial port anyway.
             if port_accepts(self.port) and (self._monitor_path is None or self._monitor_path.exists()):
                 return True
             time.sleep(0.05)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections import deque
 
 import serial
 
 from .errors import TinytrainError
-from .framing import BadCrc, Frame, FrameDecoder, TooLarge, encode_frame
+from .framing import BadCrc, Event, Frame, FrameDecoder, TooLarge, encode_frame
 from .messages import (
     REPLY,
     BoardInfo,
@@ -85,6 +86,7 @@ class Link:
             # Small frames back to back must not wait for delayed ACKs (Nagle).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = FrameDecoder()
+        self._events: deque[Event] = deque()  # decoded, not yet looked at
         self._seq = 0
 
     def close(self) -> None:
@@ -125,7 +127,10 @@ class Link:
         on timeout. Raises BoardFault when the board reports a crash."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            for event in self._decoder.feed(self._read_some(deadline - time.monotonic())):
+            if not self._events:
+                self._events.extend(self._decoder.feed(self._read_some(deadline - time.monotonic())))
+            while self._events:
+                event = self._events.popleft()
                 if isinstance(event, (BadCrc, TooLarge)):
                     self.frames_dropped += 1
                 elif event.type == MessageType.FAULT:

@@ -1,0 +1,120 @@
+"""Hardware-in-the-loop tests over serial protocol v1.
+
+By default a session fixture builds the qemu_m7 image (`pio run`, incremental),
+boots it in QEMU on a free port and runs every test against it. Other targets:
+
+    pytest hil_tests --target host              the firmware as a Linux process (ASan, UBSan)
+    pytest hil_tests --port /dev/ttyACM0 \\      a real board (flash it first); --elf enables
+        --elf .pio/build/disco_f746ng/firmware.elf   the checks against the image
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tinytrain.board_build import build_firmware, build_host_firmware
+from tinytrain.emulator import QemuBoard
+from tinytrain.link import Link
+from tinytrain.messages import BoardInfo
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+# What to show with a failed test: QEMU's log, or the host build's output.
+_LOGS: dict[str, Callable[[], str]] = {}
+_QEMUS: list[QemuBoard] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tinytrain HIL")
+    group.addoption("--port", metavar="URL", help="serial line of a board already running the firmware "
+                    "(/dev/ttyACM0, socket://127.0.0.1:PORT); default: boot QEMU")
+    group.addoption("--baud", type=int, default=115200, help="baud rate for --port (default 115200)")
+    group.addoption("--elf", metavar="PATH", help="the firmware image running at --port, for the checks against the ELF")
+    group.addoption("--target", choices=["qemu", "host"], default="qemu",
+                    help="without --port: qemu (default) or host (the firmware as a Linux process)")
+
+
+@dataclass
+class Board:
+    """The board under test."""
+
+    link: Link
+    info: BoardInfo
+    elf: Path | None  # the image it runs, when known
+    kind: str  # "qemu", "host" or "port"
+    qemu: QemuBoard | None = None
+
+    @property
+    def is_mcu(self) -> bool:
+        return self.info.board != "host"
+
+
+def _start_host_board() -> tuple[subprocess.Popen[str], str]:
+    exe = build_host_firmware()
+    proc = subprocess.Popen([str(exe), "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"socket://\S+", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"the host board did not report its port: {line!r}")
+    return proc, match.group(0)
+
+
+@pytest.fixture(scope="session")
+def board(request: pytest.FixtureRequest) -> Iterator[Board]:
+    config = request.config
+    port = config.getoption("--port")
+    elf_opt = config.getoption("--elf")
+    if port:
+        with Link(port, baudrate=config.getoption("--baud")) as link:
+            yield Board(link, link.wait_ready(10.0), Path(elf_opt) if elf_opt else None, "port")
+    elif config.getoption("--target") == "host":
+        proc, url = _start_host_board()
+        output: list[str] = []
+        _LOGS["host board output"] = lambda: "".join(output)
+        try:
+            with Link(url) as link:
+                yield Board(link, link.wait_ready(10.0), None, "host")
+        finally:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+            output.append(out)
+        # A sanitizer report means the firmware misbehaved even if every reply looked right.
+        assert "runtime error" not in out and "Sanitizer" not in out, out
+    else:
+        elf = Path(elf_opt) if elf_opt else build_firmware("qemu_m7")
+        with QemuBoard(elf) as qemu:
+            _QEMUS.append(qemu)
+            _LOGS["QEMU log"] = qemu.log_text
+            with Link(qemu.url) as link:
+                yield Board(link, link.wait_ready(10.0), elf, "qemu", qemu)
+
+
+@pytest.fixture
+def link(board: Board) -> Iterator[Link]:
+    yield board.link
+    # Whatever a test sent, the board must still answer afterwards.
+    assert board.link.info().protocol_version == 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "hil_tests" in str(item.path):
+        for title, read in _LOGS.items():
+            text = read()
+            report.sections.append((title, text[-20000:] if text else "(empty)"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for qemu in _QEMUS:
+        terminalreporter.write_line(f"HIL: QEMU log of {qemu.elf} in {qemu.log_path}")

@@ -1,0 +1,163 @@
+"""tinytrain.link against a scripted fake board on a local TCP socket."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tinytrain.framing import Frame, FrameDecoder, encode_frame
+from tinytrain.link import BoardErrorReply, BoardFault, BoardNotAnswering, Link, LinkError
+from tinytrain.messages import BoardInfo, ErrorCode, MessageType
+
+# A script gets each request frame and its index; it returns raw bytes to send
+# (or None to stay silent).
+Script = Callable[[Frame, int], bytes | None]
+
+INFO_PAYLOAD = struct.pack("<BBHIIII", 1, 0, 0, 4096, 327680, 1048576, 25_000_000) + b"\x050.1.0\x04fake\x02id"
+
+
+def reply(frame: Frame, payload: bytes = b"") -> bytes:
+    return encode_frame(frame.type | 0x80, frame.seq, payload)
+
+
+class FakeBoard:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[Frame] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        decoder = FrameDecoder()
+        with conn:
+            while data := conn.recv(4096):
+                for event in decoder.feed(data):
+                    assert isinstance(event, Frame)
+                    self.requests.append(event)
+                    out = self.script(event, len(self.requests) - 1)
+                    if out:
+                        conn.sendall(out)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[[Script], FakeBoard]]:
+    boards: list[FakeBoard] = []
+
+    def make(script: Script) -> FakeBoard:
+        boards.append(FakeBoard(script))
+        return boards[-1]
+
+    yield make
+    for b in boards:
+        b.close()
+
+
+def test_info_is_parsed(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: reply(f, INFO_PAYLOAD))
+    with Link(board.url) as link:
+        info = link.info()
+    assert info == BoardInfo(1, info.counter_kind, 4096, 327680, 1048576, 25_000_000, "0.1.0", "fake", "id")
+
+
+def test_stale_seq_is_ignored(fake: Callable[[Script], FakeBoard]) -> None:
+    # An old reply (previous seq) arrives first, in the same segment as the right one.
+    board = fake(lambda f, i: encode_frame(f.type | 0x80, (f.seq - 1) % 256, b"old") + reply(f, b"new"))
+    with Link(board.url) as link:
+        assert link.echo(b"x") == b"new"
+        assert link.frames_dropped == 1
+
+
+def test_replies_arriving_together_are_all_delivered(fake: Callable[[Script], FakeBoard]) -> None:
+    pending: list[Frame] = []
+
+    def script(frame: Frame, index: int) -> bytes | None:
+        pending.append(frame)
+        if index < 2:
+            return None
+        return b"".join(reply(f, bytes([f.seq])) for f in pending)
+
+    board = fake(script)
+    with Link(board.url) as link:
+        seqs = [link.next_seq() for _ in range(3)]
+        for s in seqs:
+            link.send_raw(encode_frame(MessageType.ECHO, s, b"?"))
+        for s in seqs:
+            assert link.receive(s, timeout=2) == Frame(0x82, s, bytes([s]))
+
+
+def test_side_effect_free_requests_are_retried_with_fresh_seqs(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: reply(f, b"ok") if i == 2 else None)
+    with Link(board.url, timeout=0.2) as link:
+        assert link.echo(b"q") == b"ok"
+    assert len(board.requests) == 3
+    assert len({f.seq for f in board.requests}) == 3
+
+
+def test_late_reply_to_an_earlier_try_is_not_taken(fake: Callable[[Script], FakeBoard]) -> None:
+    def script(frame: Frame, index: int) -> bytes | None:
+        if index == 0:
+            time.sleep(0.3)  # past the first try's timeout
+            return reply(frame, b"late")
+        return reply(frame, b"fresh")
+
+    board = fake(script)
+    with Link(board.url, timeout=0.2) as link:
+        assert link.echo(b"q") == b"fresh"
+
+
+def test_requests_with_side_effects_are_not_retried(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: None)
+    with Link(board.url, timeout=0.2) as link:
+        with pytest.raises(BoardNotAnswering) as err:
+            link.request(0x11, b"train")
+    assert len(board.requests) == 1
+    message = str(err.value)
+    assert board.url in message and "0x11" in message and message.endswith(".")
+
+
+def test_error_reply_raises_with_code_name(fake: Callable[[Script], FakeBoard]) -> None:
+    error = struct.pack("<BBI", ErrorCode.BAD_LENGTH, 0x02, 16) + b"\x05wrong"
+    board = fake(lambda f, i: encode_frame(0xFF, f.seq, error))
+    with Link(board.url) as link:
+        with pytest.raises(BoardErrorReply) as err:
+            link.echo(b"abc")
+    assert err.value.reply.code == ErrorCode.BAD_LENGTH
+    assert "ECHO" in str(err.value) and "BAD_LENGTH" in str(err.value) and "wrong" in str(err.value)
+
+
+def test_fault_frame_raises_with_registers(fake: Callable[[Script], FakeBoard]) -> None:
+    regs = struct.pack("<8I", 0x0800_1234, 0x0800_0101, 0x6100_0000, 0x100, 1 << 30, 0, 0, 0x2000_3F00)
+    board = fake(lambda f, i: encode_frame(0xFE, 0, regs))
+    with Link(board.url) as link:
+        with pytest.raises(BoardFault) as err:
+            link.stats()
+    assert err.value.fault.pc == 0x0800_1234
+    assert "pc=0x08001234" in str(err.value) and "hfsr=0x40000000" in str(err.value)
+
+
+def test_wrong_reply_type_is_an_error(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: encode_frame(0x83, f.seq, b""))
+    with Link(board.url) as link:
+        with pytest.raises(LinkError, match="answered INFO with message type 0x83"):
+            link.info()
+
+
+def test_unreachable_port_is_one_sentence() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(LinkError) as err:
+        Link(f"socket://127.0.0.1:{port}")
+    message = str(err.value)
+    assert message.startswith(f"Cannot open the serial line socket://127.0.0.1:{port}") and message.endswith(".")
