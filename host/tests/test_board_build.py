@@ -1,0 +1,47 @@
+"""tinytrain.board_build and the PlatformIO builds of both MCU targets (offline)."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from tinytrain.board_build import firmware_elf, firmware_sources, pio_executable, project_root
+from tinytrain.elf_memory import static_memory
+
+
+def rel(paths: list) -> set[str]:
+    fw = project_root() / "firmware"
+    return {str(p.relative_to(fw)) for p in paths}
+
+
+def test_sources_exclude_other_boards_and_tests() -> None:
+    sources = rel(firmware_sources(["cortex_m", "mps2_an500"]))
+    assert {"app/main.c", "protocol/frame_rx.c", "boards/cortex_m/startup.c", "boards/mps2_an500/board_mps2_an500.c"} <= sources
+    assert not any(s.startswith(("boards/stm32f746/", "boards/host/", "tests/")) for s in sources)
+    host = rel(firmware_sources(["host"]))
+    assert "boards/host/board_host.c" in host
+    assert not any(s.startswith(("boards/cortex_m/", "boards/mps2_an500/")) for s in host)
+
+
+@pytest.mark.parametrize("env,flash_origin", [("qemu_m7", 0x00000000), ("disco_f746ng", 0x08000000)])
+def test_pio_build_fits_the_board(env: str, flash_origin: int) -> None:
+    result = subprocess.run(
+        [pio_executable(), "run", "-e", env, "-d", str(project_root())], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "tinytrain size report" in result.stdout
+    elf = firmware_elf(env)
+    mem = static_memory(elf)
+    assert mem.static_bytes + mem.stack_reserved_bytes <= 320 * 1024
+    assert mem.flash_bytes <= 1024 * 1024
+    with open(elf, "rb") as fh:
+        image = ELFFile(fh)
+        vectors = image.get_section_by_name(".isr_vector")
+        assert vectors["sh_addr"] == flash_origin
+        initial_sp, reset = struct.unpack_from("<II", vectors.data())
+        symbols = image.get_section_by_name(".symtab")
+        assert initial_sp == symbols.get_symbol_by_name("__stack_top__")[0]["st_value"]
+        assert reset == symbols.get_symbol_by_name("Reset_Handler")[0]["st_value"] | 1
