@@ -120,7 +120,8 @@ def compile_host_program(
 ) -> Path:
     """gcc with sanitizers; skipped when the output is newer than every source and header."""
     fw = project_root() / "firmware"
-    inputs = list(sources) + list(fw.rglob("*.h")) + [Path(__file__)]
+    headers = [h for d in [fw, *include_dirs] for h in Path(d).rglob("*.h")]
+    inputs = list(sources) + headers + [Path(__file__)]
     if output.exists() and output.stat().st_mtime >= _newest_mtime(inputs):
         return output
     if shutil.which("gcc") is None:
@@ -137,7 +138,10 @@ def compile_host_program(
 
 
 def build_host_firmware(flags: Sequence[str] = ()) -> Path:
-    """The firmware with boards/host: a TCP server standing in for the serial line."""
+    """The firmware with boards/host: a TCP server standing in for the serial line.
+
+    Like the PlatformIO builder it also compiles build/host/generated/*.c, with
+    that folder on the include path: write generated sources there first."""
     out_dir = host_build_dir()
     output = out_dir / "tinytrain_host"
     generated = out_dir / "generated"

@@ -11,8 +11,10 @@ so the SysTick-based counter of boards/mps2_an500 counts instructions.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +26,14 @@ from .errors import TinytrainError
 QEMU_BINARY = "qemu-system-arm"
 QEMU_MACHINE = "mps2-an500"
 HOST = "127.0.0.1"
+
+
+def _die_with_parent() -> None:
+    """Runs in the QEMU child: Linux stops it when the launching process dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class EmulatorError(TinytrainError):
@@ -133,7 +143,11 @@ class QemuBoard:
             log.write(("$ " + " ".join(self.command_line()) + "\n").encode())
             log.flush()
             self.process = subprocess.Popen(
-                self.command_line(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self.command_line(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

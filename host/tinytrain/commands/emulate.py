@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from ..board_build import firmware_elf
@@ -24,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A plain kill must also stop QEMU (through the context manager below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     elf = args.elf or firmware_elf("qemu_m7")
     qemu = QemuBoard(elf, port=args.port, log_path=args.log)
     with qemu:
