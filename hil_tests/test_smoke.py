@@ -50,8 +50,8 @@ def echo_limit(board: Board, link: Link) -> int:
         link.echo(bytes(board.info.max_payload), timeout=10.0)
         return board.info.max_payload
     except BoardErrorReply as err:
-        assert err.value.reply.code == ErrorCode.BAD_LENGTH
-        return err.value.reply.detail
+        assert err.reply.code == ErrorCode.BAD_LENGTH
+        return err.reply.detail
 
 
 def test_echo_random_payloads_up_to_the_maximum(board: Board, link: Link) -> None:

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from tinytrain.board_build import firmware_elf, firmware_sources, pio_executable, project_root
 from tinytrain.elf_memory import static_memory
@@ -40,8 +41,12 @@ def test_pio_build_fits_the_board(env: str, flash_origin: int) -> None:
     with open(elf, "rb") as fh:
         image = ELFFile(fh)
         vectors = image.get_section_by_name(".isr_vector")
-        assert vectors["sh_addr"] == flash_origin
+        assert vectors is not None and vectors["sh_addr"] == flash_origin
         initial_sp, reset = struct.unpack_from("<II", vectors.data())
         symbols = image.get_section_by_name(".symtab")
-        assert initial_sp == symbols.get_symbol_by_name("__stack_top__")[0]["st_value"]
-        assert reset == symbols.get_symbol_by_name("Reset_Handler")[0]["st_value"] | 1
+        assert isinstance(symbols, SymbolTableSection)
+        stack_top = symbols.get_symbol_by_name("__stack_top__")
+        reset_handler = symbols.get_symbol_by_name("Reset_Handler")
+        assert stack_top and reset_handler
+        assert initial_sp == stack_top[0]["st_value"]
+        assert reset == reset_handler[0]["st_value"] | 1

@@ -48,7 +48,7 @@ def report(url: str, args: argparse.Namespace, elf: Path | None) -> int:
         stats = link.stats()
     elf_static = static_memory(elf).static_bytes if elf is not None else None
     if args.json:
-        out = {"url": url, "info": asdict(info), "stats": asdict(stats)}
+        out: dict[str, object] = {"url": url, "info": asdict(info), "stats": asdict(stats)}
         if elf_static is not None:
             out["elf_static_bytes"] = elf_static
         print(json.dumps(out, indent=2))
