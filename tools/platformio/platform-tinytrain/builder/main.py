@@ -116,9 +116,13 @@ def size_report(target, source, env):
         ]
     ram = sum(size for _, size in ram_sections)
     detail = " + ".join("%s %d" % item for item in ram_sections)
-    print("tinytrain size report (%s, %s)" % (TT_BOARD, os.path.relpath(elf_path)))
-    print("  RAM:   %7d of %7d bytes (%5.1f%%): %s" % (ram, RAM_LIMIT, 100.0 * ram / RAM_LIMIT, detail))
-    print("  Flash: %7d of %7d bytes (%5.1f%%)" % (flash, FLASH_LIMIT, 100.0 * flash / FLASH_LIMIT))
+    # One write, so that parallel build steps do not interleave with it.
+    sys.stdout.write(
+        "tinytrain size report (%s, %s)\n" % (TT_BOARD, os.path.relpath(elf_path))
+        + "  RAM:   %7d of %7d bytes (%5.1f%%): %s\n" % (ram, RAM_LIMIT, 100.0 * ram / RAM_LIMIT, detail)
+        + "  Flash: %7d of %7d bytes (%5.1f%%)\n" % (flash, FLASH_LIMIT, 100.0 * flash / FLASH_LIMIT)
+    )
+    sys.stdout.flush()
     if ram > RAM_LIMIT or flash > FLASH_LIMIT:
         sys.stderr.write("Error: the firmware does not fit the board's %d bytes of RAM and %d bytes of flash.\n"
                          % (RAM_LIMIT, FLASH_LIMIT))
