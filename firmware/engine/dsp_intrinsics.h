@@ -1,0 +1,108 @@
+/* Cortex-M DSP (SIMD32) operations of the fast paths, behind tt_ names. Internal to the engine.
+ *
+ * On a core with the DSP extension they are the ACLE intrinsics of arm_acle.h,
+ * one instruction each. With TT_EMULATE_DSP (host tests) they are plain C with
+ * the same semantics, so the exact loop structure of every DSP fast path runs
+ * on the host, under sanitizers, against the NumPy reference. TT_DSP (0 or 1)
+ * selects the path in the kernels; TT_NO_DSP forces the portable path on Arm.
+ *
+ * Lane conventions: "e" = even bytes (0, 2) and "o" = odd bytes (1, 3) of an
+ * int8x4 word, sign-extended into the two int16 lanes (bottom, top). The
+ * multiply-accumulates wrap modulo 2^32 like the instructions (they only set
+ * the sticky Q flag); the kernels' bit budgets keep every sum in range.
+ */
+#ifndef TT_DSP_INTRINSICS_H
+#define TT_DSP_INTRINSICS_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* Unaligned little-endian loads: one LDR on Cortex-M7 (unaligned LDR is allowed; LDRD/LDM are not). */
+static inline uint32_t tt_read_s8x4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint32_t tt_read_s16x2(const int16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* (lo, hi) -> one word with lo in the bottom int16 lane: PKHBT. */
+static inline uint32_t tt_pack16(int32_t lo, int32_t hi)
+{
+    return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+}
+
+#if defined(__ARM_FEATURE_DSP) && !defined(TT_NO_DSP)
+#define TT_DSP 1
+#define TT_DSP_NATIVE 1
+#include <arm_acle.h>
+
+static inline uint32_t tt_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
+
+/* SXTB16 with its built-in ROR #8 operand. GCC 12's arm_acle.h has no __ror and
+ * does not fold a rotate into SXTB16, so this one is inline assembly (as CMSIS's
+ * __SXTB16_RORn is for GCC); not volatile, the compiler may schedule and CSE it. */
+static inline uint32_t tt_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline int32_t tt_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+}
+/* SMLAxy: acc + a.x * b.y, x/y = b(ottom) or t(op) int16 lane. */
+static inline int32_t tt_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __smlabt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+static inline uint32_t tt_ssub16(uint32_t a, uint32_t b) { return (uint32_t)__ssub16((int16x2_t)a, (int16x2_t)b); }
+static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
+
+#else
+#define TT_DSP_NATIVE 0
+#if defined(TT_EMULATE_DSP)
+#define TT_DSP 1
+#else
+#define TT_DSP 0
+#endif
+
+/* Plain C models of the same instructions (also what the portable saturating add uses). */
+static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
+static inline int32_t tt_lane_hi(uint32_t x) { return (int32_t)((x >> 16) ^ 0x8000u) - 0x8000; }
+static inline int32_t tt_byte_s(uint32_t x, int32_t i) { return (int32_t)(((x >> (8 * i)) & 0xFFu) ^ 0x80u) - 0x80; }
+static inline int32_t tt_s32(uint32_t u) { return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN; }
+static inline int32_t tt_wrap_add(int32_t acc, int32_t p) { return tt_s32((uint32_t)acc + (uint32_t)p); }
+
+static inline uint32_t tt_sxtb16(uint32_t x) { return tt_pack16(tt_byte_s(x, 0), tt_byte_s(x, 2)); }
+static inline uint32_t tt_sxtb16_ror8(uint32_t x) { return tt_pack16(tt_byte_s(x, 1), tt_byte_s(x, 3)); }
+static inline int32_t tt_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    /* The two products are added exactly (SMLAD keeps 33 bits), then wrapped. */
+    int64_t s = (int64_t)tt_lane_lo(a) * tt_lane_lo(b) + (int64_t)tt_lane_hi(a) * tt_lane_hi(b) + acc;
+    return tt_s32((uint32_t)(uint64_t)s);
+}
+static inline int32_t tt_smlabb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_lo(b)); }
+static inline int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_hi(b)); }
+static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_lo(b)); }
+static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_hi(b)); }
+static inline uint32_t tt_ssub16(uint32_t a, uint32_t b)
+{
+    return tt_pack16(tt_lane_lo(a) - tt_lane_lo(b), tt_lane_hi(a) - tt_lane_hi(b));
+}
+static inline int32_t tt_qadd(int32_t a, int32_t b)
+{
+    int64_t s = (int64_t)a + b;
+    return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;
+}
+#endif
+
+#endif

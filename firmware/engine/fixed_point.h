@@ -1,0 +1,161 @@
+/* Inline integer arithmetic shared by the kernels: the C twin of host/tinytrain/fixed_point.py.
+ * Internal to the engine; fixed_point.c exports the public tt_ wrappers of tt_kernels.h.
+ *
+ * Assumes two's complement and arithmetic right shifts of negative values (GCC
+ * and Clang on every target we build for); the asserts below make sure.
+ */
+#ifndef TT_FIXED_POINT_H
+#define TT_FIXED_POINT_H
+
+#include <stdint.h>
+
+#include "dsp_intrinsics.h"
+
+_Static_assert((-1 >> 1) == -1 && (INT64_C(-1) >> 1) == INT64_C(-1), "arithmetic right shift required");
+
+/* uint32 -> int32 modulo 2^32 (what the hardware does), without implementation-defined conversion. */
+static inline int32_t tt_wrap32(uint32_t u)
+{
+    return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN;
+}
+
+/* sat32(a + b): ARM's QADD. */
+static inline int32_t tt_sat_add32(int32_t a, int32_t b) { return tt_qadd(a, b); }
+
+/* gemmlowp SaturatingRoundingDoublingHighMul. Its nudge-then-truncate equals
+ * floor((a b + 2^30) / 2^31) for every sign of a b; only INT32_MIN^2 saturates. */
+static inline int32_t tt_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN)
+        return INT32_MAX;
+    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 30)) >> 31);
+}
+
+/* gemmlowp RoundingDivideByPOT (round half away from zero), 0 <= e <= 31. */
+static inline int32_t tt_rdbpot(int32_t x, int32_t e)
+{
+    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> e) + ((x & mask) > threshold);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier, shift in [-31, 31]. */
+static inline int32_t tt_mbqm_inline(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return tt_rdbpot(tt_srdhm(tt_wrap32((uint32_t)x << left), multiplier), right);
+}
+
+/* y = clamp(q + zy) to int8; returns the mask bit (1 = the clamp was not active).
+ * q is first clamped to +-256 so that adding any int8 zero point cannot overflow
+ * and the clamp/mask decision is unchanged. */
+static inline uint32_t tt_store_int8(int32_t q, int32_t zy, int8_t *y)
+{
+    q = q > 256 ? 256 : q < -256 ? -256 : q;
+    const int32_t pre = q + zy;
+    const int32_t c = pre > 127 ? 127 : pre < -128 ? -128 : pre;
+    *y = (int8_t)c;
+    return c == pre;
+}
+
+/* The conv/dense epilogue: y = clamp(MBQM(sat32(bias + sum)) + zy), returns the mask bit. */
+static inline uint32_t tt_requant_store(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift, int32_t zy,
+                                        int8_t *y)
+{
+    return tt_store_int8(tt_mbqm_inline(tt_sat_add32(bias, sum), multiplier, shift), zy, y);
+}
+
+/* floor(v / 2^n + 1/2) for n >= 0. For n >= 63 the result is 0 for every |v| < 2^62
+ * (NumPy's shift semantics make the reference return -1/0 instead for n >= 64). */
+static inline int64_t tt_rshift_round(int64_t v, int32_t n)
+{
+    if (n <= 0)
+        return v;
+    if (n >= 63)
+        return 0;
+    return (v + (INT64_C(1) << (n - 1))) >> n;
+}
+
+static inline int32_t tt_bitlen64(uint64_t v)
+{
+#if defined(__GNUC__)
+    return v ? 64 - __builtin_clzll(v) : 0;
+#else
+    int32_t n = 0;
+    while (v) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* Right shift that brings values with this max |v| into `bits`-bit signed range (1 <= bits <= 63). */
+static inline int32_t tt_normalize_shift(uint64_t max_abs, int32_t bits)
+{
+    if (max_abs == 0)
+        return 0;
+    const uint64_t limit = (UINT64_C(1) << (bits - 1)) - 1u;
+    int32_t s = tt_bitlen64(max_abs) - (bits - 1);
+    if (s < 0)
+        s = 0;
+    if (s > 0 && ((max_abs + (UINT64_C(1) << (s - 1))) >> s) > limit)
+        s++;
+    return s;
+}
+
+static inline uint64_t tt_abs64(int64_t v) { return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; }
+
+static inline uint32_t tt_mix32_inline(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* round(p * 2^e) by mode (docs/numerics.md, "The update"); |p| < 2^62. */
+static inline int64_t tt_round_shift_inline(int64_t p, int32_t e, int32_t mode, uint32_t r)
+{
+    if (e >= 0) {
+        /* A left shift this large would only saturate anyway. */
+        const int32_t s = e < 40 ? e : 40;
+        const int64_t lim = INT64_C(1) << 21;
+        const int64_t b = p > lim ? lim : p < -lim ? -lim : p;
+        return b * (INT64_C(1) << s);
+    }
+    int32_t n = e < -1000 ? 1000 : -e;
+    if (n > 62) {
+        const int32_t d = n - 62;
+        p = d >= 63 ? (p < 0 ? -1 : 0) : p >> d;
+        n = 62;
+    }
+    if (mode == 0) { /* TT_ROUND_STOCHASTIC: floor(p / 2^n + u), u from the top bits of r */
+        const int64_t u = n <= 32 ? (int64_t)(r >> (32 - n)) : (int64_t)r << (n - 32);
+        return (p + u) >> n;
+    }
+    if (mode == 1) /* TT_ROUND_NEAREST: half up */
+        return (p + (INT64_C(1) << (n - 1))) >> n;
+    /* TT_ROUND_TRUNCATE (and anything else): toward zero */
+    return p >= 0 ? p >> n : -((-p) >> n);
+}
+
+/* The SGD step of one element: -grad * coef * 2^(e + coef_shift - 31), rounded. */
+static inline int64_t tt_sgd_delta(int64_t grad, int32_t coef_mult, int32_t e_total, int32_t mode, uint32_t r)
+{
+    return tt_round_shift_inline(-grad * (int64_t)coef_mult, e_total, mode, r);
+}
+
+static inline int8_t tt_apply_weight_delta(int8_t w, int64_t delta)
+{
+    const int64_t v = (int64_t)w + delta;
+    return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+}
+
+/* The random bits of element `index`, given base = tt_mix32(seed ^ step). */
+static inline uint32_t tt_element_random(uint32_t base, uint32_t index) { return tt_mix32_inline(base + index); }
+
+#endif

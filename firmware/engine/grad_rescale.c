@@ -1,0 +1,100 @@
+/* Block-floating-point gradient ops: requantization backward, broadcast, sum of parts.
+ * Each renormalization needs the tensor's max before its first output: two
+ * passes that recompute the (cheap) values instead of storing them. */
+#include <string.h>
+
+#include "tt_kernels.h"
+
+#include "fixed_point.h"
+#include "mask_bits.h"
+
+static inline int64_t requant_term(const int16_t *g, const uint8_t *mask, int32_t i, int32_t mult, int32_t n)
+{
+    const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+    return tt_rshift_round((int64_t)v * mult, n);
+}
+
+int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_t hw, int32_t c,
+                        const int32_t *mult, const int32_t *shift, int32_t nmult, int32_t bits, int16_t *out)
+{
+    int32_t shmax = shift[0];
+    for (int32_t j = 1; j < nmult; j++)
+        if (shift[j] > shmax)
+            shmax = shift[j];
+    const int per_channel = nmult > 1;
+    uint64_t max_abs = 0;
+    for (int32_t p = 0, i = 0; p < hw; p++) {
+        for (int32_t ch = 0; ch < c; ch++, i++) {
+            const int32_t j = per_channel ? ch : 0;
+            const uint64_t a = tt_abs64(requant_term(g, mask, i, mult[j], shmax - shift[j]));
+            if (a > max_abs)
+                max_abs = a;
+        }
+    }
+    const int32_t s = tt_normalize_shift(max_abs, bits);
+    /* out may alias g: element i is read before it is written. */
+    for (int32_t p = 0, i = 0; p < hw; p++) {
+        for (int32_t ch = 0; ch < c; ch++, i++) {
+            const int32_t j = per_channel ? ch : 0;
+            out[i] = (int16_t)tt_rshift_round(requant_term(g, mask, i, mult[j], shmax - shift[j]), s);
+        }
+    }
+    return e + shmax - 31 + s;
+}
+
+void tt_broadcast_rows(const int16_t *src, int32_t hw, int32_t c, int16_t *out)
+{
+    if (hw <= 0)
+        return;
+    if (out != src)
+        memmove(out, src, (size_t)c * sizeof *out);
+    for (int32_t p = 1; p < hw; p++)
+        memcpy(out + p * c, out, (size_t)c * sizeof *out);
+}
+
+/* Part j's element i at the common exponent. Parts are read with memcpy (a
+ * character-type access) because out may alias parts[0] with another element
+ * type: the int16 out[i] overlaps only int32 element i/2 <= i, already read. */
+static inline int64_t aligned_part(const void *part, int32_t is32, int32_t i, int32_t ev, int32_t e)
+{
+    int64_t v;
+    if (is32) {
+        int32_t t;
+        memcpy(&t, (const unsigned char *)part + (size_t)i * 4u, 4);
+        v = t;
+    } else {
+        int16_t t;
+        memcpy(&t, (const unsigned char *)part + (size_t)i * 2u, 2);
+        v = t;
+    }
+    return ev >= e ? v * (INT64_C(1) << (ev - e)) : tt_rshift_round(v, e - ev);
+}
+
+int32_t tt_grad_sum(const void *const *parts, const uint8_t *is32, const int32_t *exps, int32_t nparts,
+                    int32_t n, int32_t bits, int16_t *out)
+{
+    int32_t emin = exps[0], emax = exps[0];
+    for (int32_t j = 1; j < nparts; j++) {
+        emin = exps[j] < emin ? exps[j] : emin;
+        emax = exps[j] > emax ? exps[j] : emax;
+    }
+    const int32_t e = emin > emax - 24 ? emin : emax - 24;
+    uint64_t max_abs = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int64_t t = 0;
+        for (int32_t j = 0; j < nparts; j++)
+            t += aligned_part(parts[j], is32[j], i, exps[j], e);
+        const uint64_t a = tt_abs64(t);
+        if (a > max_abs)
+            max_abs = a;
+    }
+    const int32_t s = tt_normalize_shift(max_abs, bits);
+    for (int32_t i = 0; i < n; i++) {
+        int64_t t = 0;
+        for (int32_t j = 0; j < nparts; j++)
+            t += aligned_part(parts[j], is32[j], i, exps[j], e);
+        const int16_t v = (int16_t)tt_rshift_round(t, s);
+        memcpy((unsigned char *)out + (size_t)i * 2u, &v, 2);
+    }
+    return e + s;
+}

@@ -1,0 +1,230 @@
+/* Input gradients: the transposed convolutions of dL/dacc (int16) with the int8 weights, int32 out.
+ *
+ * All three are written in gather form (each gx element sums everything that
+ * reaches it), so gx needs no clearing and is written exactly once.
+ */
+#include "tt_kernels.h"
+
+#include "dsp_intrinsics.h"
+#include "fixed_point.h"
+
+/* ------------------------------------------------------------------ pointwise */
+
+/* gx[p][i] for input channels [i0, i0 + n) of one weight part (columns of a
+ * [cout][stride] matrix starting at wcol = &w[0][first channel]). */
+static void pw_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
+                                int32_t *gxp)
+{
+    for (int32_t i = 0; i < n; i++) {
+        int32_t s = 0;
+        const int8_t *wc = wcol + i;
+        for (int32_t o = 0; o < cout; o++, wc += stride)
+            s += gp[o] * *wc;
+        gxp[i] = s;
+    }
+}
+
+#if TT_DSP
+/* 4 input channels x 1 position, 2 output channels per iteration: the int16
+ * pair (g[o], g[o+1]) is one load; each weight word is unpacked into
+ * (i, i+2) / (i+1, i+3) lanes and multiplied by the matching g half (SMLAxy):
+ * 3 loads + 4 unpacks + 8 MACs. */
+static void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
+                           int32_t *gxp)
+{
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4) {
+        const int8_t *w0 = wcol + i;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int32_t o = 0;
+        for (; o + 1 < cout; o += 2) {
+            const uint32_t gg = tt_read_s16x2(gp + o);
+            const uint32_t wa = tt_read_s8x4(w0), wb = tt_read_s8x4(w0 + stride);
+            w0 += 2 * stride;
+            const uint32_t wae = tt_sxtb16(wa), wao = tt_sxtb16_ror8(wa);
+            const uint32_t wbe = tt_sxtb16(wb), wbo = tt_sxtb16_ror8(wb);
+            a0 = tt_smlabb(wae, gg, a0);
+            a2 = tt_smlatb(wae, gg, a2);
+            a1 = tt_smlabb(wao, gg, a1);
+            a3 = tt_smlatb(wao, gg, a3);
+            a0 = tt_smlabt(wbe, gg, a0);
+            a2 = tt_smlatt(wbe, gg, a2);
+            a1 = tt_smlabt(wbo, gg, a1);
+            a3 = tt_smlatt(wbo, gg, a3);
+        }
+        if (o < cout) {
+            const uint32_t gg = (uint32_t)(int32_t)gp[o] & 0xFFFFu;
+            const uint32_t wa = tt_read_s8x4(w0);
+            const uint32_t wae = tt_sxtb16(wa), wao = tt_sxtb16_ror8(wa);
+            a0 = tt_smlabb(wae, gg, a0);
+            a2 = tt_smlatb(wae, gg, a2);
+            a1 = tt_smlabb(wao, gg, a1);
+            a3 = tt_smlatb(wao, gg, a3);
+        }
+        gxp[i] = a0;
+        gxp[i + 1] = a1;
+        gxp[i + 2] = a2;
+        gxp[i + 3] = a3;
+    }
+    if (i < n)
+        pw_columns_portable(gp, cout, wcol + i, stride, n - i, gxp + i);
+}
+#define PW_COLUMNS pw_columns_dsp
+#else
+#define PW_COLUMNS pw_columns_portable
+#endif
+
+void tt_input_grad_pointwise(const int16_t *g, int32_t hw, int32_t cout,
+                             const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t *gx)
+{
+    const int32_t k_hi = cin - k_lo;
+    for (int32_t p = 0; p < hw; p++) {
+        const int16_t *gp = g + p * cout;
+        int32_t *gxp = gx + p * cin;
+        if (k_lo)
+            PW_COLUMNS(gp, cout, w_lo, k_lo, k_lo, gxp);
+        if (k_hi)
+            PW_COLUMNS(gp, cout, w_hi, k_hi, k_hi, gxp + k_lo);
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise / generic */
+
+/* Taps of a kernel axis that reach input coordinate `in` (gather form): i = first, first + stride, ... < end,
+ * output coordinate (in + pad - i) / stride. Returns the number of taps. */
+static inline int32_t tap_range(int32_t in, int32_t pad, int32_t stride, int32_t kernel, int32_t out_size,
+                                int32_t *first)
+{
+    const int32_t t = in + pad; /* i <= t and t - i <= stride (out_size - 1), t - i = 0 mod stride */
+    int32_t lo = t - stride * (out_size - 1);
+    if (lo < 0)
+        lo = 0;
+    lo += (t - lo) % stride;
+    const int32_t hi = t < kernel - 1 ? t : kernel - 1;
+    *first = lo;
+    return lo > hi ? 0 : (hi - lo) / stride + 1;
+}
+
+static void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                                 int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
+                                 int32_t c_lo, int32_t *gx, int32_t c_begin, int32_t c_end)
+{
+    const int32_t kk = kernel * kernel;
+    for (int32_t iy = 0; iy < h; iy++) {
+        int32_t i0;
+        const int32_t ni = tap_range(iy, pad, stride, kernel, oh, &i0);
+        for (int32_t ix = 0; ix < w; ix++) {
+            int32_t j0;
+            const int32_t nj = tap_range(ix, pad, stride, kernel, ow, &j0);
+            for (int32_t ch = c_begin; ch < c_end; ch++) {
+                const int8_t *wc = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
+                int32_t s = 0;
+                for (int32_t a = 0; a < ni; a++) {
+                    const int32_t i = i0 + a * stride, oy = (iy + pad - i) / stride;
+                    for (int32_t b = 0; b < nj; b++) {
+                        const int32_t j = j0 + b * stride, ox = (ix + pad - j) / stride;
+                        s += g[(oy * ow + ox) * c + ch] * wc[i * kernel + j];
+                    }
+                }
+                gx[(iy * w + ix) * c + ch] = s;
+            }
+        }
+    }
+}
+
+#if TT_DSP
+#define DW_MAX_KERNEL 7
+
+/* Groups of 4 channels; their weights repacked once into int16 pairs matching
+ * the (g[c], g[c+1]) pairs of two int16x2 loads: 4 SMLAxy per tap. */
+static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad,
+                   int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+{
+    const int32_t kk = kernel * kernel;
+    uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
+    int32_t c0 = 0;
+    for (; c0 + 3 < c; c0 += 4) {
+        for (int32_t t = 0; t < kk; t++) {
+            int32_t v[4];
+            for (int32_t j = 0; j < 4; j++) {
+                const int32_t ch = c0 + j;
+                v[j] = ch < c_lo ? w_lo[ch * kk + t] : w_hi[(ch - c_lo) * kk + t];
+            }
+            table[t][0] = tt_pack16(v[0], v[1]);
+            table[t][1] = tt_pack16(v[2], v[3]);
+        }
+        for (int32_t iy = 0; iy < h; iy++) {
+            int32_t i0;
+            const int32_t ni = tap_range(iy, pad, stride, kernel, oh, &i0);
+            for (int32_t ix = 0; ix < w; ix++) {
+                int32_t j0;
+                const int32_t nj = tap_range(ix, pad, stride, kernel, ow, &j0);
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (int32_t a = 0; nj > 0 && a < ni; a++) {
+                    const int32_t i = i0 + a * stride, oy = (iy + pad - i) / stride;
+                    const int16_t *gp = g + (oy * ow + (ix + pad - j0) / stride) * c + c0;
+                    const uint32_t *wp = table[i * kernel + j0];
+                    for (int32_t b = 0; b < nj; b++, gp -= c, wp += 2 * stride) {
+                        const uint32_t g01 = tt_read_s16x2(gp), g23 = tt_read_s16x2(gp + 2);
+                        a0 = tt_smlabb(g01, wp[0], a0);
+                        a1 = tt_smlatt(g01, wp[0], a1);
+                        a2 = tt_smlabb(g23, wp[1], a2);
+                        a3 = tt_smlatt(g23, wp[1], a3);
+                    }
+                }
+                int32_t *gxp = gx + (iy * w + ix) * c + c0;
+                gxp[0] = a0;
+                gxp[1] = a1;
+                gxp[2] = a2;
+                gxp[3] = a3;
+            }
+        }
+    }
+    if (c0 < c)
+        dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx, c0, c);
+}
+#endif
+
+void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                             int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
+                             int32_t c_lo, int32_t *gx)
+{
+#if TT_DSP
+    if (kernel <= DW_MAX_KERNEL) {
+        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx);
+        return;
+    }
+#endif
+    dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx, 0, c);
+}
+
+void tt_input_grad_generic(const int16_t *g, int32_t oh, int32_t ow, int32_t cout, int32_t kernel, int32_t stride,
+                           int32_t pad, int32_t groups, const int8_t *weights, int32_t h, int32_t w, int32_t cin,
+                           int32_t *gx)
+{
+    const int32_t ig = cin / groups, og = cout / groups;
+    const int32_t wrow = kernel * kernel * ig;
+    for (int32_t iy = 0; iy < h; iy++) {
+        int32_t i0;
+        const int32_t ni = tap_range(iy, pad, stride, kernel, oh, &i0);
+        for (int32_t ix = 0; ix < w; ix++) {
+            int32_t j0;
+            const int32_t nj = tap_range(ix, pad, stride, kernel, ow, &j0);
+            for (int32_t ci = 0; ci < cin; ci++) {
+                const int32_t grp = ci / ig, cl = ci - grp * ig;
+                int32_t s = 0;
+                for (int32_t a = 0; a < ni; a++) {
+                    const int32_t i = i0 + a * stride, oy = (iy + pad - i) / stride;
+                    for (int32_t b = 0; b < nj; b++) {
+                        const int32_t j = j0 + b * stride, ox = (ix + pad - j) / stride;
+                        const int16_t *gp = g + (oy * ow + ox) * cout + grp * og;
+                        const int8_t *wp = weights + grp * og * wrow + (i * kernel + j) * ig + cl;
+                        for (int32_t o = 0; o < og; o++, wp += wrow)
+                            s += gp[o] * *wp;
+                    }
+                }
+                gx[(iy * w + ix) * cin + ci] = s;
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+/* Fused weight/bias gradient + SGD update (QAS coefficient, rounding by mode, saturation).
+ *
+ * The gradient of an element exists only in a register: it is summed, scaled
+ * by the per-output-channel coefficient coef_mult 2^(e + coef_shift - 31),
+ * rounded (stochastic / nearest / truncate) and applied at once. The random
+ * bits of element index k are tt_mix32(tt_mix32(seed ^ step) + elem_offset + k).
+ */
+#include "tt_kernels.h"
+
+#include "dsp_intrinsics.h"
+#include "fixed_point.h"
+
+static inline uint32_t update_base(const tt_update_ctx *u) { return tt_mix32_inline(u->seed ^ u->step); }
+
+static inline void update_weight(int8_t *w, int64_t grad, int32_t coef_mult, int32_t e_total, const tt_update_ctx *u,
+                                 uint32_t base, uint32_t index)
+{
+    const uint32_t r = u->mode == TT_ROUND_STOCHASTIC ? tt_element_random(base, u->elem_offset + index) : 0u;
+    *w = tt_apply_weight_delta(*w, tt_sgd_delta(grad, coef_mult, e_total, u->mode, r));
+}
+
+/* ------------------------------------------------------------------ pointwise / dense */
+
+/* sum_p g[p][o] (x[p][i] - zx), one element */
+static int32_t pw_grad_element(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t zx,
+                               int32_t o, int32_t i)
+{
+    int32_t s = 0;
+    const int16_t *gp = g + o;
+    const int8_t *xp = xs + i;
+    for (int32_t p = 0; p < hw; p++, gp += cout, xp += xs_c)
+        s += *gp * (*xp - zx);
+    return s;
+}
+
+#if TT_DSP
+/* 2 output channels x 4 input channels over all positions: per position one
+ * int16x2 load of (g[o], g[o+1]) and one int8x4 load of x, 2 unpacks and 8
+ * SMLAxy. The zero point is folded afterwards through sum_p g. */
+static void pw_grad_block_2x4(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t o,
+                              int32_t i0, int32_t *a)
+{
+    const int16_t *gp = g + o;
+    const int8_t *xp = xs + i0;
+    int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+    for (int32_t p = hw; p > 0; --p) {
+        const uint32_t gg = tt_read_s16x2(gp), xv = tt_read_s8x4(xp);
+        gp += cout;
+        xp += xs_c;
+        const uint32_t xe = tt_sxtb16(xv), xo = tt_sxtb16_ror8(xv);
+        a00 = tt_smlabb(gg, xe, a00);
+        a02 = tt_smlabt(gg, xe, a02);
+        a10 = tt_smlatb(gg, xe, a10);
+        a12 = tt_smlatt(gg, xe, a12);
+        a01 = tt_smlabb(gg, xo, a01);
+        a03 = tt_smlabt(gg, xo, a03);
+        a11 = tt_smlatb(gg, xo, a11);
+        a13 = tt_smlatt(gg, xo, a13);
+    }
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a02;
+    a[3] = a03;
+    a[4] = a10;
+    a[5] = a11;
+    a[6] = a12;
+    a[7] = a13;
+}
+#endif
+
+void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t cout,
+                                const int8_t *xs, int32_t xs_c, int32_t k, int32_t zx, int8_t *w_lo,
+                                const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+{
+    const uint32_t base = update_base(u);
+    int32_t o = 0;
+#if TT_DSP
+    for (; o + 1 < cout; o += 2) {
+        int32_t gs0 = 0, gs1 = 0;
+        const int16_t *gp = g + o;
+        for (int32_t p = 0; p < hw; p++, gp += cout) {
+            gs0 += gp[0];
+            gs1 += gp[1];
+        }
+        const int32_t zg0 = zx * gs0, zg1 = zx * gs1;
+        const int32_t m0 = coef_mult[o], m1 = coef_mult[o + 1];
+        const int32_t e0 = e + coef_shift[o] - 31, e1 = e + coef_shift[o + 1] - 31;
+        int8_t *w0 = w_lo + o * k, *w1 = w0 + k;
+        const uint32_t idx0 = (uint32_t)(o * k), idx1 = idx0 + (uint32_t)k;
+        int32_t i = 0;
+        for (; i + 3 < k; i += 4) {
+            int32_t a[8];
+            pw_grad_block_2x4(g, hw, cout, xs, xs_c, o, i, a);
+            for (int32_t j = 0; j < 4; j++) {
+                update_weight(w0 + i + j, a[j] - zg0, m0, e0, u, base, idx0 + (uint32_t)(i + j));
+                update_weight(w1 + i + j, a[4 + j] - zg1, m1, e1, u, base, idx1 + (uint32_t)(i + j));
+            }
+        }
+        for (; i < k; i++) {
+            update_weight(w0 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), m0, e0, u, base,
+                          idx0 + (uint32_t)i);
+            update_weight(w1 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o + 1, i), m1, e1, u, base,
+                          idx1 + (uint32_t)i);
+        }
+    }
+#endif
+    for (; o < cout; o++) {
+        const int32_t eo = e + coef_shift[o] - 31;
+        for (int32_t i = 0; i < k; i++)
+            update_weight(w_lo + o * k + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), coef_mult[o], eo, u,
+                          base, (uint32_t)(o * k + i));
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise / generic */
+
+/* Output positions q in [lo, hi) whose tap at offset t (kernel index) lands inside [0, size):
+ * 0 <= q stride + t - pad < size. */
+static inline void valid_outputs(int32_t t, int32_t pad, int32_t stride, int32_t size, int32_t out_size, int32_t *lo,
+                                 int32_t *hi)
+{
+    const int32_t a = pad - t;                 /* need q stride >= a */
+    const int32_t b = size - 1 + pad - t;      /* need q stride <= b */
+    int32_t l = a > 0 ? (a + stride - 1) / stride : 0;
+    int32_t h = b < 0 ? 0 : b / stride + 1;
+    if (h > out_size)
+        h = out_size;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* sum over the valid outputs of g[oy][ox][gc] (x[oy s + i - pad][ox s + j - pad][xc] - zx) */
+static int32_t tap_grad(const int16_t *g, int32_t ow, int32_t gstride, int32_t gc, const int8_t *xs, int32_t w,
+                        int32_t xs_c, int32_t xc, int32_t zx, int32_t stride, int32_t pad, int32_t i, int32_t j,
+                        int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1)
+{
+    int32_t s = 0;
+    for (int32_t oy = oy0; oy < oy1; oy++) {
+        const int32_t iy = oy * stride + i - pad;
+        const int16_t *gp = g + (oy * ow + ox0) * gstride + gc;
+        const int8_t *xp = xs + (iy * w + ox0 * stride + j - pad) * xs_c + xc;
+        for (int32_t ox = ox0; ox < ox1; ox++, gp += gstride, xp += stride * xs_c)
+            s += *gp * (*xp - zx);
+    }
+    return s;
+}
+
+void tt_weight_update_depthwise(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c,
+                                const int8_t *xs, int32_t h, int32_t w, int32_t xs_c, int32_t k,
+                                int32_t kernel, int32_t stride, int32_t pad, int32_t zx, int8_t *w_lo,
+                                const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+{
+    const uint32_t base = update_base(u);
+    const int32_t kk = kernel * kernel;
+    int32_t c0 = 0;
+#if TT_DSP
+    /* 4 channels per tap: x - zx in the int16 lanes (SSUB16; the valid region
+     * differs per tap, so no per-channel sum can fold the zero point). */
+    const uint32_t zz = tt_pack16(zx, zx);
+    for (; c0 + 3 < k; c0 += 4) {
+        for (int32_t i = 0; i < kernel; i++) {
+            int32_t oy0, oy1;
+            valid_outputs(i, pad, stride, h, oh, &oy0, &oy1);
+            for (int32_t j = 0; j < kernel; j++) {
+                int32_t ox0, ox1;
+                valid_outputs(j, pad, stride, w, ow, &ox0, &ox1);
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (int32_t oy = oy0; ox0 < ox1 && oy < oy1; oy++) {
+                    const int32_t iy = oy * stride + i - pad;
+                    const int16_t *gp = g + (oy * ow + ox0) * c + c0;
+                    const int8_t *xp = xs + (iy * w + ox0 * stride + j - pad) * xs_c + c0;
+                    for (int32_t n = ox1 - ox0; n > 0; --n, gp += c, xp += stride * xs_c) {
+                        const uint32_t g01 = tt_read_s16x2(gp), g23 = tt_read_s16x2(gp + 2);
+                        const uint32_t xv = tt_read_s8x4(xp);
+                        const uint32_t xe = tt_ssub16(tt_sxtb16(xv), zz), xo = tt_ssub16(tt_sxtb16_ror8(xv), zz);
+                        a0 = tt_smlabb(xe, g01, a0);
+                        a1 = tt_smlabt(xo, g01, a1);
+                        a2 = tt_smlatb(xe, g23, a2);
+                        a3 = tt_smlatt(xo, g23, a3);
+                    }
+                }
+                const int32_t t = i * kernel + j;
+                const int32_t a[4] = {a0, a1, a2, a3};
+                for (int32_t q = 0; q < 4; q++) {
+                    const int32_t ch = c0 + q;
+                    update_weight(w_lo + ch * kk + t, a[q], coef_mult[ch], e + coef_shift[ch] - 31, u, base,
+                                  (uint32_t)(ch * kk + t));
+                }
+            }
+        }
+    }
+#endif
+    for (int32_t ch = c0; ch < k; ch++) {
+        const int32_t ec = e + coef_shift[ch] - 31;
+        for (int32_t i = 0; i < kernel; i++) {
+            int32_t oy0, oy1;
+            valid_outputs(i, pad, stride, h, oh, &oy0, &oy1);
+            for (int32_t j = 0; j < kernel; j++) {
+                int32_t ox0, ox1;
+                valid_outputs(j, pad, stride, w, ow, &ox0, &ox1);
+                const int32_t s = ox0 < ox1 ? tap_grad(g, ow, c, ch, xs, w, xs_c, ch, zx, stride, pad, i, j, oy0, oy1,
+                                                       ox0, ox1)
+                                            : 0;
+                const int32_t t = i * kernel + j;
+                update_weight(w_lo + ch * kk + t, s, coef_mult[ch], ec, u, base, (uint32_t)(ch * kk + t));
+            }
+        }
+    }
+}
+
+void tt_weight_update_generic(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t cout,
+                              const int8_t *xs, int32_t h, int32_t w, int32_t xs_c, int32_t k,
+                              int32_t kernel, int32_t stride, int32_t pad, int32_t zx, int8_t *weights, int32_t cin,
+                              const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+{
+    const uint32_t base = update_base(u);
+    for (int32_t o = 0; o < cout; o++) {
+        const int32_t eo = e + coef_shift[o] - 31;
+        for (int32_t i = 0; i < kernel; i++) {
+            int32_t oy0, oy1;
+            valid_outputs(i, pad, stride, h, oh, &oy0, &oy1);
+            for (int32_t j = 0; j < kernel; j++) {
+                int32_t ox0, ox1;
+                valid_outputs(j, pad, stride, w, ow, &ox0, &ox1);
+                const int32_t flat = ((o * kernel + i) * kernel + j) * cin;
+                for (int32_t ci = 0; ci < k; ci++) {
+                    const int32_t s = ox0 < ox1 ? tap_grad(g, ow, cout, o, xs, w, xs_c, ci, zx, stride, pad, i, j, oy0,
+                                                           oy1, ox0, ox1)
+                                                : 0;
+                    update_weight(weights + flat + ci, s, coef_mult[o], eo, u, base, (uint32_t)(flat + ci));
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ bias */
+
+void tt_bias_update(const int16_t *g, int32_t e, int32_t hw, int32_t c, int32_t *bias,
+                    const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+{
+    const uint32_t base = update_base(u);
+    for (int32_t ch = 0; ch < c; ch++) {
+        int64_t s = 0;
+        const int16_t *gp = g + ch;
+        for (int32_t p = 0; p < hw; p++, gp += c)
+            s += *gp;
+        const uint32_t r = u->mode == TT_ROUND_STOCHASTIC ? tt_element_random(base, u->elem_offset + (uint32_t)ch) : 0u;
+        const int64_t v = (int64_t)bias[ch] + tt_sgd_delta(s, coef_mult[ch], e + coef_shift[ch] - 31, u->mode, r);
+        bias[ch] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+    }
+}

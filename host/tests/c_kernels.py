@@ -1,0 +1,311 @@
+"""firmware/engine/*.c as host shared libraries (ASan + UBSan), loaded with ctypes.
+
+Two builds of the same sources: the portable C path, and the Cortex-M DSP fast
+path with its intrinsics emulated in C (-DTT_EMULATE_DSP), so the exact DSP
+loop structure runs on the host too. An ASan library can only be loaded into a
+Python whose first library is the ASan runtime: `sanitizer_env()` gives the
+environment (LD_PRELOAD) that test_c_kernels.py re-runs itself under.
+
+The wrappers take and return NumPy arrays and mirror tt_kernels.h one to one;
+a None array is passed as NULL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from ctypes import c_int32, c_int64, c_uint32, c_void_p
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+ENGINE = FIRMWARE / "engine"
+BUILD_DIR = ROOT / "build" / "host" / "c_kernels"
+
+WARNINGS = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+VARIANTS = {"portable": [], "dsp": ["-DTT_EMULATE_DSP"]}
+ARM_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"]
+
+ROUNDING = {"stochastic": 0, "nearest": 1, "truncate": 2}
+
+
+class BuildFailed(AssertionError):
+    pass
+
+
+def engine_sources() -> list[Path]:
+    return sorted(ENGINE.glob("*.c"))
+
+
+def _run(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"{' '.join(cmd)}\n{r.stdout}{r.stderr}")
+
+
+def compile_objects(compiler: str, flags: list[str]) -> None:
+    """Compiles every engine source (no link), failing on any warning."""
+    out = BUILD_DIR / "objects"
+    out.mkdir(parents=True, exist_ok=True)
+    for src in engine_sources():
+        _run([compiler, *WARNINGS, *flags, f"-I{FIRMWARE}", f"-I{ENGINE}", "-c", str(src), "-o", str(out / (src.stem + ".o"))])
+
+
+def build_library(variant: str) -> Path:
+    """The sanitized shared library of one variant, rebuilt when a source or flag changes."""
+    flags = [*WARNINGS, "-g", "-O1", "-fPIC", "-shared", *SANITIZE, *VARIANTS[variant], f"-I{FIRMWARE}", f"-I{ENGINE}"]
+    h = hashlib.sha256(" ".join(flags).encode())
+    for f in sorted([*engine_sources(), *ENGINE.glob("*.h")]):
+        h.update(f.name.encode() + f.read_bytes())
+    path = BUILD_DIR / f"libtt_kernels_{variant}_{h.hexdigest()[:16]}.so"
+    if not path.exists():
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        _run(["gcc", *flags, *map(str, engine_sources()), "-o", str(tmp)])
+        tmp.replace(path)
+    return path
+
+
+def sanitizer_env() -> dict[str, str] | None:
+    """Environment for a Python that can load the ASan libraries (None without gcc/libasan)."""
+    if shutil.which("gcc") is None:
+        return None
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not asan or not os.path.isabs(asan) or not os.path.exists(asan):
+        return None
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = os.path.realpath(asan)
+    env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:abort_on_error=0"
+    env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- ctypes
+
+
+def _p(a: np.ndarray | None) -> int | None:
+    if a is None:
+        return None
+    assert a.flags.c_contiguous
+    return a.ctypes.data
+
+
+def _i8(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int8)
+
+
+def _i16(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int16)
+
+
+def _i32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def mask_bytes(n: int) -> np.ndarray:
+    """An uninitialized-looking mask buffer: the kernel must write every bit itself."""
+    return np.full((n + 7) // 8, 0xA5, dtype=np.uint8)
+
+
+class AddParams(ctypes.Structure):
+    _fields_ = [(name, c_int32) for name in ("left_shift", "z1", "m1", "s1", "z2", "m2", "s2", "zo", "mo", "so")]
+
+
+class UpdateCtx(ctypes.Structure):
+    _fields_ = [("mode", c_int32), ("seed", c_uint32), ("step", c_uint32), ("elem_offset", c_uint32)]
+
+
+@dataclass
+class Update:
+    mode: str
+    seed: int
+    step: int
+    elem_offset: int
+
+    def ctx(self) -> UpdateCtx:
+        return UpdateCtx(ROUNDING[self.mode], self.seed, self.step, self.elem_offset)
+
+
+P = c_void_p
+I = c_int32
+SIGNATURES = {
+    "tt_mbqm": (I, [I, I, I]),
+    "tt_mix32": (c_uint32, [c_uint32]),
+    "tt_round_shift": (c_int64, [c_int64, I, I, c_uint32]),
+    "tt_conv_pointwise": (None, [P, I, I, P, I, P, P, I, P, P, P, P, I, I, P]),
+    "tt_conv_depthwise": (None, [P, I, I, I, P, I, I, I, I, I, P, P, I, P, P, P, I, I, P]),
+    "tt_conv_generic": (None, [P, I, I, I, P, I, I, I, I, I, I, I, P, P, P, P, I, I, P]),
+    "tt_add": (None, [P, P, P, I, P, P]),
+    "tt_avgpool": (None, [P, I, I, P, I, I, I, I, P]),
+    "tt_save_channels": (None, [P, I, I, I, P]),
+    "tt_loss_grad": (I, [P, I, I, P, c_uint32, I, I, I, P]),
+    "tt_requant_grad": (I, [P, I, P, I, I, P, P, I, I, P]),
+    "tt_broadcast_rows": (None, [P, I, I, P]),
+    "tt_input_grad_pointwise": (None, [P, I, I, P, P, I, I, P]),
+    "tt_input_grad_depthwise": (None, [P, I, I, I, I, I, I, I, I, P, P, I, P]),
+    "tt_input_grad_generic": (None, [P, I, I, I, I, I, I, I, P, I, I, I, P]),
+    "tt_grad_sum": (I, [P, P, P, I, I, I, P]),
+    "tt_weight_update_pointwise": (None, [P, I, I, I, P, I, I, I, P, P, P, P]),
+    "tt_weight_update_depthwise": (None, [P, I, I, I, I, P, I, I, I, I, I, I, I, I, P, P, P, P]),
+    "tt_weight_update_generic": (None, [P, I, I, I, I, P, I, I, I, I, I, I, I, I, P, I, P, P, P]),
+    "tt_bias_update": (None, [P, I, I, I, P, P, P, P]),
+}
+
+
+class Kernels:
+    """One loaded build of the engine."""
+
+    def __init__(self, variant: str):
+        self.variant = variant
+        self.lib = ctypes.CDLL(str(build_library(variant)))
+        for name, (res, args) in SIGNATURES.items():
+            fn = getattr(self.lib, name)
+            fn.restype = res
+            fn.argtypes = args
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.variant})"
+
+    # ------------------------------------------------------------------ fixed point
+
+    def mbqm(self, x: int, m: int, shift: int) -> int:
+        return self.lib.tt_mbqm(x, m, shift)
+
+    def mix32(self, x: int) -> int:
+        return self.lib.tt_mix32(x)
+
+    def round_shift(self, p: int, e: int, mode: str, r: int) -> int:
+        return self.lib.tt_round_shift(p, e, ROUNDING[mode], r)
+
+    # ------------------------------------------------------------------ forward
+
+    def conv_pointwise(self, x, cout, w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy, with_mask):
+        x = _i8(x)
+        hw, cin = x.shape
+        y = np.zeros((hw, cout), dtype=np.int8)
+        mask = mask_bytes(hw * cout) if with_mask else None
+        self.lib.tt_conv_pointwise(_p(x), hw, cin, _p(y), cout, _p(w_lo), _p(w_hi), k_lo, _p(wsum), _p(bias),
+                                   _p(mult), _p(shift), zx, zy, _p(mask))
+        return y, mask
+
+    def conv_depthwise(self, x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask):
+        x = _i8(x)
+        h, w, c = x.shape
+        y = np.zeros((oh, ow, c), dtype=np.int8)
+        mask = mask_bytes(oh * ow * c) if with_mask else None
+        self.lib.tt_conv_depthwise(_p(x), h, w, c, _p(y), oh, ow, kernel, stride, pad, _p(w_lo), _p(w_hi), c_lo,
+                                   _p(bias), _p(mult), _p(shift), zx, zy, _p(mask))
+        return y, mask
+
+    def conv_generic(self, x, oh, ow, cout, kernel, stride, pad, groups, weights, bias, mult, shift, zx, zy,
+                     with_mask):
+        x = _i8(x)
+        h, w, cin = x.shape
+        y = np.zeros((oh, ow, cout), dtype=np.int8)
+        mask = mask_bytes(oh * ow * cout) if with_mask else None
+        self.lib.tt_conv_generic(_p(x), h, w, cin, _p(y), oh, ow, cout, kernel, stride, pad, groups, _p(weights),
+                                 _p(bias), _p(mult), _p(shift), zx, zy, _p(mask))
+        return y, mask
+
+    def add(self, a, b, params: AddParams, with_mask, out=None):
+        y = np.zeros(a.size, dtype=np.int8) if out is None else out
+        mask = mask_bytes(a.size) if with_mask else None
+        self.lib.tt_add(_p(a), _p(b), _p(y), a.size, ctypes.byref(params), _p(mask))
+        return y, mask
+
+    def avgpool(self, x, mult, shift, zx, zy, with_mask):
+        hw, c = x.shape
+        y = np.zeros(c, dtype=np.int8)
+        mask = mask_bytes(c) if with_mask else None
+        self.lib.tt_avgpool(_p(x), hw, c, _p(y), mult, shift, zx, zy, _p(mask))
+        return y, mask
+
+    def save_channels(self, x, k, out=None):
+        hw, c = x.shape
+        xs = np.zeros((hw, k), dtype=np.int8) if out is None else out
+        self.lib.tt_save_channels(_p(x), hw, c, k, _p(xs))
+        return xs
+
+    # ------------------------------------------------------------------ loss and backward
+
+    def loss_grad(self, logits, label, table, lr_scale, s_mult, s_shift, bits):
+        g = np.zeros(logits.size, dtype=np.int16)
+        e = self.lib.tt_loss_grad(_p(logits), logits.size, label, _p(table), lr_scale, s_mult, s_shift, bits, _p(g))
+        return g, e
+
+    def requant_grad(self, g, e, mask, mult, shift, bits, out=None):
+        hw, c = g.shape
+        out = np.zeros_like(g) if out is None else out
+        e2 = self.lib.tt_requant_grad(_p(g), e, _p(mask), hw, c, _p(mult), _p(shift), mult.size, bits, _p(out))
+        return out, e2
+
+    def broadcast_rows(self, src, hw, c, out):
+        self.lib.tt_broadcast_rows(_p(src), hw, c, _p(out))
+        return out
+
+    def input_grad_pointwise(self, g, w_lo, w_hi, k_lo, cin):
+        hw, cout = g.shape
+        gx = np.zeros((hw, cin), dtype=np.int32)
+        self.lib.tt_input_grad_pointwise(_p(g), hw, cout, _p(w_lo), _p(w_hi), k_lo, cin, _p(gx))
+        return gx
+
+    def input_grad_depthwise(self, g, kernel, stride, pad, h, w, w_lo, w_hi, c_lo):
+        oh, ow, c = g.shape
+        gx = np.zeros((h, w, c), dtype=np.int32)
+        self.lib.tt_input_grad_depthwise(_p(g), oh, ow, c, kernel, stride, pad, h, w, _p(w_lo), _p(w_hi), c_lo, _p(gx))
+        return gx
+
+    def input_grad_generic(self, g, kernel, stride, pad, groups, weights, h, w, cin):
+        oh, ow, cout = g.shape
+        gx = np.zeros((h, w, cin), dtype=np.int32)
+        self.lib.tt_input_grad_generic(_p(g), oh, ow, cout, kernel, stride, pad, groups, _p(weights), h, w, cin,
+                                       _p(gx))
+        return gx
+
+    def grad_sum(self, parts: list[np.ndarray], exps: list[int], bits: int, out=None):
+        n = parts[0].size
+        out = np.zeros(n, dtype=np.int16) if out is None else out
+        ptrs = (c_void_p * len(parts))(*[_p(p) for p in parts])
+        is32 = np.array([p.dtype == np.int32 for p in parts], dtype=np.uint8)
+        ex = np.array(exps, dtype=np.int32)
+        e = self.lib.tt_grad_sum(ptrs, _p(is32), _p(ex), len(parts), n, bits, _p(out))
+        return out, e
+
+    # ------------------------------------------------------------------ updates
+
+    def weight_update_pointwise(self, g, e, xs, k, zx, w_lo, coef_mult, coef_shift, u: Update):
+        hw, cout = g.shape
+        ctx = u.ctx()
+        self.lib.tt_weight_update_pointwise(_p(g), e, hw, cout, _p(xs), xs.shape[-1], k, zx, _p(w_lo), _p(coef_mult),
+                                            _p(coef_shift), ctypes.byref(ctx))
+        return w_lo
+
+    def weight_update_depthwise(self, g, e, xs, k, kernel, stride, pad, zx, w_lo, coef_mult, coef_shift, u: Update):
+        oh, ow, c = g.shape
+        h, w, xs_c = xs.shape
+        ctx = u.ctx()
+        self.lib.tt_weight_update_depthwise(_p(g), e, oh, ow, c, _p(xs), h, w, xs_c, k, kernel, stride, pad, zx,
+                                            _p(w_lo), _p(coef_mult), _p(coef_shift), ctypes.byref(ctx))
+        return w_lo
+
+    def weight_update_generic(self, g, e, xs, k, kernel, stride, pad, zx, weights, coef_mult, coef_shift, u: Update):
+        oh, ow, cout = g.shape
+        h, w, xs_c = xs.shape
+        ctx = u.ctx()
+        self.lib.tt_weight_update_generic(_p(g), e, oh, ow, cout, _p(xs), h, w, xs_c, k, kernel, stride, pad, zx,
+                                          _p(weights), weights.shape[-1], _p(coef_mult), _p(coef_shift),
+                                          ctypes.byref(ctx))
+        return weights
+
+    def bias_update(self, g, e, bias, coef_mult, coef_shift, u: Update):
+        hw, c = g.shape
+        ctx = u.ctx()
+        self.lib.tt_bias_update(_p(g), e, hw, c, _p(bias), _p(coef_mult), _p(coef_shift), ctypes.byref(ctx))
+        return bias

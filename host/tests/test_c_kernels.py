@@ -1,0 +1,585 @@
+"""The C kernels of firmware/engine/ against the NumPy reference, byte for byte.
+
+Every kernel of tt_kernels.h runs in two host builds — the portable C path and
+the Cortex-M DSP fast path with emulated intrinsics — under AddressSanitizer
+and UBSan, on hypothesis-drawn shapes and values, and must equal
+kernels_ref / fixed_point (combined as numpy_backend does for the fused
+updates) exactly. Inputs must come back unchanged; in-place cases that the
+header allows are run in place.
+
+A plain `pytest host/tests` process cannot load ASan libraries, so this module
+re-runs itself in a child pytest with the ASan runtime preloaded; a sanitizer
+report aborts the child and fails `test_c_kernels_sanitized`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import c_kernels as C
+from tinytrain import fixed_point as fp
+from tinytrain import kernels_ref as K
+
+SANITIZED = os.environ.get("TT_C_KERNELS_SANITIZED") == "1"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+# ----------------------------------------------------------------------------------------- builds (parent)
+
+
+def test_engine_compiles_cleanly_for_host() -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    for flags in ([], ["-DTT_EMULATE_DSP"]):
+        C.compile_objects("gcc", ["-O2", *flags])
+
+
+def test_engine_compiles_cleanly_for_cortex_m7() -> None:
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    C.compile_objects("arm-none-eabi-gcc", ["-O2", *C.ARM_FLAGS])
+    C.compile_objects("arm-none-eabi-gcc", ["-O2", *C.ARM_FLAGS, "-DTT_NO_DSP"])
+
+
+if not SANITIZED:
+
+    def test_c_kernels_sanitized() -> None:
+        env = C.sanitizer_env()
+        if env is None:
+            pytest.skip("gcc with libasan is needed for the sanitized C kernel tests")
+        for variant in C.VARIANTS:  # build here, so a compile error reads as one
+            C.build_library(variant)
+        env["TT_C_KERNELS_SANITIZED"] = "1"
+        r = subprocess.run(
+            # --capture=sys: a sanitizer writes its report to fd 2 and exits, which must reach us
+            [sys.executable, "-m", "pytest", __file__, "-v", "--capture=sys", "-p", "no:cacheprovider", "-x"],
+            env=env, cwd=C.ROOT, capture_output=True, text=True, timeout=600,
+        )
+        assert r.returncode == 0, f"sanitized C kernel tests failed:\n{r.stdout[-20000:]}\n{r.stderr[-20000:]}"
+
+
+# ----------------------------------------------------------------------------------------- helpers (child)
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def libs() -> list[C.Kernels]:
+    return [C.Kernels(v) for v in C.VARIANTS]
+
+
+def packed(mask: np.ndarray) -> np.ndarray:
+    return np.packbits(np.asarray(mask, dtype=np.uint8).reshape(-1), bitorder="little")
+
+
+def same(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    bad = np.nonzero(got.reshape(-1).astype(np.int64) != want.reshape(-1).astype(np.int64))[0]
+    assert bad.size == 0, f"{what}: {bad.size} elements differ, first at {bad[0]}: {got.reshape(-1)[bad[0]]} != {want.reshape(-1)[bad[0]]}"
+
+
+class Frozen:
+    """Copies of a kernel's inputs, to check that it left them alone."""
+
+    def __init__(self, **arrays: np.ndarray | None):
+        self.arrays = {k: (v, None if v is None else v.copy()) for k, v in arrays.items()}
+
+    def check(self) -> None:
+        for name, (v, copy) in self.arrays.items():
+            if v is not None:
+                same(v, copy, f"input {name} modified")
+
+
+@st.composite
+def rng(draw) -> np.random.Generator:
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def int8_values(draw, shape, lo=-128, hi=127) -> np.ndarray:
+    """Uniform, extreme, or narrow int8 tensors (extremes hit the clamps and sums' bounds)."""
+    r = draw(rng())
+    style = draw(st.sampled_from(["uniform", "uniform", "extreme", "narrow"]))
+    if style == "extreme":
+        v = r.choice(np.array([lo, hi, lo + 1, hi - 1]), size=shape)
+    elif style == "narrow":
+        c = int(r.integers(lo, hi + 1))
+        v = np.clip(c + r.integers(-3, 4, size=shape), lo, hi)
+    else:
+        v = r.integers(lo, hi + 1, size=shape)
+    return np.ascontiguousarray(v, dtype=np.int8)
+
+
+@st.composite
+def int_values(draw, shape, bits: int, dtype=np.int16) -> np.ndarray:
+    r = draw(rng())
+    lim = 2 ** (bits - 1)
+    style = draw(st.sampled_from(["uniform", "uniform", "extreme", "sparse"]))
+    if style == "extreme":
+        v = r.choice(np.array([-lim, lim - 1, -lim + 1, 0]), size=shape)
+    elif style == "sparse":
+        v = r.integers(-lim, lim, size=shape) * (r.random(shape) < 0.2)
+    else:
+        v = r.integers(-lim, lim, size=shape)
+    return np.ascontiguousarray(v, dtype=dtype)
+
+
+@st.composite
+def requant(draw, n: int, acc_max: int = 2**16) -> tuple[np.ndarray, np.ndarray]:
+    """(multiplier, shift) per channel. Mostly calibrated (M ~ 2^3..2^9 / max |acc|, so that outputs
+    spread over the int8 range and an accumulator off by one tap shows), else raw values or zero."""
+    r = draw(rng())
+    style = draw(st.sampled_from(["calibrated", "calibrated", "calibrated", "raw", "mixed"]))
+    mult, shift = np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32)
+    for i in range(n):
+        kind = style if style != "mixed" else r.choice(["calibrated", "raw", "zero"])
+        if kind == "calibrated":
+            mult[i], shift[i] = fp.quantize_multiplier(float(2.0 ** r.uniform(2, 9)) / max(int(acc_max), 1))
+        elif kind == "raw":
+            mult[i], shift[i] = r.integers(0, 2**31), r.integers(-31, 32)
+    return mult, shift
+
+
+@st.composite
+def biases(draw, n: int, acc_max: int = 20000) -> np.ndarray:
+    """Biases of the accumulators' size, plus dead channels near -2^31 (the saturating add) and ones near +2^31."""
+    r = draw(rng())
+    lim = max(int(acc_max), 1)
+    b = r.integers(-lim, lim + 1, size=n).astype(np.int64)
+    style = draw(st.sampled_from(["small", "small", "small", "dead", "mixed"]))
+    if style != "small":
+        pick = r.random(n) < (1.0 if style == "dead" else 0.4)
+        b[pick] = INT32_MIN + r.integers(0, 4000, size=int(pick.sum()))
+        top = (r.random(n) < 0.2) & ~pick
+        b[top] = INT32_MAX - r.integers(0, 4000, size=int(top.sum()))
+    return b.astype(np.int32)
+
+
+def acc_max(acc: np.ndarray) -> int:
+    return int(np.abs(acc).max()) if acc.size else 1
+
+
+zero_points = st.integers(-128, 127)
+kernels = st.sampled_from([1, 3, 5, 7])
+strides = st.sampled_from([1, 2])
+modes = st.sampled_from(list(C.ROUNDING))
+
+
+def split_count(total: int):
+    """k_lo / c_lo: all the edge cases (0, full, multiples of 4 and not) and anything between."""
+    return st.one_of(st.sampled_from(sorted({0, total, total // 2, min(total, 4), max(total - 1, 0)})), st.integers(0, total))
+
+
+@st.composite
+def updates(draw) -> C.Update:
+    return C.Update(draw(modes), draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)),
+                    draw(st.one_of(st.integers(0, 2**32 - 1), st.integers(2**32 - 40, 2**32 - 1))))
+
+
+@st.composite
+def coefficients(draw, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Update coefficients lr / s^2 as quantize_multiplier pairs (or raw), exponents from tiny to huge."""
+    r = draw(rng())
+    if draw(st.booleans()):
+        pairs = [fp.quantize_multiplier(float(2.0 ** r.uniform(-30, 30))) for _ in range(n)]
+        return np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32)
+    return r.integers(0, 2**31, size=n).astype(np.int32), r.integers(-31, 32, size=n).astype(np.int32)
+
+
+grad_exponents = st.one_of(st.integers(-45, 10), st.sampled_from([-60, -40, 20, 40]))
+
+
+@st.composite
+def update_exponent(draw, grad: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> int:
+    """Mostly an exponent that makes the largest step ~2^-3..2^7 int8 units, where rounding and
+    the random bits decide the result; otherwise anything (saturation, the E >= 0 and n > 62 branches)."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(grad_exponents)
+    p = int(np.abs(grad).max(initial=0)) * int(np.abs(mult).max(initial=0))
+    target = draw(st.integers(-3, 7))
+    # step ~ p 2^(e + max shift - 31)
+    return target - max(p, 1).bit_length() - int(np.max(shift)) + 31
+
+
+def expected_sgd(param, grad, e, mult, shift, u: C.Update, count: int, lo: int, hi: int, rand_shape=None):
+    rand = fp.random_bits(u.seed, u.step, u.elem_offset, count)
+    if rand_shape is not None:
+        rand = rand.reshape(rand_shape)
+    return K.sgd_update(param, grad, e, np.asarray(mult, dtype=np.int64), np.asarray(shift, dtype=np.int64), u.mode,
+                        rand, lo, hi)
+
+
+if SANITIZED:
+
+    # ------------------------------------------------------------------------------------- fixed point
+
+    @FAST
+    @given(st.lists(st.tuples(st.integers(INT32_MIN, INT32_MAX), st.one_of(st.integers(0, INT32_MAX),
+                                                                         st.integers(INT32_MIN, INT32_MAX),
+                                                                         st.just(INT32_MIN)),
+                              st.integers(-31, 31)), min_size=1, max_size=30))
+    def test_mbqm(libs, cases) -> None:
+        for x, m, s in cases + [(INT32_MIN, INT32_MIN, 0), (INT32_MIN, INT32_MIN, -5), (-(2**30), 2**30, 0)]:
+            want = int(fp.multiply_by_quantized_multiplier(np.array([x]), m, s)[0])
+            for lib in libs:
+                assert lib.mbqm(x, m, s) == want, (lib, x, m, s)
+
+    @FAST
+    @given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=30))
+    def test_mix32(libs, xs) -> None:
+        want = fp.mix32(np.array(xs, dtype=np.uint32))
+        for lib in libs:
+            assert [lib.mix32(x) for x in xs] == [int(v) for v in want]
+
+    @FAST
+    @given(st.lists(st.tuples(st.integers(-(2**62) + 1, 2**62 - 1), st.integers(-140, 60), st.integers(0, 2**32 - 1)),
+                    min_size=1, max_size=20), modes)
+    def test_round_shift(libs, cases, mode) -> None:
+        cases = cases + [(5, -1, 2**31), (-5, -1, 2**31), (2**61, -62, 0), (-(2**61), -63, 7), (3, 0, 0), (-(2**30), 45, 0),
+                         (-1, -200, 2**32 - 1), (2**40 + 1, -33, 12345)]
+        for p, e, r in cases:
+            want = int(fp.round_shift(np.array([p], dtype=np.int64), e, mode, np.array([r], dtype=np.uint32))[0])
+            for lib in libs:
+                assert lib.round_shift(p, e, mode, r) == want, (lib, p, e, mode, r)
+
+    # ------------------------------------------------------------------------------------- forward
+
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 21), st.integers(1, 7), zero_points, zero_points,
+           st.booleans(), st.booleans())
+    def test_conv_pointwise(libs, data, hw, cin, cout, zx, zy, use_wsum, with_mask) -> None:
+        k_lo = data.draw(split_count(cin))
+        x = data.draw(int8_values((hw, cin)))
+        w = data.draw(int8_values((cout, cin), -127, 127))
+        amax = acc_max(K.conv_accumulate(x.reshape(hw, 1, cin), zx, w.reshape(cout, 1, 1, cin), np.zeros(cout), 1, 1, 0))
+        bias = data.draw(biases(cout, amax))
+        mult, shift = data.draw(requant(cout, amax))
+        w_lo = np.ascontiguousarray(w[:, :k_lo]) if k_lo else None
+        w_hi = np.ascontiguousarray(w[:, k_lo:]) if k_lo < cin else None
+        wsum = w.astype(np.int32).sum(axis=1).astype(np.int32) if use_wsum else None
+        acc = K.conv_accumulate(x.reshape(hw, 1, cin), zx, w.reshape(cout, 1, 1, cin), bias, 1, 1, 0)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+        frozen = Frozen(x=x, w_lo=w_lo, w_hi=w_hi, wsum=wsum, bias=bias, mult=mult, shift=shift)
+        for lib in libs:
+            y, m = lib.conv_pointwise(x, cout, w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy, with_mask)
+            same(y, y_ref.reshape(hw, cout), f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
+           zero_points, zero_points, st.booleans())
+    def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        c_lo = data.draw(split_count(c))
+        x = data.draw(int8_values((h, w, c)))
+        wt = data.draw(int8_values((c, kernel, kernel, 1), -127, 127))
+        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(c), stride, c, pad))
+        bias = data.draw(biases(c, amax))
+        mult, shift = data.draw(requant(c, amax))
+        w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
+        w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
+        acc = K.conv_accumulate(x, zx, wt, bias, stride, c, pad)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+        frozen = Frozen(x=x, w_lo=w_lo, w_hi=w_hi, bias=bias, mult=mult, shift=shift)
+        for lib in libs:
+            y, m = lib.conv_depthwise(x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
+                                      with_mask)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 7), st.integers(1, 7), st.integers(1, 6), st.integers(1, 3),
+           st.sampled_from([1, 3, 5]), strides, st.booleans(), zero_points, zero_points, st.booleans())
+    def test_conv_generic(libs, data, h, w, cin, og, kernel, stride, same_pad, zx, zy, with_mask) -> None:
+        groups = data.draw(st.sampled_from([g for g in range(1, cin + 1) if cin % g == 0]))
+        cout = groups * og
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        x = data.draw(int8_values((h, w, cin)))
+        wt = data.draw(int8_values((cout, kernel, kernel, cin // groups), -127, 127))
+        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(cout), stride, groups, pad))
+        bias = data.draw(biases(cout, amax))
+        mult, shift = data.draw(requant(cout, amax))
+        acc = K.conv_accumulate(x, zx, wt, bias, stride, groups, pad)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+        frozen = Frozen(x=x, wt=wt, bias=bias, mult=mult, shift=shift)
+        for lib in libs:
+            y, m = lib.conv_generic(x, oh, ow, cout, kernel, stride, pad, groups, wt, bias, mult, shift, zx, zy, with_mask)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 40), st.floats(0.002, 0.2), st.floats(0.002, 0.2), st.floats(0.002, 0.4),
+           zero_points, zero_points, zero_points, st.booleans(), st.booleans())
+    def test_add(libs, data, n, s1, s2, so, z1, z2, zo, raw, with_mask) -> None:
+        a, b = data.draw(int8_values(n)), data.draw(int8_values(n))
+        p = K.make_add_params(s1, z1, s2, z2, so, zo)
+        if raw:  # any multipliers: the reference's int64 sum then wraps like the C int32 sum
+            r = data.draw(rng())
+            p = K.AddParams(int(r.integers(0, 23)), (z1, int(r.integers(0, 2**31)), int(r.integers(-31, 8))),
+                            (z2, int(r.integers(0, 2**31)), int(r.integers(-31, 8))),
+                            (zo, int(r.integers(0, 2**31)), int(r.integers(-31, 8))))
+        y_ref, m_ref = K.add_forward(a, b, p)
+        params = C.AddParams(p.left_shift, *p.in1, *p.in2, *p.out)
+        frozen = Frozen(a=a, b=b)
+        for lib in libs:
+            y, m = lib.add(a, b, params, with_mask)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 40), st.integers(1, 12), zero_points, zero_points, st.booleans(), st.booleans())
+    def test_avgpool(libs, data, hw, c, zx, zy, raw, with_mask) -> None:
+        x = data.draw(int8_values((hw, c)))
+        r = data.draw(rng())
+        if raw:
+            mult, shift = int(r.integers(0, 2**31)), int(r.integers(-31, 10))
+        else:
+            mult, shift = fp.quantize_multiplier(float(r.uniform(0.2, 3.0)) / hw)
+        acc = K.avgpool_accumulate(x.reshape(hw, 1, c), zx)
+        y_ref, m_ref = K.Requant(np.array([mult]), np.array([shift]), zy).apply(acc)
+        frozen = Frozen(x=x)
+        for lib in libs:
+            y, m = lib.avgpool(x, mult, shift, zx, zy, with_mask)
+            same(y, y_ref.reshape(-1), f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 20), st.integers(1, 12), st.booleans())
+    def test_save_channels(libs, data, hw, c, in_place) -> None:
+        k = data.draw(st.integers(1, c))
+        x = data.draw(int8_values((hw, c)))
+        want = x[:, :k].copy()
+        for lib in libs:
+            if in_place:
+                buf = x.copy()
+                lib.save_channels(buf, k, out=buf.reshape(-1)[: hw * k].reshape(hw, k))
+                same(buf.reshape(-1)[: hw * k].reshape(hw, k), want, f"{lib} in place")
+            else:
+                same(lib.save_channels(x, k), want, f"{lib}")
+
+    # ------------------------------------------------------------------------------------- loss
+
+    @FAST
+    @given(st.data(), st.integers(1, 60), st.floats(0.005, 0.6), st.one_of(st.integers(0, 2**20), st.integers(0, 2**32 - 1)),
+           st.integers(4, 16))
+    def test_loss_grad(libs, data, n, scale, lr_scale, bits) -> None:
+        logits = data.draw(int8_values(n))
+        label = data.draw(st.integers(0, n - 1))
+        table = K.softmax_table(scale)
+        s_mult, s_shift = fp.quantize_multiplier(scale)
+        g_ref, e_ref = K.loss_backward(logits, label, table, lr_scale, (s_mult, s_shift), bits)
+        frozen = Frozen(logits=logits, table=table)
+        for lib in libs:
+            g, e = lib.loss_grad(logits, label, table, lr_scale, s_mult, s_shift, bits)
+            same(g, g_ref, f"{lib} g")
+            assert e == e_ref, (lib, e, e_ref)
+        frozen.check()
+
+    # ------------------------------------------------------------------------------------- backward
+
+    @FAST
+    @given(st.data(), st.integers(1, 12), st.integers(1, 10), st.integers(-60, 10), st.booleans(), st.booleans(),
+           st.integers(2, 16), st.booleans())
+    def test_requant_grad(libs, data, hw, c, e, per_channel, with_mask, bits, in_place) -> None:
+        g = data.draw(int_values((hw, c), 16))
+        mult, shift = data.draw(requant(c if per_channel else 1))
+        r = data.draw(rng())
+        mask_bool = r.random((hw, c)) < 0.7 if with_mask else None
+        mask = packed(mask_bool) if with_mask else None
+        out_ref, e_ref = K.requant_backward(g, e, mask_bool, mult.astype(np.int64), shift.astype(np.int64), bits)
+        for lib in libs:
+            gin = g.copy()
+            frozen = Frozen(mask=mask, mult=mult, shift=shift) if in_place else Frozen(g=gin, mask=mask, mult=mult, shift=shift)
+            out, e2 = lib.requant_grad(gin, e, mask, mult, shift, bits, out=gin if in_place else None)
+            same(out, out_ref, f"{lib} out")
+            assert e2 == e_ref, (lib, e2, e_ref)
+            frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 12), st.integers(1, 10), st.booleans())
+    def test_broadcast_rows(libs, data, hw, c, in_place) -> None:
+        src = data.draw(int_values(c, 16))
+        want = np.broadcast_to(src, (hw, c))
+        for lib in libs:
+            out = np.full((hw, c), 0x5A5A, dtype=np.int16)
+            if in_place:
+                out[0] = src
+                lib.broadcast_rows(out, hw, c, out)
+            else:
+                lib.broadcast_rows(src.copy(), hw, c, out)
+            same(out, want, f"{lib}")
+
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 21), st.integers(1, 21))
+    def test_input_grad_pointwise(libs, data, hw, cout, cin) -> None:
+        k_lo = data.draw(split_count(cin))
+        g = data.draw(int_values((hw, cout), 16))
+        w = data.draw(int8_values((cout, cin), -127, 127))
+        w_lo = np.ascontiguousarray(w[:, :k_lo]) if k_lo else None
+        w_hi = np.ascontiguousarray(w[:, k_lo:]) if k_lo < cin else None
+        want = K.conv_backward_input(g.reshape(hw, 1, cout), w.reshape(cout, 1, 1, cin), 1, 1, 0, (hw, 1, cin))
+        frozen = Frozen(g=g, w_lo=w_lo, w_hi=w_hi)
+        for lib in libs:
+            same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), want.reshape(hw, cin), f"{lib}")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans())
+    def test_input_grad_depthwise(libs, data, h, w, c, kernel, stride, same_pad) -> None:
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        c_lo = data.draw(split_count(c))
+        g = data.draw(int_values((oh, ow, c), 16))
+        wt = data.draw(int8_values((c, kernel, kernel, 1), -127, 127))
+        w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
+        w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
+        want = K.conv_backward_input(g, wt, stride, c, pad, (h, w, c))
+        frozen = Frozen(g=g, w_lo=w_lo, w_hi=w_hi)
+        for lib in libs:
+            same(lib.input_grad_depthwise(g, kernel, stride, pad, h, w, w_lo, w_hi, c_lo), want, f"{lib}")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 7), st.integers(1, 7), st.integers(1, 6), st.integers(1, 3),
+           st.sampled_from([1, 3, 5]), strides, st.booleans())
+    def test_input_grad_generic(libs, data, h, w, cin, og, kernel, stride, same_pad) -> None:
+        groups = data.draw(st.sampled_from([g for g in range(1, cin + 1) if cin % g == 0]))
+        cout = groups * og
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        g = data.draw(int_values((oh, ow, cout), 16))
+        wt = data.draw(int8_values((cout, kernel, kernel, cin // groups), -127, 127))
+        want = K.conv_backward_input(g, wt, stride, groups, pad, (h, w, cin))
+        frozen = Frozen(g=g, wt=wt)
+        for lib in libs:
+            same(lib.input_grad_generic(g, kernel, stride, pad, groups, wt, h, w, cin), want, f"{lib}")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 40), st.lists(st.booleans(), min_size=1, max_size=3), st.integers(2, 16),
+           st.booleans())
+    def test_grad_sum(libs, data, n, is32, bits, in_place) -> None:
+        parts = [data.draw(int_values(n, 32, np.int32) if wide else int_values(n, 16)) for wide in is32]
+        spread = data.draw(st.sampled_from([0, 3, 24, 25, 40, 62, 80]))
+        base = data.draw(st.integers(-60, 20))
+        exps = [base + data.draw(st.integers(0, spread)) for _ in parts]
+        want, e_ref = K.grad_sum([(p.astype(np.int64), e) for p, e in zip(parts, exps)], bits)
+        for lib in libs:
+            ps = [p.copy() for p in parts]
+            out = ps[0].view(np.int16)[:n] if in_place else None
+            frozen = Frozen(**{f"part{i}": p for i, p in enumerate(ps) if not (in_place and i == 0)})
+            got, e = lib.grad_sum(ps, exps, bits, out=out)
+            same(got, want, f"{lib} out (exps {exps})")
+            assert e == e_ref, (lib, e, e_ref)
+            frozen.check()
+
+    # ------------------------------------------------------------------------------------- fused updates
+
+    @FAST
+    @given(st.data(), st.integers(1, 12), st.integers(1, 9), st.integers(1, 21), zero_points, updates())
+    def test_weight_update_pointwise(libs, data, hw, cout, cin, zx, u) -> None:
+        """Pointwise (and dense: hw = 1) weights [cout][k]: conv_weight_grad + sgd_update as _apply_weight does."""
+        k = data.draw(st.integers(1, cin))
+        xs_c = data.draw(st.sampled_from([k, cin]))
+        g = data.draw(int_values((hw, cout), 16))
+        xs = data.draw(int8_values((hw, xs_c)))
+        w_lo = data.draw(int8_values((cout, k), -127, 127))
+        mult, shift = data.draw(coefficients(cout))
+        if hw == 1 and data.draw(st.booleans()):
+            gw = K.dense_weight_grad(g, xs, zx, k)
+        else:
+            gw = K.conv_weight_grad(g.reshape(hw, 1, cout), xs.reshape(hw, 1, xs_c), zx, 1, 1, 1, 0, k).reshape(cout, k)
+        e = data.draw(update_exponent(gw, mult, shift))
+        want = expected_sgd(w_lo, gw, e, mult, shift, u, cout * k, K.WMIN, K.WMAX, (cout, k))
+        frozen = Frozen(g=g, xs=xs, mult=mult, shift=shift)
+        for lib in libs:
+            got = lib.weight_update_pointwise(g, e, xs, k, zx, w_lo.copy(), mult, shift, u)
+            same(got, want, f"{lib} ({u.mode})")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
+           zero_points, updates())
+    def test_weight_update_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, u) -> None:
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        k = data.draw(st.integers(1, c))
+        xs_c = data.draw(st.sampled_from([k, c]))
+        g = data.draw(int_values((oh, ow, c), 16))
+        xs = data.draw(int8_values((h, w, xs_c)))
+        w_lo = data.draw(int8_values((k, kernel, kernel), -127, 127))
+        mult, shift = data.draw(coefficients(c))
+        gw = K.conv_weight_grad(g, xs, zx, kernel, stride, c, pad, k).reshape(k, kernel, kernel)
+        e = data.draw(update_exponent(gw, mult[:k], shift[:k]))
+        want = expected_sgd(w_lo, gw, e, mult[:k], shift[:k], u, w_lo.size, K.WMIN, K.WMAX, w_lo.shape)
+        frozen = Frozen(g=g, xs=xs, mult=mult, shift=shift)
+        for lib in libs:
+            got = lib.weight_update_depthwise(g, e, xs, k, kernel, stride, pad, zx, w_lo.copy(), mult, shift, u)
+            same(got, want, f"{lib} ({u.mode})")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 7), st.integers(1, 7), st.integers(1, 5), st.integers(1, 5),
+           st.sampled_from([1, 3, 5]), strides, st.booleans(), zero_points, updates())
+    def test_weight_update_generic(libs, data, h, w, cin, cout, kernel, stride, same_pad, zx, u) -> None:
+        """Full conv, whole tensor in SRAM, input channels [0, k) updated, PRNG index over the whole tensor."""
+        pad = kernel // 2 if same_pad else 0
+        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        assume(oh >= 1 and ow >= 1)
+        k = data.draw(st.integers(1, cin))
+        xs_c = data.draw(st.sampled_from([k, cin]))
+        g = data.draw(int_values((oh, ow, cout), 16))
+        xs = data.draw(int8_values((h, w, xs_c)))
+        wt = data.draw(int8_values((cout, kernel, kernel, cin), -127, 127))
+        mult, shift = data.draw(coefficients(cout))
+        gw = K.conv_weight_grad(g, xs, zx, kernel, stride, 1, pad, k)
+        e = data.draw(update_exponent(gw, mult, shift))
+        rand = fp.random_bits(u.seed, u.step, u.elem_offset, wt.size).reshape(wt.shape)[..., :k]
+        want = wt.copy()
+        want[..., :k] = K.sgd_update(wt[..., :k], gw, e, mult.astype(np.int64), shift.astype(np.int64), u.mode, rand,
+                                     K.WMIN, K.WMAX)
+        frozen = Frozen(g=g, xs=xs, mult=mult, shift=shift)
+        for lib in libs:
+            got = lib.weight_update_generic(g, e, xs, k, kernel, stride, pad, zx, wt.copy(), mult, shift, u)
+            same(got, want, f"{lib} ({u.mode})")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 30), st.integers(1, 10), updates())
+    def test_bias_update(libs, data, hw, c, u) -> None:
+        g = data.draw(int_values((hw, c), 16))
+        bias = data.draw(biases(c))
+        mult, shift = data.draw(coefficients(c))
+        e = data.draw(update_exponent(K.bias_grad(g), mult, shift))
+        want = expected_sgd(bias, K.bias_grad(g), e, mult, shift, u, c, INT32_MIN, INT32_MAX)
+        frozen = Frozen(g=g, mult=mult, shift=shift)
+        for lib in libs:
+            got = lib.bias_update(g, e, bias.copy(), mult, shift, u)
+            same(got, want, f"{lib} ({u.mode})")
+        frozen.check()
