@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import socket
 
-PC = 15  # register number of pc in gdb's ARM layout
+SP = 13  # register numbers in gdb's ARM layout
+PC = 15
 
 
 class GdbRemote:

@@ -58,6 +58,16 @@ def static_memory(elf_path: str | os.PathLike[str]) -> ElfMemory:
     )
 
 
+def symbol_value(elf_path: str | os.PathLike[str], symbol: str) -> int | None:
+    """The value (address) of a symbol, e.g. __stack_top__; None if absent."""
+    with open(elf_path, "rb") as fh:
+        symtab = ELFFile(fh).get_section_by_name(".symtab")
+        if not isinstance(symtab, SymbolTableSection):
+            return None
+        matches = symtab.get_symbol_by_name(symbol)
+        return int(matches[0]["st_value"]) if matches else None
+
+
 def read_c_string(elf_path: str | os.PathLike[str], symbol: str) -> str | None:
     """The NUL-terminated string a global const char array holds, e.g. tt_build_id."""
     with open(elf_path, "rb") as fh:

@@ -10,8 +10,11 @@ extern uint32_t __ram_start__, __ram_end__;
 
 void cortex_m_fault(const uint32_t *frame, uint32_t exc_return);
 
-/* Finds the stacked exception frame (MSP or PSP, from EXC_RETURN bit 2) and
- * continues on a fresh stack: the faulting one may be what broke. */
+/* Finds the stacked exception frame (MSP or PSP, from EXC_RETURN bit 2). The
+ * report is built below that frame when the stack has room there (the fault
+ * path needs about 250 bytes); when the frame sits near or beyond the bottom of
+ * the stack (an overflow), it starts over at the top instead, which is then far
+ * from the frame. Either way the frame is read before anything overwrites it. */
 __attribute__((naked)) void HardFault_Handler(void)
 {
     __asm__ volatile(
@@ -20,8 +23,16 @@ __attribute__((naked)) void HardFault_Handler(void)
         "mrseq r0, msp\n\t"
         "mrsne r0, psp\n\t"
         "mov r1, lr\n\t"
+        "ldr r2, =__stack_bottom__ + 512\n\t"
+        "cmp r0, r2\n\t"
+        "blo 1f\n\t"
+        "ldr r2, =__stack_top__\n\t"
+        "cmp r0, r2\n\t"
+        "bls 2f\n\t"
+        "1:\n\t"
         "ldr r2, =__stack_top__\n\t"
         "mov sp, r2\n\t"
+        "2:\n\t"
         "b cortex_m_fault\n\t");
 }
 
