@@ -58,14 +58,23 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
         s11 = tt_smlad(wo, xbo, s11);                                           \
     } while (0)
 
-/* The hot loop: 2 output channels x 2 positions, 8 inputs per iteration.
+/* The hot loop: 2 output channels x 2 positions, 16 inputs per iteration.
  * Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used twice:
- * 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. a = {c0p0, c0p1, c1p0, c1p1}. */
-static inline void dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,
-                           int32_t *a)
+ * 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. a = {c0p0, c0p1, c1p0, c1p1}.
+ * Kept out of line: inlined into the block loop, GCC spills the pointers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n, int32_t *a)
 {
     int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
-    for (int32_t q = n >> 3; q > 0; --q) {
+    for (int32_t q = n >> 4; q > 0; --q) {
+        DOT_2X2_STEP();
+        DOT_2X2_STEP();
+        DOT_2X2_STEP();
+        DOT_2X2_STEP();
+    }
+    if (n & 8) {
         DOT_2X2_STEP();
         DOT_2X2_STEP();
     }
@@ -85,7 +94,7 @@ static inline void dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0,
 }
 
 /* 1 output channel x 2 positions (odd cout), zero point folded by the caller. */
-static inline void dot_1x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t n, int32_t *a)
+TT_ALWAYS_INLINE void dot_1x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t n, int32_t *a)
 {
     int32_t s0 = a[0], s1 = a[1];
     for (int32_t q = n >> 2; q > 0; --q) {
@@ -111,7 +120,7 @@ static inline void dot_1x2(const int8_t *x0, const int8_t *x1, const int8_t *w0,
 /* 2 output channels x 1 position (odd hw, dense layers): the position is used
  * only once per weight, so subtract the zero point in the lanes (SSUB16)
  * instead of needing the weight sums. */
-static inline void dot_2x1_zp(const int8_t *x0, const int8_t *w0, const int8_t *w1, int32_t n, int32_t zx, int32_t *a)
+TT_ALWAYS_INLINE void dot_2x1_zp(const int8_t *x0, const int8_t *w0, const int8_t *w1, int32_t n, int32_t zx, int32_t *a)
 {
     const uint32_t zz = tt_pack16(zx, zx);
     int32_t s0 = a[0], s1 = a[1];
@@ -135,7 +144,7 @@ static inline void dot_2x1_zp(const int8_t *x0, const int8_t *w0, const int8_t *
     a[1] = s1;
 }
 
-static inline int32_t dot_1x1_zp(const int8_t *x0, const int8_t *w0, int32_t n, int32_t zx, int32_t s)
+TT_ALWAYS_INLINE int32_t dot_1x1_zp(const int8_t *x0, const int8_t *w0, int32_t n, int32_t zx, int32_t s)
 {
     const uint32_t zz = tt_pack16(zx, zx);
     for (int32_t q = n >> 2; q > 0; --q) {
@@ -150,6 +159,19 @@ static inline int32_t dot_1x1_zp(const int8_t *x0, const int8_t *w0, int32_t n, 
     return s;
 }
 
+/* the conv epilogue with the channel's constants prepared: y = clamp(MBQM(sat32(bias + sum)) + zy) */
+TT_ALWAYS_INLINE uint32_t requant_store(int32_t sum, const tt_requant_channel *q, int32_t zy, int8_t *y)
+{
+    return tt_store_int8(tt_requant_apply(sum, q), zy, y);
+}
+
+static int32_t channel_weight_sum(const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t k_hi, int32_t o)
+{
+    return (k_lo ? weight_row_sum(w_lo + o * k_lo, k_lo) : 0) + (k_hi ? weight_row_sum(w_hi + o * k_hi, k_hi) : 0);
+}
+
+/* Output channel pairs outer (their weight rows stay in cache, flash reads stay
+ * local, the requant constants are prepared once), position pairs inner. */
 static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout, const int8_t *w_lo,
                           const int8_t *w_hi, int32_t k_lo, const int32_t *wsum, const int32_t *bias,
                           const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
@@ -161,57 +183,46 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
         const int8_t *wh0 = k_hi ? w_hi + o * k_hi : 0, *wh1 = k_hi ? wh0 + k_hi : 0;
         int32_t zw0 = 0, zw1 = 0;
         if (hw >= 2) {
-            int32_t s0, s1;
-            if (wsum) {
-                s0 = wsum[o];
-                s1 = wsum[o + 1];
-            } else {
-                s0 = (k_lo ? weight_row_sum(wl0, k_lo) : 0) + (k_hi ? weight_row_sum(wh0, k_hi) : 0);
-                s1 = (k_lo ? weight_row_sum(wl1, k_lo) : 0) + (k_hi ? weight_row_sum(wh1, k_hi) : 0);
-            }
-            zw0 = zx * s0;
-            zw1 = zx * s1;
+            zw0 = zx * (wsum ? wsum[o] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o));
+            zw1 = zx * (wsum ? wsum[o + 1] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o + 1));
         }
-        const int32_t b0 = bias[o], b1 = bias[o + 1], m0 = mult[o], m1 = mult[o + 1];
-        const int32_t sh0 = shift[o], sh1 = shift[o + 1];
+        const tt_requant_channel q0 = tt_requant_prepare(bias[o], mult[o], shift[o]);
+        const tt_requant_channel q1 = tt_requant_prepare(bias[o + 1], mult[o + 1], shift[o + 1]);
+        const int8_t *x0 = x;
+        int8_t *y0 = y + o;
+        uint32_t bit = (uint32_t)o;
         int32_t p = 0;
-        for (; p + 1 < hw; p += 2) {
-            const int8_t *x0 = x + p * cin, *x1 = x0 + cin;
+        for (; p + 1 < hw; p += 2, x0 += 2 * cin, y0 += 2 * cout, bit += 2u * (uint32_t)cout) {
             int32_t a[4] = {0, 0, 0, 0};
             if (k_lo)
-                dot_2x2(x0, x1, wl0, wl1, k_lo, a);
+                dot_2x2(x0, x0 + cin, wl0, wl1, k_lo, a);
             if (k_hi)
-                dot_2x2(x0 + k_lo, x1 + k_lo, wh0, wh1, k_hi, a);
-            int8_t *y0 = y + p * cout + o, *y1 = y0 + cout;
-            const uint32_t f00 = tt_requant_store(a[0] - zw0, b0, m0, sh0, zy, y0);
-            const uint32_t f10 = tt_requant_store(a[2] - zw1, b1, m1, sh1, zy, y0 + 1);
-            const uint32_t f01 = tt_requant_store(a[1] - zw0, b0, m0, sh0, zy, y1);
-            const uint32_t f11 = tt_requant_store(a[3] - zw1, b1, m1, sh1, zy, y1 + 1);
+                dot_2x2(x0 + k_lo, x0 + cin + k_lo, wh0, wh1, k_hi, a);
+            const uint32_t f00 = requant_store(a[0] - zw0, &q0, zy, y0);
+            const uint32_t f10 = requant_store(a[2] - zw1, &q1, zy, y0 + 1);
+            const uint32_t f01 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
+            const uint32_t f11 = requant_store(a[3] - zw1, &q1, zy, y0 + cout + 1);
             if (mask) {
-                const uint32_t bit = (uint32_t)(p * cout + o);
                 tt_mask_put_bits(mask, bit, f00 | (f10 << 1), 2);
                 tt_mask_put_bits(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
             }
         }
         if (p < hw) {
-            const int8_t *x0 = x + p * cin;
             int32_t a[2] = {0, 0};
             if (k_lo)
                 dot_2x1_zp(x0, wl0, wl1, k_lo, zx, a);
             if (k_hi)
                 dot_2x1_zp(x0 + k_lo, wh0, wh1, k_hi, zx, a);
-            int8_t *y0 = y + p * cout + o;
-            const uint32_t f0 = tt_requant_store(a[0], b0, m0, sh0, zy, y0);
-            const uint32_t f1 = tt_requant_store(a[1], b1, m1, sh1, zy, y0 + 1);
+            const uint32_t f0 = requant_store(a[0], &q0, zy, y0);
+            const uint32_t f1 = requant_store(a[1], &q1, zy, y0 + 1);
             if (mask)
-                tt_mask_put_bits(mask, (uint32_t)(p * cout + o), f0 | (f1 << 1), 2);
+                tt_mask_put_bits(mask, bit, f0 | (f1 << 1), 2);
         }
     }
     if (o < cout) { /* odd cout: the last channel alone */
         const int8_t *wl0 = k_lo ? w_lo + o * k_lo : 0, *wh0 = k_hi ? w_hi + o * k_hi : 0;
-        int32_t zw0 = 0;
-        if (hw >= 2)
-            zw0 = zx * (wsum ? wsum[o] : (k_lo ? weight_row_sum(wl0, k_lo) : 0) + (k_hi ? weight_row_sum(wh0, k_hi) : 0));
+        const int32_t zw0 = hw >= 2 ? zx * (wsum ? wsum[o] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o)) : 0;
+        const tt_requant_channel q0 = tt_requant_prepare(bias[o], mult[o], shift[o]);
         int32_t p = 0;
         for (; p + 1 < hw; p += 2) {
             const int8_t *x0 = x + p * cin, *x1 = x0 + cin;
@@ -221,8 +232,8 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
             if (k_hi)
                 dot_1x2(x0 + k_lo, x1 + k_lo, wh0, k_hi, a);
             int8_t *y0 = y + p * cout + o;
-            const uint32_t f0 = tt_requant_store(a[0] - zw0, bias[o], mult[o], shift[o], zy, y0);
-            const uint32_t f1 = tt_requant_store(a[1] - zw0, bias[o], mult[o], shift[o], zy, y0 + cout);
+            const uint32_t f0 = requant_store(a[0] - zw0, &q0, zy, y0);
+            const uint32_t f1 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
             if (mask) {
                 tt_mask_put(mask, (uint32_t)(p * cout + o), f0);
                 tt_mask_put(mask, (uint32_t)((p + 1) * cout + o), f1);
@@ -235,7 +246,7 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
                 s = dot_1x1_zp(x0, wl0, k_lo, zx, s);
             if (k_hi)
                 s = dot_1x1_zp(x0 + k_lo, wh0, k_hi, zx, s);
-            const uint32_t f = tt_requant_store(s, bias[o], mult[o], shift[o], zy, y + p * cout + o);
+            const uint32_t f = requant_store(s, &q0, zy, y + p * cout + o);
             if (mask)
                 tt_mask_put(mask, (uint32_t)(p * cout + o), f);
         }

@@ -17,18 +17,32 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Hot-loop helpers must be inlined even where GCC's size heuristics would not. */
+#if defined(__GNUC__)
+#define TT_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define TT_ALWAYS_INLINE static inline
+#endif
+
+/* The builtin even under -ffreestanding, where a plain memcpy would be a call per load. */
+#if defined(__GNUC__)
+#define TT_MEMCPY __builtin_memcpy
+#else
+#define TT_MEMCPY memcpy
+#endif
+
 /* Unaligned little-endian loads: one LDR on Cortex-M7 (unaligned LDR is allowed; LDRD/LDM are not). */
 static inline uint32_t tt_read_s8x4(const int8_t *p)
 {
     uint32_t v;
-    memcpy(&v, p, sizeof v);
+    TT_MEMCPY(&v, p, sizeof v);
     return v;
 }
 
 static inline uint32_t tt_read_s16x2(const int16_t *p)
 {
     uint32_t v;
-    memcpy(&v, p, sizeof v);
+    TT_MEMCPY(&v, p, sizeof v);
     return v;
 }
 
@@ -66,6 +80,9 @@ static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __
 static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
 static inline uint32_t tt_ssub16(uint32_t a, uint32_t b) { return (uint32_t)__ssub16((int16x2_t)a, (int16x2_t)b); }
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
+/* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
+static inline int32_t tt_ssat10(int32_t x) { return __ssat(x, 10); }
+static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
 
 #else
 #define TT_DSP_NATIVE 0
@@ -103,6 +120,8 @@ static inline int32_t tt_qadd(int32_t a, int32_t b)
     int64_t s = (int64_t)a + b;
     return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;
 }
+static inline int32_t tt_ssat10(int32_t x) { return x > 511 ? 511 : x < -512 ? -512 : x; }
+static inline int32_t tt_ssat8(int32_t x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
 #endif
 
 #endif

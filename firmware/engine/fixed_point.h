@@ -23,20 +23,28 @@ static inline int32_t tt_wrap32(uint32_t u)
 static inline int32_t tt_sat_add32(int32_t a, int32_t b) { return tt_qadd(a, b); }
 
 /* gemmlowp SaturatingRoundingDoublingHighMul. Its nudge-then-truncate equals
- * floor((a b + 2^30) / 2^31) for every sign of a b; only INT32_MIN^2 saturates. */
+ * floor((a b + 2^30) / 2^31) for every sign of a b, i.e. 2 hi + (lo >> 31) of the
+ * 64-bit a b + 2^30; doubling hi with QADD saturates the one overflow (a = b =
+ * INT32_MIN, where hi = 2^30 and the low bit is 0) to INT32_MAX, branch-free. */
 static inline int32_t tt_srdhm(int32_t a, int32_t b)
 {
-    if (a == INT32_MIN && b == INT32_MIN)
-        return INT32_MAX;
-    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 30)) >> 31);
+    const int64_t v = (int64_t)a * b + (INT64_C(1) << 30);
+    const int32_t hi = (int32_t)(v >> 32);
+    const uint32_t lo = (uint32_t)(uint64_t)v;
+    return tt_qadd(hi, hi) | (int32_t)(lo >> 31);
 }
 
-/* gemmlowp RoundingDivideByPOT (round half away from zero), 0 <= e <= 31. */
+/* gemmlowp RoundingDivideByPOT (round half away from zero), 0 <= e <= 31, mask = 2^e - 1:
+ * (x >> e) + (rem > threshold), the comparison as the sign of threshold - rem (no overflow). */
+static inline int32_t tt_rdbpot_masked(int32_t x, int32_t e, int32_t mask)
+{
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)x >> 31);
+    return (x >> e) - ((threshold - (x & mask)) >> 31);
+}
+
 static inline int32_t tt_rdbpot(int32_t x, int32_t e)
 {
-    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
-    const int32_t threshold = (mask >> 1) + (x < 0);
-    return (x >> e) + ((x & mask) > threshold);
+    return tt_rdbpot_masked(x, e, (int32_t)((UINT32_C(1) << e) - 1u));
 }
 
 /* TFLite MultiplyByQuantizedMultiplier, shift in [-31, 31]. */
@@ -47,14 +55,37 @@ static inline int32_t tt_mbqm_inline(int32_t x, int32_t multiplier, int32_t shif
     return tt_rdbpot(tt_srdhm(tt_wrap32((uint32_t)x << left), multiplier), right);
 }
 
+/* One output channel's requantization with everything derivable from its
+ * constants computed once (the kernels loop over positions per channel). */
+typedef struct {
+    int32_t bias, multiplier, left, right, mask;
+} tt_requant_channel;
+
+static inline tt_requant_channel tt_requant_prepare(int32_t bias, int32_t multiplier, int32_t shift)
+{
+    tt_requant_channel q;
+    q.bias = bias;
+    q.multiplier = multiplier;
+    q.left = shift > 0 ? shift : 0;
+    q.right = shift > 0 ? 0 : -shift;
+    q.mask = (int32_t)((UINT32_C(1) << q.right) - 1u);
+    return q;
+}
+
+/* MBQM(sat32(bias + sum)) */
+static inline int32_t tt_requant_apply(int32_t sum, const tt_requant_channel *q)
+{
+    const int32_t acc = tt_qadd(q->bias, sum);
+    return tt_rdbpot_masked(tt_srdhm(tt_wrap32((uint32_t)acc << q->left), q->multiplier), q->right, q->mask);
+}
+
 /* y = clamp(q + zy) to int8; returns the mask bit (1 = the clamp was not active).
- * q is first clamped to +-256 so that adding any int8 zero point cannot overflow
- * and the clamp/mask decision is unchanged. */
+ * q is first clamped to [-512, 511] (one SSAT) so that adding any int8 zero
+ * point cannot overflow and the clamp/mask decision is unchanged. */
 static inline uint32_t tt_store_int8(int32_t q, int32_t zy, int8_t *y)
 {
-    q = q > 256 ? 256 : q < -256 ? -256 : q;
-    const int32_t pre = q + zy;
-    const int32_t c = pre > 127 ? 127 : pre < -128 ? -128 : pre;
+    const int32_t pre = tt_ssat10(q) + zy;
+    const int32_t c = tt_ssat8(pre);
     *y = (int8_t)c;
     return c == pre;
 }
