@@ -34,22 +34,23 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
 /* The hot loop: 2 output channels x 2 positions, 4 inputs per iteration.
  * Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used twice:
  * 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. a = {c0p0, c0p1, c1p0, c1p1}. */
-#define DOT_2X2_STEP()                                                          \
+/* The hot loop: 2 output channels x 2 positions, 4 inputs per step (16 per
+ * iteration). Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used
+ * twice: 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. The second row of x and of
+ * w is addressed by a stride register from the first, so the loop needs only
+ * two pointers. a = {c0p0, c0p1, c1p0, c1p1}. */
+#define DOT_2X2_STEP(off)                                                  \
     do {                                                                        \
-        const uint32_t xa = tt_read_s8x4(x0), xb = tt_read_s8x4(x1);            \
-        x0 += 4;                                                                \
-        x1 += 4;                                                                \
+        const uint32_t xa = tt_read_s8x4(x0 + (off)), xb = tt_read_s8x4(x0 + (off) + sx); \
         const uint32_t xae = tt_sxtb16(xa), xao = tt_sxtb16_ror8(xa);           \
         const uint32_t xbe = tt_sxtb16(xb), xbo = tt_sxtb16_ror8(xb);           \
-        uint32_t w = tt_read_s8x4(w0);                                          \
-        w0 += 4;                                                                \
+        uint32_t w = tt_read_s8x4(w0 + (off));                                  \
         uint32_t we = tt_sxtb16(w), wo = tt_sxtb16_ror8(w);                     \
         s00 = tt_smlad(we, xae, s00);                                           \
         s01 = tt_smlad(we, xbe, s01);                                           \
         s00 = tt_smlad(wo, xao, s00);                                           \
         s01 = tt_smlad(wo, xbo, s01);                                           \
-        w = tt_read_s8x4(w1);                                                   \
-        w1 += 4;                                                                \
+        w = tt_read_s8x4(w0 + (off) + sw);                                      \
         we = tt_sxtb16(w);                                                      \
         wo = tt_sxtb16_ror8(w);                                                 \
         s10 = tt_smlad(we, xae, s10);                                           \
@@ -58,30 +59,30 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
         s11 = tt_smlad(wo, xbo, s11);                                           \
     } while (0)
 
-/* The hot loop: 2 output channels x 2 positions, 16 inputs per iteration.
- * Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used twice:
- * 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. a = {c0p0, c0p1, c1p0, c1p1}.
- * Kept out of line: inlined into the block loop, GCC spills the pointers. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n, int32_t *a)
+/* rows x0, x0 + sx and w0, w0 + sw over n inputs, added to s00..s11 */
+TT_ALWAYS_INLINE void dot_2x2_rows(const int8_t *x0, int32_t sx, const int8_t *w0, int32_t sw, int32_t n,
+                                   int32_t *a)
 {
     int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
-    for (int32_t q = n >> 4; q > 0; --q) {
-        DOT_2X2_STEP();
-        DOT_2X2_STEP();
-        DOT_2X2_STEP();
-        DOT_2X2_STEP();
+    for (const int8_t *end = x0 + (n & ~15); x0 != end; x0 += 16, w0 += 16) {
+        DOT_2X2_STEP(0);
+        DOT_2X2_STEP(4);
+        DOT_2X2_STEP(8);
+        DOT_2X2_STEP(12);
     }
     if (n & 8) {
-        DOT_2X2_STEP();
-        DOT_2X2_STEP();
+        DOT_2X2_STEP(0);
+        DOT_2X2_STEP(4);
+        x0 += 8;
+        w0 += 8;
     }
-    if (n & 4)
-        DOT_2X2_STEP();
-    for (int32_t r = n & 3; r > 0; --r) {
-        const int32_t xa = *x0++, xb = *x1++, wa = *w0++, wb = *w1++;
+    if (n & 4) {
+        DOT_2X2_STEP(0);
+        x0 += 4;
+        w0 += 4;
+    }
+    for (int32_t r = n & 3; r > 0; --r, ++x0, ++w0) {
+        const int32_t xa = x0[0], xb = x0[sx], wa = w0[0], wb = w0[sw];
         s00 += wa * xa;
         s01 += wa * xb;
         s10 += wb * xa;
@@ -91,6 +92,25 @@ static void dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const 
     a[1] = s01;
     a[2] = s10;
     a[3] = s11;
+}
+
+/* One 2x2 block over both weight parts; out of line so that the loops get the
+ * registers (inlined into the block loop, GCC spills the pointers). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void dot_2x2_block(const int8_t *x0, int32_t cin, const int8_t *wl0, int32_t k_lo, const int8_t *wh0,
+                          int32_t k_hi, int32_t *a)
+{
+    a[0] = a[1] = a[2] = a[3] = 0;
+    if (!k_hi) { /* one part: x and w rows share the stride, one register fewer in the loop */
+        dot_2x2_rows(x0, cin, wl0, cin, cin, a);
+    } else if (!k_lo) {
+        dot_2x2_rows(x0, cin, wh0, cin, cin, a);
+    } else {
+        dot_2x2_rows(x0, cin, wl0, k_lo, k_lo, a);
+        dot_2x2_rows(x0 + k_lo, cin, wh0, k_hi, k_hi, a);
+    }
 }
 
 /* 1 output channel x 2 positions (odd cout), zero point folded by the caller. */
@@ -193,11 +213,8 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
         uint32_t bit = (uint32_t)o;
         int32_t p = 0;
         for (; p + 1 < hw; p += 2, x0 += 2 * cin, y0 += 2 * cout, bit += 2u * (uint32_t)cout) {
-            int32_t a[4] = {0, 0, 0, 0};
-            if (k_lo)
-                dot_2x2(x0, x0 + cin, wl0, wl1, k_lo, a);
-            if (k_hi)
-                dot_2x2(x0 + k_lo, x0 + cin + k_lo, wh0, wh1, k_hi, a);
+            int32_t a[4];
+            dot_2x2_block(x0, cin, wl0, k_lo, wh0, k_hi, a);
             const uint32_t f00 = requant_store(a[0] - zw0, &q0, zy, y0);
             const uint32_t f10 = requant_store(a[2] - zw1, &q1, zy, y0 + 1);
             const uint32_t f01 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
@@ -352,18 +369,108 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
         a3 = tt_smlatt(xo_, wo_, a3);                   \
     } while (0)
 
+/* All kernel^2 taps of an output whose window lies inside the image; with a
+ * constant kernel the taps unroll completely: per tap one activation load, one
+ * table load pair, 2 unpacks, 4 MACs. */
+TT_ALWAYS_INLINE void dw_interior(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
+                                  int32_t kernel, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 7
+#endif
+    for (int32_t i = 0; i < kernel; i++, xr += row_step) {
+        const int8_t *xp = xr;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 7
+#endif
+        for (int32_t j = 0; j < kernel; j++, xp += c) {
+            const uint32_t xv = tt_read_s8x4(xp);
+            DW_MAC4(xv, table[i * kernel + j]);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* Out of line per kernel size, so that the position loop keeps no per-tap state. */
+#if defined(__GNUC__)
+#define DW_NOINLINE __attribute__((noinline))
+#else
+#define DW_NOINLINE
+#endif
+typedef void (*dw_interior_fn)(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k, int32_t *a);
+DW_NOINLINE static void dw_interior_3(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
+                                      int32_t *a)
+{
+    (void)k;
+    dw_interior(xr, c, rs, t, 3, a);
+}
+DW_NOINLINE static void dw_interior_5(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
+                                      int32_t *a)
+{
+    (void)k;
+    dw_interior(xr, c, rs, t, 5, a);
+}
+DW_NOINLINE static void dw_interior_7(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
+                                      int32_t *a)
+{
+    (void)k;
+    dw_interior(xr, c, rs, t, 7, a);
+}
+DW_NOINLINE static void dw_interior_any(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
+                                        int32_t *a)
+{
+    dw_interior(xr, c, rs, t, k, a);
+}
+
+/* The ni x nj taps of a border output that fall inside the image (xr, table:
+ * the first of them); returns the weights summed over those taps (SADD16
+ * lanes) for the zero point. */
+static void dw_border(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2], int32_t kernel,
+                      int32_t ni, int32_t nj, int32_t *acc, uint32_t *wsum)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t se = 0, so = 0;
+    for (int32_t i = 0; i < ni; i++, xr += row_step, table += kernel) {
+        const int8_t *xp = xr;
+        const uint32_t(*wp)[2] = table;
+        for (int32_t j = 0; j < nj; j++, xp += c, wp++) {
+            const uint32_t xv = tt_read_s8x4(xp);
+            DW_MAC4(xv, *wp);
+            se = tt_sadd16(se, (*wp)[0]);
+            so = tt_sadd16(so, (*wp)[1]);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    wsum[0] = se;
+    wsum[1] = so;
+}
+
 /* Groups of 4 channels: their weights are repacked once into a stack table of
- * int16 pairs matching the SXTB16 lanes of an int8x4 activation load, then
- * every output position runs kernel^2 taps of 4 MACs. Padded taps read zx, and
- * zx * (sum of the weights) is subtracted afterwards. */
+ * int16 pairs matching the SXTB16 lanes of an int8x4 activation load; every
+ * output then runs kernel^2 taps of 4 MACs. The zero point is folded through
+ * the weight sums (of the whole kernel inside, of the valid taps at borders). */
 static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                           int32_t kernel, int32_t stride, int32_t pad, const int8_t *w_lo, const int8_t *w_hi,
                           int32_t c_lo, const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx,
                           int32_t zy, uint8_t *mask)
 {
     const int32_t kk = kernel * kernel;
-    const uint32_t zpad = ((uint32_t)zx & 0xFFu) * 0x01010101u;
     const int32_t row_step = w * c;
+    const dw_interior_fn interior = kernel == 3   ? dw_interior_3
+                                    : kernel == 5 ? dw_interior_5
+                                    : kernel == 7 ? dw_interior_7
+                                                  : dw_interior_any;
+    /* outputs whose window columns lie inside the image */
+    const int32_t ox_lo = (pad + stride - 1) / stride;
+    int32_t ox_hi = w - kernel + pad >= 0 ? (w - kernel + pad) / stride + 1 : 0;
+    ox_hi = ox_hi > ow ? ow : ox_hi;
     uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
     int32_t c0 = 0;
     for (; c0 + 3 < c; c0 += 4) {
@@ -379,42 +486,44 @@ static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8
         }
         for (int32_t j = 0; j < 4; j++)
             zw[j] *= zx;
+        tt_requant_channel q[4];
+        for (int32_t j = 0; j < 4; j++)
+            q[j] = tt_requant_prepare(bias[c0 + j], mult[c0 + j], shift[c0 + j]);
+        const int8_t *xc = x + c0;
         for (int32_t oy = 0; oy < oh; oy++) {
             const int32_t iy0 = oy * stride - pad;
-            const int row_inside = iy0 >= 0 && iy0 + kernel <= h;
-            for (int32_t ox = 0; ox < ow; ox++) {
+            const int32_t i0 = iy0 < 0 ? -iy0 : 0, i1 = iy0 + kernel > h ? h - iy0 : kernel;
+            /* inside rows: outputs [ox_in0, ox_in1) have their whole window in the image */
+            const int32_t ox_in0 = i0 == 0 && i1 == kernel ? ox_lo : ow;
+            const int32_t ox_in1 = i0 == 0 && i1 == kernel ? ox_hi : ow;
+            int8_t *yp = y + oy * ow * c + c0;
+            uint32_t bit = (uint32_t)(oy * ow * c + c0);
+            int32_t ox = 0;
+            for (; ox < ow; ox++, yp += c, bit += (uint32_t)c) {
+                int32_t a[4];
                 const int32_t ix0 = ox * stride - pad;
-                const uint32_t *wp = &table[0][0];
-                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                if (row_inside && ix0 >= 0 && ix0 + kernel <= w) {
-                    const int8_t *xr = x + (iy0 * w + ix0) * c + c0;
-                    for (int32_t i = 0; i < kernel; i++, xr += row_step) {
-                        const int8_t *xp = xr;
-                        for (int32_t j = 0; j < kernel; j++, xp += c, wp += 2) {
-                            const uint32_t xv = tt_read_s8x4(xp);
-                            DW_MAC4(xv, wp);
-                        }
-                    }
+                if (ox >= ox_in0 && ox < ox_in1) {
+                    interior(xc + (iy0 * w + ix0) * c, c, row_step, table, kernel, a);
+                    a[0] -= zw[0];
+                    a[1] -= zw[1];
+                    a[2] -= zw[2];
+                    a[3] -= zw[3];
                 } else {
-                    for (int32_t i = 0; i < kernel; i++) {
-                        const int32_t iy = iy0 + i;
-                        const int row_ok = iy >= 0 && iy < h;
-                        for (int32_t j = 0; j < kernel; j++, wp += 2) {
-                            const int32_t ix = ix0 + j;
-                            const uint32_t xv = row_ok && ix >= 0 && ix < w ? tt_read_s8x4(x + (iy * w + ix) * c + c0)
-                                                                            : zpad;
-                            DW_MAC4(xv, wp);
-                        }
-                    }
+                    const int32_t j0 = ix0 < 0 ? -ix0 : 0, j1 = ix0 + kernel > w ? w - ix0 : kernel;
+                    uint32_t ws[2];
+                    dw_border(xc + ((iy0 + i0) * w + ix0 + j0) * c, c, row_step, table + i0 * kernel + j0, kernel,
+                              i1 - i0, j1 - j0, a, ws);
+                    a[0] -= zx * tt_lane_lo(ws[0]);
+                    a[1] -= zx * tt_lane_lo(ws[1]);
+                    a[2] -= zx * tt_lane_hi(ws[0]);
+                    a[3] -= zx * tt_lane_hi(ws[1]);
                 }
-                const int32_t pos = oy * ow + ox;
-                int8_t *yp = y + pos * c + c0;
-                const uint32_t f0 = tt_requant_store(a0 - zw[0], bias[c0], mult[c0], shift[c0], zy, yp);
-                const uint32_t f1 = tt_requant_store(a1 - zw[1], bias[c0 + 1], mult[c0 + 1], shift[c0 + 1], zy, yp + 1);
-                const uint32_t f2 = tt_requant_store(a2 - zw[2], bias[c0 + 2], mult[c0 + 2], shift[c0 + 2], zy, yp + 2);
-                const uint32_t f3 = tt_requant_store(a3 - zw[3], bias[c0 + 3], mult[c0 + 3], shift[c0 + 3], zy, yp + 3);
+                const uint32_t f0 = requant_store(a[0], &q[0], zy, yp);
+                const uint32_t f1 = requant_store(a[1], &q[1], zy, yp + 1);
+                const uint32_t f2 = requant_store(a[2], &q[2], zy, yp + 2);
+                const uint32_t f3 = requant_store(a[3], &q[3], zy, yp + 3);
                 if (mask)
-                    tt_mask_put_bits(mask, (uint32_t)(pos * c + c0), f0 | (f1 << 1) | (f2 << 2) | (f3 << 3), 4);
+                    tt_mask_put_bits(mask, bit, f0 | (f1 << 1) | (f2 << 2) | (f3 << 3), 4);
             }
         }
     }

@@ -46,6 +46,10 @@ static inline uint32_t tt_read_s16x2(const int16_t *p)
     return v;
 }
 
+/* The signed int16 lanes of a word (SXTH, ASR #16). */
+static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
+static inline int32_t tt_lane_hi(uint32_t x) { return (int32_t)((x >> 16) ^ 0x8000u) - 0x8000; }
+
 /* (lo, hi) -> one word with lo in the bottom int16 lane: PKHBT. */
 static inline uint32_t tt_pack16(int32_t lo, int32_t hi)
 {
@@ -79,6 +83,7 @@ static inline int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __
 static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
 static inline uint32_t tt_ssub16(uint32_t a, uint32_t b) { return (uint32_t)__ssub16((int16x2_t)a, (int16x2_t)b); }
+static inline uint32_t tt_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
 static inline int32_t tt_ssat10(int32_t x) { return __ssat(x, 10); }
@@ -93,8 +98,6 @@ static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
 #endif
 
 /* Plain C models of the same instructions (also what the portable saturating add uses). */
-static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
-static inline int32_t tt_lane_hi(uint32_t x) { return (int32_t)((x >> 16) ^ 0x8000u) - 0x8000; }
 static inline int32_t tt_byte_s(uint32_t x, int32_t i) { return (int32_t)(((x >> (8 * i)) & 0xFFu) ^ 0x80u) - 0x80; }
 static inline int32_t tt_s32(uint32_t u) { return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN; }
 static inline int32_t tt_wrap_add(int32_t acc, int32_t p) { return tt_s32((uint32_t)acc + (uint32_t)p); }
@@ -114,6 +117,10 @@ static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return tt
 static inline uint32_t tt_ssub16(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_lane_lo(a) - tt_lane_lo(b), tt_lane_hi(a) - tt_lane_hi(b));
+}
+static inline uint32_t tt_sadd16(uint32_t a, uint32_t b)
+{
+    return tt_pack16(tt_lane_lo(a) + tt_lane_lo(b), tt_lane_hi(a) + tt_lane_hi(b));
 }
 static inline int32_t tt_qadd(int32_t a, int32_t b)
 {

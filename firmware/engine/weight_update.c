@@ -10,13 +10,32 @@
 #include "dsp_intrinsics.h"
 #include "fixed_point.h"
 
-static inline uint32_t update_base(const tt_update_ctx *u) { return tt_mix32_inline(u->seed ^ u->step); }
+/* The rounding mode and the PRNG stream of one tensor, copied out of the context
+ * (so that stores to the int8 weights, which may alias anything, do not force
+ * reloads): r(index) = mix32(first + index), first = mix32(seed ^ step) + elem_offset. */
+typedef struct {
+    int32_t mode;
+    uint32_t first;
+} update_stream;
 
-static inline void update_weight(int8_t *w, int64_t grad, int32_t coef_mult, int32_t e_total, const tt_update_ctx *u,
-                                 uint32_t base, uint32_t index)
+static inline update_stream update_start(const tt_update_ctx *u)
 {
-    const uint32_t r = u->mode == TT_ROUND_STOCHASTIC ? tt_element_random(base, u->elem_offset + index) : 0u;
-    *w = tt_apply_weight_delta(*w, tt_sgd_delta(grad, coef_mult, e_total, u->mode, r));
+    update_stream s;
+    s.mode = u->mode;
+    s.first = tt_mix32_inline(u->seed ^ u->step) + u->elem_offset;
+    return s;
+}
+
+static inline int64_t update_delta(int64_t grad, int32_t coef_mult, int32_t e_total, update_stream s, uint32_t index)
+{
+    const uint32_t r = s.mode == TT_ROUND_STOCHASTIC ? tt_mix32_inline(s.first + index) : 0u;
+    return tt_sgd_delta(grad, coef_mult, e_total, s.mode, r);
+}
+
+static inline void update_weight(int8_t *w, int64_t grad, int32_t coef_mult, int32_t e_total, update_stream s,
+                                 uint32_t index)
+{
+    *w = tt_apply_weight_delta(*w, update_delta(grad, coef_mult, e_total, s, index));
 }
 
 /* ------------------------------------------------------------------ pointwise / dense */
@@ -72,7 +91,7 @@ void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t
                                 const int8_t *xs, int32_t xs_c, int32_t k, int32_t zx, int8_t *w_lo,
                                 const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
 {
-    const uint32_t base = update_base(u);
+    const update_stream st = update_start(u);
     int32_t o = 0;
 #if TT_DSP
     for (; o + 1 < cout; o += 2) {
@@ -92,14 +111,14 @@ void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t
             int32_t a[8];
             pw_grad_block_2x4(g, hw, cout, xs, xs_c, o, i, a);
             for (int32_t j = 0; j < 4; j++) {
-                update_weight(w0 + i + j, a[j] - zg0, m0, e0, u, base, idx0 + (uint32_t)(i + j));
-                update_weight(w1 + i + j, a[4 + j] - zg1, m1, e1, u, base, idx1 + (uint32_t)(i + j));
+                update_weight(w0 + i + j, a[j] - zg0, m0, e0, st, idx0 + (uint32_t)(i + j));
+                update_weight(w1 + i + j, a[4 + j] - zg1, m1, e1, st, idx1 + (uint32_t)(i + j));
             }
         }
         for (; i < k; i++) {
-            update_weight(w0 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), m0, e0, u, base,
+            update_weight(w0 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), m0, e0, st,
                           idx0 + (uint32_t)i);
-            update_weight(w1 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o + 1, i), m1, e1, u, base,
+            update_weight(w1 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o + 1, i), m1, e1, st,
                           idx1 + (uint32_t)i);
         }
     }
@@ -107,8 +126,8 @@ void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t
     for (; o < cout; o++) {
         const int32_t eo = e + coef_shift[o] - 31;
         for (int32_t i = 0; i < k; i++)
-            update_weight(w_lo + o * k + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), coef_mult[o], eo, u,
-                          base, (uint32_t)(o * k + i));
+            update_weight(w_lo + o * k + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), coef_mult[o], eo, st,
+                          (uint32_t)(o * k + i));
     }
 }
 
@@ -152,7 +171,7 @@ void tt_weight_update_depthwise(const int16_t *g, int32_t e, int32_t oh, int32_t
                                 int32_t kernel, int32_t stride, int32_t pad, int32_t zx, int8_t *w_lo,
                                 const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
 {
-    const uint32_t base = update_base(u);
+    const update_stream st = update_start(u);
     const int32_t kk = kernel * kernel;
     int32_t c0 = 0;
 #if TT_DSP
@@ -185,7 +204,7 @@ void tt_weight_update_depthwise(const int16_t *g, int32_t e, int32_t oh, int32_t
                 const int32_t a[4] = {a0, a1, a2, a3};
                 for (int32_t q = 0; q < 4; q++) {
                     const int32_t ch = c0 + q;
-                    update_weight(w_lo + ch * kk + t, a[q], coef_mult[ch], e + coef_shift[ch] - 31, u, base,
+                    update_weight(w_lo + ch * kk + t, a[q], coef_mult[ch], e + coef_shift[ch] - 31, st,
                                   (uint32_t)(ch * kk + t));
                 }
             }
@@ -204,7 +223,7 @@ void tt_weight_update_depthwise(const int16_t *g, int32_t e, int32_t oh, int32_t
                                                        ox0, ox1)
                                             : 0;
                 const int32_t t = i * kernel + j;
-                update_weight(w_lo + ch * kk + t, s, coef_mult[ch], ec, u, base, (uint32_t)(ch * kk + t));
+                update_weight(w_lo + ch * kk + t, s, coef_mult[ch], ec, st, (uint32_t)(ch * kk + t));
             }
         }
     }
@@ -215,7 +234,7 @@ void tt_weight_update_generic(const int16_t *g, int32_t e, int32_t oh, int32_t o
                               int32_t kernel, int32_t stride, int32_t pad, int32_t zx, int8_t *weights, int32_t cin,
                               const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
 {
-    const uint32_t base = update_base(u);
+    const update_stream st = update_start(u);
     for (int32_t o = 0; o < cout; o++) {
         const int32_t eo = e + coef_shift[o] - 31;
         for (int32_t i = 0; i < kernel; i++) {
@@ -229,7 +248,7 @@ void tt_weight_update_generic(const int16_t *g, int32_t e, int32_t oh, int32_t o
                     const int32_t s = ox0 < ox1 ? tap_grad(g, ow, cout, o, xs, w, xs_c, ci, zx, stride, pad, i, j, oy0,
                                                            oy1, ox0, ox1)
                                                 : 0;
-                    update_weight(weights + flat + ci, s, coef_mult[o], eo, u, base, (uint32_t)(flat + ci));
+                    update_weight(weights + flat + ci, s, coef_mult[o], eo, st, (uint32_t)(flat + ci));
                 }
             }
         }
@@ -241,14 +260,13 @@ void tt_weight_update_generic(const int16_t *g, int32_t e, int32_t oh, int32_t o
 void tt_bias_update(const int16_t *g, int32_t e, int32_t hw, int32_t c, int32_t *bias,
                     const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
 {
-    const uint32_t base = update_base(u);
+    const update_stream st = update_start(u);
     for (int32_t ch = 0; ch < c; ch++) {
         int64_t s = 0;
         const int16_t *gp = g + ch;
         for (int32_t p = 0; p < hw; p++, gp += c)
             s += *gp;
-        const uint32_t r = u->mode == TT_ROUND_STOCHASTIC ? tt_element_random(base, u->elem_offset + (uint32_t)ch) : 0u;
-        const int64_t v = (int64_t)bias[ch] + tt_sgd_delta(s, coef_mult[ch], e + coef_shift[ch] - 31, u->mode, r);
+        const int64_t v = (int64_t)bias[ch] + update_delta(s, coef_mult[ch], e + coef_shift[ch] - 31, st, (uint32_t)ch);
         bias[ch] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
     }
 }
