@@ -10,8 +10,6 @@ boots it in QEMU on a free port and runs every test against it. Other targets:
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import pytest
 
 from tinytrain.board_build import build_firmware, build_host_firmware
 from tinytrain.emulator import QemuBoard
+from tinytrain.host_board import HostBoard
 from tinytrain.link import Link
 from tinytrain.messages import BoardInfo
 
@@ -57,18 +56,6 @@ class Board:
         return self.info.board != "host"
 
 
-def _start_host_board() -> tuple[subprocess.Popen[str], str]:
-    exe = build_host_firmware()
-    proc = subprocess.Popen([str(exe), "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"socket://\S+", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"the host board did not report its port: {line!r}")
-    return proc, match.group(0)
-
-
 @pytest.fixture(scope="session")
 def board(request: pytest.FixtureRequest) -> Iterator[Board]:
     config = request.config
@@ -78,18 +65,13 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
         with Link(port, baudrate=config.getoption("--baud")) as link:
             yield Board(link, link.wait_ready(10.0), Path(elf_opt) if elf_opt else None, "port")
     elif config.getoption("--target") == "host":
-        proc, url = _start_host_board()
-        output: list[str] = []
-        _LOGS["host board output"] = lambda: "".join(output)
-        try:
-            with Link(url) as link:
+        with HostBoard(build_host_firmware()) as host:
+            _LOGS["host board output"] = lambda: host.output
+            with Link(host.url) as link:
                 yield Board(link, link.wait_ready(10.0), None, "host")
-        finally:
-            proc.terminate()
-            out, _ = proc.communicate(timeout=10)
-            output.append(out)
         # A sanitizer report means the firmware misbehaved even if every reply looked right.
-        assert "runtime error" not in out and "Sanitizer" not in out, out
+        report = host.sanitizer_report()
+        assert report is None, report
     else:
         elf = Path(elf_opt) if elf_opt else build_firmware("qemu_m7")
         with QemuBoard(elf) as qemu:

@@ -50,6 +50,9 @@ extern uint8_t tt_arena[];
 /* Learned state besides the parameters: training steps taken (the PRNG's step counter). */
 extern uint32_t tt_train_step_count;
 
+/* The logits of the last TRAIN or INFER (tt_model.classes values). */
+extern int8_t tt_logits[];
+
 /* Per-op counter units of the last train step / inference (board_counter_read differences). */
 extern uint32_t tt_train_op_counts[];
 extern uint32_t tt_infer_op_counts[];

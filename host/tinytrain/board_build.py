@@ -137,19 +137,55 @@ def compile_host_program(
     return output
 
 
-def build_host_firmware(flags: Sequence[str] = ()) -> Path:
-    """The firmware with boards/host: a TCP server standing in for the serial line.
+def default_build_config(env: str = "qemu_m7"):
+    """The model options of platformio.ini (custom_tinytrain_*), with the TINYTRAIN_* overrides."""
+    import configparser
 
-    Like the PlatformIO builder it also compiles build/host/generated/*.c, with
-    that folder on the include path: write generated sources there first."""
-    out_dir = host_build_dir()
+    from .build_config import BuildConfig
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(project_root() / "platformio.ini")
+    names = {"model": "models/fmnist-mbv2/model.ttm", "scheme": "classifier", "classes": "", "budget": "",
+             "lr": "0.05", "rounding": "stochastic", "seed": "1", "qas": "1", "new_head": "0", "head_seed": "0"}
+    values = {}
+    for name, default in names.items():
+        value = default
+        for section in ("env", f"env:{env}"):
+            if ini.has_option(section, f"custom_tinytrain_{name}"):
+                value = ini.get(section, f"custom_tinytrain_{name}")
+        values[name] = os.environ.get(f"TINYTRAIN_{name.upper()}", value).strip()
+    model = Path(values["model"])
+    return BuildConfig.from_strings(values, model if model.is_absolute() else project_root() / model, project_root())
+
+
+def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = True) -> Path:
+    """The firmware with boards/host (a TCP server standing in for the serial line) and the model of
+    `config` (default: platformio.ini's), built with sanitizers and, when checked, the arena write checks.
+
+    Like the PlatformIO builder it compiles <build>/generated/*.c, where the model code is generated;
+    each configuration gets its own folder under build/host/."""
+    import hashlib
+    import json
+
+    from .build_config import compile_for_build
+
+    config = config or default_build_config()
+    model_path = Path(config.model)
+    if not model_path.exists():
+        raise BuildError(f"the model {model_path} does not exist.")
+    key = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode() + model_path.read_bytes()
+                         + str(checked).encode()).hexdigest()[:12]
+    out_dir = host_build_dir() / f"engine-{key}"
     output = out_dir / "tinytrain_host"
     generated = out_dir / "generated"
+    if not (generated / "tinytrain.json").exists():
+        compile_for_build(config, generated)
     sources = firmware_sources(["host"])
     if not output.exists() or output.stat().st_mtime < _newest_mtime(sources + list((project_root() / "firmware").rglob("*.h"))):
         write_build_info(generated)
+    extra = ["-DTT_CHECKED"] if checked else []
     return compile_host_program(
-        output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=flags
+        output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=[*extra, *flags]
     )
 
 

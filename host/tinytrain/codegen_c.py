@@ -94,6 +94,8 @@ class _Emitter:
             if bs.trainable:
                 self.decls.append(c_array("int32_t", f"{n}_bcoef_m", c.b_coef[0]))
                 self.decls.append(c_array("int32_t", f"{n}_bcoef_s", c.b_coef[1]))
+        backward = {s.op for s in self.p.train_steps if s.kind in ("add_grad", "avgpool_grad")}
+        add_outputs = {s.op: s.attrs["outputs"] for s in self.p.train_steps if s.kind == "add_grad"}
         for op in self.model.ops:
             c = self.p.consts[op.name]
             if c.add is not None:
@@ -101,9 +103,11 @@ class _Emitter:
                 self.decls.append(
                     f"static const tt_add_params {ident(op.name)}_p = {{{a.left_shift}, {a.in1[0]}, {a.in1[1]}, {a.in1[2]}, "
                     f"{a.in2[0]}, {a.in2[1]}, {a.in2[2]}, {a.out[0]}, {a.out[1]}, {a.out[2]}}};\n")
-                for j, (m, s) in enumerate(c.add_grad):
+                for j, (m, s) in enumerate(c.add_grad if op.name in backward else []):
+                    if not add_outputs[op.name][j]:
+                        continue
                     self.decls.append(f"static const int32_t {ident(op.name)}_gm{j} = {m}, {ident(op.name)}_gs{j} = {s};\n")
-            if c.pool_grad is not None:
+            if c.pool_grad is not None and op.name in backward:
                 m, s = c.pool_grad
                 self.decls.append(f"static const int32_t {ident(op.name)}_pm = {m}, {ident(op.name)}_ps = {s};\n")
         self.decls.append(c_array("uint32_t", "loss_table", self.p.loss_table))
@@ -319,6 +323,7 @@ class _Emitter:
             '#include "engine/tt_check.h"\n',
             f"uint8_t tt_arena[{c.arena_bytes}u] __attribute__((aligned(8)));",
             "uint32_t tt_train_step_count;",
+            f"int8_t tt_logits[{m.num_classes}u];",
             f"uint32_t tt_train_op_counts[{n_train}];",
             f"uint32_t tt_infer_op_counts[{n_infer}];\n",
             "".join(self.decls),

@@ -68,8 +68,9 @@ class Compiled:
 
 
 def runtime_state_bytes(program: TrainingProgram) -> int:
-    """Per-model state in .bss besides arena and parameters: one u32 counter per profiled step."""
-    return 4 * (len(program.train_steps) + len(program.infer_steps)) + 64
+    """What the generated code allocates besides arena and parameters (tt_model_gen.c): one u32
+    counter per profiled step, the logits, the step counter; 8 bytes of alignment per object."""
+    return 4 * (len(program.train_steps) + len(program.infer_steps)) + program.model.num_classes + 4 + 3 * 8
 
 
 def flash_bytes(program: TrainingProgram) -> int:

@@ -1,0 +1,268 @@
+/* Messages of the training engine (docs/protocol.md, "Training engine"):
+ * MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE. */
+#include "app/engine_messages.h"
+
+#include <string.h>
+
+#include "app/stats.h"
+#include "boards/board.h"
+#include "engine/tt_model.h"
+#include "protocol/wire.h"
+
+#define TRAIN_PREFIX_BYTES 8u
+#define PARAMS_GET_MAX (TT_RX_BUFFER_BYTES - 16u)
+
+static uint8_t train_prefix[TRAIN_PREFIX_BYTES];
+
+/* ------------------------------------------------------------ learned state
+ * The state the host backs up and restores: the step counter (the PRNG's), then
+ * the SRAM part of every trainable tensor in the model's order. */
+
+static uint32_t state_bytes(void)
+{
+    uint32_t n = 4u;
+    for (uint16_t i = 0; i < tt_model.n_params; ++i) {
+        n += tt_model.params[i].bytes;
+    }
+    return n;
+}
+
+/* Copies state bytes [offset, offset+len) to (get) or from (set) buf. */
+static void state_copy(uint32_t offset, uint32_t len, uint8_t *buf, bool set)
+{
+    uint8_t counter[4];
+    for (unsigned i = 0; i < 4u; ++i) {
+        counter[i] = (uint8_t)(tt_train_step_count >> (8u * i));
+    }
+    uint32_t base = 0;
+    for (int r = -1; r < (int)tt_model.n_params && len > 0u; ++r) {
+        uint8_t *data = r < 0 ? counter : (uint8_t *)tt_model.params[r].data;
+        uint32_t size = r < 0 ? 4u : tt_model.params[r].bytes;
+        if (offset < base + size) {
+            uint32_t from = offset - base;
+            uint32_t n = size - from < len ? size - from : len;
+            if (set) {
+                memcpy(data + from, buf, n);
+            } else {
+                memcpy(buf, data + from, n);
+            }
+            buf += n;
+            offset += n;
+            len -= n;
+        }
+        base += size;
+    }
+    if (set) {
+        tt_train_step_count = wire_get_u32(counter);
+    }
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static uint8_t argmax(const int8_t *v, uint16_t n)
+{
+    uint16_t best = 0;
+    for (uint16_t i = 1; i < n; ++i) {
+        if (v[i] > v[best]) {
+            best = i;
+        }
+    }
+    return (uint8_t)best;
+}
+
+void handle_model(const request_t *req)
+{
+    uint8_t buf[32 + 40 + 2 * 64];
+    wire_writer_t w = wire_writer(buf, sizeof buf);
+    for (unsigned i = 0; i < 32u; ++i) {
+        wire_u8(&w, tt_model.hash[i]);
+    }
+    wire_u16(&w, tt_model.classes);
+    wire_u16(&w, tt_model.input_h);
+    wire_u16(&w, tt_model.input_w);
+    wire_u16(&w, tt_model.input_c);
+    wire_u32(&w, tt_model.input_bytes);
+    wire_u32(&w, tt_model.arena_bytes);
+    wire_u32(&w, tt_model.trainable_bytes);
+    wire_u32(&w, tt_model.planned_peak_sram_bytes);
+    wire_u32(&w, state_bytes());
+    wire_u16(&w, tt_model.n_params);
+    wire_u16(&w, tt_model.n_train_ops);
+    wire_u16(&w, tt_model.n_infer_ops);
+    wire_str(&w, tt_model.name);
+    wire_str(&w, tt_model.scheme);
+    reply(req, buf, (uint32_t)w.len);
+}
+
+static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint32_t offset)
+{
+    claim->expected_len = prefix + tt_model.input_bytes;
+    if (len != claim->expected_len) {
+        return false;
+    }
+    claim->count = 0;
+    if (prefix) {
+        claim->regions[claim->count++] = (frame_region_t){train_prefix, prefix};
+    }
+    claim->regions[claim->count++] = (frame_region_t){tt_arena + offset, tt_model.input_bytes};
+    return true;
+}
+
+bool claim_train(uint32_t len, rx_claim_t *claim)
+{
+    return claim_sample(len, claim, TRAIN_PREFIX_BYTES, tt_model.train_input_offset);
+}
+
+bool claim_infer(uint32_t len, rx_claim_t *claim)
+{
+    return claim_sample(len, claim, 0u, tt_model.infer_input_offset);
+}
+
+static void reply_logits(const request_t *req, const int8_t *logits, uint8_t pred, bool train, uint64_t count)
+{
+    uint8_t head[4 + 4 + 8];
+    wire_writer_t w = wire_writer(head, sizeof head);
+    wire_u8(&w, pred);
+    wire_u8(&w, 0);
+    wire_u16(&w, tt_model.classes);
+    if (train) {
+        wire_u32(&w, tt_train_step_count);
+    }
+    wire_u64(&w, count);
+    reply_begin(req, (uint32_t)w.len + tt_model.classes);
+    reply_data(head, (uint32_t)w.len);
+    reply_data(logits, tt_model.classes);
+    reply_end();
+}
+
+void handle_train(const request_t *req)
+{
+    uint32_t label = wire_get_u16(train_prefix);
+    uint32_t lr_scale = wire_get_u32(train_prefix + 4);
+    if (label >= tt_model.classes) {
+        reply_error(req, ERR_BAD_ARGUMENT, tt_model.classes, "label out of range");
+        return;
+    }
+    uint64_t t0 = board_counter_read();
+    tt_train_step((int32_t)label, lr_scale, tt_logits);
+    uint64_t count = board_counter_read() - t0;
+    stats_set_last_count(count);
+    reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), true, count);
+}
+
+void handle_infer(const request_t *req)
+{
+    uint64_t t0 = board_counter_read();
+    tt_infer(tt_logits);
+    uint64_t count = board_counter_read() - t0;
+    stats_set_last_count(count);
+    reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), false, count);
+}
+
+bool claim_params_get(uint32_t len, rx_claim_t *claim)
+{
+    if (len != 8u) {
+        claim->expected_len = 8u;
+        return false;
+    }
+    return claim_rx_buffer(len, claim);
+}
+
+void handle_params_get(const request_t *req)
+{
+    uint32_t offset = wire_get_u32(req->payload);
+    uint32_t len = wire_get_u32(req->payload + 4);
+    uint32_t total = state_bytes();
+    if (len > PARAMS_GET_MAX || offset > total || len > total - offset) {
+        reply_error(req, ERR_BAD_ARGUMENT, total, "range outside the learned state");
+        return;
+    }
+    uint8_t head[8];
+    wire_writer_t w = wire_writer(head, sizeof head);
+    wire_u32(&w, offset);
+    wire_u32(&w, total);
+    reply_begin(req, 8u + len);
+    reply_data(head, 8u);
+    uint8_t chunk[64];
+    while (len > 0u) {
+        uint32_t n = len < sizeof chunk ? len : (uint32_t)sizeof chunk;
+        state_copy(offset, n, chunk, false);
+        reply_data(chunk, n);
+        offset += n;
+        len -= n;
+    }
+    reply_end();
+}
+
+void handle_params_set(const request_t *req)
+{
+    if (req->len < 4u) {
+        reply_error(req, ERR_BAD_LENGTH, 4u, "PARAMS_SET needs an offset");
+        return;
+    }
+    uint32_t offset = wire_get_u32(req->payload);
+    uint32_t len = req->len - 4u;
+    uint32_t total = state_bytes();
+    if (offset > total || len > total - offset) {
+        reply_error(req, ERR_BAD_ARGUMENT, total, "range outside the learned state");
+        return;
+    }
+    state_copy(offset, len, (uint8_t *)req->payload + 4, true);
+    uint8_t out[8];
+    wire_writer_t w = wire_writer(out, sizeof out);
+    wire_u32(&w, offset);
+    wire_u32(&w, len);
+    reply(req, out, (uint32_t)w.len);
+}
+
+bool claim_profile(uint32_t len, rx_claim_t *claim)
+{
+    if (len != 3u) {
+        claim->expected_len = 3u;
+        return false;
+    }
+    return claim_rx_buffer(len, claim);
+}
+
+void handle_profile(const request_t *req)
+{
+    uint8_t which = req->payload[0];
+    uint16_t first = wire_get_u16(req->payload + 1);
+    const tt_op_info *ops = which == 0 ? tt_model.train_ops : tt_model.infer_ops;
+    const uint32_t *counts = which == 0 ? tt_train_op_counts : tt_infer_op_counts;
+    uint16_t total = which == 0 ? tt_model.n_train_ops : tt_model.n_infer_ops;
+    if (which > 1u || first > total) {
+        reply_error(req, ERR_BAD_ARGUMENT, total, "no such program or row");
+        return;
+    }
+    /* Rows are streamed; a first pass sizes the reply. */
+    uint32_t room = TT_RX_BUFFER_BYTES - 6u;
+    uint32_t len = 6u;
+    uint16_t rows = 0;
+    for (uint16_t i = first; i < total; ++i) {
+        size_t name = strlen(ops[i].name);
+        uint32_t row = 1u + 4u + 4u + 1u + (uint32_t)(name > 255u ? 255u : name);
+        if (len - 6u + row > room) {
+            break;
+        }
+        len += row;
+        rows++;
+    }
+    uint8_t head[6];
+    wire_writer_t w = wire_writer(head, sizeof head);
+    wire_u16(&w, total);
+    wire_u16(&w, first);
+    wire_u16(&w, rows);
+    reply_begin(req, len);
+    reply_data(head, 6u);
+    for (uint16_t i = first; i < first + rows; ++i) {
+        uint8_t row[10 + 255];
+        wire_writer_t r = wire_writer(row, sizeof row);
+        wire_u8(&r, ops[i].kind);
+        wire_u32(&r, ops[i].macs);
+        wire_u32(&r, counts[i]);
+        wire_str(&r, ops[i].name);
+        reply_data(row, (uint32_t)r.len);
+    }
+    reply_end();
+}

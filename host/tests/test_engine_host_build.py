@@ -1,0 +1,97 @@
+"""The whole generated training step, built for the host (ASan, UBSan, arena write checks),
+against the NumPy reference: 50 steps must leave the trained tensors identical byte for byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinytrain import model_file
+from tinytrain.board_build import build_host_firmware, project_root
+from tinytrain.build_config import BuildConfig
+from tinytrain.engine_client import EngineClient
+from tinytrain.host_board import HostBoard
+from tinytrain.link import BoardErrorReply, Link
+from tinytrain.numpy_backend import NumpyBackend
+from tinytrain.synthetic import random_model
+
+SHIPPED = project_root() / "models" / "fmnist-mbv2" / "model.ttm"
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "synthetic.ttm"
+    model_file.save(random_model(11, size=16, classes=6, width=8), path)
+    return path
+
+
+def mixed_scheme(tmp_path: Path, n_layers: int) -> str:
+    """Partial pointwise and depthwise slices, the full first conv, biases of the last 7 layers."""
+    path = tmp_path / "scheme.json"
+    path.write_text(json.dumps({"n_bias_update": 7, "manual_weight_idx": [0, 1, 2, n_layers - 4, n_layers - 3],
+                                "weight_update_ratio": [0.5, 0.25, 0.5, 1, 0.125]}))
+    return str(path)
+
+
+def run_against_reference(cfg: BuildConfig, steps: int = 50, seed: int = 0) -> None:
+    exe = build_host_firmware(cfg)
+    compiled = cfg.compile()
+    ref = NumpyBackend(compiled.program)
+    model = compiled.program.model
+    rng = np.random.default_rng(seed)
+    with HostBoard(exe) as host, Link(host.url) as link:
+        link.wait_ready(10.0)
+        engine = EngineClient(link)
+        assert engine.model.hash == compiled.model_hash
+        assert engine.params_get() == ref.state_bytes()
+        for i in range(steps):
+            x = rng.integers(-128, 128, size=model.input_spec.shape).astype(np.int8)
+            y = int(rng.integers(0, model.num_classes))
+            lr_scale = int(rng.integers(1 << 14, 1 << 17))
+            got = engine.train(x, y, lr_scale)
+            want = ref.train_step(x, y, lr_scale)
+            assert np.array_equal(got.logits, want), f"step {i}"
+            assert got.step_count == i + 1
+        assert engine.params_get() == ref.state_bytes()
+        assert np.array_equal(engine.infer(x).logits, ref.infer(x))
+    assert host.sanitizer_report() is None, host.sanitizer_report()
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest", "truncate"])
+def test_mixed_scheme_matches_reference(synthetic_model, tmp_path, rounding):
+    n = len(model_file.load(synthetic_model).weighted_ops)
+    run_against_reference(BuildConfig(str(synthetic_model), mixed_scheme(tmp_path, n), rounding=rounding, seed=7))
+
+
+@pytest.mark.parametrize("scheme", ["full", "bias-only", "classifier"])
+def test_builtin_schemes_match_reference(synthetic_model, scheme):
+    run_against_reference(BuildConfig(str(synthetic_model), scheme, classes=4, lr=0.02, qas=scheme != "full"), steps=20)
+
+
+def test_shipped_model_matches_reference():
+    if not SHIPPED.exists():
+        pytest.skip(f"{SHIPPED} is not built yet")
+    run_against_reference(BuildConfig(str(SHIPPED), "last:6", classes=10, new_head=True), steps=50)
+
+
+def test_bad_requests_change_nothing(synthetic_model):
+    cfg = BuildConfig(str(synthetic_model), "last:3")
+    with HostBoard(build_host_firmware(cfg)) as host, Link(host.url) as link:
+        link.wait_ready(10.0)
+        engine = EngineClient(link)
+        before = engine.params_get()
+        x = np.zeros(engine.model.input_bytes, dtype=np.int8)
+        with pytest.raises(BoardErrorReply, match="BAD_ARGUMENT|label"):
+            engine.train(x, engine.model.classes)
+        with pytest.raises(BoardErrorReply, match="BAD_LENGTH|length"):
+            link.request(0x11, b"\x00" * 8 + x.tobytes()[:-1], retry=0)
+        assert engine.params_get() == before
+        # A state pushed back is read back identically, step counter included.
+        state = bytearray(before)
+        state[0] = 42
+        engine.params_set(bytes(state))
+        assert engine.params_get() == bytes(state)
+    assert host.sanitizer_report() is None
