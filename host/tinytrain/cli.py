@@ -15,6 +15,12 @@ COMMAND_MODULES: list[str] = [
     "predict",
     "info",
     "emulate",
+    "stream",
+    "eval",
+    "check",
+    "pull",
+    "profile",
+    "demo",
 ]
 
 

@@ -9,8 +9,10 @@ import numpy as np
 
 from .errors import TinytrainError
 from .link import Link
+from .messages import MessageType
 
-MSG_MODEL, MSG_TRAIN, MSG_INFER, MSG_PARAMS_GET, MSG_PARAMS_SET, MSG_PROFILE = range(0x10, 0x16)
+MSG_MODEL, MSG_TRAIN, MSG_INFER = MessageType.MODEL, MessageType.TRAIN, MessageType.INFER
+MSG_PARAMS_GET, MSG_PARAMS_SET, MSG_PROFILE = MessageType.PARAMS_GET, MessageType.PARAMS_SET, MessageType.PROFILE
 LR_ONE = 1 << 16
 
 OP_KINDS = ["conv", "pointwise", "depthwise", "dense", "add", "avgpool", "save", "loss", "requant_grad",

@@ -37,7 +37,8 @@ DEFAULT_BAUDRATE = 115200
 
 # Request types that may be sent again after a timeout. The training engine adds
 # MODEL, INFER and PARAMS_GET here when it defines them.
-SIDE_EFFECT_FREE: set[int] = {MessageType.INFO, MessageType.ECHO, MessageType.STATS, MessageType.CALIBRATE}
+SIDE_EFFECT_FREE: set[int] = {MessageType.INFO, MessageType.ECHO, MessageType.STATS, MessageType.CALIBRATE,
+                               MessageType.MODEL, MessageType.INFER, MessageType.PARAMS_GET, MessageType.PROFILE}
 
 
 class LinkError(TinytrainError):

@@ -16,6 +16,12 @@ class MessageType(IntEnum):
     ECHO = 0x02
     STATS = 0x03
     CALIBRATE = 0x04
+    MODEL = 0x10
+    TRAIN = 0x11
+    INFER = 0x12
+    PARAMS_GET = 0x13
+    PARAMS_SET = 0x14
+    PROFILE = 0x15
     FAULT = 0xFE
     ERROR = 0xFF
 

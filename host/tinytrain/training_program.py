@@ -328,7 +328,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
 
     gy = buf(f"{model.output}.grad", "int16", t[model.output].shape, "grad")
     grad_bits[gy] = GRAD_BITS
-    train_steps.append(Step("loss_grad", None, (model.output,), (gy,), {"bits": GRAD_BITS}))
+    train_steps.append(Step("loss_grad", model.output, (model.output,), (gy,), {"bits": GRAD_BITS}))
     grad_of[model.output] = gy
     deferred: list[Step] = []
 
@@ -344,7 +344,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
         g = buf(f"{tensor}.grad", "int16", t[tensor].shape, "grad")
         grad_bits[g] = GRAD_BITS
         inplace = {g: ps[0]} if buffers[ps[0]].dtype == "int32" else {}
-        train_steps.append(Step("grad_sum", None, tuple(ps), (g,), {"bits": GRAD_BITS}, inplace))
+        train_steps.append(Step("grad_sum", tensor, tuple(ps), (g,), {"bits": GRAD_BITS}, inplace))
         grad_of[tensor] = g
 
     for op in reversed(model.ops):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
+
 from ..board_session import add_board_arguments, open_board
 from ..messages import CounterKind
 
@@ -17,11 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_board_arguments(p)
     p.add_argument("--program", choices=["train", "infer"], default="train")
     p.add_argument("--json", action="store_true", help="a JSON list of rows: op, kind, macs, instructions")
+    p.add_argument("--run", action="store_true",
+                   help="first run one step on a zero sample (TRAIN with learning-rate scale 0, which changes no "
+                        "weight but advances the step counter); implied by --emulate")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     with open_board(args) as s:
+        if args.run or args.emulate:
+            x = np.zeros(s.engine.model.input_bytes, dtype=np.int8)
+            s.engine.train(x, 0, lr_scale=0) if args.program == "train" else s.engine.infer(x)
         rows = s.engine.profile(args.program)
         unit = UNITS.get(s.link.info().counter_kind, "counts")
     if args.json:
