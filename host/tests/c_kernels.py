@@ -17,6 +17,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from ctypes import c_int32, c_int64, c_uint32, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,26 +53,38 @@ def _run(cmd: list[str]) -> None:
 
 
 def compile_objects(compiler: str, flags: list[str]) -> None:
-    """Compiles every engine source (no link), failing on any warning."""
-    out = BUILD_DIR / "objects"
+    """Compiles every engine source (no link, in parallel), failing on any warning."""
+    out = BUILD_DIR / "objects" / hashlib.sha256(f"{compiler} {flags}".encode()).hexdigest()[:12]
     out.mkdir(parents=True, exist_ok=True)
-    for src in engine_sources():
-        _run([compiler, *WARNINGS, *flags, f"-I{FIRMWARE}", f"-I{ENGINE}", "-c", str(src), "-o", str(out / (src.stem + ".o"))])
+    cmds = [[compiler, *WARNINGS, *flags, f"-I{FIRMWARE}", f"-I{ENGINE}", "-c", str(src), "-o", str(out / (src.stem + ".o"))]
+            for src in engine_sources()]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(_run, cmds))
 
 
-def build_library(variant: str) -> Path:
-    """The sanitized shared library of one variant, rebuilt when a source or flag changes."""
+def library_path(variant: str) -> tuple[Path, list[str]]:
     flags = [*WARNINGS, "-g", "-O1", "-fPIC", "-shared", *SANITIZE, *VARIANTS[variant], f"-I{FIRMWARE}", f"-I{ENGINE}"]
     h = hashlib.sha256(" ".join(flags).encode())
     for f in sorted([*engine_sources(), *ENGINE.glob("*.h")]):
         h.update(f.name.encode() + f.read_bytes())
-    path = BUILD_DIR / f"libtt_kernels_{variant}_{h.hexdigest()[:16]}.so"
+    return BUILD_DIR / f"libtt_kernels_{variant}_{h.hexdigest()[:16]}.so", flags
+
+
+def build_library(variant: str) -> Path:
+    """The sanitized shared library of one variant, rebuilt when a source or flag changes."""
+    path, flags = library_path(variant)
     if not path.exists():
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         _run(["gcc", *flags, *map(str, engine_sources()), "-o", str(tmp)])
         tmp.replace(path)
     return path
+
+
+def build_libraries() -> list[Path]:
+    """Both variants, built side by side."""
+    with ThreadPoolExecutor(max_workers=len(VARIANTS)) as pool:
+        return list(pool.map(build_library, VARIANTS))
 
 
 def sanitizer_env() -> dict[str, str] | None:
