@@ -197,6 +197,7 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
                           const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
     const int32_t k_hi = cin - k_lo;
+    const int even_cout = (cout & 1) == 0;
     int32_t o = 0;
     for (; o + 1 < cout; o += 2) {
         const int8_t *wl0 = k_lo ? w_lo + o * k_lo : 0, *wl1 = k_lo ? wl0 + k_lo : 0;
@@ -220,8 +221,13 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
             const uint32_t f01 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
             const uint32_t f11 = requant_store(a[3] - zw1, &q1, zy, y0 + cout + 1);
             if (mask) {
-                tt_mask_put_bits(mask, bit, f00 | (f10 << 1), 2);
-                tt_mask_put_bits(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
+                if (even_cout) { /* o and bit are even: both pairs sit inside one byte each */
+                    tt_mask_put_bits_in_byte(mask, bit, f00 | (f10 << 1), 2);
+                    tt_mask_put_bits_in_byte(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
+                } else {
+                    tt_mask_put_bits(mask, bit, f00 | (f10 << 1), 2);
+                    tt_mask_put_bits(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
+                }
             }
         }
         if (p < hw) {

@@ -28,6 +28,14 @@ static inline void tt_mask_put_bits(uint8_t *mask, uint32_t i, uint32_t v, uint3
         b[1] = (uint8_t)((b[1] & ~(field >> 8)) | (bits >> 8));
 }
 
+/* Bits i .. i+n-1 that lie in one byte ((i & 7) + n <= 8). */
+static inline void tt_mask_put_bits_in_byte(uint8_t *mask, uint32_t i, uint32_t v, uint32_t n)
+{
+    uint8_t *b = mask + (i >> 3);
+    const uint32_t s = i & 7u;
+    *b = (uint8_t)((*b & ~(((1u << n) - 1u) << s)) | (v << s));
+}
+
 static inline uint32_t tt_mask_get(const uint8_t *mask, uint32_t i) { return (mask[i >> 3] >> (i & 7u)) & 1u; }
 
 static inline void tt_mask_finish(uint8_t *mask, uint32_t n)
