@@ -31,32 +31,29 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
     return s;
 }
 
-/* The hot loop: 2 output channels x 2 positions, 4 inputs per iteration.
- * Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used twice:
- * 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. a = {c0p0, c0p1, c1p0, c1p1}. */
 /* The hot loop: 2 output channels x 2 positions, 4 inputs per step (16 per
  * iteration). Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used
  * twice: 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. The second row of x and of
  * w is addressed by a stride register from the first, so the loop needs only
  * two pointers. a = {c0p0, c0p1, c1p0, c1p1}. */
-#define DOT_2X2_STEP(off)                                                  \
-    do {                                                                        \
-        const uint32_t xa = tt_read_s8x4(x0 + (off)), xb = tt_read_s8x4(x0 + (off) + sx); \
-        const uint32_t xae = tt_sxtb16(xa), xao = tt_sxtb16_ror8(xa);           \
-        const uint32_t xbe = tt_sxtb16(xb), xbo = tt_sxtb16_ror8(xb);           \
-        uint32_t w = tt_read_s8x4(w0 + (off));                                  \
-        uint32_t we = tt_sxtb16(w), wo = tt_sxtb16_ror8(w);                     \
-        s00 = tt_smlad(we, xae, s00);                                           \
-        s01 = tt_smlad(we, xbe, s01);                                           \
-        s00 = tt_smlad(wo, xao, s00);                                           \
-        s01 = tt_smlad(wo, xbo, s01);                                           \
-        w = tt_read_s8x4(w0 + (off) + sw);                                      \
-        we = tt_sxtb16(w);                                                      \
-        wo = tt_sxtb16_ror8(w);                                                 \
-        s10 = tt_smlad(we, xae, s10);                                           \
-        s11 = tt_smlad(we, xbe, s11);                                           \
-        s10 = tt_smlad(wo, xao, s10);                                           \
-        s11 = tt_smlad(wo, xbo, s11);                                           \
+#define DOT_2X2_STEP(off)                                                                       \
+    do {                                                                                        \
+        const uint32_t xa = tt_read_s8x4(x0 + (off)), xb = tt_read_s8x4(x0 + (off) + sx);       \
+        const uint32_t xae = tt_sxtb16(xa), xao = tt_sxtb16_ror8(xa);                           \
+        const uint32_t xbe = tt_sxtb16(xb), xbo = tt_sxtb16_ror8(xb);                           \
+        uint32_t w = tt_read_s8x4(w0 + (off));                                                  \
+        uint32_t we = tt_sxtb16(w), wo = tt_sxtb16_ror8(w);                                     \
+        s00 = tt_smlad(we, xae, s00);                                                           \
+        s01 = tt_smlad(we, xbe, s01);                                                           \
+        s00 = tt_smlad(wo, xao, s00);                                                           \
+        s01 = tt_smlad(wo, xbo, s01);                                                           \
+        w = tt_read_s8x4(w0 + (off) + sw);                                                      \
+        we = tt_sxtb16(w);                                                                      \
+        wo = tt_sxtb16_ror8(w);                                                                 \
+        s10 = tt_smlad(we, xae, s10);                                                           \
+        s11 = tt_smlad(we, xbe, s11);                                                           \
+        s10 = tt_smlad(wo, xao, s10);                                                           \
+        s11 = tt_smlad(wo, xbo, s11);                                                           \
     } while (0)
 
 /* rows x0, x0 + sx and w0, w0 + sw over n inputs, added to s00..s11 */

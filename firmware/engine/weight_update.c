@@ -38,6 +38,52 @@ static inline void update_weight(int8_t *w, int64_t grad, int32_t coef_mult, int
     *w = tt_apply_weight_delta(*w, update_delta(grad, coef_mult, e_total, s, index));
 }
 
+#if TT_DSP
+static inline int8_t add_clamp_weight(int8_t w, int32_t d)
+{
+    const int32_t v = w + d;
+    return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+}
+
+/* update_weight over n consecutive elements of one output channel, with the
+ * channel's shift and the rounding mode resolved once. In the common case, a
+ * right shift n > 32 of P = -grad coef (|P| < 2^62), every step fits 32 bits and
+ * round_shift's stochastic (P + (r << (n - 32))) >> n, capped at n = 62 after
+ * a pre-shift, is exactly the high word of (P >> (n - 32)) + r (floors of
+ * floors compose, and adding the integer r cannot cross a multiple of 2^32
+ * differently); nearest is the same with r = 2^31. Anything else takes the
+ * element-wise path. */
+static void update_run(int8_t *w, const int32_t *grad, int32_t n, int32_t coef, int32_t e_total, update_stream s,
+                       uint32_t index)
+{
+    const int32_t sh = e_total < -1000 ? 1000 : -e_total;
+    if (sh <= 32 || (uint32_t)s.mode > (uint32_t)TT_ROUND_TRUNCATE) {
+        for (int32_t j = 0; j < n; j++)
+            update_weight(w + j, grad[j], coef, e_total, s, index + (uint32_t)j);
+        return;
+    }
+    const int32_t m = sh - 32 > 63 ? 63 : sh - 32;
+    if (s.mode == TT_ROUND_STOCHASTIC) {
+        for (int32_t j = 0; j < n; j++) {
+            const int64_t t = (-(int64_t)grad[j] * coef) >> m;
+            const uint32_t r = tt_mix32_inline(s.first + index + (uint32_t)j);
+            w[j] = add_clamp_weight(w[j], (int32_t)((t + (int64_t)r) >> 32));
+        }
+    } else if (s.mode == TT_ROUND_NEAREST) {
+        for (int32_t j = 0; j < n; j++) {
+            const int64_t t = (-(int64_t)grad[j] * coef) >> m;
+            w[j] = add_clamp_weight(w[j], (int32_t)((t + (INT64_C(1) << 31)) >> 32));
+        }
+    } else { /* toward zero; |P| < 2^62 makes shifts of 63 and more give 0 */
+        const int32_t sh63 = sh > 63 ? 63 : sh;
+        for (int32_t j = 0; j < n; j++) {
+            const int64_t p = -(int64_t)grad[j] * coef;
+            w[j] = add_clamp_weight(w[j], (int32_t)(p >= 0 ? p >> sh63 : -((-p) >> sh63)));
+        }
+    }
+}
+#endif
+
 /* ------------------------------------------------------------------ pointwise / dense */
 
 /* sum_p g[p][o] (x[p][i] - zx), one element */
@@ -111,9 +157,11 @@ void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t
             int32_t a[8];
             pw_grad_block_2x4(g, hw, cout, xs, xs_c, o, i, a);
             for (int32_t j = 0; j < 4; j++) {
-                update_weight(w0 + i + j, a[j] - zg0, m0, e0, st, idx0 + (uint32_t)(i + j));
-                update_weight(w1 + i + j, a[4 + j] - zg1, m1, e1, st, idx1 + (uint32_t)(i + j));
+                a[j] -= zg0;
+                a[4 + j] -= zg1;
             }
+            update_run(w0 + i, a, 4, m0, e0, st, idx0 + (uint32_t)i);
+            update_run(w1 + i, a + 4, 4, m1, e1, st, idx1 + (uint32_t)i);
         }
         for (; i < k; i++) {
             update_weight(w0 + i, pw_grad_element(g, hw, cout, xs, xs_c, zx, o, i), m0, e0, st,
