@@ -6,6 +6,7 @@
 #include "fixed_point.h"
 #include "mask_bits.h"
 
+/* Element-wise, so y may alias a or b. */
 void tt_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const tt_add_params *p, uint8_t *mask)
 {
     const int32_t ls = p->left_shift;

@@ -135,12 +135,75 @@ static void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32
 #if TT_DSP
 #define DW_MAX_KERNEL 7
 
+/* 4 channels x 1 tap: (g[c0], g[c0+1]) and (g[c0+2], g[c0+3]) times the packed weights. */
+#define DWG_MAC4(GP, WP)                                                                        \
+    do {                                                                                        \
+        const uint32_t g01_ = tt_read_s16x2(GP), g23_ = tt_read_s16x2((GP) + 2);                \
+        a0 = tt_smlabb(g01_, (WP)[0], a0);                                                      \
+        a1 = tt_smlatt(g01_, (WP)[0], a1);                                                      \
+        a2 = tt_smlabb(g23_, (WP)[1], a2);                                                      \
+        a3 = tt_smlatt(g23_, (WP)[1], a3);                                                      \
+    } while (0)
+
+/* Stride 1, every tap inside: gx = sum over the kernel x kernel window of g whose
+ * corner gr is output (iy + pad - kernel + 1, ix + pad - kernel + 1), against the
+ * taps in reverse order. With a constant kernel the taps unroll completely. */
+TT_ALWAYS_INLINE void dwg_interior(const int16_t *gr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
+                                   int32_t kernel, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const int32_t last = kernel * kernel - 1;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 7
+#endif
+    for (int32_t ii = 0; ii < kernel; ii++) {
+        const int16_t *gp = gr + ii * row_step;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 7
+#endif
+        for (int32_t jj = 0; jj < kernel; jj++)
+            DWG_MAC4(gp + jj * c, table[last - ii * kernel - jj]);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+#if defined(__GNUC__)
+#define DWG_NOINLINE __attribute__((noinline))
+#else
+#define DWG_NOINLINE
+#endif
+typedef void (*dwg_interior_fn)(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a);
+DWG_NOINLINE static void dwg_interior_3(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+{
+    dwg_interior(gr, c, rs, t, 3, a);
+}
+DWG_NOINLINE static void dwg_interior_5(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+{
+    dwg_interior(gr, c, rs, t, 5, a);
+}
+DWG_NOINLINE static void dwg_interior_7(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+{
+    dwg_interior(gr, c, rs, t, 7, a);
+}
+
 /* Groups of 4 channels; their weights repacked once into int16 pairs matching
- * the (g[c], g[c+1]) pairs of two int16x2 loads: 4 SMLAxy per tap. */
+ * the (g[c], g[c+1]) pairs of two int16x2 loads: 4 SMLAxy per tap. Inputs whose
+ * taps all land on outputs (stride 1, away from the borders) take the unrolled
+ * window; the others walk their valid taps. */
 static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad,
                    int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
 {
     const int32_t kk = kernel * kernel;
+    const dwg_interior_fn interior = stride != 1 ? 0
+                                     : kernel == 3 ? dwg_interior_3
+                                     : kernel == 5 ? dwg_interior_5
+                                     : kernel == 7 ? dwg_interior_7
+                                                   : 0;
+    /* stride 1: inputs ix whose outputs ix + pad - j, j < kernel, all exist */
+    const int32_t ix_in0 = kernel - 1 - pad, ix_in1 = ow - pad < w ? ow - pad : w;
     uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
     int32_t c0 = 0;
     for (; c0 + 3 < c; c0 += 4) {
@@ -156,21 +219,28 @@ static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t 
         for (int32_t iy = 0; iy < h; iy++) {
             int32_t i0;
             const int32_t ni = tap_range(iy, pad, stride, kernel, oh, &i0);
+            const int rows_inside = interior && iy + pad - kernel + 1 >= 0 && iy + pad <= oh - 1;
             for (int32_t ix = 0; ix < w; ix++) {
+                if (rows_inside && ix >= ix_in0 && ix < ix_in1) {
+                    int32_t acc[4];
+                    interior(g + ((iy + pad - kernel + 1) * ow + ix + pad - kernel + 1) * c + c0, c, ow * c, table, acc);
+                    int32_t *gxp = gx + (iy * w + ix) * c + c0;
+                    gxp[0] = acc[0];
+                    gxp[1] = acc[1];
+                    gxp[2] = acc[2];
+                    gxp[3] = acc[3];
+                    continue;
+                }
                 int32_t j0;
                 const int32_t nj = tap_range(ix, pad, stride, kernel, ow, &j0);
                 int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
                 for (int32_t a = 0; nj > 0 && a < ni; a++) {
                     const int32_t i = i0 + a * stride, oy = (iy + pad - i) / stride;
-                    const int16_t *gp = g + (oy * ow + (ix + pad - j0) / stride) * c + c0;
+                    /* an index, not a pointer: stepping left past the first output would leave the array */
+                    int32_t gi = (oy * ow + (ix + pad - j0) / stride) * c + c0;
                     const uint32_t *wp = table[i * kernel + j0];
-                    for (int32_t b = 0; b < nj; b++, gp -= c, wp += 2 * stride) {
-                        const uint32_t g01 = tt_read_s16x2(gp), g23 = tt_read_s16x2(gp + 2);
-                        a0 = tt_smlabb(g01, wp[0], a0);
-                        a1 = tt_smlatt(g01, wp[0], a1);
-                        a2 = tt_smlabb(g23, wp[1], a2);
-                        a3 = tt_smlatt(g23, wp[1], a3);
-                    }
+                    for (int32_t b = 0; b < nj; b++, gi -= c, wp += 2 * stride)
+                        DWG_MAC4(g + gi, wp);
                 }
                 int32_t *gxp = gx + (iy * w + ix) * c + c0;
                 gxp[0] = a0;

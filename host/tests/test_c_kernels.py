@@ -342,6 +342,8 @@ if SANITIZED:
             same(y, y_ref, f"{lib} y")
             if with_mask:
                 same(m, packed(m_ref), f"{lib} mask")
+            a2 = a.copy()  # element-wise, so the output may overwrite an input
+            same(lib.add(a2, b, params, False, out=a2)[0], y_ref, f"{lib} y in place")
         frozen.check()
 
     @FAST
