@@ -10,9 +10,10 @@ PIO := $(VENV)/bin/pio
 setup:
 	@bash tools/setup.sh
 
-# Until the training demo exists: boot the qemu_m7 image in QEMU, print INFO and STATS.
+# The main job: build the default model for qemu_m7, boot QEMU, evaluate on held-out
+# MNIST digits, train on the board, evaluate again; writes demo.json and demo.png.
 demo: setup
-	$(PIO) run -e qemu_m7 -s
+	$(VENV)/bin/tinytrain demo
 	$(VENV)/bin/tinytrain info --emulate
 
 # Host unit tests (incl. the protocol C code under ASan/UBSan), the HIL tests
@@ -24,7 +25,7 @@ test: setup
 firmware: setup
 	$(PIO) run -e qemu_m7 -e disco_f746ng
 
-# The firmware as a Linux process: build/host/tinytrain_host [PORT]
+# The firmware as a Linux process: build/host/engine-*/tinytrain_host [PORT]
 host: setup
 	$(PY) -m tinytrain.board_build host
 
