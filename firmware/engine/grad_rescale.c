@@ -8,12 +8,6 @@
 #include "fixed_point.h"
 #include "mask_bits.h"
 
-static inline int64_t requant_term(const int16_t *g, const uint8_t *mask, int32_t i, int32_t mult, int32_t n)
-{
-    const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
-    return tt_rshift_round((int64_t)v * mult, n);
-}
-
 int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_t hw, int32_t c,
                         const int32_t *mult, const int32_t *shift, int32_t nmult, int32_t bits, int16_t *out)
 {
@@ -22,21 +16,45 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
         if (shift[j] > shmax)
             shmax = shift[j];
     const int per_channel = nmult > 1;
+
+    /* Pass 1, per channel: t = rshift_round(v m, n) is monotone in v, so the
+     * largest |t| of a channel is reached at its smallest or largest masked g. */
     uint64_t max_abs = 0;
-    for (int32_t p = 0, i = 0; p < hw; p++) {
-        for (int32_t ch = 0; ch < c; ch++, i++) {
-            const int32_t j = per_channel ? ch : 0;
-            const uint64_t a = tt_abs64(requant_term(g, mask, i, mult[j], shmax - shift[j]));
-            if (a > max_abs)
-                max_abs = a;
+    for (int32_t ch = 0; ch < c; ch++) {
+        int32_t lo = 0, hi = 0; /* masked-out elements are 0, which never raises the maximum */
+        for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
+            const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
+        const int32_t j = per_channel ? ch : 0;
+        const uint64_t a = tt_abs64(tt_rshift_round((int64_t)lo * mult[j], shmax - shift[j]));
+        const uint64_t b = tt_abs64(tt_rshift_round((int64_t)hi * mult[j], shmax - shift[j]));
+        max_abs = a > max_abs ? a : max_abs;
+        max_abs = b > max_abs ? b : max_abs;
     }
     const int32_t s = tt_normalize_shift(max_abs, bits);
-    /* out may alias g: element i is read before it is written. */
-    for (int32_t p = 0, i = 0; p < hw; p++) {
-        for (int32_t ch = 0; ch < c; ch++, i++) {
-            const int32_t j = per_channel ? ch : 0;
-            out[i] = (int16_t)tt_rshift_round(requant_term(g, mask, i, mult[j], shmax - shift[j]), s);
+
+    /* Pass 2, per channel with its constants hoisted (and the common n = 0 without
+     * the first rounding); out may alias g: each element is read, then written. */
+    const int64_t half_s = s > 0 ? INT64_C(1) << (s - 1) : 0;
+    for (int32_t ch = 0; ch < c; ch++) {
+        const int32_t j = per_channel ? ch : 0;
+        const int32_t m = mult[j], n = shmax - shift[j];
+        if (n == 0) {
+            for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
+                const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+                out[i] = (int16_t)(((int64_t)v * m + half_s) >> s);
+            }
+        } else if (n < 63) {
+            const int64_t half_n = INT64_C(1) << (n - 1);
+            for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
+                const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+                out[i] = (int16_t)(((((int64_t)v * m + half_n) >> n) + half_s) >> s);
+            }
+        } else { /* |v m| < 2^47: rounds to 0 */
+            for (int32_t p = 0, i = ch; p < hw; p++, i += c)
+                out[i] = 0;
         }
     }
     return e + shmax - 31 + s;

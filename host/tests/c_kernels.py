@@ -78,6 +78,9 @@ def build_library(variant: str) -> Path:
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         _run(["gcc", *flags, *map(str, engine_sources()), "-o", str(tmp)])
         tmp.replace(path)
+        for old in BUILD_DIR.glob(f"libtt_kernels_{variant}_*.so"):  # builds of older sources
+            if old != path:
+                old.unlink(missing_ok=True)
     return path
 
 
