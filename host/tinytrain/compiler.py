@@ -84,6 +84,15 @@ def flash_bytes(program: TrainingProgram) -> int:
     return total
 
 
+def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None) -> int:
+    """Planned peak SRAM of the reordered program (the real memory plan, without the report's extras)."""
+    program = compile_program(model, scheme, options or CompileOptions())
+    train = arena_plan.plan(program.train_steps, program.buffers, model.input)
+    infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
+    return (max(train.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime_state_bytes(program)
+            + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
+
+
 def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
                   budget_bytes: int | None = None) -> Compiled:
     options = options or CompileOptions()
