@@ -678,3 +678,18 @@ if SANITIZED:
                 got, e = lib.grad_sum([low.copy(), high.copy()], [-10, -10 + gap], bits)
                 same(got, want, f"{lib} gap={gap} bits={bits}")
                 assert e == e_ref
+
+    @pytest.mark.parametrize("bits", [16, 6])
+    def test_requant_grad_first_rounding_ties(libs, bits) -> None:
+        """Tiny multipliers and per-channel shifts, so that both roundings (to the common shift,
+        then to `bits`) meet exact ties."""
+        g = np.repeat(np.arange(-40, 40, dtype=np.int16)[:, None], 4, axis=1)
+        mult = np.array([1, 3, 5, 7], dtype=np.int32)
+        shift = np.array([0, -1, -3, -6], dtype=np.int32)
+        mask = np.ones(g.shape, dtype=bool)
+        mask[::5, 1] = False
+        want, e_ref = K.requant_backward(g, -3, mask, mult.astype(np.int64), shift.astype(np.int64), bits)
+        for lib in libs:
+            out, e = lib.requant_grad(g, -3, packed(mask), mult, shift, bits)
+            same(out, want, f"{lib} bits={bits}")
+            assert e == e_ref
