@@ -19,9 +19,6 @@ static inline int32_t tt_wrap32(uint32_t u)
     return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN;
 }
 
-/* sat32(a + b): ARM's QADD. */
-static inline int32_t tt_sat_add32(int32_t a, int32_t b) { return tt_qadd(a, b); }
-
 /* gemmlowp SaturatingRoundingDoublingHighMul. Its nudge-then-truncate equals
  * floor((a b + 2^30) / 2^31) for every sign of a b, i.e. 2 hi + (lo >> 31) of the
  * 64-bit a b + 2^30; doubling hi with QADD saturates the one overflow (a = b =
@@ -94,7 +91,7 @@ static inline uint32_t tt_store_int8(int32_t q, int32_t zy, int8_t *y)
 static inline uint32_t tt_requant_store(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift, int32_t zy,
                                         int8_t *y)
 {
-    return tt_store_int8(tt_mbqm_inline(tt_sat_add32(bias, sum), multiplier, shift), zy, y);
+    return tt_store_int8(tt_mbqm_inline(tt_qadd(bias, sum), multiplier, shift), zy, y);
 }
 
 /* floor(v / 2^n + 1/2) for n >= 0. For n >= 63 the result is 0 for every |v| < 2^62
@@ -185,8 +182,5 @@ static inline int8_t tt_apply_weight_delta(int8_t w, int64_t delta)
     const int64_t v = (int64_t)w + delta;
     return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
 }
-
-/* The random bits of element `index`, given base = tt_mix32(seed ^ step). */
-static inline uint32_t tt_element_random(uint32_t base, uint32_t index) { return tt_mix32_inline(base + index); }
 
 #endif
