@@ -85,6 +85,20 @@ def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, str
     return _saturated_bias_add(_exact(acc), bias)
 
 
+def conv_accumulate_rows(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int, groups: int,
+                         pad_top: int, pad_left: int, oh: int, ow: int) -> np.ndarray:
+    """conv_accumulate on a band of rows: output (oy, ox) reads input rows oy*stride - pad_top + ky and
+    columns ox*stride - pad_left + kx; rows/columns outside x are padding (what a patch stage's strip
+    kernels compute, docs/numerics.md)."""
+    h, wd, _ = x.shape
+    _, kh, kw, _ = w.shape
+    bottom = max(0, (oh - 1) * stride + kh - pad_top - h)
+    right = max(0, (ow - 1) * stride + kw - pad_left - wd)
+    xp = np.pad(x.astype(np.int16), ((pad_top, bottom), (pad_left, right), (0, 0)), constant_values=zx)
+    full = conv_accumulate(xp.astype(np.int64).clip(-128, 127).astype(np.int8), zx, w, bias, stride, groups, 0)
+    return full[:oh, :ow]
+
+
 def _saturated_bias_add(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """acc = sat32(bias + sum): biases of dead channels sit near -2**31 (ARM's QADD)."""
     return fp.saturate(acc + bias.astype(np.int64), fp.INT32_MIN, fp.INT32_MAX)

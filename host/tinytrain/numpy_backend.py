@@ -99,7 +99,7 @@ class NumpyBackend:
         self.label, self.lr_scale = int(label), int(lr_scale)
         logits = None
         for s in self.program.train_steps:
-            if s.kind in ("conv", "dense", "add", "avgpool", "save_channels"):
+            if s.kind in ("conv", "dense", "add", "avgpool", "save_channels", "patch_stage"):
                 self._forward(s)
                 if s.kind in ("conv", "dense") and s.writes[0] == self.model.output:
                     logits = self.mem[self.model.output].reshape(-1).copy()
@@ -157,29 +157,38 @@ class NumpyBackend:
     # ---------------------------------------------------------------- forward
 
     def _forward(self, s: Step) -> None:
-        c = self.program.consts.get(s.op)
         if s.kind == "save_channels":
             x = self.mem[s.reads[0]]
             k = s.attrs["channels"]
             self.mem[s.writes[0]] = x.reshape(-1)[:k] if len(self.program.buffers[s.writes[0]].shape) == 1 else x[..., :k]
             return
-        op = self.ops[s.op]
-        if s.kind == "conv":
-            acc = K.conv_accumulate(self.mem[op.input], c.zx, self.weights[op.name], self.biases[op.name], op.stride,
-                                    op.groups, op.pad)
-            y, mask = K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
-        elif s.kind == "dense":
-            acc = K.dense_accumulate(self.mem[op.input], c.zx, self.weights[op.name], self.biases[op.name])
-            y, mask = K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
-        elif s.kind == "add":
-            y, mask = K.add_forward(self.mem[op.inputs[0]], self.mem[op.inputs[1]], c.add)
-        elif s.kind == "avgpool":
-            y, mask = K.Requant(c.multiplier, c.shift, c.zy).apply(K.avgpool_accumulate(self.mem[op.input], c.zx))
-        else:
-            raise ValueError(s.kind)
+        if s.kind == "patch_stage":
+            # Strips compute exactly the values of the whole tensors; only S leaves the stage.
+            stage = s.attrs["stage"]
+            values = {stage.input: self.mem[stage.input]}
+            for name in stage.ops:
+                values[self.ops[name].output] = self._compute(self.ops[name], values.__getitem__)[0]
+            self.mem[stage.output] = values[stage.output]
+            return
+        y, mask = self._compute(self.ops[s.op], self.mem.__getitem__)
         self.mem[s.writes[0]] = y
         if len(s.writes) > 1:
             self.mem[s.writes[1]] = mask
+
+    def _compute(self, op, get) -> tuple[np.ndarray, np.ndarray]:
+        c = self.program.consts[op.name]
+        if isinstance(op, Conv2D):
+            acc = K.conv_accumulate(get(op.input), c.zx, self.weights[op.name], self.biases[op.name], op.stride,
+                                    op.groups, op.pad)
+            return K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
+        if isinstance(op, Dense):
+            acc = K.dense_accumulate(get(op.input), c.zx, self.weights[op.name], self.biases[op.name])
+            return K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
+        if op.op_type == "add":
+            return K.add_forward(get(op.inputs[0]), get(op.inputs[1]), c.add)
+        if op.op_type == "avgpool":
+            return K.Requant(c.multiplier, c.shift, c.zy).apply(K.avgpool_accumulate(get(op.input), c.zx))
+        raise ValueError(op.op_type)
 
     # ---------------------------------------------------------------- backward
 

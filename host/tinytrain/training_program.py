@@ -108,6 +108,8 @@ class CompileOptions:
     rounding: str = "stochastic"
     seed: int = 1
     reorder: bool = True
+    # Patch-based front (patch_stage.py): (index of the last stage op, number of strips), or None.
+    stage: tuple[int, int] | None = None
 
     def validate(self) -> None:
         if self.rounding not in fp.ROUNDING_MODES:
@@ -158,7 +160,7 @@ class TrainingProgram:
         raise KeyError((op, kind))
 
 
-FORWARD_KINDS = {"conv", "dense", "add", "avgpool", "save_channels"}
+FORWARD_KINDS = {"conv", "dense", "add", "avgpool", "save_channels", "patch_stage"}
 
 
 def _clog2(n: int) -> int:
@@ -290,8 +292,24 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
     infer_steps: list[Step] = []
     train_steps: list[Step] = []
     saved: dict[str, str] = {}  # op -> buffer its weight gradient reads
+    stage_ops: set[str] = set()
+    if options.stage is not None:
+        from .patch_stage import build_stage, candidate_cuts, stage_step
+
+        cut, strips = options.stage
+        if cut not in candidate_cuts(model, {n for n, g in rg.items() if not g}):
+            raise CompileError(f"ops 0..{cut} cannot be run as a patch stage for this scheme.")
+        stage = build_stage(model, model.ops[: cut + 1], strips)
+        stage_ops = set(stage.ops)
+        step, scratch = stage_step(model, stage)
+        buffers[scratch.name] = scratch
+        buf(stage.output, "int8", t[stage.output].shape, "activation")
+        infer_steps.append(step)
+        train_steps.append(step)
 
     for op in model.ops:
+        if op.name in stage_ops:
+            continue
         y = buf(op.output, "int8", t[op.output].shape, "activation")
         kind = {Conv2D: "conv", Dense: "dense", Add: "add", GlobalAveragePool: "avgpool"}[type(op)]
         macs = _op_macs(model, op)
