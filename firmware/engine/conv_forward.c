@@ -328,16 +328,17 @@ static inline int32_t dw_weight(const int8_t *w_lo, const int8_t *w_hi, int32_t 
 
 /* Channels [c_begin, c_end) one at a time: the portable path, and the channel tail of the DSP path. */
 static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                               int32_t kernel, int32_t stride, int32_t pad, const int8_t *w_lo, const int8_t *w_hi,
+                               int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
+                               const int8_t *w_hi,
                                int32_t c_lo, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin, int32_t c_end)
 {
     const int32_t kk = kernel * kernel;
     for (int32_t oy = 0; oy < oh; oy++) {
-        const int32_t iy0 = oy * stride - pad;
+        const int32_t iy0 = oy * stride - pad_top;
         const int32_t i_lo = iy0 < 0 ? -iy0 : 0, i_hi = iy0 + kernel > h ? h - iy0 : kernel;
         for (int32_t ox = 0; ox < ow; ox++) {
-            const int32_t ix0 = ox * stride - pad;
+            const int32_t ix0 = ox * stride - pad_left;
             const int32_t j_lo = ix0 < 0 ? -ix0 : 0, j_hi = ix0 + kernel > w ? w - ix0 : kernel;
             const int32_t pos = oy * ow + ox;
             for (int32_t ch = c_begin; ch < c_end; ch++) {
@@ -460,7 +461,7 @@ static void dw_border(const int8_t *xr, int32_t c, int32_t row_step, const uint3
  * output then runs kernel^2 taps of 4 MACs. The zero point is folded through
  * the weight sums (of the whole kernel inside, of the valid taps at borders). */
 static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                          int32_t kernel, int32_t stride, int32_t pad, const int8_t *w_lo, const int8_t *w_hi,
+                          int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo, const int8_t *w_hi,
                           int32_t c_lo, const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx,
                           int32_t zy, uint8_t *mask)
 {
@@ -471,8 +472,8 @@ static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8
                                     : kernel == 7 ? dw_interior_7
                                                   : dw_interior_any;
     /* outputs whose window columns lie inside the image */
-    const int32_t ox_lo = (pad + stride - 1) / stride;
-    int32_t ox_hi = w - kernel + pad >= 0 ? (w - kernel + pad) / stride + 1 : 0;
+    const int32_t ox_lo = (pad_left + stride - 1) / stride;
+    int32_t ox_hi = w - kernel + pad_left >= 0 ? (w - kernel + pad_left) / stride + 1 : 0;
     ox_hi = ox_hi > ow ? ow : ox_hi;
     uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
     int32_t c0 = 0;
@@ -494,7 +495,7 @@ static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8
             q[j] = tt_requant_prepare(bias[c0 + j], mult[c0 + j], shift[c0 + j]);
         const int8_t *xc = x + c0;
         for (int32_t oy = 0; oy < oh; oy++) {
-            const int32_t iy0 = oy * stride - pad;
+            const int32_t iy0 = oy * stride - pad_top;
             const int32_t i0 = iy0 < 0 ? -iy0 : 0, i1 = iy0 + kernel > h ? h - iy0 : kernel;
             /* inside rows: outputs [ox_in0, ox_in1) have their whole window in the image */
             const int32_t ox_in0 = i0 == 0 && i1 == kernel ? ox_lo : ow;
@@ -504,7 +505,7 @@ static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8
             int32_t ox = 0;
             for (; ox < ow; ox++, yp += c, bit += (uint32_t)c) {
                 int32_t a[4];
-                const int32_t ix0 = ox * stride - pad;
+                const int32_t ix0 = ox * stride - pad_left;
                 if (ox >= ox_in0 && ox < ox_in1) {
                     interior(xc + (iy0 * w + ix0) * c, c, row_step, table, kernel, a);
                     a[0] -= zw[0];
@@ -531,24 +532,24 @@ static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8
         }
     }
     if (c0 < c)
-        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
+        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
                            mask, c0, c);
 }
 
 #endif
 
 void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                       int32_t kernel, int32_t stride, int32_t pad,
+                       int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask)
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL)
-        depthwise_dsp(x, h, w, c, y, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask);
+        depthwise_dsp(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask);
     else
 #endif
-        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
+        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
                            mask, 0, c);
     if (mask)
         tt_mask_finish(mask, (uint32_t)(oh * ow * c));
@@ -557,17 +558,17 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
 /* ------------------------------------------------------------------ generic */
 
 void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad, int32_t groups,
+                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,
                      const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                      int32_t zx, int32_t zy, uint8_t *mask)
 {
     const int32_t ig = cin / groups, og = cout / groups;
     const int32_t wrow = kernel * kernel * ig;
     for (int32_t oy = 0; oy < oh; oy++) {
-        const int32_t iy0 = oy * stride - pad;
+        const int32_t iy0 = oy * stride - pad_top;
         const int32_t i_lo = iy0 < 0 ? -iy0 : 0, i_hi = iy0 + kernel > h ? h - iy0 : kernel;
         for (int32_t ox = 0; ox < ow; ox++) {
-            const int32_t ix0 = ox * stride - pad;
+            const int32_t ix0 = ox * stride - pad_left;
             const int32_t j_lo = ix0 < 0 ? -ix0 : 0, j_hi = ix0 + kernel > w ? w - ix0 : kernel;
             const int32_t pos = oy * ow + ox;
             for (int32_t o = 0; o < cout; o++) {

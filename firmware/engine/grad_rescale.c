@@ -88,9 +88,44 @@ static inline int64_t aligned_part(const void *part, int32_t is32, int32_t i, in
     return ev >= e ? v * (INT64_C(1) << (ev - e)) : tt_rshift_round(v, e - ev);
 }
 
+/* One int32 part: normalize(v, e, bits) with rshift_round(v, s) = ceil(floor(v / 2^(s-1)) / 2) in
+ * int32 (s >= 1; s = 0 is a plain narrowing). In place, out[i] overwrites the low half of int32
+ * element i/2, which pass 2 has already read. */
+static int32_t renormalize32(const unsigned char *src, int32_t n, int32_t bits, int16_t *out)
+{
+    uint32_t max_abs = 0; /* |v| <= 2^31 fits */
+    for (int32_t i = 0; i < n; i++) {
+        int32_t v;
+        memcpy(&v, src + (size_t)i * 4u, 4);
+        const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+        max_abs = a > max_abs ? a : max_abs;
+    }
+    const int32_t s = tt_normalize_shift(max_abs, bits);
+    if (s == 0) {
+        for (int32_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, src + (size_t)i * 4u, 4);
+            const int16_t m = (int16_t)v;
+            memcpy((unsigned char *)out + (size_t)i * 2u, &m, 2);
+        }
+    } else {
+        const int32_t r = s - 1;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, src + (size_t)i * 4u, 4);
+            const int32_t t = v >> r;
+            const int16_t m = (int16_t)(t - (t >> 1));
+            memcpy((unsigned char *)out + (size_t)i * 2u, &m, 2);
+        }
+    }
+    return s;
+}
+
 int32_t tt_grad_sum(const void *const *parts, const uint8_t *is32, const int32_t *exps, int32_t nparts,
                     int32_t n, int32_t bits, int16_t *out)
 {
+    if (nparts == 1 && is32[0])
+        return exps[0] + renormalize32((const unsigned char *)parts[0], n, bits, out);
     int32_t emin = exps[0], emax = exps[0];
     for (int32_t j = 1; j < nparts; j++) {
         emin = exps[j] < emin ? exps[j] : emin;

@@ -1,26 +1,63 @@
-/* Input gradients: the transposed convolutions of dL/dacc (int16) with the int8 weights, int32 out.
+/* Input gradients: the transposed convolutions of dL/dacc (int16) with the int8 weights.
  *
  * All three are written in gather form (each gx element sums everything that
- * reaches it), so gx needs no clearing and is written exactly once.
+ * reaches it), so gx needs no clearing and is written exactly once. Each kernel
+ * body hands its values to a sink (ig_put) whose mode is a compile-time
+ * constant of the instantiation: store int32; only track the range (pass 1 of
+ * the normalized int16 form); store rshift_round(v, s) as int16 (pass 2).
  */
 #include "tt_kernels.h"
 
 #include "dsp_intrinsics.h"
 #include "fixed_point.h"
 
+enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2 };
+
+typedef struct {
+    int32_t *gx32;
+    int16_t *gx16;
+    int32_t lsh, rsh; /* IG_STORE16: rshift_round(v, s) = ceil(t / 2), t = (v << lsh) >> rsh (see ig_start16) */
+    int32_t lo, hi;   /* IG_RANGE */
+} ig_sink;
+
+TT_ALWAYS_INLINE void ig_put(ig_sink *k, int mode, int32_t i, int32_t v)
+{
+    if (mode == IG_STORE32) {
+        k->gx32[i] = v;
+    } else if (mode == IG_RANGE) {
+        k->lo = v < k->lo ? v : k->lo;
+        k->hi = v > k->hi ? v : k->hi;
+    } else {
+        const int32_t t = tt_wrap32((uint32_t)v << k->lsh) >> k->rsh;
+        k->gx16[i] = (int16_t)(t - (t >> 1));
+    }
+}
+
+/* Pass 2 constants from the range of pass 1; returns s. rshift_round(v, s) = floor((v + 2^(s-1)) / 2^s)
+ * = ceil(floor(v / 2^(s-1)) / 2) for s >= 1 (floors compose); s = 0 runs the same formula on 2v,
+ * which cannot overflow because then |v| < 2^15. */
+static int32_t ig_start16(ig_sink *k, int32_t bits)
+{
+    const uint64_t a = tt_abs64(k->lo), b = (uint64_t)k->hi;
+    const int32_t s = tt_normalize_shift(a > b ? a : b, bits);
+    k->lsh = s == 0;
+    k->rsh = s == 0 ? 0 : s - 1;
+    return s;
+}
+
 /* ------------------------------------------------------------------ pointwise */
 
-/* gx[p][i] for input channels [i0, i0 + n) of one weight part (columns of a
- * [cout][stride] matrix starting at wcol = &w[0][first channel]). */
-static void pw_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
-                                int32_t *gxp)
+/* gx[p][i0 + i], i < n, for the input channels of one weight part (columns of a
+ * [cout][stride] matrix starting at wcol = &w[0][first channel]); out = index of gx[p][i0]. */
+TT_ALWAYS_INLINE void pw_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride,
+                                          int32_t n, ig_sink *k, int mode, int32_t out)
 {
     for (int32_t i = 0; i < n; i++) {
         int32_t s = 0;
         const int8_t *wc = wcol + i;
         for (int32_t o = 0; o < cout; o++, wc += stride)
             s += gp[o] * *wc;
-        gxp[i] = s;
+        ig_put(k, mode, out + i, s);
     }
 }
 
@@ -29,8 +66,8 @@ static void pw_columns_portable(const int16_t *gp, int32_t cout, const int8_t *w
  * pair (g[o], g[o+1]) is one load; each weight word is unpacked into
  * (i, i+2) / (i+1, i+3) lanes and multiplied by the matching g half (SMLAxy):
  * 3 loads + 4 unpacks + 8 MACs. */
-static void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
-                           int32_t *gxp)
+TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
+                                     ig_sink *k, int mode, int32_t out)
 {
     int32_t i = 0;
     for (; i + 3 < n; i += 4) {
@@ -61,31 +98,47 @@ static void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, 
             a1 = tt_smlabb(wao, gg, a1);
             a3 = tt_smlatb(wao, gg, a3);
         }
-        gxp[i] = a0;
-        gxp[i + 1] = a1;
-        gxp[i + 2] = a2;
-        gxp[i + 3] = a3;
+        ig_put(k, mode, out + i, a0);
+        ig_put(k, mode, out + i + 1, a1);
+        ig_put(k, mode, out + i + 2, a2);
+        ig_put(k, mode, out + i + 3, a3);
     }
     if (i < n)
-        pw_columns_portable(gp, cout, wcol + i, stride, n - i, gxp + i);
+        pw_columns_portable(gp, cout, wcol + i, stride, n - i, k, mode, out + i);
 }
 #define PW_COLUMNS pw_columns_dsp
 #else
 #define PW_COLUMNS pw_columns_portable
 #endif
 
-void tt_input_grad_pointwise(const int16_t *g, int32_t hw, int32_t cout,
-                             const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t *gx)
+TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout, const int8_t *w_lo,
+                                     const int8_t *w_hi, int32_t k_lo, int32_t cin, ig_sink *k, int mode)
 {
     const int32_t k_hi = cin - k_lo;
     for (int32_t p = 0; p < hw; p++) {
         const int16_t *gp = g + p * cout;
-        int32_t *gxp = gx + p * cin;
         if (k_lo)
-            PW_COLUMNS(gp, cout, w_lo, k_lo, k_lo, gxp);
+            PW_COLUMNS(gp, cout, w_lo, k_lo, k_lo, k, mode, p * cin);
         if (k_hi)
-            PW_COLUMNS(gp, cout, w_hi, k_hi, k_hi, gxp + k_lo);
+            PW_COLUMNS(gp, cout, w_hi, k_hi, k_hi, k, mode, p * cin + k_lo);
     }
+}
+
+void tt_input_grad_pointwise(const int16_t *g, int32_t hw, int32_t cout,
+                             const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t *gx)
+{
+    ig_sink k = {gx, 0, 0, 0, 0, 0};
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE32);
+}
+
+int32_t tt_input_grad_pointwise16(const int16_t *g, int32_t e, int32_t hw, int32_t cout, const int8_t *w_lo,
+                                  const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t bits, int16_t *gx)
+{
+    ig_sink k = {0, gx, 0, 0, 0, 0};
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_RANGE);
+    const int32_t s = ig_start16(&k, bits);
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE16);
+    return e + s;
 }
 
 /* ------------------------------------------------------------------ depthwise / generic */
@@ -105,9 +158,10 @@ static inline int32_t tap_range(int32_t in, int32_t pad, int32_t stride, int32_t
     return lo > hi ? 0 : (hi - lo) / stride + 1;
 }
 
-static void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                                 int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
-                                 int32_t c_lo, int32_t *gx, int32_t c_begin, int32_t c_end)
+TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                           int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                           const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode, int32_t c_begin,
+                                           int32_t c_end)
 {
     const int32_t kk = kernel * kernel;
     for (int32_t iy = 0; iy < h; iy++) {
@@ -126,7 +180,7 @@ static void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32
                         s += g[(oy * ow + ox) * c + ch] * wc[i * kernel + j];
                     }
                 }
-                gx[(iy * w + ix) * c + ch] = s;
+                ig_put(k, mode, (iy * w + ix) * c + ch, s);
             }
         }
     }
@@ -193,8 +247,9 @@ DWG_NOINLINE static void dwg_interior_7(const int16_t *gr, int32_t c, int32_t rs
  * the (g[c], g[c+1]) pairs of two int16x2 loads: 4 SMLAxy per tap. Inputs whose
  * taps all land on outputs (stride 1, away from the borders) take the unrolled
  * window; the others walk their valid taps. */
-static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad,
-                   int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                             int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                             ig_sink *k, int mode)
 {
     const int32_t kk = kernel * kernel;
     const dwg_interior_fn interior = stride != 1 ? 0
@@ -221,14 +276,14 @@ static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t 
             const int32_t ni = tap_range(iy, pad, stride, kernel, oh, &i0);
             const int rows_inside = interior && iy + pad - kernel + 1 >= 0 && iy + pad <= oh - 1;
             for (int32_t ix = 0; ix < w; ix++) {
+                const int32_t out = (iy * w + ix) * c + c0;
                 if (rows_inside && ix >= ix_in0 && ix < ix_in1) {
                     int32_t acc[4];
                     interior(g + ((iy + pad - kernel + 1) * ow + ix + pad - kernel + 1) * c + c0, c, ow * c, table, acc);
-                    int32_t *gxp = gx + (iy * w + ix) * c + c0;
-                    gxp[0] = acc[0];
-                    gxp[1] = acc[1];
-                    gxp[2] = acc[2];
-                    gxp[3] = acc[3];
+                    ig_put(k, mode, out, acc[0]);
+                    ig_put(k, mode, out + 1, acc[1]);
+                    ig_put(k, mode, out + 2, acc[2]);
+                    ig_put(k, mode, out + 3, acc[3]);
                     continue;
                 }
                 int32_t j0;
@@ -242,35 +297,53 @@ static void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t 
                     for (int32_t b = 0; b < nj; b++, gi -= c, wp += 2 * stride)
                         DWG_MAC4(g + gi, wp);
                 }
-                int32_t *gxp = gx + (iy * w + ix) * c + c0;
-                gxp[0] = a0;
-                gxp[1] = a1;
-                gxp[2] = a2;
-                gxp[3] = a3;
+                ig_put(k, mode, out, a0);
+                ig_put(k, mode, out + 1, a1);
+                ig_put(k, mode, out + 2, a2);
+                ig_put(k, mode, out + 3, a3);
             }
         }
     }
     if (c0 < c)
-        dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx, c0, c);
+        dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, c0, c);
 }
 #endif
+
+TT_ALWAYS_INLINE void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                     int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
+{
+#if TT_DSP
+    if (kernel <= DW_MAX_KERNEL) {
+        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode);
+        return;
+    }
+#endif
+    dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, 0, c);
+}
 
 void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                              int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
                              int32_t c_lo, int32_t *gx)
 {
-#if TT_DSP
-    if (kernel <= DW_MAX_KERNEL) {
-        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx);
-        return;
-    }
-#endif
-    dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, gx, 0, c);
+    ig_sink k = {gx, 0, 0, 0, 0, 0};
+    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32);
 }
 
-void tt_input_grad_generic(const int16_t *g, int32_t oh, int32_t ow, int32_t cout, int32_t kernel, int32_t stride,
-                           int32_t pad, int32_t groups, const int8_t *weights, int32_t h, int32_t w, int32_t cin,
-                           int32_t *gx)
+int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                  int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                  const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+{
+    ig_sink k = {0, gx, 0, 0, 0, 0};
+    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+    const int32_t s = ig_start16(&k, bits);
+    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE16);
+    return e + s;
+}
+
+TT_ALWAYS_INLINE void generic_body(const int16_t *g, int32_t oh, int32_t ow, int32_t cout, int32_t kernel,
+                                   int32_t stride, int32_t pad, int32_t groups, const int8_t *weights, int32_t h,
+                                   int32_t w, int32_t cin, ig_sink *k, int mode)
 {
     const int32_t ig = cin / groups, og = cout / groups;
     const int32_t wrow = kernel * kernel * ig;
@@ -293,8 +366,27 @@ void tt_input_grad_generic(const int16_t *g, int32_t oh, int32_t ow, int32_t cou
                             s += gp[o] * *wp;
                     }
                 }
-                gx[(iy * w + ix) * cin + ci] = s;
+                ig_put(k, mode, (iy * w + ix) * cin + ci, s);
             }
         }
     }
+}
+
+void tt_input_grad_generic(const int16_t *g, int32_t oh, int32_t ow, int32_t cout, int32_t kernel, int32_t stride,
+                           int32_t pad, int32_t groups, const int8_t *weights, int32_t h, int32_t w, int32_t cin,
+                           int32_t *gx)
+{
+    ig_sink k = {gx, 0, 0, 0, 0, 0};
+    generic_body(g, oh, ow, cout, kernel, stride, pad, groups, weights, h, w, cin, &k, IG_STORE32);
+}
+
+int32_t tt_input_grad_generic16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t cout, int32_t kernel,
+                                int32_t stride, int32_t pad, int32_t groups, const int8_t *weights, int32_t h,
+                                int32_t w, int32_t cin, int32_t bits, int16_t *gx)
+{
+    ig_sink k = {0, gx, 0, 0, 0, 0};
+    generic_body(g, oh, ow, cout, kernel, stride, pad, groups, weights, h, w, cin, &k, IG_RANGE);
+    const int32_t s = ig_start16(&k, bits);
+    generic_body(g, oh, ow, cout, kernel, stride, pad, groups, weights, h, w, cin, &k, IG_STORE16);
+    return e + s;
 }

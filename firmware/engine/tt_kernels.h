@@ -42,15 +42,19 @@ void tt_conv_pointwise(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int3
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask);
 
+/* Depthwise and generic convs run on a band of rows too (a patch stage's strips): output (oy, ox)
+ * reads input rows oy*stride - pad_top + ky and columns ox*stride - pad_left + kx; rows outside
+ * [0, h) and columns outside [0, w) are padding (they contribute 0 to sum w (x - zx)). A whole
+ * tensor is pad_top = pad_left = kernel/2 (or 0); oh and ow need not reach the bottom or right edge. */
 void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                       int32_t kernel, int32_t stride, int32_t pad,
+                       int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask);
 
 /* Any conv2d (full kxk, grouped, strided 1x1): weights [cout][kernel][kernel][cin/groups] in one piece. */
 void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad, int32_t groups,
+                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,
                      const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                      int32_t zx, int32_t zy, uint8_t *mask);
 
@@ -94,6 +98,18 @@ void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c
 void tt_input_grad_generic(const int16_t *g, int32_t oh, int32_t ow, int32_t cout, int32_t kernel, int32_t stride,
                            int32_t pad, int32_t groups, const int8_t *weights, int32_t h, int32_t w, int32_t cin,
                            int32_t *gx);
+
+/* The same input gradients written directly as int16 mantissas normalized to `bits` (2..16):
+ * normalize(v, e, bits) of the int32 v above, with no int32 buffer (two passes: the max |v|, then
+ * rshift_round(v, s)). Returns the exponent e + s. gx must not overlap g. */
+int32_t tt_input_grad_pointwise16(const int16_t *g, int32_t e, int32_t hw, int32_t cout, const int8_t *w_lo,
+                                  const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t bits, int16_t *gx);
+int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                  int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                  const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx);
+int32_t tt_input_grad_generic16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t cout, int32_t kernel,
+                                int32_t stride, int32_t pad, int32_t groups, const int8_t *weights, int32_t h,
+                                int32_t w, int32_t cin, int32_t bits, int16_t *gx);
 
 /* Sum of n gradient parts (each int32 or int16, see is32) into int16 with `bits`; returns the exponent.
  * out may alias parts[0]. */

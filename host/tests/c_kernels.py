@@ -157,8 +157,8 @@ SIGNATURES = {
     "tt_mix32": (c_uint32, [c_uint32]),
     "tt_round_shift": (c_int64, [c_int64, I, I, c_uint32]),
     "tt_conv_pointwise": (None, [P, I, I, P, I, P, P, I, P, P, P, P, I, I, P]),
-    "tt_conv_depthwise": (None, [P, I, I, I, P, I, I, I, I, I, P, P, I, P, P, P, I, I, P]),
-    "tt_conv_generic": (None, [P, I, I, I, P, I, I, I, I, I, I, I, P, P, P, P, I, I, P]),
+    "tt_conv_depthwise": (None, [P, I, I, I, P, I, I, I, I, I, I, P, P, I, P, P, P, I, I, P]),
+    "tt_conv_generic": (None, [P, I, I, I, P, I, I, I, I, I, I, I, I, P, P, P, P, I, I, P]),
     "tt_add": (None, [P, P, P, I, P, P]),
     "tt_avgpool": (None, [P, I, I, P, I, I, I, I, P]),
     "tt_save_channels": (None, [P, I, I, I, P]),
@@ -168,6 +168,9 @@ SIGNATURES = {
     "tt_input_grad_pointwise": (None, [P, I, I, P, P, I, I, P]),
     "tt_input_grad_depthwise": (None, [P, I, I, I, I, I, I, I, I, P, P, I, P]),
     "tt_input_grad_generic": (None, [P, I, I, I, I, I, I, I, P, I, I, I, P]),
+    "tt_input_grad_pointwise16": (I, [P, I, I, I, P, P, I, I, I, P]),
+    "tt_input_grad_depthwise16": (I, [P, I, I, I, I, I, I, I, I, I, P, P, I, I, P]),
+    "tt_input_grad_generic16": (I, [P, I, I, I, I, I, I, I, I, P, I, I, I, I, P]),
     "tt_grad_sum": (I, [P, P, P, I, I, I, P]),
     "tt_weight_update_pointwise": (None, [P, I, I, I, P, I, I, I, P, P, P, P]),
     "tt_weight_update_depthwise": (None, [P, I, I, I, I, P, I, I, I, I, I, I, I, I, P, P, P, P]),
@@ -212,22 +215,27 @@ class Kernels:
                                    _p(mult), _p(shift), zx, zy, _p(mask))
         return y, mask
 
-    def conv_depthwise(self, x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask):
+    def conv_depthwise(self, x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask,
+                       pad_left=None):
+        """pad is pad_top; pad_left defaults to it (a whole tensor)."""
         x = _i8(x)
         h, w, c = x.shape
         y = np.zeros((oh, ow, c), dtype=np.int8)
         mask = mask_bytes(oh * ow * c) if with_mask else None
-        self.lib.tt_conv_depthwise(_p(x), h, w, c, _p(y), oh, ow, kernel, stride, pad, _p(w_lo), _p(w_hi), c_lo,
+        self.lib.tt_conv_depthwise(_p(x), h, w, c, _p(y), oh, ow, kernel, stride, pad,
+                                   pad if pad_left is None else pad_left, _p(w_lo), _p(w_hi), c_lo,
                                    _p(bias), _p(mult), _p(shift), zx, zy, _p(mask))
         return y, mask
 
     def conv_generic(self, x, oh, ow, cout, kernel, stride, pad, groups, weights, bias, mult, shift, zx, zy,
-                     with_mask):
+                     with_mask, pad_left=None):
+        """pad is pad_top; pad_left defaults to it (a whole tensor)."""
         x = _i8(x)
         h, w, cin = x.shape
         y = np.zeros((oh, ow, cout), dtype=np.int8)
         mask = mask_bytes(oh * ow * cout) if with_mask else None
-        self.lib.tt_conv_generic(_p(x), h, w, cin, _p(y), oh, ow, cout, kernel, stride, pad, groups, _p(weights),
+        self.lib.tt_conv_generic(_p(x), h, w, cin, _p(y), oh, ow, cout, kernel, stride, pad,
+                                 pad if pad_left is None else pad_left, groups, _p(weights),
                                  _p(bias), _p(mult), _p(shift), zx, zy, _p(mask))
         return y, mask
 
@@ -285,6 +293,26 @@ class Kernels:
         self.lib.tt_input_grad_generic(_p(g), oh, ow, cout, kernel, stride, pad, groups, _p(weights), h, w, cin,
                                        _p(gx))
         return gx
+
+    def input_grad_pointwise16(self, g, e, w_lo, w_hi, k_lo, cin, bits):
+        hw, cout = g.shape
+        gx = np.full((hw, cin), 0x5A5A, dtype=np.int16)
+        e2 = self.lib.tt_input_grad_pointwise16(_p(g), e, hw, cout, _p(w_lo), _p(w_hi), k_lo, cin, bits, _p(gx))
+        return gx, e2
+
+    def input_grad_depthwise16(self, g, e, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits):
+        oh, ow, c = g.shape
+        gx = np.full((h, w, c), 0x5A5A, dtype=np.int16)
+        e2 = self.lib.tt_input_grad_depthwise16(_p(g), e, oh, ow, c, kernel, stride, pad, h, w, _p(w_lo), _p(w_hi),
+                                                c_lo, bits, _p(gx))
+        return gx, e2
+
+    def input_grad_generic16(self, g, e, kernel, stride, pad, groups, weights, h, w, cin, bits):
+        oh, ow, cout = g.shape
+        gx = np.full((h, w, cin), 0x5A5A, dtype=np.int16)
+        e2 = self.lib.tt_input_grad_generic16(_p(g), e, oh, ow, cout, kernel, stride, pad, groups, _p(weights), h, w,
+                                              cin, bits, _p(gx))
+        return gx, e2
 
     def grad_sum(self, parts: list[np.ndarray], exps: list[int], bits: int, out=None):
         n = parts[0].size

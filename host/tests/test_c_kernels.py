@@ -165,6 +165,23 @@ def acc_max(acc: np.ndarray) -> int:
     return int(np.abs(acc).max()) if acc.size else 1
 
 
+@st.composite
+def conv_geometry(draw, h: int, w: int, kernel: int, stride: int, same_pad: bool):
+    """(pad_top, pad_left, oh, ow): a whole tensor (symmetric padding) or a band of rows as a patch
+    stage runs it (pad_top in 0..k//2, bottom padding up to k//2, fewer output rows, any pad_left)."""
+    if draw(st.booleans()):
+        pad = kernel // 2 if same_pad else 0
+        return pad, pad, K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+    pt = draw(st.integers(0, kernel // 2))
+    pl = draw(st.one_of(st.sampled_from([0, kernel // 2]), st.integers(0, kernel // 2)))
+    oh_full = (h + pt + kernel // 2 - kernel) // stride + 1
+    ow_full = (w + pl + kernel // 2 - kernel) // stride + 1
+    assume(oh_full >= 1 and ow_full >= 1)
+    oh = draw(st.integers(1, oh_full))
+    ow = draw(st.one_of(st.just(ow_full), st.integers(1, ow_full)))
+    return pt, pl, oh, ow
+
+
 zero_points = st.integers(-128, 127)
 kernels = st.sampled_from([1, 3, 5, 7])
 strides = st.sampled_from([1, 2])
@@ -277,23 +294,25 @@ if SANITIZED:
     @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
            zero_points, zero_points, st.booleans())
     def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
-        pad = kernel // 2 if same_pad else 0
-        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        pt, pl, oh, ow = data.draw(conv_geometry(h, w, kernel, stride, same_pad))
         assume(oh >= 1 and ow >= 1)
         c_lo = data.draw(split_count(c))
         x = data.draw(int8_values((h, w, c)))
         wt = data.draw(int8_values((c, kernel, kernel, 1), -127, 127))
-        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(c), stride, c, pad))
+        amax = acc_max(K.conv_accumulate_rows(x, zx, wt, np.zeros(c), stride, c, pt, pl, oh, ow))
         bias = data.draw(biases(c, amax))
         mult, shift = data.draw(requant(c, amax))
         w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
         w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
-        acc = K.conv_accumulate(x, zx, wt, bias, stride, c, pad)
+        if pt == pl and (oh, ow) == (K.out_size(h, kernel, stride, pt), K.out_size(w, kernel, stride, pt)):
+            acc = K.conv_accumulate(x, zx, wt, bias, stride, c, pt)
+        else:
+            acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, c, pt, pl, oh, ow)
         y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
         frozen = Frozen(x=x, w_lo=w_lo, w_hi=w_hi, bias=bias, mult=mult, shift=shift)
         for lib in libs:
-            y, m = lib.conv_depthwise(x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
-                                      with_mask)
+            y, m = lib.conv_depthwise(x, oh, ow, kernel, stride, pt, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
+                                      with_mask, pad_left=pl)
             same(y, y_ref, f"{lib} y")
             if with_mask:
                 same(m, packed(m_ref), f"{lib} mask")
@@ -305,19 +324,22 @@ if SANITIZED:
     def test_conv_generic(libs, data, h, w, cin, og, kernel, stride, same_pad, zx, zy, with_mask) -> None:
         groups = data.draw(st.sampled_from([g for g in range(1, cin + 1) if cin % g == 0]))
         cout = groups * og
-        pad = kernel // 2 if same_pad else 0
-        oh, ow = K.out_size(h, kernel, stride, pad), K.out_size(w, kernel, stride, pad)
+        pt, pl, oh, ow = data.draw(conv_geometry(h, w, kernel, stride, same_pad))
         assume(oh >= 1 and ow >= 1)
         x = data.draw(int8_values((h, w, cin)))
         wt = data.draw(int8_values((cout, kernel, kernel, cin // groups), -127, 127))
-        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(cout), stride, groups, pad))
+        amax = acc_max(K.conv_accumulate_rows(x, zx, wt, np.zeros(cout), stride, groups, pt, pl, oh, ow))
         bias = data.draw(biases(cout, amax))
         mult, shift = data.draw(requant(cout, amax))
-        acc = K.conv_accumulate(x, zx, wt, bias, stride, groups, pad)
+        if pt == pl and (oh, ow) == (K.out_size(h, kernel, stride, pt), K.out_size(w, kernel, stride, pt)):
+            acc = K.conv_accumulate(x, zx, wt, bias, stride, groups, pt)
+        else:
+            acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, groups, pt, pl, oh, ow)
         y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
         frozen = Frozen(x=x, wt=wt, bias=bias, mult=mult, shift=shift)
         for lib in libs:
-            y, m = lib.conv_generic(x, oh, ow, cout, kernel, stride, pad, groups, wt, bias, mult, shift, zx, zy, with_mask)
+            y, m = lib.conv_generic(x, oh, ow, cout, kernel, stride, pt, groups, wt, bias, mult, shift, zx, zy, with_mask,
+                                    pad_left=pl)
             same(y, y_ref, f"{lib} y")
             if with_mask:
                 same(m, packed(m_ref), f"{lib} mask")
@@ -431,6 +453,15 @@ if SANITIZED:
                 lib.broadcast_rows(src.copy(), hw, c, out)
             same(out, want, f"{lib}")
 
+    def check_input_grad16(got: tuple[np.ndarray, int], want32: np.ndarray, e: int, bits: int, what: str) -> None:
+        """The int16 form equals the int32 input gradient renormalized as grad_sum does it."""
+        want, e_ref = K.grad_sum([(want32.astype(np.int64), e)], bits)
+        gx, e2 = got
+        same(gx, want.reshape(gx.shape), f"{what} int16 (bits {bits})")
+        assert e2 == e_ref, (what, e2, e_ref)
+
+    grad_bits = st.one_of(st.just(16), st.integers(2, 16))
+
     @FAST
     @given(st.data(), st.integers(1, 9), st.integers(1, 21), st.integers(1, 21))
     def test_input_grad_pointwise(libs, data, hw, cout, cin) -> None:
@@ -440,9 +471,11 @@ if SANITIZED:
         w_lo = np.ascontiguousarray(w[:, :k_lo]) if k_lo else None
         w_hi = np.ascontiguousarray(w[:, k_lo:]) if k_lo < cin else None
         want = K.conv_backward_input(g.reshape(hw, 1, cout), w.reshape(cout, 1, 1, cin), 1, 1, 0, (hw, 1, cin))
+        e, bits = data.draw(grad_exponents), data.draw(grad_bits)
         frozen = Frozen(g=g, w_lo=w_lo, w_hi=w_hi)
         for lib in libs:
             same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), want.reshape(hw, cin), f"{lib}")
+            check_input_grad16(lib.input_grad_pointwise16(g, e, w_lo, w_hi, k_lo, cin, bits), want, e, bits, f"{lib}")
         frozen.check()
 
     @FAST
@@ -457,9 +490,12 @@ if SANITIZED:
         w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
         w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
         want = K.conv_backward_input(g, wt, stride, c, pad, (h, w, c))
+        e, bits = data.draw(grad_exponents), data.draw(grad_bits)
         frozen = Frozen(g=g, w_lo=w_lo, w_hi=w_hi)
         for lib in libs:
             same(lib.input_grad_depthwise(g, kernel, stride, pad, h, w, w_lo, w_hi, c_lo), want, f"{lib}")
+            check_input_grad16(lib.input_grad_depthwise16(g, e, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits),
+                               want, e, bits, f"{lib}")
         frozen.check()
 
     @FAST
@@ -474,9 +510,12 @@ if SANITIZED:
         g = data.draw(int_values((oh, ow, cout), 16))
         wt = data.draw(int8_values((cout, kernel, kernel, cin // groups), -127, 127))
         want = K.conv_backward_input(g, wt, stride, groups, pad, (h, w, cin))
+        e, bits = data.draw(grad_exponents), data.draw(grad_bits)
         frozen = Frozen(g=g, wt=wt)
         for lib in libs:
             same(lib.input_grad_generic(g, kernel, stride, pad, groups, wt, h, w, cin), want, f"{lib}")
+            check_input_grad16(lib.input_grad_generic16(g, e, kernel, stride, pad, groups, wt, h, w, cin, bits),
+                               want, e, bits, f"{lib}")
         frozen.check()
 
     @FAST
@@ -693,3 +732,102 @@ if SANITIZED:
             out, e = lib.requant_grad(g, -3, packed(mask), mult, shift, bits)
             same(out, want, f"{lib} bits={bits}")
             assert e == e_ref
+
+    @pytest.mark.parametrize("bits", [2, 9, 15, 16])
+    def test_grad_sum_one_int32_part(libs, bits) -> None:
+        """The single-int32-part renormalization (an input gradient's): maxima of every bit length,
+        the int32 extremes, and every rounding tie below the maximum, out of place and in place."""
+        for top in [0, 1, 2**(bits - 1) - 1, 2**(bits - 1), 2**15 + 1, 2**20 - 3, 2**30 + 7, 2**31 - 1, 2**31]:
+            step = max(top // 700, 1)
+            v = np.concatenate([[top, -top, top // 2, -(top // 2)], np.arange(-350, 350) * step + (top & 7)])
+            v = np.clip(v, INT32_MIN, INT32_MAX).astype(np.int32)
+            want, e_ref = K.grad_sum([(v.astype(np.int64), -7)], bits)
+            for lib in libs:
+                got, e = lib.grad_sum([v.copy()], [-7], bits)
+                same(got, want, f"{lib} top={top} bits={bits}")
+                assert e == e_ref
+                buf = v.copy()
+                got, e = lib.grad_sum([buf], [-7], bits, out=buf.view(np.int16)[: v.size])
+                same(got, want, f"{lib} in place top={top} bits={bits}")
+                assert e == e_ref
+
+    @pytest.mark.parametrize("seed", range(2))
+    def test_layer_sized_strips(libs, seed) -> None:
+        """Bands of rows of layer-sized depthwise and first-layer convs (pad_top 0 or k//2, bottom padding
+        or none), and whole first-layer convs."""
+        r = np.random.default_rng(100 + seed)
+        zx, zy = -3, 5
+        cases = [("dw", 36, k, s, pt) for k in (3, 5, 7) for s in (1, 2) for pt in (0, k // 2)]
+        cases += [("conv", 3, 3, 2, pt) for pt in (0, 1)] + [("conv", 8, 3, 1, 1), ("conv", 3, 5, 2, 2)]
+        for kind, c, kernel, stride, pt in cases:
+            h, w = 7 + seed, 20 + seed
+            cout = c if kind == "dw" else 16
+            groups = c if kind == "dw" else 1
+            pl = kernel // 2
+            oh_full = (h + pt + kernel // 2 - kernel) // stride + 1
+            ow = (w + pl + kernel // 2 - kernel) // stride + 1
+            for oh in sorted({oh_full, max(1, oh_full - 2)}):
+                x = r.integers(-128, 128, (h, w, c)).astype(np.int8)
+                wt = r.integers(-127, 128, (cout, kernel, kernel, 1 if kind == "dw" else c)).astype(np.int8)
+                amax = acc_max(K.conv_accumulate_rows(x, zx, wt, np.zeros(cout), stride, groups, pt, pl, oh, ow))
+                pairs = [fp.quantize_multiplier(float(2.0 ** r.uniform(4, 8)) / amax) for _ in range(cout)]
+                mult, shift = (np.array(v, dtype=np.int32) for v in zip(*pairs))
+                bias = r.integers(-amax, amax, cout).astype(np.int32)
+                bias[1] = INT32_MIN + 5
+                acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, groups, pt, pl, oh, ow)
+                y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+                what = f"{kind} c={c} k={kernel} s={stride} pad_top={pt} oh={oh}"
+                for lib in libs:
+                    if kind == "dw":
+                        c_lo = 13
+                        y, m = lib.conv_depthwise(x, oh, ow, kernel, stride, pt, np.ascontiguousarray(wt[:c_lo, :, :, 0]),
+                                                  np.ascontiguousarray(wt[c_lo:, :, :, 0]), c_lo, bias, mult, shift, zx,
+                                                  zy, True, pad_left=pl)
+                    else:
+                        y, m = lib.conv_generic(x, oh, ow, cout, kernel, stride, pt, 1, wt, bias, mult, shift, zx, zy,
+                                                True, pad_left=pl)
+                    same(y, y_ref, f"{lib} {what} y")
+                    same(m, packed(m_ref), f"{lib} {what} mask")
+        # a whole first layer: 32x32x3 -> 16, 3x3 stride 2
+        x = r.integers(-128, 128, (32, 32, 3)).astype(np.int8)
+        wt = r.integers(-127, 128, (16, 3, 3, 3)).astype(np.int8)
+        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(16), 2, 1, 1))
+        mult = np.full(16, fp.quantize_multiplier(100.0 / amax)[0], dtype=np.int32)
+        shift = np.full(16, fp.quantize_multiplier(100.0 / amax)[1], dtype=np.int32)
+        bias = r.integers(-amax, amax, 16).astype(np.int32)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(
+            K.conv_accumulate(x, zx, wt, bias, 2, 1, 1))
+        for lib in libs:
+            y, m = lib.conv_generic(x, 16, 16, 16, 3, 2, 1, 1, wt, bias, mult, shift, zx, zy, True)
+            same(y, y_ref, f"{lib} first layer y")
+            same(m, packed(m_ref), f"{lib} first layer mask")
+
+    @pytest.mark.parametrize("cin", [3, 8, 16, 24, 32, 40])
+    def test_layer_sized_pointwise_small_cin(libs, cin) -> None:
+        """Pointwise layers with few input channels (their own fast paths), even and odd positions and
+        output channels, one part and two; input gradients in both forms."""
+        r = np.random.default_rng(cin)
+        zx, zy = 9, -4
+        for hw, cout, k_lo in [(64, 32, cin), (63, 48, cin // 2), (65, 7, 0), (16, 8, 3 if cin > 3 else cin)]:
+            x = r.integers(-128, 128, (hw, cin)).astype(np.int8)
+            w = r.integers(-127, 128, (cout, cin)).astype(np.int8)
+            amax = acc_max(K.conv_accumulate(x.reshape(hw, 1, cin), zx, w.reshape(cout, 1, 1, cin), np.zeros(cout), 1, 1, 0))
+            pairs = [fp.quantize_multiplier(float(2.0 ** r.uniform(4, 8)) / amax) for _ in range(cout)]
+            mult, shift = (np.array(v, dtype=np.int32) for v in zip(*pairs))
+            bias = r.integers(-amax, amax, cout).astype(np.int32)
+            acc = K.conv_accumulate(x.reshape(hw, 1, cin), zx, w.reshape(cout, 1, 1, cin), bias, 1, 1, 0)
+            y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+            w_lo = np.ascontiguousarray(w[:, :k_lo]) if k_lo else None
+            w_hi = np.ascontiguousarray(w[:, k_lo:]) if k_lo < cin else None
+            wsum = w.astype(np.int32).sum(axis=1).astype(np.int32)
+            g = r.integers(-(2**15), 2**15, (hw, cout)).astype(np.int16)
+            gx_want = K.conv_backward_input(g.reshape(hw, 1, cout), w.reshape(cout, 1, 1, cin), 1, 1, 0, (hw, 1, cin))
+            what = f"hw={hw} cin={cin} cout={cout} k_lo={k_lo}"
+            for lib in libs:
+                for ws in (None, wsum):
+                    y, m = lib.conv_pointwise(x, cout, w_lo, w_hi, k_lo, ws, bias, mult, shift, zx, zy, True)
+                    same(y, y_ref.reshape(hw, cout), f"{lib} {what} y")
+                    same(m, packed(m_ref), f"{lib} {what} mask")
+                same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), gx_want.reshape(hw, cin), f"{lib} {what} gx")
+                check_input_grad16(lib.input_grad_pointwise16(g, -20, w_lo, w_hi, k_lo, cin, 16), gx_want, -20, 16,
+                                   f"{lib} {what}")

@@ -166,9 +166,9 @@ class _Emitter:
         if op.kind == "depthwise":
             lo, hi, k = self.w_parts(op)
             return (f"tt_conv_depthwise({A8(op.input)}, {h}, {w}, {cin}, {A8(op.output)}, {oh}, {ow}, {op.kernel[0]}, "
-                    f"{op.stride}, {op.pad}, {lo}, {hi}, {k}, {q});")
+                    f"{op.stride}, {op.pad}, {op.pad}, {lo}, {hi}, {k}, {q});")
         return (f"tt_conv_generic({A8(op.input)}, {h}, {w}, {cin}, {A8(op.output)}, {oh}, {ow}, {cout}, {op.kernel[0]}, "
-                f"{op.stride}, {op.pad}, {op.groups}, {self.weights_whole(op)}, {q});")
+                f"{op.stride}, {op.pad}, {op.pad}, {op.groups}, {self.weights_whole(op)}, {q});")
 
     def backward(self, s: Step, plan: ArenaPlan) -> str:
         A8 = lambda b: self.ptr(plan, b, "int8_t")  # noqa: E731
