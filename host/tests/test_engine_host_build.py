@@ -71,6 +71,17 @@ def test_builtin_schemes_match_reference(synthetic_model, scheme):
     run_against_reference(BuildConfig(str(synthetic_model), scheme, classes=4, lr=0.02, qas=scheme != "full"), steps=20)
 
 
+def test_streaming_front_and_in_place_depthwise_match_reference(tmp_path):
+    """A larger input makes the compiler stream the frozen front and run depthwise convs in place."""
+    path = tmp_path / "wide.ttm"
+    model_file.save(random_model(21, size=40, classes=4, width=8), path)
+    cfg = BuildConfig(str(path), "last:2", lr=0.02)
+    program = cfg.compile().program
+    assert any(s.kind == "patch_stage" for s in program.train_steps)
+    assert any("ring" in s.attrs for s in program.train_steps)
+    run_against_reference(cfg, steps=20)
+
+
 def test_shipped_model_matches_reference():
     if not SHIPPED.exists():
         pytest.skip(f"{SHIPPED} is not built yet")

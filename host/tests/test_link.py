@@ -120,10 +120,10 @@ def test_requests_with_side_effects_are_not_retried(fake: Callable[[Script], Fak
     board = fake(lambda f, i: None)
     with Link(board.url, timeout=0.2) as link:
         with pytest.raises(BoardNotAnswering) as err:
-            link.request(0x11, b"train")
+            link.request(MessageType.TRAIN, b"train")
     assert len(board.requests) == 1
     message = str(err.value)
-    assert board.url in message and "0x11" in message and message.endswith(".")
+    assert board.url in message and "TRAIN" in message and message.endswith(".")
 
 
 def test_error_reply_raises_with_code_name(fake: Callable[[Script], FakeBoard]) -> None:

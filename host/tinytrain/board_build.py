@@ -146,7 +146,8 @@ def default_build_config(env: str = "qemu_m7"):
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(project_root() / "platformio.ini")
     names = {"model": "models/fmnist-mbv2/model.ttm", "scheme": "classifier", "classes": "", "budget": "",
-             "lr": "0.05", "rounding": "stochastic", "seed": "1", "qas": "1", "new_head": "0", "head_seed": "0"}
+             "lr": "0.05", "rounding": "stochastic", "seed": "1", "qas": "1", "new_head": "0", "head_seed": "0",
+             "resolution": ""}
     values = {}
     for name, default in names.items():
         value = default
@@ -183,7 +184,9 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
     sources = firmware_sources(["host"])
     if not output.exists() or output.stat().st_mtime < _newest_mtime(sources + list((project_root() / "firmware").rglob("*.h"))):
         write_build_info(generated)
-    extra = ["-DTT_CHECKED"] if checked else []
+    info = json.loads((generated / "tinytrain.json").read_text())
+    # As in the PlatformIO build: samples arrive zero-copy, only the largest payload grows with the input.
+    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info['input_bytes'] + 8)}u"] + (["-DTT_CHECKED"] if checked else [])
     return compile_host_program(
         output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=[*extra, *flags]
     )

@@ -33,6 +33,7 @@ class BuildConfig:
     qas: bool = True
     new_head: bool = False
     head_seed: int = 0
+    resolution: int | None = None
 
     @classmethod
     def from_strings(cls, d: dict[str, str], model_path: Path, project: Path) -> "BuildConfig":
@@ -46,7 +47,8 @@ class BuildConfig:
         try:
             return cls(str(model_path), scheme, int(d["classes"]) if d.get("classes") else None, d.get("budget") or None,
                        float(d.get("lr", 0.05)), d.get("rounding", "stochastic"), int(d.get("seed", 1)),
-                       flag(d.get("qas", "1")), flag(d.get("new_head", "0")), int(d.get("head_seed", 0)))
+                       flag(d.get("qas", "1")), flag(d.get("new_head", "0")), int(d.get("head_seed", 0)),
+                       int(d["resolution"]) if d.get("resolution") else None)
         except ValueError as exc:
             raise TinytrainError(f"a tinytrain build option is not a number ({exc}).") from exc
 
@@ -58,7 +60,7 @@ class BuildConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     def load_model(self) -> Model:
-        return load_model(self.model, self.classes, self.new_head, self.head_seed)
+        return load_model(self.model, self.classes, self.new_head, self.head_seed, self.resolution)
 
     def options(self) -> CompileOptions:
         return CompileOptions(lr=self.lr, qas=self.qas, rounding=self.rounding, seed=self.seed)

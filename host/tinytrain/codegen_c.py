@@ -17,8 +17,8 @@ import numpy as np
 
 from .arena_plan import ArenaPlan
 from .compiler import Compiled
-from .ir import Conv2D, Dense
-from .training_program import ParamSpec, Step
+from .ir import Add, Dense
+from .training_program import FORWARD_KINDS, ParamSpec, Step
 
 ROUNDING = {"stochastic": "TT_ROUND_STOCHASTIC", "nearest": "TT_ROUND_NEAREST", "truncate": "TT_ROUND_TRUNCATE"}
 OP_KIND = {
@@ -26,7 +26,7 @@ OP_KIND = {
     "add": "TT_OP_ADD", "avgpool": "TT_OP_AVGPOOL", "save_channels": "TT_OP_SAVE", "loss_grad": "TT_OP_LOSS",
     "requant_grad": "TT_OP_REQUANT_GRAD", "input_grad": "TT_OP_INPUT_GRAD", "weight_update": "TT_OP_WEIGHT_UPDATE",
     "bias_update": "TT_OP_BIAS_UPDATE", "add_grad": "TT_OP_ADD_GRAD", "avgpool_grad": "TT_OP_AVGPOOL_GRAD",
-    "grad_sum": "TT_OP_GRAD_SUM",
+    "grad_sum": "TT_OP_GRAD_SUM", "patch_stage": "TT_OP_PATCH_STAGE",
 }
 
 
@@ -130,9 +130,65 @@ class _Emitter:
         n = ident(op.name)
         return f"{n}_w_lo" if self.pspec[(op.name, "weight")].trainable else f"{n}_w"
 
+    def patch_stage(self, s: Step, plan: ArenaPlan) -> str:
+        """The streaming stage (patch_stage.py): per strip, one kernel call per op on its new rows,
+        then the windows drop the rows no later strip needs."""
+        stage = s.attrs["stage"]
+        scratch = plan.offsets[s.writes[1]]
+        t = self.model.tensors
+        lines = []
+        done = {name: 0 for name in stage.windows}
+        for strip in stage.strips:
+            def row(tensor: str, r: int, strip=strip) -> str:
+                if tensor in (stage.input, stage.output):
+                    return f"((int8_t *)(tt_arena + {plan.offsets[tensor] + r * stage.row_bytes[tensor]}u))"
+                off = scratch + stage.windows[tensor][0] + (r - strip.base[tensor]) * stage.row_bytes[tensor]
+                return f"((int8_t *)(tt_arena + {off}u))"
+
+            def rows_held(tensor: str) -> int:
+                return done[tensor] if tensor in done else t[tensor].shape[0]
+
+            lines.append(f"/* strip: rows {strip.rows[0]}..{strip.rows[1] - 1} of {stage.output} */")
+            for so in strip.ops:
+                op = self.ops[so.op]
+                a, b = so.out_rows
+                n = ident(op.name)
+                c = self.p.consts[op.name]
+                _, ow, cout = t[op.output].shape
+                if isinstance(op, Add):
+                    lines.append(f"tt_add({row(op.inputs[0], a)}, {row(op.inputs[1], a)}, {row(op.output, a)}, "
+                                 f"{(b - a) * ow * cout}, &{n}_p, NULL);")
+                elif op.kind == "pointwise":
+                    _, w, cin = t[op.input].shape
+                    lines.append(f"tt_conv_pointwise({row(op.input, a)}, {(b - a) * w}, {cin}, {row(op.output, a)}, "
+                                 f"{cout}, NULL, {n}_w, 0, {n}_wsum, {n}_b, {n}_mult, {n}_shift, {c.zx}, {c.zy}, NULL);")
+                else:
+                    _, w, cin = t[op.input].shape
+                    first = a * op.stride - op.pad
+                    start, pad_top = (first, 0) if first >= 0 else (0, -first)
+                    x, h = row(op.input, start), rows_held(op.input) - start
+                    q = f"{n}_b, {n}_mult, {n}_shift, {c.zx}, {c.zy}, NULL"
+                    if op.kind == "depthwise":
+                        lines.append(f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {row(op.output, a)}, {b - a}, {ow}, "
+                                     f"{op.kernel[0]}, {op.stride}, {pad_top}, {op.pad}, NULL, {n}_w, 0, {q});")
+                    else:
+                        lines.append(f"tt_conv_generic({x}, {h}, {w}, {cin}, {row(op.output, a)}, {b - a}, {ow}, "
+                                     f"{cout}, {op.kernel[0]}, {op.stride}, {pad_top}, {op.pad}, {op.groups}, {n}_w, {q});")
+                if op.output in done:
+                    done[op.output] = b
+            for tensor, drop, keep in strip.shifts:
+                if keep:
+                    off = scratch + stage.windows[tensor][0]
+                    rb = stage.row_bytes[tensor]
+                    lines.append(f"memmove(tt_arena + {off}u, tt_arena + {off + drop * rb}u, {keep * rb}u);")
+        return "\n    ".join(lines)
+
     def forward(self, s: Step, plan: ArenaPlan) -> str:
+        if s.kind == "patch_stage":
+            return self.patch_stage(s, plan)
         A8 = lambda b: self.ptr(plan, b, "int8_t")  # noqa: E731
-        mask = self.ptr(plan, s.writes[1], "uint8_t") if len(s.writes) > 1 else "NULL"
+        masks = [b for b in s.writes if self.p.buffers[b].role == "mask"]
+        mask = self.ptr(plan, masks[0], "uint8_t") if masks else "NULL"
         if s.kind == "save_channels":
             src = self.model.tensors[s.reads[0]]
             dst = self.p.buffers[s.writes[0]]
@@ -163,6 +219,10 @@ class _Emitter:
             lo, hi, k = self.w_parts(op)
             return (f"tt_conv_pointwise({A8(op.input)}, {h * w}, {cin}, {A8(op.output)}, {cout}, {lo}, {hi}, {k}, "
                     f"{wsum}, {q});")
+        if op.kind == "depthwise" and "ring" in s.attrs and plan.offsets[op.input] == plan.offsets[op.output]:
+            lo, hi, k = self.w_parts(op)
+            return (f"tt_conv_depthwise_inplace({A8(op.input)}, {h}, {w}, {cin}, {op.kernel[0]}, {op.pad}, {lo}, {hi}, "
+                    f"{k}, {q}, {A8(s.attrs['ring'])});")
         if op.kind == "depthwise":
             lo, hi, k = self.w_parts(op)
             return (f"tt_conv_depthwise({A8(op.input)}, {h}, {w}, {cin}, {A8(op.output)}, {oh}, {ow}, {op.kernel[0]}, "
@@ -215,22 +275,28 @@ class _Emitter:
         g = s.reads[0]
         oh, ow, cout = t[op.output].shape
         if s.kind == "input_grad":
-            line = f"{E(s.writes[0])} = {E(g)};\n    "
+            to16 = "bits" in s.attrs
+            out = A16(s.writes[0]) if to16 else A32(s.writes[0])
+            if to16:
+                head, sfx, tail = f"{E(s.writes[0])} = ", "16", f", {s.attrs['bits']}, {out});"
+                ge = f"{A16(g)}, {E(g)}"
+            else:
+                head, sfx, tail = f"{E(s.writes[0])} = {E(g)};\n    ", "", f", {out});"
+                ge = A16(g)
             if isinstance(op, Dense):
                 lo, hi, k = self.w_parts(op)
-                return line + (f"tt_input_grad_pointwise({A16(g)}, 1, {op.out_channels}, {lo}, {hi}, {k}, "
-                               f"{op.in_channels}, {A32(s.writes[0])});")
+                return head + (f"tt_input_grad_pointwise{sfx}({ge}, 1, {op.out_channels}, {lo}, {hi}, {k}, "
+                               f"{op.in_channels}{tail}")
             h, w, cin = t[op.input].shape
             if op.kind == "pointwise":
                 lo, hi, k = self.w_parts(op)
-                return line + (f"tt_input_grad_pointwise({A16(g)}, {oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}, "
-                               f"{A32(s.writes[0])});")
+                return head + f"tt_input_grad_pointwise{sfx}({ge}, {oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}{tail}"
             if op.kind == "depthwise":
                 lo, hi, k = self.w_parts(op)
-                return line + (f"tt_input_grad_depthwise({A16(g)}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, "
-                               f"{op.pad}, {h}, {w}, {lo}, {hi}, {k}, {A32(s.writes[0])});")
-            return line + (f"tt_input_grad_generic({A16(g)}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, {op.pad}, "
-                           f"{op.groups}, {self.weights_whole(op)}, {h}, {w}, {cin}, {A32(s.writes[0])});")
+                return head + (f"tt_input_grad_depthwise{sfx}({ge}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, "
+                               f"{op.pad}, {h}, {w}, {lo}, {hi}, {k}{tail}")
+            return head + (f"tt_input_grad_generic{sfx}({ge}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, {op.pad}, "
+                           f"{op.groups}, {self.weights_whole(op)}, {h}, {w}, {cin}{tail}")
         if s.kind in ("weight_update", "bias_update"):
             spec: ParamSpec = self.pspec[(op.name, "weight" if s.kind == "weight_update" else "bias")]
             u = (f"{{ const tt_update_ctx u = {{{ROUNDING[opt.rounding]}, {opt.seed & 0xFFFFFFFF}u, "
@@ -272,7 +338,7 @@ class _Emitter:
         counts = "tt_train_op_counts" if train else "tt_infer_op_counts"
         body.append("    uint64_t t0 = board_counter_read(), t1;")
         for i, s in enumerate(steps):
-            code = self.forward(s, plan) if s.kind in ("conv", "dense", "add", "avgpool", "save_channels") else \
+            code = self.forward(s, plan) if s.kind in FORWARD_KINDS else \
                 self.backward(s, plan)
             body.append(f"    TT_CHECK_BEGIN({i});")
             body.append(f"    {code}")
@@ -320,7 +386,7 @@ class _Emitter:
             f"scheme {p.scheme.name}. Do not edit. */",
             "#include <stdint.h>\n#include <stddef.h>\n#include <string.h>\n",
             '#include "boards/board.h"\n#include "engine/tt_kernels.h"\n#include "engine/tt_model.h"\n'
-            '#include "engine/tt_check.h"\n',
+            '#include "engine/tt_check.h"\n#include "engine/depthwise_inplace.h"\n',
             f"uint8_t tt_arena[{c.arena_bytes}u] __attribute__((aligned(8)));",
             "uint32_t tt_train_step_count;",
             f"int8_t tt_logits[{m.num_classes}u];",

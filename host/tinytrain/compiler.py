@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +84,41 @@ def flash_bytes(program: TrainingProgram) -> int:
     return total
 
 
+def _arena(program: TrainingProgram) -> int:
+    model = program.model
+    return max(arena_plan.plan(program.train_steps, program.buffers, model.input).arena_bytes,
+               arena_plan.plan(program.infer_steps, program.buffers, model.input).arena_bytes)
+
+
+def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions) -> tuple[int, int] | None:
+    """The streaming stage (last op index, rows per strip) that minimizes the arena; None when no
+    stage helps. Fewer, taller strips win ties (fewer kernel calls)."""
+    from .patch_stage import candidate_cuts
+    from .training_program import frozen_tensors
+
+    base = replace(options, stage=None, patch=False)
+    best_arena = _arena(compile_program(model, scheme, base))
+    best = None
+    for cut in candidate_cuts(model, frozen_tensors(model, scheme)):
+        rows = model.tensors[model.ops[cut].output].shape[0]
+        for per_strip in (4, 2, 1):
+            if per_strip >= rows:
+                continue
+            arena = _arena(compile_program(model, scheme, replace(base, stage=(cut, per_strip))))
+            if arena < best_arena * 0.99:
+                best_arena, best = arena, (cut, per_strip)
+    return best
+
+
+def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions) -> CompileOptions:
+    if options.stage is not None or not options.patch:
+        return options
+    return replace(options, stage=choose_stage(model, scheme, options), patch=False)
+
+
 def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None) -> int:
     """Planned peak SRAM of the reordered program (the real memory plan, without the report's extras)."""
-    program = compile_program(model, scheme, options or CompileOptions())
+    program = compile_program(model, scheme, resolve_stage(model, scheme, options or CompileOptions()))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
     return (max(train.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime_state_bytes(program)
@@ -95,9 +127,9 @@ def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOption
 
 def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
                   budget_bytes: int | None = None) -> Compiled:
-    options = options or CompileOptions()
+    options = resolve_stage(model, scheme, options or CompileOptions())
     program = compile_program(model, scheme, options)
-    plain = compile_program(model, scheme, CompileOptions(**{**options.__dict__, "reorder": False}))
+    plain = compile_program(model, scheme, replace(options, reorder=False))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
     plain_plan = arena_plan.plan(plain.train_steps, plain.buffers, model.input)

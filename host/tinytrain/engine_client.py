@@ -16,7 +16,7 @@ MSG_PARAMS_GET, MSG_PARAMS_SET, MSG_PROFILE = MessageType.PARAMS_GET, MessageTyp
 LR_ONE = 1 << 16
 
 OP_KINDS = ["conv", "pointwise", "depthwise", "dense", "add", "avgpool", "save", "loss", "requant_grad",
-            "input_grad", "weight_update", "bias_update", "add_grad", "avgpool_grad", "grad_sum"]
+            "input_grad", "weight_update", "bias_update", "add_grad", "avgpool_grad", "grad_sum", "patch_stage"]
 
 
 class EngineError(TinytrainError):

@@ -212,6 +212,37 @@ class Model:
             raise ModelError(f"the model output {self.output} is never produced.")
 
 
+def with_input_size(model: Model, height: int, width: int | None = None) -> Model:
+    """The same model at another input resolution: every tensor shape is re-derived from the
+    input through the ops (weights are resolution-independent up to the global pool)."""
+    import copy
+
+    width = height if width is None else width
+    new = copy.deepcopy(model)
+    c = new.tensors[new.input].shape[2]
+    new.tensors[new.input].shape = (height, width, c)
+    for op in new.ops:
+        if isinstance(op, Conv2D):
+            h, w, _ = new.tensors[op.input].shape
+            k = op.kernel[0]
+            shape = (conv_output_size(h, k, op.stride, op.pad), conv_output_size(w, k, op.stride, op.pad),
+                     op.out_channels)
+        elif isinstance(op, Add):
+            shape = new.tensors[op.inputs[0]].shape
+        elif isinstance(op, GlobalAveragePool):
+            shape = (1, 1, new.tensors[op.input].shape[2])
+        else:
+            if new.tensors[op.input].size != op.in_channels:
+                raise ModelError(f"dense {op.name} cannot take a {height}x{width} input (it needs a pooled input).")
+            shape = (1, 1, op.out_channels)
+        if min(shape) < 1:
+            raise ModelError(f"a {height}x{width} input is too small for op {op.name}.")
+        new.tensors[op.output].shape = shape
+    new.metadata = dict(new.metadata, resolution=[height, width])
+    new.validate()
+    return new
+
+
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 

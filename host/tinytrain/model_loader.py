@@ -7,10 +7,11 @@ from pathlib import Path
 
 from . import head, import_tiny_training, model_file
 from .errors import TinytrainError
-from .ir import Model
+from .ir import Model, with_input_size
 
 
-def load_model(path: str | Path, classes: int | None = None, new_head: bool = False, head_seed: int = 0) -> Model:
+def load_model(path: str | Path, classes: int | None = None, new_head: bool = False, head_seed: int = 0,
+               resolution: int | None = None) -> Model:
     path = Path(path)
     if path.is_dir():
         candidates = sorted(path.glob("*.ttm"))
@@ -23,6 +24,8 @@ def load_model(path: str | Path, classes: int | None = None, new_head: bool = Fa
         model = model_file.load(path)
     else:
         raise TinytrainError(f"{path} is neither a tinytrain model (.ttm) nor one of the paper's models (.pkl).")
+    if resolution is not None and resolution != model.input_spec.shape[0]:
+        model = with_input_size(model, resolution)
     if classes is not None and (new_head or classes != model.num_classes):
         model = head.replace_head(model, classes, seed=head_seed)
     elif new_head:

@@ -172,8 +172,9 @@ class NumpyBackend:
             return
         y, mask = self._compute(self.ops[s.op], self.mem.__getitem__)
         self.mem[s.writes[0]] = y
-        if len(s.writes) > 1:
-            self.mem[s.writes[1]] = mask
+        for b in s.writes[1:]:
+            if self.program.buffers[b].role == "mask":
+                self.mem[b] = mask
 
     def _compute(self, op, get) -> tuple[np.ndarray, np.ndarray]:
         c = self.program.consts[op.name]
@@ -220,7 +221,10 @@ class NumpyBackend:
             gx = K.dense_backward_input(g, self.weights[op.name], shape)
         else:
             gx = K.conv_backward_input(g, self.weights[op.name], op.stride, op.groups, op.pad, shape)
-        self._set_grad(s.writes[0], gx, self.exps[s.reads[0]])
+        e = self.exps[s.reads[0]]
+        if "bits" in s.attrs:  # written as normalized int16 mantissas
+            gx, e = K.grad_sum([(gx, e)], s.attrs["bits"])
+        self._set_grad(s.writes[0], gx, e)
 
     def _weight_gradient(self, s: Step) -> tuple[np.ndarray, int]:
         op = self.ops[s.op]

@@ -1,41 +1,40 @@
-"""Patch-based execution of the frozen front of a network (MCUNetV2-style), by row strips.
+"""Streaming execution of the frozen front of a network, row band by row band.
 
 The first layers of a vision model hold the largest activations (e.g. 64x64x48
 = 192 KB in MobileNetV2-w0.35 at 128x128) but are frozen: nothing in the
-backward pass reads them. A *stage* is a prefix of those ops that ends in one
-tensor S; it is computed strip by strip (a band of rows of S at a time), each
-strip computing only the rows of every intermediate tensor it needs (with the
-halo its kernels read), in a small scratch area. The model input and S exist
-whole; no intermediate tensor of the stage ever does. Overlapping halos are
-recomputed, which costs some MACs; the search below trades that against memory.
+backward pass reads them. A *stage* is a prefix of those ops ending in one
+tensor S. It runs in strips, each producing the next band of rows of S. Every
+intermediate tensor keeps only a sliding window of rows: a strip computes just
+the rows its consumers need that no earlier strip computed, and afterwards the
+rows no later strip needs are dropped (the rest move to the front of the
+window). Nothing is computed twice (unlike MCUNetV2's overlapping patches), and
+no intermediate tensor of the stage ever exists whole: the stage needs the model
+input, S, and one window per intermediate tensor.
 
-Results are bit-identical to the whole-tensor computation (every output value
-is the same integer function of the same inputs), so the NumPy reference simply
-computes the stage ops whole.
+Results are bit-identical to the whole-tensor computation (each value is the
+same integer function of the same inputs), so the NumPy reference computes the
+stage ops whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .arena_plan import plan
 from .ir import Add, Conv2D, Model
-from .training_program import Buffer, Step
 
 
 @dataclass
 class StripOp:
     op: str
-    out_rows: tuple[int, int]  # rows [a, b) of the op's output computed in this strip
+    out_rows: tuple[int, int]  # new rows [a, b) of the op's output computed in this strip
 
 
 @dataclass
 class Strip:
     rows: tuple[int, int]  # rows of S
     ops: list[StripOp]
-    held: dict[str, tuple[int, int]]  # rows [r0, r1) of each tensor held in this strip (input and S: whole)
-    offsets: dict[str, int] = field(default_factory=dict)  # scratch offsets of intermediate strip buffers
-    scratch_bytes: int = 0
+    base: dict[str, int]  # first row held at the start of each intermediate window during this strip
+    shifts: list[tuple[str, int, int]] = field(default_factory=list)  # after the strip: (tensor, drop rows, keep rows)
 
 
 @dataclass
@@ -44,21 +43,18 @@ class PatchStage:
     input: str
     output: str
     strips: list[Strip]
-    macs: int  # with recomputed halos
-    base_macs: int  # the same ops computed whole
+    windows: dict[str, tuple[int, int]]  # tensor -> (scratch offset, capacity in rows)
+    row_bytes: dict[str, int]
+    scratch_bytes: int
+    macs: int
 
     @property
-    def scratch_bytes(self) -> int:
-        return max(s.scratch_bytes for s in self.strips)
+    def base_macs(self) -> int:
+        return self.macs
 
     @property
     def overhead(self) -> float:
-        return self.macs / self.base_macs - 1.0 if self.base_macs else 0.0
-
-
-def _row_bytes(model: Model, t: str) -> int:
-    _, w, c = model.tensors[t].shape
-    return w * c
+        return 0.0
 
 
 def _input_rows(op, model: Model, out_rows: tuple[int, int]) -> tuple[int, int]:
@@ -77,57 +73,61 @@ def _op_row_macs(model: Model, op) -> int:
     return 0
 
 
-def build_stage(model: Model, ops: list, strips: int) -> PatchStage:
-    """The strip schedule of `ops` (a prefix of the model's forward ops ending in one tensor)."""
-    out = ops[-1].output
-    h_s = model.tensors[out].shape[0]
-    bounds = [round(i * h_s / strips) for i in range(strips + 1)]
-    produced = {op.output: op for op in ops}
-    result: list[Strip] = []
-    macs = 0
-    for a, b in zip(bounds, bounds[1:]):
-        if b <= a:
+def _needs(model: Model, ops: list, out: str, rows: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    need: dict[str, tuple[int, int]] = {out: rows}
+    for op in reversed(ops):
+        r = need.get(op.output)
+        if r is None:
             continue
-        need: dict[str, tuple[int, int]] = {out: (a, b)}
-        for op in reversed(ops):
-            rows = need.get(op.output)
-            if rows is None:
+        lo, hi = _input_rows(op, model, r)
+        for t in op.inputs:
+            need[t] = (min(need[t][0], lo), max(need[t][1], hi)) if t in need else (lo, hi)
+    return need
+
+
+def build_stage(model: Model, ops: list, rows_per_strip: int) -> PatchStage:
+    """The streaming schedule of `ops` (a prefix of the model's forward ops ending in one tensor)."""
+    out = ops[-1].output
+    inp = ops[0].inputs[0]
+    h_s = model.tensors[out].shape[0]
+    bands = [(a, min(a + rows_per_strip, h_s)) for a in range(0, h_s, rows_per_strip)]
+    needs = [_needs(model, ops, out, band) for band in bands]
+    windowed = [op.output for op in ops if op.output != out]
+    row_bytes = {t: model.tensors[t].shape[1] * model.tensors[t].shape[2] for t in windowed + [inp, out]}
+    done = {t: 0 for t in windowed}  # rows [0, done) computed so far
+    base = {t: 0 for t in windowed}  # first row held in the window
+    capacity = {t: 0 for t in windowed}
+    strips = []
+    for j, (band, need) in enumerate(zip(bands, needs)):
+        strip_ops = []
+        for op in ops:
+            t = op.output
+            if t not in need:
                 continue
-            lo, hi = _input_rows(op, model, rows)
-            for t in op.inputs:
-                if t in need:
-                    need[t] = (min(need[t][0], lo), max(need[t][1], hi))
-                else:
-                    need[t] = (lo, hi)
-        strip_ops = [StripOp(op.name, need[op.output]) for op in ops if op.output in need]
-        macs += sum(_op_row_macs(model, op) * (need[op.output][1] - need[op.output][0]) for op in ops
-                    if op.output in need)
-        held = dict(need)
-        strip = Strip((a, b), strip_ops, held)
-        _plan_scratch(model, strip, produced, out)
-        result.append(strip)
-    base = sum(_op_row_macs(model, op) * model.tensors[op.output].shape[0] for op in ops)
-    return PatchStage([op.name for op in ops], ops[0].inputs[0], out, result, macs, base)
-
-
-def _plan_scratch(model: Model, strip: Strip, produced: dict, out: str) -> None:
-    """Offsets of the strip's intermediate buffers in the scratch area (the same planner as the arena)."""
-    buffers: dict[str, Buffer] = {}
-    steps: list[Step] = []
-    by_name = {op.name: op for op in produced.values()}
-    for so in strip.ops:
-        op = by_name[so.op]
-        reads = tuple(t for t in op.inputs if t in produced)
-        writes = (op.output,) if op.output != out else ()
-        for t in writes:
-            r0, r1 = strip.held[t]
-            buffers[t] = Buffer(t, "int8", (r1 - r0, _row_bytes(model, t)), "activation")
-        steps.append(Step("strip", op.name, reads, writes))
-    if not buffers:
-        return
-    p = plan(steps, buffers, None)
-    strip.offsets = dict(p.offsets)
-    strip.scratch_bytes = p.arena_bytes
+            if t == out:
+                strip_ops.append(StripOp(op.name, band))
+                continue
+            lo, hi = max(done[t], need[t][0]), need[t][1]
+            if need[t][0] < base[t]:
+                raise AssertionError(f"stage schedule needs dropped rows of {t}")
+            if hi > lo:
+                strip_ops.append(StripOp(op.name, (lo, hi)))
+                done[t] = hi
+            capacity[t] = max(capacity[t], done[t] - base[t])
+        strip = Strip(band, strip_ops, dict(base))
+        nxt = needs[j + 1] if j + 1 < len(needs) else {}
+        for t in windowed:
+            keep_from = min(nxt[t][0], done[t]) if t in nxt else done[t]
+            if keep_from > base[t]:
+                strip.shifts.append((t, keep_from - base[t], done[t] - keep_from))
+                base[t] = keep_from
+        strips.append(strip)
+    windows, offset = {}, 0
+    for t in windowed:
+        windows[t] = (offset, capacity[t])
+        offset += (capacity[t] * row_bytes[t] + 7) // 8 * 8
+    macs = sum(_op_row_macs(model, op) * model.tensors[op.output].shape[0] for op in ops)
+    return PatchStage([op.name for op in ops], inp, out, strips, windows, row_bytes, offset, macs)
 
 
 def candidate_cuts(model: Model, frozen: set[str]) -> list[int]:
@@ -149,8 +149,10 @@ def candidate_cuts(model: Model, frozen: set[str]) -> list[int]:
     return cuts
 
 
-def stage_step(model: Model, stage: PatchStage) -> tuple[Step, Buffer]:
-    scratch = Buffer(f"{stage.output}.stage_scratch", "int8", (max(stage.scratch_bytes, 1),), "activation")
+def stage_step(model: Model, stage: PatchStage):
+    from .training_program import Buffer, Step
+
+    scratch = Buffer(f"{stage.output}.stage_windows", "int8", (max(stage.scratch_bytes, 1),), "activation")
     step = Step("patch_stage", stage.output, (stage.input,), (stage.output, scratch.name),
                 {"stage": stage}, macs=stage.macs)
     return step, scratch

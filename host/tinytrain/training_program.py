@@ -108,8 +108,10 @@ class CompileOptions:
     rounding: str = "stochastic"
     seed: int = 1
     reorder: bool = True
-    # Patch-based front (patch_stage.py): (index of the last stage op, number of strips), or None.
+    # Streaming front (patch_stage.py): (index of the last stage op, rows of its output per strip), or None.
     stage: tuple[int, int] | None = None
+    # Let the compiler choose the stage (compiler.choose_stage).
+    patch: bool = True
 
     def validate(self) -> None:
         if self.rounding not in fp.ROUNDING_MODES:
@@ -241,6 +243,19 @@ def _param_specs(model: Model, scheme: SparseScheme) -> list[ParamSpec]:
     return specs
 
 
+def requires_grad(model: Model, params: list[ParamSpec]) -> dict[str, bool]:
+    """Tensors whose gradient the training step needs (everything downstream of a trained op)."""
+    trained = {p.op for p in params if p.trainable}
+    rg: dict[str, bool] = {model.input: False}
+    for op in model.ops:
+        rg[op.output] = op.name in trained or any(rg[x] for x in op.inputs)
+    return rg
+
+
+def frozen_tensors(model: Model, scheme: SparseScheme) -> set[str]:
+    return {t for t, g in requires_grad(model, _param_specs(model, scheme)).items() if not g}
+
+
 def acc_grad_bits(model: Model, op: WeightedOp, need_input: bool, weight_channels: int) -> int:
     """Mantissa bits of dL/dacc so that every int32 sum a consumer makes cannot overflow."""
     bits = GRAD_BITS
@@ -275,12 +290,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
     consts = {op.name: layer_consts(model, op, options) for op in model.ops}
     t = model.tensors
 
-    def trains(op: Op) -> bool:
-        return isinstance(op, (Conv2D, Dense)) and (pmap[(op.name, "weight")].trainable or pmap[(op.name, "bias")].trainable)
-
-    rg: dict[str, bool] = {model.input: False}
-    for op in model.ops:
-        rg[op.output] = trains(op) or any(rg[x] for x in op.inputs)
+    rg = requires_grad(model, params)
 
     buffers: dict[str, Buffer] = {}
 
@@ -293,13 +303,14 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
     train_steps: list[Step] = []
     saved: dict[str, str] = {}  # op -> buffer its weight gradient reads
     stage_ops: set[str] = set()
+    consumers_of = model.consumers()
     if options.stage is not None:
         from .patch_stage import build_stage, candidate_cuts, stage_step
 
-        cut, strips = options.stage
+        cut, rows_per_strip = options.stage
         if cut not in candidate_cuts(model, {n for n, g in rg.items() if not g}):
-            raise CompileError(f"ops 0..{cut} cannot be run as a patch stage for this scheme.")
-        stage = build_stage(model, model.ops[: cut + 1], strips)
+            raise CompileError(f"ops 0..{cut} cannot be run as a streaming stage for this scheme.")
+        stage = build_stage(model, model.ops[: cut + 1], rows_per_strip)
         stage_ops = set(stage.ops)
         step, scratch = stage_step(model, stage)
         buffers[scratch.name] = scratch
@@ -332,7 +343,17 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
                 saved[op.name] = xs
             else:
                 saved[op.name] = op.input
-        train_steps.append(Step(kind, op.name, tuple(op.inputs), writes, macs=macs))
+        step = Step(kind, op.name, tuple(op.inputs), writes, macs=macs)
+        if _can_run_in_place(model, op, consumers_of, saved, rg):
+            ring = buf(f"{op.name}.ring", "int8", ((op.pad + 1) * t[op.output].shape[1] * t[op.output].shape[2],),
+                       "activation")
+            step.writes += (ring,)
+            step.inplace = {op.output: op.input}
+            step.attrs["ring"] = ring
+            infer_steps[-1].writes += (ring,)
+            infer_steps[-1].inplace = {op.output: op.input}
+            infer_steps[-1].attrs["ring"] = ring
+        train_steps.append(step)
 
     # ---- loss
     logits_q = t[model.output].qparams
@@ -379,8 +400,15 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
             reads = (g,) if mask is None else (g, mask)
             train_steps.append(Step("requant_grad", op.name, reads, (gacc,), {"bits": bits, "mask": mask}, {gacc: g}))
             if need_input:
-                gx = buf(f"{op.name}.gx32", "int32", t[op.input].shape, "grad32")
-                train_steps.append(Step("input_grad", op.name, (gacc,), (gx,), macs=_op_macs(model, op)))
+                if pending[op.input] == 1:
+                    # The only gradient of x: written directly as int16 mantissas (two passes, no int32 tensor).
+                    gx = buf(f"{op.input}.grad", "int16", t[op.input].shape, "grad")
+                    grad_bits[gx] = GRAD_BITS
+                    attrs = {"bits": GRAD_BITS}
+                else:
+                    gx = buf(f"{op.name}.gx32", "int32", t[op.input].shape, "grad32")
+                    attrs = {}
+                train_steps.append(Step("input_grad", op.name, (gacc,), (gx,), attrs, macs=_op_macs(model, op)))
             if wspec.trainable:
                 wmacs = _weight_grad_macs(model, op, wspec.channels)
                 if options.reorder:
@@ -422,6 +450,18 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
     train_steps.extend(deferred)
     return TrainingProgram(model, scheme, options, buffers, train_steps, infer_steps, params, consts, loss_table,
                            loss_scale_mult, grad_bits)
+
+
+def _can_run_in_place(model: Model, op: Op, consumers: dict[str, list[Op]], saved: dict[str, str],
+                      rg: dict[str, bool]) -> bool:
+    """A stride-1 depthwise conv may overwrite its input when nothing else ever reads it
+    (tt_conv_depthwise_inplace); its mask rows must be byte-aligned."""
+    if not (isinstance(op, Conv2D) and op.is_depthwise and op.stride == 1 and op.input != model.input):
+        return False
+    _, w, c = model.tensors[op.output].shape
+    if (w * c) % 8:
+        return False
+    return len(consumers[op.input]) == 1 and op.input not in saved.values()
 
 
 def _wgrad_shape(op: WeightedOp, spec: ParamSpec) -> tuple[int, ...]:

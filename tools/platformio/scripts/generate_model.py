@@ -8,7 +8,8 @@
 #   TINYTRAIN_SCHEME   classifier | bias-only | last:K | full | FILE.json[:model/budget]
 #   TINYTRAIN_CLASSES  number of classes (a different number gets a new head)
 #   TINYTRAIN_BUDGET   total SRAM budget, e.g. 256KB (the build fails if the plan exceeds it)
-#   TINYTRAIN_LR, TINYTRAIN_ROUNDING, TINYTRAIN_SEED, TINYTRAIN_QAS (1/0), TINYTRAIN_NEW_HEAD (1/0)
+#   TINYTRAIN_LR, TINYTRAIN_ROUNDING, TINYTRAIN_SEED, TINYTRAIN_QAS (1/0), TINYTRAIN_NEW_HEAD (1/0),
+#   TINYTRAIN_RESOLUTION (input size, to run a model at another resolution)
 # Nothing generated is committed; an unchanged configuration is not regenerated.
 
 import hashlib
@@ -31,6 +32,7 @@ OPTIONS = {
     "qas": ("custom_tinytrain_qas", "TINYTRAIN_QAS", "1"),
     "new_head": ("custom_tinytrain_new_head", "TINYTRAIN_NEW_HEAD", "0"),
     "head_seed": ("custom_tinytrain_head_seed", "TINYTRAIN_HEAD_SEED", "0"),
+    "resolution": ("custom_tinytrain_resolution", "TINYTRAIN_RESOLUTION", ""),
 }
 
 
