@@ -174,8 +174,10 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
     model_path = Path(config.model)
     if not model_path.exists():
         raise BuildError(f"the model {model_path} does not exist.")
+    package = Path(__file__).parent
     key = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode() + model_path.read_bytes()
-                         + str(checked).encode()).hexdigest()[:12]
+                         + str(checked).encode()
+                         + b"".join(p.read_bytes() for p in sorted(package.rglob("*.py")))).hexdigest()[:12]
     out_dir = host_build_dir() / f"engine-{key}"
     output = out_dir / "tinytrain_host"
     generated = out_dir / "generated"
@@ -186,7 +188,8 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
         write_build_info(generated)
     info = json.loads((generated / "tinytrain.json").read_text())
     # As in the PlatformIO build: samples arrive zero-copy, only the largest payload grows with the input.
-    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info['input_bytes'] + 8)}u"] + (["-DTT_CHECKED"] if checked else [])
+    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info['input_bytes'] + 8)}u", "-DTT_RX_BUFFER_BYTES=4096u"]
+    extra += ["-DTT_CHECKED"] if checked else []
     return compile_host_program(
         output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=[*extra, *flags]
     )

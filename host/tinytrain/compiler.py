@@ -110,10 +110,29 @@ def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions) ->
     return best
 
 
+def choose_wide_input_grads(model: Model, scheme: SparseScheme, options: CompileOptions) -> frozenset[str]:
+    """Input gradients written as int16 take two passes (max, then write); the int32 form takes one
+    pass but twice the memory. Keep int32 wherever it does not raise the arena, largest layers first."""
+    program = compile_program(model, scheme, options)
+    candidates = sorted((s for s in program.train_steps if s.kind == "input_grad" and "bits" in s.attrs),
+                        key=lambda s: -s.macs)
+    wide: frozenset[str] = frozenset()
+    arena = _arena(program)
+    for step in candidates:
+        trial = wide | {step.op}
+        if _arena(compile_program(model, scheme, replace(options, wide_input_grads=trial))) <= arena:
+            wide = trial
+    return wide
+
+
 def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions) -> CompileOptions:
-    if options.stage is not None or not options.patch:
-        return options
-    return replace(options, stage=choose_stage(model, scheme, options), patch=False)
+    """Fills in what the compiler chooses itself: the streaming front and the int32 input gradients."""
+    if options.stage is None and options.patch:
+        options = replace(options, stage=choose_stage(model, scheme, options))
+    options = replace(options, patch=False)
+    if not options.wide_input_grads:
+        options = replace(options, wide_input_grads=choose_wide_input_grads(model, scheme, options))
+    return options
 
 
 def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None) -> int:

@@ -112,6 +112,9 @@ class CompileOptions:
     stage: tuple[int, int] | None = None
     # Let the compiler choose the stage (compiler.choose_stage).
     patch: bool = True
+    # Layers whose input gradient, although the only one of its tensor, stays int32 and is renormalized
+    # afterwards: one pass instead of two, for more memory (compiler.choose_wide_input_grads).
+    wide_input_grads: frozenset[str] = frozenset()
 
     def validate(self) -> None:
         if self.rounding not in fp.ROUNDING_MODES:
@@ -400,7 +403,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
             reads = (g,) if mask is None else (g, mask)
             train_steps.append(Step("requant_grad", op.name, reads, (gacc,), {"bits": bits, "mask": mask}, {gacc: g}))
             if need_input:
-                if pending[op.input] == 1:
+                if pending[op.input] == 1 and op.name not in options.wide_input_grads:
                     # The only gradient of x: written directly as int16 mantissas (two passes, no int32 tensor).
                     gx = buf(f"{op.input}.grad", "int16", t[op.input].shape, "grad")
                     grad_bits[gx] = GRAD_BITS

@@ -68,9 +68,10 @@ except ImportError as exc:  # pragma: no cover - setup problem
     fail("cannot import the tinytrain package (%s); run `make setup` first." % exc)
 
 cfg = BuildConfig.from_strings(config, model_path, project)
+# Any change of the compiler (every module of the package) regenerates the code.
+package = Path(tinytrain.__file__).parent
 key = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode() + model_path.read_bytes()
-                     + tinytrain.__version__.encode() + Path(tinytrain.__file__).parent.joinpath(
-                         "codegen_c.py").read_bytes()).hexdigest()
+                     + b"".join(p.read_bytes() for p in sorted(package.rglob("*.py")))).hexdigest()
 key_file = generated / "tinytrain.key"
 if not (key_file.exists() and key_file.read_text() == key and (generated / "tt_model_gen.c").exists()):
     try:
@@ -83,4 +84,5 @@ if not (key_file.exists() and key_file.read_text() == key and (generated / "tt_m
 
 info = json.loads((generated / "tinytrain.json").read_text())
 # Samples arrive zero-copy in the arena, so only the largest payload grows with the input.
-env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info["input_bytes"] + 8))])  # noqa: F821
+env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info["input_bytes"] + 8)),  # noqa: F821
+                       ("TT_RX_BUFFER_BYTES", "4096u")])
