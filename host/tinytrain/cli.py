@@ -13,6 +13,7 @@ from .errors import TinytrainError
 COMMAND_MODULES: list[str] = [
     "compile",
     "predict",
+    "train",
     "info",
     "emulate",
     "stream",

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="linear")
     p.add_argument("--out", type=Path, default=Path("demo.json"))
+    p.add_argument("--no-check", action="store_true",
+                   help="skip running the NumPy reference in lockstep (by default every training step's logits and "
+                        "the final trained tensors are compared with it, as `tinytrain check` does)")
     p.set_defaults(func=run)
 
 
@@ -49,9 +52,16 @@ def run(args: argparse.Namespace) -> int:
               f"{model.num_classes} classes", flush=True)
         test_x, test_y = model_samples(args.test, model, args.test_samples)
         train_x, train_y = model_samples(args.train, model, args.train_samples)
+        reference = None
+        if not args.no_check:
+            reference = s.reference()
+            reference.load_state_bytes(s.engine.params_get())
         before = evaluate(s.engine, test_x, test_y, desc="eval before")
-        res = stream(s.engine, train_x, train_y, scale, args.epochs, args.schedule)
+        res = stream(s.engine, train_x, train_y, scale, args.epochs, args.schedule, reference=reference)
         after = evaluate(s.engine, test_x, test_y, desc="eval after")
+        identical = None
+        if reference is not None:
+            identical = res.mismatch is None and s.engine.params_get() == reference.state_bytes()
         stats = s.link.stats()
         budget = parse_bytes(s.config.budget) if s.config.budget else 262144
         summary = {
@@ -73,13 +83,14 @@ def run(args: argparse.Namespace) -> int:
             "model_hash": s.engine.model.hash,
             "scheme": s.engine.model.scheme,
             "board": s.link.info().board,
+            "identical_to_reference": identical,
         }
     args.out.write_text(json.dumps(summary, indent=1))
     png = args.out.with_suffix(".png")
     plot_curve(res, before.accuracy, after.accuracy, png, summary)
     print(format_summary(summary))
     print(f"wrote {args.out} and {png}")
-    return 0
+    return 1 if summary["identical_to_reference"] is False else 0
 
 
 def format_summary(s: dict) -> str:
@@ -90,7 +101,9 @@ def format_summary(s: dict) -> str:
         f"{kb(s['stack_bytes'])}), planned {kb(s['planned_peak_sram_bytes'])}, budget {kb(s['budget_bytes'])}",
         f"{s['instructions_per_step'] / 1e6:.2f} M {s['counter_unit']} per training step, "
         f"{s['instructions_per_inference'] / 1e6:.2f} M per inference; wall time {s['seconds']:.0f} s",
-    ])
+    ] + ([] if s["identical_to_reference"] is None else [
+        "every training step and the trained tensors are identical to the NumPy reference: "
+        + ("yes" if s["identical_to_reference"] else "NO")]))
 
 
 def plot_curve(res, acc_before: float, acc_after: float, path: Path, summary: dict) -> None:
