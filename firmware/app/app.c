@@ -52,6 +52,15 @@ bool claim_rx_buffer(uint32_t len, rx_claim_t *claim)
     return true;
 }
 
+bool claim_exactly(uint32_t len, uint32_t expected, rx_claim_t *claim)
+{
+    if (len != expected) {
+        claim->expected_len = expected;
+        return false;
+    }
+    return claim_rx_buffer(len, claim);
+}
+
 void reply_begin(const request_t *req, uint32_t len)
 {
     frame_tx_begin(&out.tx, write_sink, (uint8_t)(req->type | MSG_REPLY), req->seq, len);

@@ -71,6 +71,8 @@ extern const unsigned message_table_count;
 /* Ready-made claims. */
 bool claim_empty(uint32_t len, rx_claim_t *claim);     /* only len == 0 */
 bool claim_rx_buffer(uint32_t len, rx_claim_t *claim); /* what a NULL claim does */
+/* Into the receive buffer if the payload has exactly `expected` bytes, else BAD_LENGTH. */
+bool claim_exactly(uint32_t len, uint32_t expected, rx_claim_t *claim);
 
 /* Replies (type = request type | MSG_REPLY, the request's seq). */
 void reply(const request_t *req, const void *payload, uint32_t len);

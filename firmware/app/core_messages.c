@@ -48,14 +48,7 @@ void handle_stats(const request_t *req)
     reply(req, buf, (uint32_t)w.len);
 }
 
-bool claim_calibrate(uint32_t len, rx_claim_t *claim)
-{
-    if (len != 4u) {
-        claim->expected_len = 4u;
-        return false;
-    }
-    return claim_rx_buffer(len, claim);
-}
+bool claim_calibrate(uint32_t len, rx_claim_t *claim) { return claim_exactly(len, 4u, claim); }
 
 /* Runs n iterations of a loop of known length: on Thumb-2 exactly two
  * instructions (subs, bne) per iteration. Returns instructions per iteration,

@@ -159,14 +159,7 @@ void handle_infer(const request_t *req)
     reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), false, count);
 }
 
-bool claim_params_get(uint32_t len, rx_claim_t *claim)
-{
-    if (len != 8u) {
-        claim->expected_len = 8u;
-        return false;
-    }
-    return claim_rx_buffer(len, claim);
-}
+bool claim_params_get(uint32_t len, rx_claim_t *claim) { return claim_exactly(len, 8u, claim); }
 
 void handle_params_get(const request_t *req)
 {
@@ -215,14 +208,7 @@ void handle_params_set(const request_t *req)
     reply(req, out, (uint32_t)w.len);
 }
 
-bool claim_profile(uint32_t len, rx_claim_t *claim)
-{
-    if (len != 3u) {
-        claim->expected_len = 3u;
-        return false;
-    }
-    return claim_rx_buffer(len, claim);
-}
+bool claim_profile(uint32_t len, rx_claim_t *claim) { return claim_exactly(len, 3u, claim); }
 
 void handle_profile(const request_t *req)
 {
