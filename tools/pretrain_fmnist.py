@@ -332,9 +332,11 @@ def model_stats(model: Model) -> dict:
 
 # The experiment in tools/qas_experiment.py decides this sentence (rewrite with --card-only after it changes).
 SCHEME_NOTE = ("The default sparse-update scheme and memory budget are not fixed yet; they will be chosen together "
-               "with the compiler's memory planner. Of the schemes compared in docs/qas_experiment.md (MNIST transfer, "
-               "4,000 digits, one epoch), {best} gave the best accuracy.")
-BEST_SCHEME = "last:7 (weights and biases of the last two inverted-residual blocks and the classifier)"
+               "with the compiler's memory planner. Of the schemes compared in docs/qas_experiment.md (int8 + QAS "
+               "transfer to MNIST: 4,000 training digits, one epoch, 1,000 test digits, 3 seeds), {best}.")
+BEST_SCHEME = ("last:7 (the weights and biases of the last two inverted-residual blocks and the classifier, 44,922 "
+               "trainable parameters) gave the best accuracy: 95.1% vs. 94.7% for last:10, 93.8% for last:4, 84.0% "
+               "for biases only and 61.0% for the classifier only")
 
 
 def layer_table(model: Model) -> list[str]:
