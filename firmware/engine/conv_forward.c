@@ -15,6 +15,12 @@
 
 #if TT_DSP
 
+/* Output channels per block: their requantization constants sit in a stack table. */
+#define PW_BLOCK 16
+/* Input channels up to which four positions are expanded to int16 (x - zx) on the stack (wider
+ * inputs: pairs of channels x pairs of positions on the raw int8 rows). */
+#define PW_XMAX 64
+
 /* sum of n int8 weights */
 static int32_t weight_row_sum(const int8_t *w, int32_t n)
 {
@@ -31,11 +37,42 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
     return s;
 }
 
-/* The hot loop: 2 output channels x 2 positions, 4 inputs per step (16 per
- * iteration). Each int8x4 load is unpacked once (SXTB16, SXTB16 ROR 8) and used
- * twice: 4 loads + 8 unpacks + 8 SMLAD per 16 MACs. The second row of x and of
- * w is addressed by a stride register from the first, so the loop needs only
- * two pointers. a = {c0p0, c0p1, c1p0, c1p1}. */
+/* The r < 4 bytes w[0..r-1] as a little-endian word, the rest 0 (a row's last partial group,
+ * without reading past the row). */
+TT_ALWAYS_INLINE uint32_t read_s8_tail(const int8_t *w, int32_t r)
+{
+    uint32_t v = (uint8_t)w[0];
+    if (r > 1)
+        v |= (uint32_t)(uint8_t)w[1] << 8;
+    if (r > 2)
+        v |= (uint32_t)(uint8_t)w[2] << 16;
+    return v;
+}
+
+/* NP positions (rows x0 + i sx) of n inputs as int16 (x - zx) in SXTB16 lane order: per group
+ * of 4 inputs NP doublewords, one per position, with lanes (i, i+2) in the low word and (i+1,
+ * i+3) in the high word: what a weight word unpacked by SXTB16 / SXTB16 ROR 8 meets. Lanes past
+ * n are 0. */
+TT_ALWAYS_INLINE void pw_expand(const int8_t *x0, int32_t sx, int32_t n, int32_t zx, uint64_t *out, int np)
+{
+    const uint32_t zz = tt_pack16(zx, zx);
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4, out += np)
+        TT_UNROLL(4) for (int q = 0; q < np; q++) {
+            const uint32_t a = tt_read_s8x4(x0 + q * sx + i);
+            out[q] = tt_ssub16(tt_sxtb16(a), zz) | (uint64_t)tt_ssub16(tt_sxtb16_ror8(a), zz) << 32;
+        }
+    if (i < n)
+        TT_UNROLL(4) for (int q = 0; q < np; q++) {
+            int32_t v[4] = {0, 0, 0, 0};
+            for (int32_t j = 0; i + j < n; j++)
+                v[j] = x0[q * sx + i + j] - zx;
+            out[q] = tt_pack16(v[0], v[2]) | (uint64_t)tt_pack16(v[1], v[3]) << 32;
+        }
+}
+
+/* The same over raw int8 rows x0, x0 + sx (x not expanded: inputs wider than PW_XMAX; the zero
+ * point then enters through the weight sums). Per 4 inputs 4 loads + 8 unpacks + 8 SMLAD. */
 #define DOT_2X2_STEP(off)                                                                       \
     do {                                                                                        \
         const uint32_t xa = tt_read_s8x4(x0 + (off)), xb = tt_read_s8x4(x0 + (off) + sx);       \
@@ -56,22 +93,12 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
         s11 = tt_smlad(wo, xbo, s11);                                                           \
     } while (0)
 
-/* rows x0, x0 + sx and w0, w0 + sw over n inputs, added to s00..s11 */
-TT_ALWAYS_INLINE void dot_2x2_rows(const int8_t *x0, int32_t sx, const int8_t *w0, int32_t sw, int32_t n,
-                                   int32_t *a)
+TT_ALWAYS_INLINE void pw_dot8(const int8_t *x0, int32_t sx, const int8_t *w0, int32_t sw, int32_t n, int32_t *s)
 {
-    int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
-    for (const int8_t *end = x0 + (n & ~15); x0 != end; x0 += 16, w0 += 16) {
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    for (const int8_t *end = x0 + (n & ~7); x0 != end; x0 += 8, w0 += 8) {
         DOT_2X2_STEP(0);
         DOT_2X2_STEP(4);
-        DOT_2X2_STEP(8);
-        DOT_2X2_STEP(12);
-    }
-    if (n & 8) {
-        DOT_2X2_STEP(0);
-        DOT_2X2_STEP(4);
-        x0 += 8;
-        w0 += 8;
     }
     if (n & 4) {
         DOT_2X2_STEP(0);
@@ -85,95 +112,22 @@ TT_ALWAYS_INLINE void dot_2x2_rows(const int8_t *x0, int32_t sx, const int8_t *w
         s10 += wb * xa;
         s11 += wb * xb;
     }
-    a[0] = s00;
-    a[1] = s01;
-    a[2] = s10;
-    a[3] = s11;
+    s[0] = s00;
+    s[1] = s01;
+    s[2] = s10;
+    s[3] = s11;
 }
 
-/* One 2x2 block over both weight parts; out of line so that the loops get the
- * registers (inlined into the block loop, GCC spills the pointers). */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void dot_2x2_block(const int8_t *x0, int32_t cin, const int8_t *wl0, int32_t k_lo, const int8_t *wh0,
-                          int32_t k_hi, int32_t *a)
+/* Writes bits [0, n) of v at bit offset i of a mask, n <= 25. */
+static void mask_put_run(uint8_t *mask, uint32_t i, uint32_t v, uint32_t n)
 {
-    a[0] = a[1] = a[2] = a[3] = 0;
-    if (!k_hi) { /* one part: x and w rows share the stride, one register fewer in the loop */
-        dot_2x2_rows(x0, cin, wl0, cin, cin, a);
-    } else if (!k_lo) {
-        dot_2x2_rows(x0, cin, wh0, cin, cin, a);
-    } else {
-        dot_2x2_rows(x0, cin, wl0, k_lo, k_lo, a);
-        dot_2x2_rows(x0 + k_lo, cin, wh0, k_hi, k_hi, a);
+    while (n) {
+        const uint32_t s = i & 7u, take = 8u - s < n ? 8u - s : n;
+        tt_mask_put_bits_in_byte(mask, i, v & ((1u << take) - 1u), take);
+        v >>= take;
+        i += take;
+        n -= take;
     }
-}
-
-/* 1 output channel x 2 positions (odd cout), zero point folded by the caller. */
-TT_ALWAYS_INLINE void dot_1x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t n, int32_t *a)
-{
-    int32_t s0 = a[0], s1 = a[1];
-    for (int32_t q = n >> 2; q > 0; --q) {
-        const uint32_t xa = tt_read_s8x4(x0), xb = tt_read_s8x4(x1), w = tt_read_s8x4(w0);
-        x0 += 4;
-        x1 += 4;
-        w0 += 4;
-        const uint32_t we = tt_sxtb16(w), wo = tt_sxtb16_ror8(w);
-        s0 = tt_smlad(we, tt_sxtb16(xa), s0);
-        s1 = tt_smlad(we, tt_sxtb16(xb), s1);
-        s0 = tt_smlad(wo, tt_sxtb16_ror8(xa), s0);
-        s1 = tt_smlad(wo, tt_sxtb16_ror8(xb), s1);
-    }
-    for (int32_t r = n & 3; r > 0; --r) {
-        const int32_t w = *w0++;
-        s0 += w * *x0++;
-        s1 += w * *x1++;
-    }
-    a[0] = s0;
-    a[1] = s1;
-}
-
-/* 2 output channels x 1 position (odd hw, dense layers): the position is used
- * only once per weight, so subtract the zero point in the lanes (SSUB16)
- * instead of needing the weight sums. */
-TT_ALWAYS_INLINE void dot_2x1_zp(const int8_t *x0, const int8_t *w0, const int8_t *w1, int32_t n, int32_t zx, int32_t *a)
-{
-    const uint32_t zz = tt_pack16(zx, zx);
-    int32_t s0 = a[0], s1 = a[1];
-    for (int32_t q = n >> 2; q > 0; --q) {
-        const uint32_t xa = tt_read_s8x4(x0), wa = tt_read_s8x4(w0), wb = tt_read_s8x4(w1);
-        x0 += 4;
-        w0 += 4;
-        w1 += 4;
-        const uint32_t xe = tt_ssub16(tt_sxtb16(xa), zz), xo = tt_ssub16(tt_sxtb16_ror8(xa), zz);
-        s0 = tt_smlad(tt_sxtb16(wa), xe, s0);
-        s1 = tt_smlad(tt_sxtb16(wb), xe, s1);
-        s0 = tt_smlad(tt_sxtb16_ror8(wa), xo, s0);
-        s1 = tt_smlad(tt_sxtb16_ror8(wb), xo, s1);
-    }
-    for (int32_t r = n & 3; r > 0; --r) {
-        const int32_t xv = *x0++ - zx;
-        s0 += *w0++ * xv;
-        s1 += *w1++ * xv;
-    }
-    a[0] = s0;
-    a[1] = s1;
-}
-
-TT_ALWAYS_INLINE int32_t dot_1x1_zp(const int8_t *x0, const int8_t *w0, int32_t n, int32_t zx, int32_t s)
-{
-    const uint32_t zz = tt_pack16(zx, zx);
-    for (int32_t q = n >> 2; q > 0; --q) {
-        const uint32_t xa = tt_read_s8x4(x0), wa = tt_read_s8x4(w0);
-        x0 += 4;
-        w0 += 4;
-        s = tt_smlad(tt_sxtb16(wa), tt_ssub16(tt_sxtb16(xa), zz), s);
-        s = tt_smlad(tt_sxtb16_ror8(wa), tt_ssub16(tt_sxtb16_ror8(xa), zz), s);
-    }
-    for (int32_t r = n & 3; r > 0; --r)
-        s += *w0++ * (*x0++ - zx);
-    return s;
 }
 
 /* the conv epilogue with the channel's constants prepared: y = clamp(MBQM(sat32(bias + sum)) + zy) */
@@ -182,94 +136,449 @@ TT_ALWAYS_INLINE uint32_t requant_store(int32_t sum, const tt_requant_channel *q
     return tt_store_int8(tt_requant_apply(sum, q), zy, y);
 }
 
-static int32_t channel_weight_sum(const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t k_hi, int32_t o)
+/* Requantization modes of a block of channels: the general form (RQ_SLOW); the one-multiply form
+ * with zy added (RQ_FAST) or folded into its constants (RQ_BEST). */
+enum { RQ_SLOW = 0, RQ_FAST = 1, RQ_BEST = 2 };
+
+typedef struct {
+    const int8_t *x;
+    int32_t hw, cin;
+    int8_t *y;
+    int32_t cout;
+    const int8_t *w_lo, *w_hi;
+    int32_t k_lo, k_hi;
+    const int32_t *bias, *mult, *shift;
+    int32_t zx, zy;
+    uint8_t *mask;
+} pw_args;
+
+/* acc[q] += w . x_q over one weight row w of n inputs and the expanded groups xg of NP positions.
+ * Per 4 inputs: 1 load + 2 unpacks of the weights, NP LDRD and 2 NP SMLAD. */
+#define PW_MAC_GROUP(A, XG, IDX0)                                                                  \
+    do {                                                                                           \
+        const uint32_t ae_ = tt_sxtb16(A), ao_ = tt_sxtb16_ror8(A);                                \
+        TT_UNROLL(4) for (int q_ = 0; q_ < np; q_++)                                               \
+        {                                                                                          \
+            const uint64_t v_ = tt_ld64(XG, (IDX0) + q_);                                          \
+            acc[q_] = tt_smlad(ae_, (uint32_t)v_, acc[q_]);                                        \
+            acc[q_] = tt_smlad(ao_, (uint32_t)(v_ >> 32), acc[q_]);                                \
+        }                                                                                          \
+    } while (0)
+
+TT_ALWAYS_INLINE void pw_dot_row(const uint64_t *xg, const int8_t *w, int32_t n, int32_t *acc, int np)
 {
-    return (k_lo ? weight_row_sum(w_lo + o * k_lo, k_lo) : 0) + (k_hi ? weight_row_sum(w_hi + o * k_hi, k_hi) : 0);
+#if defined(__GNUC__)
+    if (__builtin_constant_p(n)) { /* unrolled: every load at a constant offset from xg and w */
+        TT_UNROLL(16) for (int32_t i = 0; i < (n & ~3); i += 4)
+        {
+            const uint32_t a = tt_read_s8x4(w + i);
+            PW_MAC_GROUP(a, xg, (i >> 2) * np);
+        }
+        if (n & 3) {
+            const uint32_t a = read_s8_tail(w + (n & ~3), n & 3);
+            PW_MAC_GROUP(a, xg, (n >> 2) * np);
+        }
+        return;
+    }
+#endif
+    for (const int8_t *end = w + (n & ~3); w != end; w += 4, xg += np) {
+        const uint32_t a = tt_read_s8x4(w);
+        PW_MAC_GROUP(a, xg, 0);
+    }
+    if (n & 3) {
+        const uint32_t a = read_s8_tail(w, n & 3);
+        PW_MAC_GROUP(a, xg, 0);
+    }
 }
 
-/* Output channel pairs outer (their weight rows stay in cache, flash reads stay
- * local, the requant constants are prepared once), position pairs inner. */
+/* n bytes, a word at a time (the library memcpy is a call). */
+TT_ALWAYS_INLINE void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4) {
+        uint32_t v;
+        TT_MEMCPY(&v, src + i, 4);
+        TT_MEMCPY(dst + i, &v, 4);
+    }
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
+/* A block's requantization table: per channel {bias | mult << 32, khi | rsh << 32} (two LDRD). */
+typedef uint64_t pw_rq[2];
+
+/* Channels [ob, ob + nb) of NP positions whose inputs are expanded in xl (the k_lo inputs of the
+ * lo part) and xh (k_hi of the hi part): one channel at a time, its weights unpacked once for the
+ * NP positions. The outputs go to stage[q][j] (one pointer, constant offsets), copied out by the
+ * caller; mask bits of position q to bits[q]. */
+TT_ALWAYS_INLINE void pw_channels(const pw_args *g, const uint64_t *xl, const uint64_t *xh, int32_t ob, int32_t nb,
+                                  const pw_rq *tab, int8_t *stage, int32_t k_lo, int32_t k_hi, int np, int rq,
+                                  int masked, uint32_t *bits)
+{
+    const int8_t *wl = k_lo ? g->w_lo + ob * k_lo : 0, *wh = k_hi ? g->w_hi + ob * k_hi : 0;
+    const int32_t zy = g->zy;
+    for (int32_t j = 0; j < nb; j++, wl += k_lo, wh += k_hi, tab++, stage++) {
+        int32_t acc[4] = {0, 0, 0, 0};
+        if (k_lo)
+            pw_dot_row(xl, wl, k_lo, acc, np);
+        if (k_hi)
+            pw_dot_row(xh, wh, k_hi, acc, np);
+        int32_t pre[4], c[4];
+        if (rq == RQ_SLOW) {
+            const int32_t o = ob + j;
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = tt_ssat10(tt_mbqm_inline(tt_qadd(g->bias[o], acc[q]), g->mult[o], g->shift[o])) + zy;
+                c[q] = tt_ssat8(pre[q]);
+            }
+        } else {
+            const uint64_t t0 = tt_ld64(*tab, 0), t1 = tt_ld64(*tab, 1);
+            const int32_t qb = (int32_t)(uint32_t)t0, qm = (int32_t)(uint32_t)(t0 >> 32);
+            const int32_t qk = (int32_t)(uint32_t)t1, qr = (int32_t)(uint32_t)(t1 >> 32);
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = tt_rq_apply(acc[q], qb, qm, qk, qr) + (rq == RQ_BEST ? 0 : zy);
+                c[q] = tt_ssat8(pre[q]);
+            }
+        }
+        TT_UNROLL(4) for (int q = 0; q < np; q++) stage[q * PW_BLOCK] = (int8_t)c[q];
+        if (masked)
+            TT_UNROLL(4) for (int q = 0; q < np; q++) bits[q] |= (uint32_t)(c[q] == pre[q]) << j;
+    }
+}
+
+/* NP positions from p for output channels [ob, ob + nb): expanded once, every channel, then the
+ * staged outputs copied to their rows. */
+TT_ALWAYS_INLINE void pw_block_np(const pw_args *g, int32_t p, int32_t ob, int32_t nb, const pw_rq *tab,
+                                  uint64_t *x16, int32_t k_lo, int32_t k_hi, int np, int rq, int masked)
+{
+    const int32_t cin = g->cin, cout = g->cout;
+    uint64_t *xh = x16 + ((k_lo + 3) >> 2) * np;
+    const int8_t *x0 = g->x + p * cin;
+    if (k_lo)
+        pw_expand(x0, cin, k_lo, g->zx, x16, np);
+    if (k_hi)
+        pw_expand(x0 + k_lo, cin, k_hi, g->zx, xh, np);
+    uint32_t bits[4] = {0, 0, 0, 0};
+    int8_t stage[4 * PW_BLOCK] __attribute__((aligned(4)));
+    pw_channels(g, x16, xh, ob, nb, tab, stage, k_lo, k_hi, np, rq, masked, bits);
+    TT_UNROLL(4) for (int q = 0; q < np; q++) copy_bytes(g->y + (p + q) * cout + ob, stage + q * PW_BLOCK, nb);
+    if (masked)
+        TT_UNROLL(4) for (int q = 0; q < np; q++)
+            mask_put_run(g->mask, (uint32_t)((p + q) * cout + ob), bits[q], (uint32_t)nb);
+}
+
+/* Output channels [ob, ob + nb) (nb <= PW_BLOCK) over positions in quads, then a pair and a
+ * single for the rest: each group of positions is expanded once and serves every channel. */
+TT_ALWAYS_INLINE void pw_block(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, uint64_t *x16,
+                               int32_t k_lo, int32_t k_hi, int rq, int masked)
+{
+    int32_t p = 0;
+    for (; p + 3 < g->hw; p += 4)
+        pw_block_np(g, p, ob, nb, tab, x16, k_lo, k_hi, 4, rq, masked);
+    if (p + 1 < g->hw) {
+        pw_block_np(g, p, ob, nb, tab, x16, k_lo, k_hi, 2, rq, masked);
+        p += 2;
+    }
+    if (p < g->hw)
+        pw_block_np(g, p, ob, nb, tab, x16, k_lo, k_hi, 1, rq, masked);
+}
+
+/* Inputs wider than PW_XMAX are not expanded: pairs of channels x pairs of positions over the
+ * raw int8 rows (the zero point through the weight sums, zinit = -zx sum w). The odd last
+ * channel or position is paired with itself (its duplicate stores write the same values). */
+TT_ALWAYS_INLINE void pw_block_raw(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit,
+                                   int rq, int masked)
+{
+    const int32_t cin = g->cin, cout = g->cout, k_lo = g->k_lo, k_hi = g->k_hi, zy = g->zy;
+    for (int32_t p = 0; p < g->hw; p += 2) {
+        const int32_t pb = p + 1 < g->hw ? p + 1 : p;
+        const int8_t *xa = g->x + p * cin;
+        const int32_t sx = (pb - p) * cin, sy = (pb - p) * cout;
+        int8_t *ya = g->y + p * cout + ob;
+        const int8_t *wl = k_lo ? g->w_lo + ob * k_lo : 0, *wh = k_hi ? g->w_hi + ob * k_hi : 0;
+        uint32_t ba = 0, bb = 0;
+        for (int32_t j = 0; j < nb; j += 2, wl += 2 * k_lo, wh += 2 * k_hi) {
+            const int32_t d = j + 1 < nb; /* 0: the odd last channel alone */
+            int32_t s[4];
+            s[0] = s[1] = zinit[j];
+            s[2] = s[3] = zinit[j + d];
+            if (k_lo)
+                pw_dot8(xa, sx, wl, d * k_lo, k_lo, s);
+            if (k_hi)
+                pw_dot8(xa + k_lo, sx, wh, d * k_hi, k_hi, s);
+            for (int32_t h = 0; h < 2; h++) {
+                const int32_t jj = j + h * d, o = ob + jj;
+                int32_t pa, pbv;
+                if (rq == RQ_SLOW) {
+                    pa = tt_ssat10(tt_mbqm_inline(tt_qadd(g->bias[o], s[2 * h]), g->mult[o], g->shift[o])) + zy;
+                    pbv = tt_ssat10(tt_mbqm_inline(tt_qadd(g->bias[o], s[2 * h + 1]), g->mult[o], g->shift[o])) + zy;
+                } else {
+                    const int32_t qb = (int32_t)(uint32_t)tab[jj][0], qm = (int32_t)(uint32_t)(tab[jj][0] >> 32);
+                    const int32_t qk = (int32_t)(uint32_t)tab[jj][1], qr = (int32_t)(uint32_t)(tab[jj][1] >> 32);
+                    pa = tt_rq_apply(s[2 * h], qb, qm, qk, qr) + (rq == RQ_BEST ? 0 : zy);
+                    pbv = tt_rq_apply(s[2 * h + 1], qb, qm, qk, qr) + (rq == RQ_BEST ? 0 : zy);
+                }
+                const int32_t ca = tt_ssat8(pa), cb = tt_ssat8(pbv);
+                ya[jj] = (int8_t)ca;
+                ya[sy + jj] = (int8_t)cb;
+                if (masked) {
+                    ba |= (uint32_t)(ca == pa) << jj;
+                    bb |= (uint32_t)(cb == pbv) << jj;
+                }
+            }
+        }
+        if (masked) {
+            mask_put_run(g->mask, (uint32_t)(p * cout + ob), ba, (uint32_t)nb);
+            mask_put_run(g->mask, (uint32_t)(pb * cout + ob), bb, (uint32_t)nb);
+        }
+    }
+}
+
+#if defined(__GNUC__)
+#define PW_NOINLINE __attribute__((noinline, optimize("no-schedule-insns")))
+#else
+#define PW_NOINLINE
+#endif
+
+typedef void (*pw_block_fn)(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit);
+
+/* Instantiations: expanded x with one weight part of a constant width (small layers: the loops
+ * unroll completely), expanded with any parts, raw x; zy folded or not; masked or not. */
+/* Expanded inputs of four positions: K inputs in groups of 4, plus one partial group of a second part. */
+#define PW_X16_WORDS(K) (((K) / 4 + 1) * 4)
+#define PW_INST(NAME, KLO, KHI, XK, RQ, MASKED)                                                                   \
+    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
+    {                                                                                                              \
+        uint64_t x16[PW_X16_WORDS(XK)];                                                                            \
+        (void)zinit;                                                                                               \
+        pw_block(g, ob, nb, tab, x16, KLO, KHI, RQ, MASKED);                                                       \
+    }
+#define PW_RAW(NAME, RQ, MASKED)                                                                                   \
+    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
+    {                                                                                                              \
+        pw_block_raw(g, ob, nb, tab, zinit, RQ, MASKED);                                                           \
+    }
+#define PW_FIXED(K)                                                                                                \
+    PW_INST(pw_k##K##_lo, K, 0, K, RQ_BEST, 0)                                                              \
+    PW_INST(pw_k##K##_hi, 0, K, K, RQ_BEST, 0)
+PW_FIXED(8)
+PW_FIXED(16)
+PW_FIXED(24)
+PW_FIXED(32)
+PW_FIXED(40)
+PW_FIXED(48)
+PW_FIXED(56)
+PW_FIXED(64)
+PW_INST(pw_x16_best, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 0)
+PW_INST(pw_x16_best_m, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 1)
+PW_INST(pw_x16_fast, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 0)
+PW_INST(pw_x16_fast_m, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 1)
+PW_INST(pw_x16_slow, g->k_lo, g->k_hi, PW_XMAX, RQ_SLOW, g->mask != 0)
+PW_RAW(pw_x8_best, RQ_BEST, 0)
+PW_RAW(pw_x8_best_m, RQ_BEST, 1)
+PW_RAW(pw_x8_fast, RQ_FAST, 0)
+PW_RAW(pw_x8_fast_m, RQ_FAST, 1)
+PW_RAW(pw_x8_slow, RQ_SLOW, g->mask != 0)
+
+static pw_block_fn pw_fixed(int32_t k, int lo)
+{
+    switch (k) {
+    case 8: return lo ? pw_k8_lo : pw_k8_hi;
+    case 16: return lo ? pw_k16_lo : pw_k16_hi;
+    case 24: return lo ? pw_k24_lo : pw_k24_hi;
+    case 32: return lo ? pw_k32_lo : pw_k32_hi;
+    case 40: return lo ? pw_k40_lo : pw_k40_hi;
+    case 48: return lo ? pw_k48_lo : pw_k48_hi;
+    case 56: return lo ? pw_k56_lo : pw_k56_hi;
+    case 64: return lo ? pw_k64_lo : pw_k64_hi;
+    default: return 0;
+    }
+}
+
+/* The requantization table of output channels [ob, ob + nb) and its mode (k: products per sum,
+ * unused while every mode keeps the saturating bias add). */
+static int pw_prepare(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy, int32_t ob,
+                      int32_t nb, int32_t k, pw_rq *tab)
+{
+    (void)k;
+    int best = 1;
+    for (int32_t j = 0; j < nb; j++) {
+        tt_rq q;
+        if (!tt_rq_prepare(&q, bias[ob + j], mult[ob + j], shift[ob + j]))
+            return RQ_SLOW;
+        best &= tt_rq_foldable(&q);
+        tab[j][0] = (uint32_t)q.bias | (uint64_t)(uint32_t)q.mult << 32;
+        tab[j][1] = (uint32_t)q.khi | (uint64_t)(uint32_t)q.rsh << 32;
+    }
+    for (int32_t j = 0; best && j < nb; j++) {
+        tt_rq q = {0, 0, (int32_t)(uint32_t)tab[j][1], (int32_t)(uint32_t)(tab[j][1] >> 32)};
+        tt_rq_fold(&q, zy);
+        tab[j][1] = (uint32_t)q.khi | (uint64_t)(uint32_t)q.rsh << 32;
+    }
+    return best ? RQ_BEST : RQ_FAST;
+}
+
+/* Blocks of PW_BLOCK output channels (their requantization constants prepared once in a stack
+ * table); within a block, groups of positions expanded to int16 once (inputs up to PW_XMAX)
+ * serve every channel of the block. */
 static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout, const int8_t *w_lo,
                           const int8_t *w_hi, int32_t k_lo, const int32_t *wsum, const int32_t *bias,
                           const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
     const int32_t k_hi = cin - k_lo;
-    const int even_cout = (cout & 1) == 0;
-    int32_t o = 0;
-    for (; o + 1 < cout; o += 2) {
-        const int8_t *wl0 = k_lo ? w_lo + o * k_lo : 0, *wl1 = k_lo ? wl0 + k_lo : 0;
-        const int8_t *wh0 = k_hi ? w_hi + o * k_hi : 0, *wh1 = k_hi ? wh0 + k_hi : 0;
-        int32_t zw0 = 0, zw1 = 0;
-        if (hw >= 2) {
-            zw0 = zx * (wsum ? wsum[o] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o));
-            zw1 = zx * (wsum ? wsum[o + 1] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o + 1));
+    const pw_args g = {x, hw, cin, y, cout, w_lo, w_hi, k_lo, k_hi, bias, mult, shift, zx, zy, mask};
+    const int expand = cin <= PW_XMAX;
+    pw_rq tab[PW_BLOCK];
+    int32_t zinit[PW_BLOCK];
+    for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
+        const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
+        const int rq = pw_prepare(bias, mult, shift, zy, ob, nb, cin, tab);
+        for (int32_t j = 0; j < nb; j++) {
+            const int32_t o = ob + j;
+            zinit[j] = expand ? 0
+                              : -zx * (wsum ? wsum[o]
+                                            : (k_lo ? weight_row_sum(w_lo + o * k_lo, k_lo) : 0) +
+                                                  (k_hi ? weight_row_sum(w_hi + o * k_hi, k_hi) : 0));
         }
-        const tt_requant_channel q0 = tt_requant_prepare(bias[o], mult[o], shift[o]);
-        const tt_requant_channel q1 = tt_requant_prepare(bias[o + 1], mult[o + 1], shift[o + 1]);
-        const int8_t *x0 = x;
-        int8_t *y0 = y + o;
-        uint32_t bit = (uint32_t)o;
-        int32_t p = 0;
-        for (; p + 1 < hw; p += 2, x0 += 2 * cin, y0 += 2 * cout, bit += 2u * (uint32_t)cout) {
-            int32_t a[4];
-            dot_2x2_block(x0, cin, wl0, k_lo, wh0, k_hi, a);
-            const uint32_t f00 = requant_store(a[0] - zw0, &q0, zy, y0);
-            const uint32_t f10 = requant_store(a[2] - zw1, &q1, zy, y0 + 1);
-            const uint32_t f01 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
-            const uint32_t f11 = requant_store(a[3] - zw1, &q1, zy, y0 + cout + 1);
-            if (mask) {
-                if (even_cout) { /* o and bit are even: both pairs sit inside one byte each */
-                    tt_mask_put_bits_in_byte(mask, bit, f00 | (f10 << 1), 2);
-                    tt_mask_put_bits_in_byte(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
-                } else {
-                    tt_mask_put_bits(mask, bit, f00 | (f10 << 1), 2);
-                    tt_mask_put_bits(mask, bit + (uint32_t)cout, f01 | (f11 << 1), 2);
-                }
-            }
+        const int m = mask != 0;
+        pw_block_fn fn;
+        const int best = rq == RQ_BEST;
+        if (rq == RQ_SLOW)
+            fn = expand ? pw_x16_slow : pw_x8_slow;
+        else if (!expand)
+            fn = best ? (m ? pw_x8_best_m : pw_x8_best) : (m ? pw_x8_fast_m : pw_x8_fast);
+        else if (best && !m && (k_lo == 0 || k_hi == 0) && pw_fixed(cin, k_hi == 0))
+            fn = pw_fixed(cin, k_hi == 0);
+        else
+            fn = best ? (m ? pw_x16_best_m : pw_x16_best) : (m ? pw_x16_fast_m : pw_x16_fast);
+        fn(&g, ob, nb, tab, zinit);
+    }
+}
+
+/* ------------------------------------------------------------------ generic conv, DSP path */
+
+/* Full convolutions (groups 1) whose patch of K = kernel^2 cin inputs fits PW_XMAX (a first layer:
+ * 3x3x3 = 27) run as the pointwise kernel on im2col rows: each output position's patch is
+ * gathered in the weights' order (ky, kx, ci) with padding taps at zx, expanded to int16
+ * (x - zx), and four positions serve every output channel of a block. */
+typedef struct {
+    const int8_t *x;
+    int32_t h, w, cin, kernel, stride, pad_top, pad_left, ow, zx;
+} conv_geom;
+
+static void conv_patch(const conv_geom *c, int32_t pos, int8_t *patch)
+{
+    const int32_t oy = pos / c->ow, ox = pos - oy * c->ow;
+    const int32_t iy0 = oy * c->stride - c->pad_top, ix0 = ox * c->stride - c->pad_left;
+    const int32_t cin = c->cin, kernel = c->kernel, row = kernel * cin;
+    const int cols_inside = ix0 >= 0 && ix0 + kernel <= c->w;
+    for (int32_t ky = 0; ky < kernel; ky++, patch += row) {
+        const int32_t iy = iy0 + ky;
+        if (iy < 0 || iy >= c->h) {
+            for (int32_t i = 0; i < row; i++)
+                patch[i] = (int8_t)c->zx;
+            continue;
         }
-        if (p < hw) {
-            int32_t a[2] = {0, 0};
-            if (k_lo)
-                dot_2x1_zp(x0, wl0, wl1, k_lo, zx, a);
-            if (k_hi)
-                dot_2x1_zp(x0 + k_lo, wh0, wh1, k_hi, zx, a);
-            const uint32_t f0 = requant_store(a[0], &q0, zy, y0);
-            const uint32_t f1 = requant_store(a[1], &q1, zy, y0 + 1);
-            if (mask)
-                tt_mask_put_bits(mask, bit, f0 | (f1 << 1), 2);
+        const int8_t *src = c->x + (iy * c->w + ix0) * cin;
+        if (cols_inside) {
+            copy_bytes(patch, src, row);
+            continue;
+        }
+        for (int32_t kx = 0; kx < kernel; kx++) {
+            const int inside = ix0 + kx >= 0 && ix0 + kx < c->w;
+            for (int32_t ci = 0; ci < cin; ci++)
+                patch[kx * cin + ci] = inside ? src[kx * cin + ci] : (int8_t)c->zx;
         }
     }
-    if (o < cout) { /* odd cout: the last channel alone */
-        const int8_t *wl0 = k_lo ? w_lo + o * k_lo : 0, *wh0 = k_hi ? w_hi + o * k_hi : 0;
-        const int32_t zw0 = hw >= 2 ? zx * (wsum ? wsum[o] : channel_weight_sum(w_lo, w_hi, k_lo, k_hi, o)) : 0;
-        const tt_requant_channel q0 = tt_requant_prepare(bias[o], mult[o], shift[o]);
-        int32_t p = 0;
-        for (; p + 1 < hw; p += 2) {
-            const int8_t *x0 = x + p * cin, *x1 = x0 + cin;
-            int32_t a[2] = {0, 0};
-            if (k_lo)
-                dot_1x2(x0, x1, wl0, k_lo, a);
-            if (k_hi)
-                dot_1x2(x0 + k_lo, x1 + k_lo, wh0, k_hi, a);
-            int8_t *y0 = y + p * cout + o;
-            const uint32_t f0 = requant_store(a[0] - zw0, &q0, zy, y0);
-            const uint32_t f1 = requant_store(a[1] - zw0, &q0, zy, y0 + cout);
-            if (mask) {
-                tt_mask_put(mask, (uint32_t)(p * cout + o), f0);
-                tt_mask_put(mask, (uint32_t)((p + 1) * cout + o), f1);
-            }
-        }
-        if (p < hw) {
-            const int8_t *x0 = x + p * cin;
-            int32_t s = 0;
-            if (k_lo)
-                s = dot_1x1_zp(x0, wl0, k_lo, zx, s);
-            if (k_hi)
-                s = dot_1x1_zp(x0 + k_lo, wh0, k_hi, zx, s);
-            const uint32_t f = requant_store(s, &q0, zy, y + p * cout + o);
-            if (mask)
-                tt_mask_put(mask, (uint32_t)(p * cout + o), f);
-        }
+}
+
+/* One position's n patch inputs as column `col` of the expanded layout of np positions. */
+static void conv_expand(const int8_t *patch, int32_t n, int32_t zx, uint64_t *out, int32_t np)
+{
+    const uint32_t zz = tt_pack16(zx, zx);
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4, out += np) {
+        const uint32_t a = tt_read_s8x4(patch + i);
+        *out = tt_ssub16(tt_sxtb16(a), zz) | (uint64_t)tt_ssub16(tt_sxtb16_ror8(a), zz) << 32;
+    }
+    if (i < n) {
+        int32_t v[4] = {0, 0, 0, 0};
+        for (int32_t j = 0; i + j < n; j++)
+            v[j] = patch[i + j] - zx;
+        *out = tt_pack16(v[0], v[2]) | (uint64_t)tt_pack16(v[1], v[3]) << 32;
+    }
+}
+
+TT_ALWAYS_INLINE void conv_block_np(const conv_geom *c, const pw_args *g, int32_t p, int32_t ob, int32_t nb,
+                                    const pw_rq *tab, uint64_t *x16, int32_t k, int np, int rq, int masked)
+{
+    int8_t patch[PW_XMAX + 4] __attribute__((aligned(4)));
+    for (int q = 0; q < np; q++) {
+        conv_patch(c, p + q, patch);
+        conv_expand(patch, k, c->zx, x16 + q, np);
+    }
+    uint32_t bits[4] = {0, 0, 0, 0};
+    int8_t stage[4 * PW_BLOCK] __attribute__((aligned(4)));
+    pw_channels(g, x16, x16, ob, nb, tab, stage, k, 0, np, rq, masked, bits);
+    const int32_t cout = g->cout;
+    TT_UNROLL(4) for (int q = 0; q < np; q++) copy_bytes(g->y + (p + q) * cout + ob, stage + q * PW_BLOCK, nb);
+    if (masked)
+        TT_UNROLL(4) for (int q = 0; q < np; q++)
+            mask_put_run(g->mask, (uint32_t)((p + q) * cout + ob), bits[q], (uint32_t)nb);
+}
+
+TT_ALWAYS_INLINE void conv_block(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,
+                                 uint64_t *x16, int32_t k, int rq, int masked)
+{
+    int32_t p = 0;
+    for (; p + 3 < g->hw; p += 4)
+        conv_block_np(c, g, p, ob, nb, tab, x16, k, 4, rq, masked);
+    if (p + 1 < g->hw) {
+        conv_block_np(c, g, p, ob, nb, tab, x16, k, 2, rq, masked);
+        p += 2;
+    }
+    if (p < g->hw)
+        conv_block_np(c, g, p, ob, nb, tab, x16, k, 1, rq, masked);
+}
+
+typedef void (*conv_block_fn)(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab);
+#define CONV_INST(NAME, K, XK, RQ, MASKED)                                                                      \
+    PW_NOINLINE static void NAME(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab)  \
+    {                                                                                                            \
+        uint64_t x16[PW_X16_WORDS(XK)];                                                                          \
+        conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                       \
+    }
+CONV_INST(conv_k27_best, 27, 27, RQ_BEST, 0)
+CONV_INST(conv_k27_fast, 27, 27, RQ_FAST, 0)
+CONV_INST(conv_any_best, g->k_lo, PW_XMAX, RQ_BEST, 0)
+CONV_INST(conv_any_fast, g->k_lo, PW_XMAX, RQ_FAST, 0)
+CONV_INST(conv_any_best_m, g->k_lo, PW_XMAX, RQ_BEST, 1)
+CONV_INST(conv_any_fast_m, g->k_lo, PW_XMAX, RQ_FAST, 1)
+CONV_INST(conv_any_slow, g->k_lo, PW_XMAX, RQ_SLOW, g->mask != 0)
+
+static void conv_dsp(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
+                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
+                     const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx,
+                     int32_t zy, uint8_t *mask)
+{
+    const int32_t k = kernel * kernel * cin;
+    const conv_geom c = {x, h, w, cin, kernel, stride, pad_top, pad_left, ow, zx};
+    const pw_args g = {x, oh * ow, k, y, cout, weights, 0, k, 0, bias, mult, shift, zx, zy, mask};
+    pw_rq tab[PW_BLOCK];
+    for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
+        const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
+        const int rq = pw_prepare(bias, mult, shift, zy, ob, nb, k, tab), best = rq == RQ_BEST;
+        conv_block_fn fn;
+        if (rq == RQ_SLOW)
+            fn = conv_any_slow;
+        else if (mask)
+            fn = best ? conv_any_best_m : conv_any_fast_m;
+        else if (k == 27)
+            fn = best ? conv_k27_best : conv_k27_fast;
+        else
+            fn = best ? conv_any_best : conv_any_fast;
+        fn(&c, &g, ob, nb, tab);
     }
 }
 
@@ -373,167 +682,226 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
         a3 = tt_smlatt(xo_, wo_, a3);                   \
     } while (0)
 
-/* All kernel^2 taps of an output whose window lies inside the image; with a
- * constant kernel the taps unroll completely: per tap one activation load, one
- * table load pair, 2 unpacks, 4 MACs. */
-TT_ALWAYS_INLINE void dw_interior(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
-                                  int32_t kernel, int32_t *acc)
+/* The weights of channels c0..c0+3 repacked as int16 pairs matching the SXTB16 lanes of an int8x4
+ * activation load (table[t] = {(c0, c0+2), (c0+1, c0+3)} of tap t); returns their sums over all
+ * taps in wsum. */
+static void dw_table(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kk, int32_t c0,
+                     uint32_t (*table)[2], int32_t *wsum)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 7
-#endif
-    for (int32_t i = 0; i < kernel; i++, xr += row_step) {
-        const int8_t *xp = xr;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 7
-#endif
-        for (int32_t j = 0; j < kernel; j++, xp += c) {
-            const uint32_t xv = tt_read_s8x4(xp);
-            DW_MAC4(xv, table[i * kernel + j]);
+    const int8_t *p[4];
+    for (int32_t j = 0; j < 4; j++) {
+        const int32_t ch = c0 + j;
+        p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
+    }
+    const int8_t *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
+    uint32_t se = 0, so = 0;
+    for (int32_t t = 0; t < kk; t++) {
+        const uint32_t e = tt_pack16(p0[t], p2[t]), o = tt_pack16(p1[t], p3[t]);
+        table[t][0] = e;
+        table[t][1] = o;
+        se = tt_sadd16(se, e);
+        so = tt_sadd16(so, o);
+    }
+    wsum[0] = tt_lane_lo(se);
+    wsum[1] = tt_lane_lo(so);
+    wsum[2] = tt_lane_hi(se);
+    wsum[3] = tt_lane_hi(so);
+}
+
+/* The taps of an output whose window lies inside the input, accumulated onto a[0..3] (which start
+ * at -zx sum w: the zero point folded through the weight sums). With a constant kernel the taps
+ * unroll completely: per tap one activation load, one table LDRD, 2 unpacks, 4 MACs. */
+TT_ALWAYS_INLINE void dw_window(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
+                                int32_t kernel, int32_t *a)
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    TT_UNROLL(7) for (int32_t i = 0; i < kernel; i++, xr += row_step)
+    {
+        TT_UNROLL(7) for (int32_t j = 0; j < kernel; j++)
+        {
+            const uint32_t xv = tt_read_s8x4(xr + j * c);
+            const uint64_t wt = tt_ld64((const uint64_t *)(const void *)table, i * kernel + j);
+            const uint32_t w2[2] = {(uint32_t)wt, (uint32_t)(wt >> 32)};
+            DW_MAC4(xv, w2);
         }
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
 }
 
-/* Out of line per kernel size, so that the position loop keeps no per-tap state. */
-#if defined(__GNUC__)
-#define DW_NOINLINE __attribute__((noinline))
-#else
-#define DW_NOINLINE
-#endif
-typedef void (*dw_interior_fn)(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k, int32_t *a);
-DW_NOINLINE static void dw_interior_3(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
-                                      int32_t *a)
+/* The ni x nj taps of a border output that fall inside the input (xr, table: the first of them),
+ * with the zero point subtracted in the lanes (the valid taps differ per output). */
+TT_ALWAYS_INLINE void dw_border(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
+                                int32_t kernel, int32_t ni, int32_t nj, uint32_t zz, int32_t *a)
 {
-    (void)k;
-    dw_interior(xr, c, rs, t, 3, a);
-}
-DW_NOINLINE static void dw_interior_5(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
-                                      int32_t *a)
-{
-    (void)k;
-    dw_interior(xr, c, rs, t, 5, a);
-}
-DW_NOINLINE static void dw_interior_7(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
-                                      int32_t *a)
-{
-    (void)k;
-    dw_interior(xr, c, rs, t, 7, a);
-}
-DW_NOINLINE static void dw_interior_any(const int8_t *xr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t k,
-                                        int32_t *a)
-{
-    dw_interior(xr, c, rs, t, k, a);
-}
-
-/* The ni x nj taps of a border output that fall inside the image (xr, table:
- * the first of them); returns the weights summed over those taps (SADD16
- * lanes) for the zero point. */
-static void dw_border(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2], int32_t kernel,
-                      int32_t ni, int32_t nj, int32_t *acc, uint32_t *wsum)
-{
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    uint32_t se = 0, so = 0;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
     for (int32_t i = 0; i < ni; i++, xr += row_step, table += kernel) {
         const int8_t *xp = xr;
         const uint32_t(*wp)[2] = table;
         for (int32_t j = 0; j < nj; j++, xp += c, wp++) {
             const uint32_t xv = tt_read_s8x4(xp);
-            DW_MAC4(xv, *wp);
-            se = tt_sadd16(se, (*wp)[0]);
-            so = tt_sadd16(so, (*wp)[1]);
+            const uint32_t xe_ = tt_ssub16(tt_sxtb16(xv), zz), xo_ = tt_ssub16(tt_sxtb16_ror8(xv), zz);
+            a0 = tt_smlabb(xe_, (*wp)[0], a0);
+            a2 = tt_smlatt(xe_, (*wp)[0], a2);
+            a1 = tt_smlabb(xo_, (*wp)[1], a1);
+            a3 = tt_smlatt(xo_, (*wp)[1], a3);
         }
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    wsum[0] = se;
-    wsum[1] = so;
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
 }
 
-/* Groups of 4 channels: their weights are repacked once into a stack table of
- * int16 pairs matching the SXTB16 lanes of an int8x4 activation load; every
- * output then runs kernel^2 taps of 4 MACs. The zero point is folded through
- * the weight sums (of the whole kernel inside, of the valid taps at borders). */
-static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                          int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo, const int8_t *w_hi,
-                          int32_t c_lo, const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx,
-                          int32_t zy, uint8_t *mask)
+typedef struct {
+    const int8_t *x;
+    int32_t h, w, c;
+    int8_t *y;
+    int32_t oh, ow, stride, pad_top, pad_left;
+    const int32_t *bias, *mult, *shift;
+    int32_t zx, zy;
+    uint8_t *mask;
+} dw_args;
+
+/* The four requantizations of one output (the group's prepared constants, or the general form)
+ * and its 4-bit mask field. */
+TT_ALWAYS_INLINE void dw_store(const dw_args *g, int32_t c0, const int32_t *a, const pw_rq *tab, int rq, int8_t *yp,
+                               uint32_t bit)
 {
-    const int32_t kk = kernel * kernel;
-    const int32_t row_step = w * c;
-    const dw_interior_fn interior = kernel == 3   ? dw_interior_3
-                                    : kernel == 5 ? dw_interior_5
-                                    : kernel == 7 ? dw_interior_7
-                                                  : dw_interior_any;
-    /* outputs whose window columns lie inside the image */
-    const int32_t ox_lo = (pad_left + stride - 1) / stride;
+    const int32_t zy = g->zy;
+    uint32_t f;
+    if (rq == RQ_SLOW) {
+        f = 0;
+        for (int32_t q = 0; q < 4; q++)
+            f |= tt_requant_store(a[q], g->bias[c0 + q], g->mult[c0 + q], g->shift[c0 + q], zy, yp + q) << q;
+    } else {
+        int32_t pre[4], cl[4];
+        TT_UNROLL(4) for (int32_t q = 0; q < 4; q++)
+        {
+            const uint64_t t0 = tt_ld64(tab[q], 0), t1 = tt_ld64(tab[q], 1);
+            pre[q] = tt_rq_apply(a[q], (int32_t)(uint32_t)t0, (int32_t)(uint32_t)(t0 >> 32), (int32_t)(uint32_t)t1,
+                                 (int32_t)(uint32_t)(t1 >> 32)) +
+                     (rq == RQ_BEST ? 0 : zy);
+            cl[q] = tt_ssat8(pre[q]);
+        }
+        TT_UNROLL(4) for (int32_t q = 0; q < 4; q++) yp[q] = (int8_t)cl[q];
+        if (!g->mask)
+            return;
+        f = (uint32_t)(cl[0] == pre[0]) | (uint32_t)(cl[1] == pre[1]) << 1 | (uint32_t)(cl[2] == pre[2]) << 2 |
+            (uint32_t)(cl[3] == pre[3]) << 3;
+    }
+    if (g->mask) {
+        if ((g->c & 7) == 0) /* c0 and c are multiples of 4 and 8: the field never straddles a byte */
+            tt_mask_put_bits_in_byte(g->mask, bit, f, 4);
+        else
+            tt_mask_put_bits(g->mask, bit, f, 4);
+    }
+}
+
+/* One border output: its valid taps (none when the window misses the input). */
+TT_ALWAYS_INLINE void dw_border_out(const dw_args *g, int32_t c0, int32_t kernel, const uint32_t (*table)[2],
+                                    const pw_rq *tab, int rq, int32_t iy0, int32_t i0, int32_t i1, int32_t ox)
+{
+    const int32_t c = g->c, w = g->w;
+    const int32_t ix0 = ox * g->stride - g->pad_left;
+    const int32_t j0 = ix0 < 0 ? -ix0 : 0, j1 = ix0 + kernel > w ? w - ix0 : kernel;
+    int32_t a[4] = {0, 0, 0, 0};
+    if (i1 > i0 && j1 > j0)
+        dw_border(g->x + c0 + ((iy0 + i0) * w + ix0 + j0) * c, c, w * c, table + i0 * kernel + j0, kernel, i1 - i0,
+                  j1 - j0, tt_pack16(g->zx, g->zx), a);
+    const int32_t pos = (iy0 + g->pad_top) / g->stride * g->ow + ox;
+    dw_store(g, c0, a, tab, rq, g->y + pos * c + c0, (uint32_t)(pos * c + c0));
+}
+
+/* Every output of channels c0..c0+3, row by row: the outputs whose window lies inside the input
+ * (whole rows inside, columns [ox_lo, ox_hi)) through the unrolled taps, the others through their
+ * valid taps. */
+TT_ALWAYS_INLINE void dw_group(const dw_args *g, int32_t c0, int32_t kernel, const uint32_t (*table)[2],
+                               const int32_t *zinit, const pw_rq *tab, int rq)
+{
+    const int32_t c = g->c, w = g->w, h = g->h, stride = g->stride, row_step = w * c, ow = g->ow;
+    const int32_t pad_left = g->pad_left;
+    int32_t ox_lo = (pad_left + stride - 1) / stride;
     int32_t ox_hi = w - kernel + pad_left >= 0 ? (w - kernel + pad_left) / stride + 1 : 0;
     ox_hi = ox_hi > ow ? ow : ox_hi;
-    uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
+    ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
+    for (int32_t oy = 0; oy < g->oh; oy++) {
+        const int32_t iy0 = oy * stride - g->pad_top;
+        const int32_t i0 = iy0 < 0 ? -iy0 : 0, i1 = iy0 + kernel > h ? h - iy0 : kernel;
+        const int rows_inside = i0 == 0 && i1 == kernel;
+        const int32_t in_lo = rows_inside ? ox_lo : ow, in_hi = rows_inside ? ox_hi : ow;
+        for (int32_t ox = 0; ox < in_lo; ox++)
+            dw_border_out(g, c0, kernel, table, tab, rq, iy0, i0, i1, ox);
+        const int8_t *xp = g->x + c0 + (iy0 * w + in_lo * stride - pad_left) * c;
+        int8_t *yp = g->y + (oy * ow + in_lo) * c + c0;
+        uint32_t bit = (uint32_t)((oy * ow + in_lo) * c + c0);
+        for (int32_t n = in_hi - in_lo; n > 0; --n, xp += stride * c, yp += c, bit += (uint32_t)c) {
+            int32_t a[4] = {zinit[0], zinit[1], zinit[2], zinit[3]};
+            dw_window(xp, c, row_step, table, kernel, a);
+            dw_store(g, c0, a, tab, rq, yp, bit);
+        }
+        for (int32_t ox = in_hi; ox < ow; ox++)
+            dw_border_out(g, c0, kernel, table, tab, rq, iy0, i0, i1, ox);
+    }
+}
+
+typedef void (*dw_group_fn)(const dw_args *g, int32_t c0, const uint32_t (*table)[2], const int32_t *zinit,
+                            const pw_rq *tab, int32_t kernel);
+#define DW_INST(NAME, K, RQ)                                                                                     \
+    PW_NOINLINE static void NAME(const dw_args *g, int32_t c0, const uint32_t (*table)[2], const int32_t *zinit,  \
+                                 const pw_rq *tab, int32_t kernel)                                               \
+    {                                                                                                            \
+        (void)kernel;                                                                                            \
+        dw_group(g, c0, K, table, zinit, tab, RQ);                                                               \
+    }
+DW_INST(dw_k3_best, 3, RQ_BEST)
+DW_INST(dw_k5_best, 5, RQ_BEST)
+DW_INST(dw_k7_best, 7, RQ_BEST)
+DW_INST(dw_k3_fast, 3, RQ_FAST)
+DW_INST(dw_k5_fast, 5, RQ_FAST)
+DW_INST(dw_k7_fast, 7, RQ_FAST)
+DW_INST(dw_any_best, kernel, RQ_BEST)
+DW_INST(dw_any_fast, kernel, RQ_FAST)
+DW_INST(dw_any_slow, kernel, RQ_SLOW)
+
+/* Groups of 4 channels: their weights repacked once into a stack table of int16 pairs matching
+ * the SXTB16 lanes of an int8x4 activation load, their requantization constants prepared once;
+ * every output then runs kernel^2 taps of 4 MACs. */
+static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+                          int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
+                          const int8_t *w_hi, int32_t c_lo, const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
+{
+    const int32_t kk = kernel * kernel;
+    const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
+    uint64_t table64[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* doubleword aligned for LDRD */
+    uint32_t(*table)[2] = (uint32_t(*)[2])(void *)table64;
+    pw_rq tab[4];
     int32_t c0 = 0;
     for (; c0 + 3 < c; c0 += 4) {
-        int32_t zw[4] = {0, 0, 0, 0};
-        for (int32_t t = 0; t < kk; t++) {
-            int32_t v[4];
-            for (int32_t j = 0; j < 4; j++) {
-                v[j] = dw_weight(w_lo, w_hi, c_lo, kk, c0 + j, t);
-                zw[j] += v[j];
-            }
-            table[t][0] = tt_pack16(v[0], v[2]);
-            table[t][1] = tt_pack16(v[1], v[3]);
-        }
+        int32_t zinit[4];
+        dw_table(w_lo, w_hi, c_lo, kk, c0, table, zinit);
         for (int32_t j = 0; j < 4; j++)
-            zw[j] *= zx;
-        tt_requant_channel q[4];
-        for (int32_t j = 0; j < 4; j++)
-            q[j] = tt_requant_prepare(bias[c0 + j], mult[c0 + j], shift[c0 + j]);
-        const int8_t *xc = x + c0;
-        for (int32_t oy = 0; oy < oh; oy++) {
-            const int32_t iy0 = oy * stride - pad_top;
-            const int32_t i0 = iy0 < 0 ? -iy0 : 0, i1 = iy0 + kernel > h ? h - iy0 : kernel;
-            /* inside rows: outputs [ox_in0, ox_in1) have their whole window in the image */
-            const int32_t ox_in0 = i0 == 0 && i1 == kernel ? ox_lo : ow;
-            const int32_t ox_in1 = i0 == 0 && i1 == kernel ? ox_hi : ow;
-            int8_t *yp = y + oy * ow * c + c0;
-            uint32_t bit = (uint32_t)(oy * ow * c + c0);
-            int32_t ox = 0;
-            for (; ox < ow; ox++, yp += c, bit += (uint32_t)c) {
-                int32_t a[4];
-                const int32_t ix0 = ox * stride - pad_left;
-                if (ox >= ox_in0 && ox < ox_in1) {
-                    interior(xc + (iy0 * w + ix0) * c, c, row_step, table, kernel, a);
-                    a[0] -= zw[0];
-                    a[1] -= zw[1];
-                    a[2] -= zw[2];
-                    a[3] -= zw[3];
-                } else {
-                    const int32_t j0 = ix0 < 0 ? -ix0 : 0, j1 = ix0 + kernel > w ? w - ix0 : kernel;
-                    uint32_t ws[2];
-                    dw_border(xc + ((iy0 + i0) * w + ix0 + j0) * c, c, row_step, table + i0 * kernel + j0, kernel,
-                              i1 - i0, j1 - j0, a, ws);
-                    a[0] -= zx * tt_lane_lo(ws[0]);
-                    a[1] -= zx * tt_lane_lo(ws[1]);
-                    a[2] -= zx * tt_lane_hi(ws[0]);
-                    a[3] -= zx * tt_lane_hi(ws[1]);
-                }
-                const uint32_t f0 = requant_store(a[0], &q[0], zy, yp);
-                const uint32_t f1 = requant_store(a[1], &q[1], zy, yp + 1);
-                const uint32_t f2 = requant_store(a[2], &q[2], zy, yp + 2);
-                const uint32_t f3 = requant_store(a[3], &q[3], zy, yp + 3);
-                if (mask)
-                    tt_mask_put_bits(mask, bit, f0 | (f1 << 1) | (f2 << 2) | (f3 << 3), 4);
-            }
-        }
+            zinit[j] *= -zx;
+        const int rq = pw_prepare(bias, mult, shift, zy, c0, 4, kk, tab), best = rq == RQ_BEST;
+        dw_group_fn fn;
+        if (rq == RQ_SLOW)
+            fn = dw_any_slow;
+        else if (kernel == 3)
+            fn = best ? dw_k3_best : dw_k3_fast;
+        else if (kernel == 5)
+            fn = best ? dw_k5_best : dw_k5_fast;
+        else if (kernel == 7)
+            fn = best ? dw_k7_best : dw_k7_fast;
+        else
+            fn = best ? dw_any_best : dw_any_fast;
+        fn(&g, c0, (const uint32_t(*)[2])table, zinit, tab, kernel);
     }
     if (c0 < c)
-        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
-                           mask, c0, c);
+        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
+                           shift, zx, zy, mask, c0, c);
 }
 
 #endif
@@ -557,10 +925,14 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
 
 /* ------------------------------------------------------------------ generic */
 
-void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,
-                     const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                     int32_t zx, int32_t zy, uint8_t *mask)
+/* Any groups, one output at a time: the portable path (and the DSP path's fallback). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void conv_portable(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
+                          int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
+                          int32_t groups, const int8_t *weights, const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
     const int32_t ig = cin / groups, og = cout / groups;
     const int32_t wrow = kernel * kernel * ig;
@@ -589,6 +961,21 @@ void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t 
             }
         }
     }
+}
+
+void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
+                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,
+                     const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                     int32_t zx, int32_t zy, uint8_t *mask)
+{
+#if TT_DSP
+    if (groups == 1 && kernel * kernel * cin <= PW_XMAX)
+        conv_dsp(x, h, w, cin, y, oh, ow, cout, kernel, stride, pad_top, pad_left, weights, bias, mult, shift, zx, zy,
+                 mask);
+    else
+#endif
+        conv_portable(x, h, w, cin, y, oh, ow, cout, kernel, stride, pad_top, pad_left, groups, weights, bias, mult,
+                      shift, zx, zy, mask);
     if (mask)
         tt_mask_finish(mask, (uint32_t)(oh * ow * cout));
 }

@@ -24,6 +24,14 @@
 #define TT_ALWAYS_INLINE static inline
 #endif
 
+/* Complete unrolling of a loop with a small constant trip count (GCC; other compilers decide). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TT_UNROLL(n) _Pragma(TT_STR(GCC unroll n))
+#define TT_STR(x) #x
+#else
+#define TT_UNROLL(n)
+#endif
+
 /* The builtin even under -ffreestanding, where a plain memcpy would be a call per load. */
 #if defined(__GNUC__)
 #define TT_MEMCPY __builtin_memcpy
@@ -89,6 +97,29 @@ static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 static inline int32_t tt_ssat10(int32_t x) { return __ssat(x, 10); }
 static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
 
+/* base[idx] of a word-aligned doubleword array in one LDRD (GCC's Cortex-M7 tuning splits 64-bit
+ * loads into two LDR); idx a compile-time constant after inlining and unrolling (else a plain load). The
+ * memory operand names the region from base on as read (so stores to it stay before the load)
+ * without costing an address computation; it may extend past the array, which is never read
+ * beyond idx (hence no -Warray-bounds). */
+typedef struct {
+    uint64_t d[512];
+} tt_ld64_region;
+#define tt_ld64(base, idx)                                                                         \
+    __extension__({                                                                                \
+        uint64_t v_;                                                                               \
+        if (__builtin_constant_p(idx)) {                                                           \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
+            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
+                    : "=r"(v_)                                                                     \
+                    : "r"(base), "i"((idx) * 8), "m"(*(const tt_ld64_region *)(const void *)(base))); \
+            _Pragma("GCC diagnostic pop")                                                          \
+        } else {                                                                                   \
+            v_ = (base)[idx];                                                                      \
+        }                                                                                          \
+        v_;                                                                                        \
+    })
+
 #else
 #define TT_DSP_NATIVE 0
 #if defined(TT_EMULATE_DSP)
@@ -129,6 +160,7 @@ static inline int32_t tt_qadd(int32_t a, int32_t b)
 }
 static inline int32_t tt_ssat10(int32_t x) { return x > 511 ? 511 : x < -512 ? -512 : x; }
 static inline int32_t tt_ssat8(int32_t x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
+#define tt_ld64(base, idx) ((base)[idx])
 #endif
 
 #endif

@@ -94,6 +94,56 @@ static inline uint32_t tt_requant_store(int32_t sum, int32_t bias, int32_t multi
     return tt_store_int8(tt_mbqm_inline(tt_qadd(bias, sum), multiplier, shift), zy, y);
 }
 
+/* The requantization of one output channel in one multiply-accumulate, for the
+ * usual constants (left shift 0, right shift e in [2, 31], multiplier >= 0):
+ * MBQM(a) = RDBPOT(SRDHM(a, m), e) with SRDHM(a, m) = floor((a m + 2^30) / 2^31)
+ * and RDBPOT(P, e) = floor((P + 2^(e-1) - [P < 0]) / 2^e) (round half away from
+ * zero). Floors compose, so MBQM(a) = floor(N / 2^(31+e)) with the 64-bit
+ * N = a m + 2^30 + 2^(30+e) - 2^31 [a < 0] ([P < 0] = [a < 0] once m >= 0 and
+ * e >= 1: a < 0 with a m + 2^30 >= 0 gives P = 0 either way), i.e. the high word
+ * of N shifted right by e - 1. The constant part of N is (khi + s, 2^30 ^ (s << 31))
+ * with s = a >> 31; zy times 2^(e-1) is folded into khi when that cannot overflow
+ * (e <= 23), so that the high word shifted gives MBQM(a) + zy directly. */
+typedef struct {
+    int32_t bias, mult, khi, rsh;
+} tt_rq;
+
+/* 1 with q filled if the channel has the fast form, else 0. */
+static inline int tt_rq_prepare(tt_rq *q, int32_t bias, int32_t mult, int32_t shift)
+{
+    const int32_t e = -shift;
+    if (mult < 0 || e < 2 || e > 31)
+        return 0;
+    q->bias = bias;
+    q->mult = mult;
+    q->rsh = e - 1;
+    q->khi = (int32_t)(UINT32_C(1) << (e - 2));
+    return 1;
+}
+
+/* Whether zy can be folded into a prepared channel (e <= 23: the high word cannot overflow). */
+static inline int tt_rq_foldable(const tt_rq *q) { return q->rsh <= 22; }
+
+static inline void tt_rq_fold(tt_rq *q, int32_t zy) { q->khi += zy * (int32_t)(UINT32_C(1) << q->rsh); }
+
+/* MBQM(sat32(bias + sum)) (+ zy if folded) */
+TT_ALWAYS_INLINE int32_t tt_rq_apply(int32_t sum, int32_t bias, int32_t mult, int32_t khi, int32_t rsh)
+{
+    const int32_t a = tt_qadd(sum, bias);
+    const int32_t s = a >> 31;
+    const uint64_t init = ((uint64_t)(uint32_t)(khi + s) << 32) | (0x40000000u ^ ((uint32_t)s << 31));
+    const int64_t n = (int64_t)init + (int64_t)a * mult;
+    return (int32_t)(n >> 32) >> rsh;
+}
+
+/* y = clamp(pre) to int8; returns the mask bit (1 = the clamp was not active). |pre| < 2^30. */
+TT_ALWAYS_INLINE uint32_t tt_store_pre(int32_t pre, int8_t *y)
+{
+    const int32_t c = tt_ssat8(pre);
+    *y = (int8_t)c;
+    return c == pre;
+}
+
 /* floor(v / 2^n + 1/2) for n >= 0. For n >= 63 the result is 0 for every |v| < 2^62
  * (NumPy's shift semantics make the reference return -1/0 instead for n >= 64). */
 static inline int64_t tt_rshift_round(int64_t v, int32_t n)
