@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "profile",
     "demo",
     "bench",
+    "contrib",
 ]
 
 

@@ -104,9 +104,14 @@ def builtin(spec: str, n_layers: int) -> SparseScheme:
     return s
 
 
-def load(spec: str, model: Model) -> SparseScheme:
-    """Resolves a scheme spec: a built-in name, a JSON file, or FILE:model/budget."""
+def load(spec: str, model: Model, budget_bytes: int | None = None, **auto_options) -> SparseScheme:
+    """Resolves a scheme spec: a built-in name, a JSON file, FILE:model/budget, or `auto` (the contribution
+    search for budget_bytes, scheme_search.auto_scheme, which takes auto_options)."""
     n = len(model.weighted_ops)
+    if spec == "auto":
+        from .scheme_search import auto_scheme  # late: it imports the compiler, which imports this module
+
+        return auto_scheme(model, budget_bytes, **auto_options)
     if spec in ("classifier", "bias-only", "full") or spec.startswith("last:"):
         return builtin(spec, n)
     path_part, _, key = spec.partition(":")

@@ -17,8 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "DIR/report.json, DIR/memory_plan.png and DIR/program.txt.")
     add_model_arguments(p)
     p.add_argument("--scheme", default="classifier",
-                   help="classifier | bias-only | last:K | full | FILE.json | FILE.json:model/budget")
+                   help="classifier | bias-only | last:K | full | FILE.json | FILE.json:model/budget | auto "
+                        "(contribution analysis for --budget, see tinytrain contrib)")
     p.add_argument("--budget", help="total SRAM budget, e.g. 256KB; an unmet budget is an error")
+    p.add_argument("--contrib-data", default="mnist:train", help="--scheme auto: dataset of the contribution runs")
+    p.add_argument("--contrib-dir", type=Path,
+                   help="--scheme auto: folder of the cached contribution runs (default build/contrib/<model hash>)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_training_arguments(p)
     p.set_defaults(func=run)
@@ -26,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
-    scheme = sparse_scheme.load(args.scheme, model)
     budget = parse_bytes(args.budget) if args.budget else None
+    scheme = sparse_scheme.load(args.scheme, model, budget, data=args.contrib_data, cache_dir=args.contrib_dir)
     compiled = compile_model(model, scheme, options_from_args(args), budget)
     report = write_outputs(compiled, args.out, budget)
     print(f"{model.name} / {scheme.name}: planned peak SRAM {kb(report['planned_peak_sram_bytes'])} "

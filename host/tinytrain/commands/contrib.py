@@ -1,0 +1,62 @@
+"""tinytrain contrib: contribution analysis and the sparse-update scheme it chooses for a memory budget."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..contribution import Protocol
+from ..scheme_search import VERIFY, choose
+from ..sram_budget import kb, parse_bytes
+from .options import add_model_arguments, model_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("contrib", help="choose the sparse-update scheme for a memory budget (contribution analysis)",
+                       description="Measure how much each bias depth and each layer's weights (at ratios 1/8, 1/4, "
+                                   "1/2, 1) add to a short fine-tuning run (NumPy backend, fit/validation split of "
+                                   "--data), then search the scheme with the best summed contributions whose planned "
+                                   "peak SRAM fits --budget. Writes DIR/scheme.json (the authors' convention), "
+                                   "DIR/report.json, DIR/report.md, DIR/contributions.png and DIR/search.png. "
+                                   "Finished runs are cached in DIR/runs (or --cache) and never repeated.")
+    add_model_arguments(p)
+    p.add_argument("--data", default="mnist:train",
+                   help="training dataset; its last --val-samples samples are the validation slice (never a test set)")
+    p.add_argument("--budget", required=True, help="total SRAM budget (planned peak SRAM), e.g. 256KB")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--cache", type=Path, help="folder of the cached runs (default: OUT); share it between budgets")
+    d = Protocol()
+    p.add_argument("--val-samples", type=int, default=d.val_samples, help="validation slice size")
+    p.add_argument("--fit-samples", type=int, default=d.fit_samples, help="training steps of one measurement")
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the measurements (decays linearly to 0)")
+    p.add_argument("--seeds", default=",".join(map(str, d.seeds)),
+                   help="comma-separated seeds; every scheme is measured once per seed and averaged")
+    p.add_argument("--verify", type=int, default=VERIFY, help="local optima re-measured before choosing (0: none)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def protocol_from_args(args: argparse.Namespace) -> Protocol:
+    seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
+    return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=args.lr,
+                    seeds=seeds)
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    model = model_from_args(args)
+    budget = parse_bytes(args.budget)
+    scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,
+                               not args.no_progress, args.verify, cache_dir=args.cache)
+    b = result.best
+    noise = c.noise.get("delta_std")
+    print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "
+          f"predicted {100 * b.score:.1f}%" + (f", measured {100 * b.measured_mean:.1f}%" if b.measured else "")
+          + f" validation accuracy (classifier only {100 * c.classifier:.1f}%"
+          + (f"; noise of a Δ {100 * noise:.1f} points" if noise else "") + ")")
+    print(f"scheme {scheme.to_authors_json()}")
+    print(f"wrote {args.out / 'scheme.json'}, report.json, report.md, contributions.png, search.png "
+          f"in {time.monotonic() - t0:.0f} s")
+    return 0
