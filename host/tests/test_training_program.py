@@ -184,3 +184,17 @@ def test_scheme_errors_are_one_sentence():
         sparse_scheme.load("everything", m)
     with pytest.raises(sparse_scheme.SchemeError, match="last:K"):
         sparse_scheme.load("last:99", m)
+
+
+def test_residual_gradients_are_summed_from_int32_parts():
+    """A tensor read by two ops gets its gradient as the int32 sum of both parts, rounded once;
+    only single-consumer gradients are written directly as int16."""
+    m = random_model(9)
+    prog = compile_program(m, sparse_scheme.load("full", m))
+    consumers = m.consumers()
+    for s in prog.train_steps:
+        if s.kind == "input_grad":
+            x = m.op(s.op).inputs[0]
+            assert ("bits" in s.attrs) == (len(consumers[x]) == 1), s.op
+    sums = [s for s in prog.train_steps if s.kind == "grad_sum" and len(s.reads) == 2]
+    assert sums and all(prog.buffers[r].dtype == "int32" or prog.buffers[r].role == "grad" for s in sums for r in s.reads)

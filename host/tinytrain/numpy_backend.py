@@ -42,7 +42,12 @@ class Memory:
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         b = self.program.buffers[name]
         if self.active is None:
-            self.values[name] = np.array(value)
+            v = np.asarray(value)
+            if b.dtype != "bits" and v.size:
+                lo, hi = np.iinfo(b.dtype).min, np.iinfo(b.dtype).max
+                if v.min() < lo or v.max() > hi:
+                    raise OverflowError(f"{name}: value out of {b.dtype} range")
+            self.values[name] = np.array(v)
             return
         view = self._view(name)
         if b.dtype == "bits":

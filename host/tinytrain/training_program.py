@@ -365,6 +365,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
     grad_bits: dict[str, int] = {}
     consumers = model.consumers()
     pending = {name: sum(op.inputs.count(name) for op in consumers[name]) for name in t}
+    consumer_count = dict(pending)  # a gradient with several parts is summed from int32 parts
     parts: dict[str, list[str]] = {name: [] for name in t}
     grad_of: dict[str, str] = {}
 
@@ -403,7 +404,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
             reads = (g,) if mask is None else (g, mask)
             train_steps.append(Step("requant_grad", op.name, reads, (gacc,), {"bits": bits, "mask": mask}, {gacc: g}))
             if need_input:
-                if pending[op.input] == 1 and op.name not in options.wide_input_grads:
+                if consumer_count[op.input] == 1 and op.name not in options.wide_input_grads:
                     # The only gradient of x: written directly as int16 mantissas (two passes, no int32 tensor).
                     gx = buf(f"{op.input}.grad", "int16", t[op.input].shape, "grad")
                     grad_bits[gx] = GRAD_BITS
