@@ -91,6 +91,23 @@ static inline int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __
 static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
 static inline uint32_t tt_ssub16(uint32_t a, uint32_t b) { return (uint32_t)__ssub16((int16x2_t)a, (int16x2_t)b); }
+/* acc + (a * lane of b) >> 16 (48-bit product, truncated): SMLAWB / SMLAWT. */
+static inline int32_t tt_smlawb(int32_t a, uint32_t b, int32_t acc) { return __smlawb(a, (int32_t)b, acc); }
+static inline int32_t tt_smlawt(int32_t a, uint32_t b, int32_t acc) { return __smlawt(a, (int32_t)b, acc); }
+/* Lane-wise max / min of two int16 pairs: SSUB16 sets the GE flags, SEL picks (one asm block, so
+ * nothing can come between them). */
+static inline uint32_t tt_max16x2(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub16 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub16 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+}
 static inline uint32_t tt_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
@@ -152,6 +169,24 @@ static inline uint32_t tt_ssub16(uint32_t a, uint32_t b)
 static inline uint32_t tt_sadd16(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_lane_lo(a) + tt_lane_lo(b), tt_lane_hi(a) + tt_lane_hi(b));
+}
+static inline int32_t tt_smlawb(int32_t a, uint32_t b, int32_t acc)
+{
+    return tt_wrap_add(acc, (int32_t)(((int64_t)a * tt_lane_lo(b)) >> 16));
+}
+static inline int32_t tt_smlawt(int32_t a, uint32_t b, int32_t acc)
+{
+    return tt_wrap_add(acc, (int32_t)(((int64_t)a * tt_lane_hi(b)) >> 16));
+}
+static inline int32_t tt_max_s(int32_t a, int32_t b) { return a > b ? a : b; }
+static inline int32_t tt_min_s(int32_t a, int32_t b) { return a < b ? a : b; }
+static inline uint32_t tt_max16x2(uint32_t a, uint32_t b)
+{
+    return tt_pack16(tt_max_s(tt_lane_lo(a), tt_lane_lo(b)), tt_max_s(tt_lane_hi(a), tt_lane_hi(b)));
+}
+static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
+{
+    return tt_pack16(tt_min_s(tt_lane_lo(a), tt_lane_lo(b)), tt_min_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
 static inline int32_t tt_qadd(int32_t a, int32_t b)
 {

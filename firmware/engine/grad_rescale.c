@@ -5,8 +5,163 @@
 
 #include "tt_kernels.h"
 
+#include "dsp_intrinsics.h"
 #include "fixed_point.h"
 #include "mask_bits.h"
+
+/* Lane masks of 2 mask bits: bit 0 -> the low int16 lane, bit 1 -> the high one. */
+static const uint32_t lane_mask[4] = {0u, 0xFFFFu, 0xFFFF0000u, 0xFFFFFFFFu};
+
+/* The two mask bits of elements i, i + 1 (i even: they never straddle a byte) as a lane mask. */
+static inline uint32_t mask_lanes(const uint8_t *mask, uint32_t i)
+{
+    return lane_mask[(mask[i >> 3] >> (i & 7u)) & 3u];
+}
+
+/* Pass 2 of one channel: out = rshift_round(rshift_round(v m, n), s) = floor((v m + K) / 2^N) with
+ * N = n + s, K = 2^(n-1) [n > 0] + 2^(N-1) [s > 0] (floors compose); 0 when n >= 47 or N >= 48.
+ * When K is a multiple of 2^16 and N >= 16 that is SMLAW (v m >> 16, exact floor) plus K >> 16,
+ * shifted right by N - 16: two instructions. */
+typedef struct {
+    int32_t m, k16, sh; /* the SMLAW form */
+    int fast;
+    int32_t n, nn;
+    int64_t k;
+    int32_t d, sh2;     /* the SMLAL form: high word of (K << d) + (v << d) m, shifted by sh2 */
+    int64_t kd;
+    int mid;
+} rg_chan;
+
+static rg_chan rg_prepare(int32_t m, int32_t n, int32_t s)
+{
+    rg_chan q = {0, 0, 0, 1, 47, 0, 0, 0, 0, 0, 1};
+    const int32_t nn = n + s;
+    /* Every value rounds to 0 (m = 0 gives that) when n >= 47 (|v m| < 2^46) or N >= 48 (then
+     * s >= 2 and 0 < v m + K < 2^N). */
+    if (n >= 47 || nn >= 48)
+        return q;
+    q.n = n;
+    const int64_t k = (n > 0 ? INT64_C(1) << (n - 1) : 0) + (s > 0 ? INT64_C(1) << (nn - 1) : 0);
+    q.m = m;
+    q.nn = nn;
+    q.k = k;
+    q.fast = nn >= 16 && (k & 0xFFFF) == 0;
+    q.k16 = (int32_t)(k >> 16);
+    q.sh = nn - 16;
+    /* N in [16, 48): v << d fits int32 (d <= 16) and the result is the high word shifted by sh2 */
+    q.mid = nn >= 16;
+    q.d = nn < 32 ? 32 - nn : 0;
+    q.sh2 = nn > 32 ? nn - 32 : 0;
+    q.kd = k * (INT64_C(1) << q.d);
+    return q;
+}
+
+static inline int16_t rg_value(int32_t v, const rg_chan *q)
+{
+    if (q->n >= 47)
+        return 0;
+    return (int16_t)(((int64_t)v * q->m + q->k) >> q->nn);
+}
+
+/* One pair of channels (ch, ch + 1) over all positions, both lanes at once: v = the masked int16
+ * pair, then each lane through `lane` (LANE_SMLAW / LANE_MID / LANE_ANY). Mask bits of element i
+ * (even) and i + 1 sit in one byte; with c a multiple of 8 their offset in it is the channel's. */
+enum { LANE_SMLAW = 0, LANE_MID = 1, LANE_ANY = 2 };
+
+TT_ALWAYS_INLINE int32_t rg_lane(int32_t v, const rg_chan *q, int lane)
+{
+    if (lane == LANE_SMLAW) /* v in the low lane of a word */
+        return tt_smlawb(q->m, (uint32_t)v, q->k16) >> q->sh;
+    if (lane == LANE_MID)
+        return (int32_t)((q->kd + (int64_t)(v * (1 << q->d)) * q->m) >> 32) >> q->sh2;
+    return q->n >= 47 ? 0 : (int32_t)(((int64_t)v * q->m + q->k) >> q->nn);
+}
+
+/* Both lanes of a masked pair: SMLAWB / SMLAWT take their int16 lane in place. */
+TT_ALWAYS_INLINE uint32_t rg_lanes(uint32_t v, const rg_chan *a, const rg_chan *b, int lane)
+{
+    if (lane == LANE_SMLAW)
+        return tt_pack16(tt_smlawb(a->m, v, a->k16) >> a->sh, tt_smlawt(b->m, v, b->k16) >> b->sh);
+    return tt_pack16(rg_lane(tt_lane_lo(v), a, lane), rg_lane(tt_lane_hi(v), b, lane));
+}
+
+TT_ALWAYS_INLINE void rg_pair(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                              const rg_chan *q0, const rg_chan *q1, int16_t *out, int lane)
+{
+    const rg_chan a = *q0, b = *q1;
+    const int16_t *gp = g + ch;
+    int16_t *op = out + ch;
+    const int16_t *end = gp + hw * c;
+    if (mask && (c & 7) == 0) {
+        const uint8_t *mp = mask + (ch >> 3);
+        const uint32_t o = (uint32_t)ch & 7u, ms = (uint32_t)c >> 3;
+        for (; gp != end; gp += c, op += c, mp += ms) {
+            const uint32_t v = tt_read_s16x2(gp) & lane_mask[(*mp >> o) & 3u];
+            const uint32_t r = rg_lanes(v, &a, &b, lane);
+            TT_MEMCPY(op, &r, 4);
+        }
+    } else {
+        uint32_t bit = (uint32_t)ch;
+        for (; gp != end; gp += c, op += c, bit += (uint32_t)c) {
+            uint32_t v = tt_read_s16x2(gp);
+            if (mask)
+                v &= mask_lanes(mask, bit);
+            const uint32_t r = rg_lanes(v, &a, &b, lane);
+            TT_MEMCPY(op, &r, 4);
+        }
+    }
+}
+
+#if defined(__GNUC__)
+#define RG_NOINLINE __attribute__((noinline))
+#else
+#define RG_NOINLINE
+#endif
+RG_NOINLINE static void rg_pair_smlaw(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                      const rg_chan *q0, const rg_chan *q1, int16_t *out)
+{
+    rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_SMLAW);
+}
+RG_NOINLINE static void rg_pair_mid(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                    const rg_chan *q0, const rg_chan *q1, int16_t *out)
+{
+    rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_MID);
+}
+RG_NOINLINE static void rg_pair_any(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                    const rg_chan *q0, const rg_chan *q1, int16_t *out)
+{
+    rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_ANY);
+}
+
+/* Pass 1 of a channel pair: lane-wise min and max of the masked pairs (SSUB16 + SEL). */
+static void rg_range(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch, int32_t *lo,
+                     int32_t *hi)
+{
+    uint32_t l2 = 0, h2 = 0;
+    const int16_t *gp = g + ch, *end = gp + hw * c;
+    if (mask && (c & 7) == 0) {
+        const uint8_t *mp = mask + (ch >> 3);
+        const uint32_t o = (uint32_t)ch & 7u, ms = (uint32_t)c >> 3;
+        for (; gp != end; gp += c, mp += ms) {
+            const uint32_t v = tt_read_s16x2(gp) & lane_mask[(*mp >> o) & 3u];
+            l2 = tt_min16x2(l2, v);
+            h2 = tt_max16x2(h2, v);
+        }
+    } else {
+        uint32_t bit = (uint32_t)ch;
+        for (; gp != end; gp += c, bit += (uint32_t)c) {
+            uint32_t v = tt_read_s16x2(gp);
+            if (mask)
+                v &= mask_lanes(mask, bit);
+            l2 = tt_min16x2(l2, v);
+            h2 = tt_max16x2(h2, v);
+        }
+    }
+    lo[0] = tt_lane_lo(l2);
+    lo[1] = tt_lane_hi(l2);
+    hi[0] = tt_lane_lo(h2);
+    hi[1] = tt_lane_hi(h2);
+}
 
 int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_t hw, int32_t c,
                         const int32_t *mult, const int32_t *shift, int32_t nmult, int32_t bits, int16_t *out)
@@ -16,45 +171,52 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
         if (shift[j] > shmax)
             shmax = shift[j];
     const int per_channel = nmult > 1;
+    const int pairs = (c & 1) == 0; /* channel pairs are int16 pairs at every position */
 
-    /* Pass 1, per channel: t = rshift_round(v m, n) is monotone in v, so the
-     * largest |t| of a channel is reached at its smallest or largest masked g. */
+    /* Pass 1, per channel: t = rshift_round(v m, n) is monotone in v, so the largest |t| of a
+     * channel is reached at its smallest or largest masked g (masked-out elements are 0, which
+     * never raises the maximum). */
     uint64_t max_abs = 0;
-    for (int32_t ch = 0; ch < c; ch++) {
-        int32_t lo = 0, hi = 0; /* masked-out elements are 0, which never raises the maximum */
-        for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
-            const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
+    for (int32_t ch = 0; ch < c; ch += pairs ? 2 : 1) {
+        int32_t lo[2] = {0, 0}, hi[2] = {0, 0};
+        if (pairs) {
+            rg_range(g, mask, hw, c, ch, lo, hi);
+        } else {
+            for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
+                const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+                lo[0] = v < lo[0] ? v : lo[0];
+                hi[0] = v > hi[0] ? v : hi[0];
+            }
         }
-        const int32_t j = per_channel ? ch : 0;
-        const uint64_t a = tt_abs64(tt_rshift_round((int64_t)lo * mult[j], shmax - shift[j]));
-        const uint64_t b = tt_abs64(tt_rshift_round((int64_t)hi * mult[j], shmax - shift[j]));
-        max_abs = a > max_abs ? a : max_abs;
-        max_abs = b > max_abs ? b : max_abs;
+        for (int32_t k = 0; k < (pairs ? 2 : 1); k++) {
+            if (lo[k] == 0 && hi[k] == 0)
+                continue;
+            const int32_t j = per_channel ? ch + k : 0;
+            const uint64_t a = tt_abs64(tt_rshift_round((int64_t)lo[k] * mult[j], shmax - shift[j]));
+            const uint64_t b = tt_abs64(tt_rshift_round((int64_t)hi[k] * mult[j], shmax - shift[j]));
+            max_abs = a > max_abs ? a : max_abs;
+            max_abs = b > max_abs ? b : max_abs;
+        }
     }
     const int32_t s = tt_normalize_shift(max_abs, bits);
 
-    /* Pass 2, per channel with its constants hoisted (and the common n = 0 without
-     * the first rounding); out may alias g: each element is read, then written. */
-    const int64_t half_s = s > 0 ? INT64_C(1) << (s - 1) : 0;
-    for (int32_t ch = 0; ch < c; ch++) {
-        const int32_t j = per_channel ? ch : 0;
-        const int32_t m = mult[j], n = shmax - shift[j];
-        if (n == 0) {
+    /* Pass 2, per channel (pair) with its constants hoisted; out may alias g: each element (pair)
+     * is read, then written. */
+    for (int32_t ch = 0; ch < c; ch += pairs ? 2 : 1) {
+        const int32_t j0 = per_channel ? ch : 0, j1 = per_channel && pairs ? ch + 1 : j0;
+        const rg_chan q0 = rg_prepare(mult[j0], shmax - shift[j0], s);
+        const rg_chan q1 = rg_prepare(mult[j1], shmax - shift[j1], s);
+        if (pairs && q0.fast && q1.fast) {
+            rg_pair_smlaw(g, mask, hw, c, ch, &q0, &q1, out);
+        } else if (pairs && q0.mid && q1.mid) {
+            rg_pair_mid(g, mask, hw, c, ch, &q0, &q1, out);
+        } else if (pairs) {
+            rg_pair_any(g, mask, hw, c, ch, &q0, &q1, out);
+        } else {
             for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
                 const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
-                out[i] = (int16_t)(((int64_t)v * m + half_s) >> s);
+                out[i] = rg_value(v, &q0);
             }
-        } else if (n < 63) {
-            const int64_t half_n = INT64_C(1) << (n - 1);
-            for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
-                const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
-                out[i] = (int16_t)(((((int64_t)v * m + half_n) >> n) + half_s) >> s);
-            }
-        } else { /* |v m| < 2^47: rounds to 0 */
-            for (int32_t p = 0, i = ch; p < hw; p++, i += c)
-                out[i] = 0;
         }
     }
     return e + shmax - 31 + s;
@@ -121,11 +283,77 @@ static int32_t renormalize32(const unsigned char *src, int32_t n, int32_t bits, 
     return s;
 }
 
+/* A part's element at the common exponent with the shift hoisted: left by l (<= 24) or rounded right
+ * by r (>= 1; 0 once r >= 63). */
+typedef struct {
+    const unsigned char *p;
+    int32_t is32, l, r;
+} sum_part;
+
+TT_ALWAYS_INLINE int64_t sum_part_value(const sum_part *q, int32_t i, int is32)
+{
+    int64_t v;
+    if (is32) {
+        int32_t t;
+        memcpy(&t, q->p + (size_t)i * 4u, 4);
+        v = t;
+    } else {
+        int16_t t;
+        memcpy(&t, q->p + (size_t)i * 2u, 2);
+        v = t;
+    }
+    if (q->r == 0)
+        return v * (INT64_C(1) << q->l);
+    return q->r >= 63 ? 0 : (v + (INT64_C(1) << (q->r - 1))) >> q->r;
+}
+
+/* Two parts, their types constants of the instantiation: the same two passes without the per-part
+ * loop and type dispatch of the general form. */
+TT_ALWAYS_INLINE int32_t sum2(const sum_part *a, const sum_part *b, int32_t n, int32_t bits, int16_t *out, int32_t e,
+                              int a32, int b32)
+{
+    uint64_t max_abs = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const uint64_t m = tt_abs64(sum_part_value(a, i, a32) + sum_part_value(b, i, b32));
+        max_abs = m > max_abs ? m : max_abs;
+    }
+    const int32_t s = tt_normalize_shift(max_abs, bits);
+    for (int32_t i = 0; i < n; i++) {
+        const int16_t v = (int16_t)tt_rshift_round(sum_part_value(a, i, a32) + sum_part_value(b, i, b32), s);
+        memcpy((unsigned char *)out + (size_t)i * 2u, &v, 2);
+    }
+    return e + s;
+}
+
+#define SUM2_INST(NAME, A32, B32)                                                                           \
+    static int32_t NAME(const sum_part *a, const sum_part *b, int32_t n, int32_t bits, int16_t *out, int32_t e) \
+    {                                                                                                        \
+        return sum2(a, b, n, bits, out, e, A32, B32);                                                        \
+    }
+SUM2_INST(sum2_16_16, 0, 0)
+SUM2_INST(sum2_16_32, 0, 1)
+SUM2_INST(sum2_32_16, 1, 0)
+SUM2_INST(sum2_32_32, 1, 1)
+
 int32_t tt_grad_sum(const void *const *parts, const uint8_t *is32, const int32_t *exps, int32_t nparts,
                     int32_t n, int32_t bits, int16_t *out)
 {
     if (nparts == 1 && is32[0])
         return exps[0] + renormalize32((const unsigned char *)parts[0], n, bits, out);
+    if (nparts == 2) {
+        const int32_t lo = exps[0] < exps[1] ? exps[0] : exps[1], hi = exps[0] < exps[1] ? exps[1] : exps[0];
+        const int32_t e = lo > hi - 24 ? lo : hi - 24;
+        sum_part q[2];
+        for (int32_t j = 0; j < 2; j++) {
+            q[j].p = (const unsigned char *)parts[j];
+            q[j].is32 = is32[j];
+            q[j].l = exps[j] >= e ? exps[j] - e : 0;
+            q[j].r = exps[j] >= e ? 0 : (e - exps[j] > 63 ? 63 : e - exps[j]);
+        }
+        if (is32[0])
+            return (is32[1] ? sum2_32_32 : sum2_32_16)(&q[0], &q[1], n, bits, out, e);
+        return (is32[1] ? sum2_16_32 : sum2_16_16)(&q[0], &q[1], n, bits, out, e);
+    }
     int32_t emin = exps[0], emax = exps[0];
     for (int32_t j = 1; j < nparts; j++) {
         emin = exps[j] < emin ? exps[j] : emin;

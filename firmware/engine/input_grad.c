@@ -11,7 +11,7 @@
 #include "dsp_intrinsics.h"
 #include "fixed_point.h"
 
-enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2 };
+enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2, IG_ACC32 = 3 };
 
 typedef struct {
     int32_t *gx32;
@@ -24,6 +24,8 @@ TT_ALWAYS_INLINE void ig_put(ig_sink *k, int mode, int32_t i, int32_t v)
 {
     if (mode == IG_STORE32) {
         k->gx32[i] = v;
+    } else if (mode == IG_ACC32) {
+        k->gx32[i] += v;
     } else if (mode == IG_RANGE) {
         k->lo = v < k->lo ? v : k->lo;
         k->hi = v > k->hi ? v : k->hi;
@@ -111,10 +113,110 @@ TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8
 #define PW_COLUMNS pw_columns_portable
 #endif
 
+#if TT_DSP
+/* Output channels per transposed-weight table: 4 input channels x 32 output pairs x 4 bytes. */
+#define IGP_OC 64
+
+/* The weights of input channels wcol[0..3] (rows of `stride` bytes) for outputs [o0, o0 + no),
+ * transposed into int16 pairs along the outputs: per output pair (o, o+1) the words (w[o][i],
+ * w[o+1][i]), i = 0..3, which SMLAD meets with the int16 pair (g[o], g[o+1]). An odd last output
+ * is paired with 0. */
+static void igp_table(const int8_t *wcol, int32_t stride, int32_t o0, int32_t no, uint64_t *tab)
+{
+    const int8_t *wa = wcol + o0 * stride;
+    for (int32_t j = 0; j < no; j += 2, wa += 2 * stride, tab += 2) {
+        const uint32_t a = tt_read_s8x4(wa), b = j + 1 < no ? tt_read_s8x4(wa + stride) : 0u;
+        const uint32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a), be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
+        tab[0] = tt_pack16((int32_t)ae, (int32_t)be) | (uint64_t)tt_pack16((int32_t)ao, (int32_t)bo) << 32;
+        tab[1] = tt_pack16((int32_t)(ae >> 16), (int32_t)(be >> 16)) |
+                 (uint64_t)tt_pack16((int32_t)(ao >> 16), (int32_t)(bo >> 16)) << 32;
+    }
+}
+
+/* gx[p][i0..i0+3] (+)= sum over outputs [o0, o0 + no) of g[p][o] w[o][i] for every position, from the
+ * table: per output pair one g load, two LDRD, 4 SMLAD. */
+TT_ALWAYS_INLINE void igp_positions(const int16_t *g, int32_t hw, int32_t cout, int32_t o0, int32_t no,
+                                    const uint64_t *tab, ig_sink *k, int mode, int32_t out, int32_t cin)
+{
+    const int32_t npairs = no >> 1;
+    for (int32_t p = 0; p < hw; p++, out += cin) {
+        const int16_t *gp = g + p * cout + o0;
+        const uint64_t *t = tab;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int32_t j = npairs;
+        for (; j >= 2; j -= 2, gp += 4, t += 4) {
+            const uint32_t g0 = tt_read_s16x2(gp), g1 = tt_read_s16x2(gp + 2);
+            const uint64_t t0 = tt_ld64(t, 0), t1 = tt_ld64(t, 1), t2 = tt_ld64(t, 2), t3 = tt_ld64(t, 3);
+            a0 = tt_smlad(g0, (uint32_t)t0, a0);
+            a1 = tt_smlad(g0, (uint32_t)(t0 >> 32), a1);
+            a2 = tt_smlad(g0, (uint32_t)t1, a2);
+            a3 = tt_smlad(g0, (uint32_t)(t1 >> 32), a3);
+            a0 = tt_smlad(g1, (uint32_t)t2, a0);
+            a1 = tt_smlad(g1, (uint32_t)(t2 >> 32), a1);
+            a2 = tt_smlad(g1, (uint32_t)t3, a2);
+            a3 = tt_smlad(g1, (uint32_t)(t3 >> 32), a3);
+        }
+        if (j) {
+            const uint32_t g0 = tt_read_s16x2(gp);
+            const uint64_t t0 = tt_ld64(t, 0), t1 = tt_ld64(t, 1);
+            a0 = tt_smlad(g0, (uint32_t)t0, a0);
+            a1 = tt_smlad(g0, (uint32_t)(t0 >> 32), a1);
+            a2 = tt_smlad(g0, (uint32_t)t1, a2);
+            a3 = tt_smlad(g0, (uint32_t)(t1 >> 32), a3);
+            gp += 2;
+            t += 2;
+        }
+        if (no & 1) { /* the odd last output: g alone in the low lane (the table's high lanes are 0) */
+            const uint32_t g0 = (uint32_t)(uint16_t)gp[0];
+            const uint64_t t0 = tt_ld64(t, 0), t1 = tt_ld64(t, 1);
+            a0 = tt_smlad(g0, (uint32_t)t0, a0);
+            a1 = tt_smlad(g0, (uint32_t)(t0 >> 32), a1);
+            a2 = tt_smlad(g0, (uint32_t)t1, a2);
+            a3 = tt_smlad(g0, (uint32_t)(t1 >> 32), a3);
+        }
+        ig_put(k, mode, out, a0);
+        ig_put(k, mode, out + 1, a1);
+        ig_put(k, mode, out + 2, a2);
+        ig_put(k, mode, out + 3, a3);
+    }
+}
+
+/* One weight part (n input channels, rows of `stride` bytes from wcol, gx columns from col0):
+ * groups of 4 input channels through transposed tables of up to IGP_OC outputs (int32 results
+ * accumulate over several tables; the normalized forms need one table: cout <= IGP_OC), the rest
+ * column by column. Returns 0 when the part was not handled (normalized form, too many outputs). */
+TT_ALWAYS_INLINE int igp_part(const int16_t *g, int32_t hw, int32_t cout, const int8_t *wcol, int32_t stride,
+                              int32_t n, int32_t col0, int32_t cin, ig_sink *k, int mode)
+{
+    if (mode != IG_STORE32 && cout > IGP_OC)
+        return 0;
+    uint64_t tab[IGP_OC];
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4)
+        for (int32_t o0 = 0; o0 < cout; o0 += IGP_OC) {
+            const int32_t no = cout - o0 < IGP_OC ? cout - o0 : IGP_OC;
+            igp_table(wcol + i, stride, o0, no, tab);
+            if (o0 == 0)
+                igp_positions(g, hw, cout, o0, no, tab, k, mode, col0 + i, cin);
+            else
+                igp_positions(g, hw, cout, o0, no, tab, k, IG_ACC32, col0 + i, cin);
+        }
+    if (i < n)
+        for (int32_t p = 0; p < hw; p++)
+            pw_columns_portable(g + p * cout, cout, wcol + i, stride, n - i, k, mode, p * cin + col0 + i);
+    return 1;
+}
+#endif
+
 TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout, const int8_t *w_lo,
                                      const int8_t *w_hi, int32_t k_lo, int32_t cin, ig_sink *k, int mode)
 {
     const int32_t k_hi = cin - k_lo;
+#if TT_DSP
+    if ((!k_lo || igp_part(g, hw, cout, w_lo, k_lo, k_lo, 0, cin, k, mode)) &&
+        (!k_hi || igp_part(g, hw, cout, w_hi, k_hi, k_hi, k_lo, cin, k, mode)))
+        return;
+#endif
     for (int32_t p = 0; p < hw; p++) {
         const int16_t *gp = g + p * cout;
         if (k_lo)

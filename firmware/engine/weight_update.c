@@ -309,7 +309,26 @@ void tt_bias_update(const int16_t *g, int32_t e, int32_t hw, int32_t c, int32_t 
                     const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
 {
     const update_stream st = update_start(u);
-    for (int32_t ch = 0; ch < c; ch++) {
+    int32_t ch = 0;
+#if TT_DSP
+    /* Channel pairs: one int16x2 load per position, both lanes added sign-extended (SXTAH). */
+    for (; ch + 1 < c; ch += 2) {
+        int32_t s0 = 0, s1 = 0;
+        const int16_t *gp = g + ch;
+        for (int32_t p = 0; p < hw; p++, gp += c) {
+            const uint32_t v = tt_read_s16x2(gp);
+            s0 += tt_lane_lo(v);
+            s1 += tt_lane_hi(v);
+        }
+        for (int32_t k = 0; k < 2; k++) {
+            const int64_t d = update_delta(k ? s1 : s0, coef_mult[ch + k], e + coef_shift[ch + k] - 31, st,
+                                           (uint32_t)(ch + k));
+            const int64_t v = (int64_t)bias[ch + k] + d;
+            bias[ch + k] = (int32_t)(v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v);
+        }
+    }
+#endif
+    for (; ch < c; ch++) {
         int64_t s = 0;
         const int16_t *gp = g + ch;
         for (int32_t p = 0; p < hw; p++, gp += c)
