@@ -165,7 +165,8 @@ def test_contrib_cli_writes_a_scheme_that_round_trips(tmp_path, small, small_dat
               + predict_peak_sram(model, sparse_scheme.builtin("full", n))) // 2
     out = tmp_path / "out"
     args = ["contrib", str(path), "--data", dataset, "--budget", str(budget), "--out", str(out), "--val-samples", "10",
-            "--fit-samples", "6", "--seeds", "1,2", "--workers", "2", "--no-progress", "--verify", "2"]
+            "--fit-samples", "6", "--seeds", "1,2", "--workers", "2", "--no-progress", "--verify", "2",
+            "--verify-seeds", "1,2,3"]
     assert main(args) == 0
     assert "chose" in capsys.readouterr().out
     for f in ("scheme.json", "report.json", "report.md", "contributions.png", "search.png"):

@@ -34,7 +34,6 @@ import numpy as np
 from tqdm import tqdm
 
 from . import model_file
-from .datasets import load_dataset
 from .errors import TinytrainError
 from .ir import Model
 from .numpy_backend import NumpyBackend
@@ -60,28 +59,35 @@ class Protocol:
     """How one contribution measurement fine-tunes and scores a scheme (the same for every run).
 
     The dataset's last `val_samples` samples are the validation slice, the rest the fit slice.
-    A run trains on `fit_samples` samples drawn from the fit slice in a seed-dependent order
+    A run trains on `fit_samples` samples (0: one pass over the fit slice) drawn from the fit slice in a
+    seed-dependent order
     (the same order for every scheme), with a linearly decaying learning rate; the stochastic-
     rounding seed is the run's seed too. Each scheme is measured once per seed.
     """
 
     data: str = "mnist:train"
-    val_samples: int = 1000
-    fit_samples: int = 800
+    val_samples: int = 800
+    fit_samples: int = 500
     lr: float = 0.05
     schedule: str = "linear"
     seeds: tuple[int, ...] = (1, 2)
+    # Score on this dataset (all of it) and fit on all of `data` instead of splitting `data`. Only for
+    # the final held-out evaluation of chosen schemes (tools/contrib_table.py), never for the analysis.
+    eval_data: str | None = None
 
     def key(self) -> dict:
-        return {"data": self.data, "val_samples": self.val_samples, "fit_samples": self.fit_samples,
-                "lr": self.lr, "schedule": self.schedule, "format": FORMAT}
+        k = {"data": self.data, "val_samples": self.val_samples, "fit_samples": self.fit_samples,
+             "lr": self.lr, "schedule": self.schedule, "format": FORMAT}
+        if self.eval_data:
+            k["eval_data"] = self.eval_data
+        return k
 
     def check(self) -> None:
         base = self.data.split("[")[0]
         if base.endswith(":test") or base.rstrip("/").endswith("test"):
             raise ContributionError(f"{self.data} looks like a test set; contribution analysis fits and validates "
                                     "on a training set only (e.g. mnist:train).")
-        if self.fit_samples < 1 or self.val_samples < 1 or not self.seeds:
+        if self.fit_samples < 0 or self.val_samples < 1 or not self.seeds:
             raise ContributionError("contribution runs need at least one fit sample, one validation sample and one seed.")
 
 
@@ -230,7 +236,7 @@ def _run(job: Job) -> tuple[str, dict]:
     scheme = from_authors("run", job.scheme, len(model.weighted_ops))
     program = compile_program(model, scheme, CompileOptions(lr=proto.lr, seed=job.seed))
     b = PrefixCachedBackend(program, acts)
-    order = sample_order(len(fit_rows), proto.fit_samples, job.seed)
+    order = sample_order(len(fit_rows), proto.fit_samples or len(fit_rows), job.seed)
     scales = lr_scales(len(order), proto.schedule)
     for i, j in enumerate(order):
         row = fit_rows[j]
@@ -273,7 +279,6 @@ class Measurer:
         self.progress = progress
         self.model_hash = model_file.model_hash(model)
         self.n_layers = len(model.weighted_ops)
-        self._data_ready = False
         self.measured_seconds = 0.0  # wall time spent running (not loading from the cache)
         self.runs_done = 0
 
@@ -302,25 +307,33 @@ class Measurer:
     # -- data
 
     def _load_data(self) -> None:
-        if self._data_ready:
-            return
-        data = load_dataset(self.protocol.data)
-        n = len(data)
-        if n < self.protocol.val_samples + 10:
-            raise ContributionError(f"{self.protocol.data} has {n} samples; it needs more than the "
-                                    f"{self.protocol.val_samples} validation samples plus a fit slice.")
-        x, y = model_samples(self.protocol.data, self.model)
-        self.fit_rows = np.arange(0, n - self.protocol.val_samples)
-        self.val_rows = np.arange(n - self.protocol.val_samples, n)
-        _STATE.update(model=self.model, x=x)
-        chunks = np.linspace(0, len(x), self.workers * 4 + 1).astype(int)
-        parts = self._map(_activations_chunk, list(zip(chunks[:-1], chunks[1:])), ordered=True)
-        acts = {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
-        for a in acts.values():
-            a.setflags(write=False)
-        _STATE.update(protocol=self.protocol, acts=acts, labels=y, fit_rows=self.fit_rows, val_rows=self.val_rows)
-        del _STATE["x"]
-        self._data_ready = True
+        """The samples and every frozen activation of them, in _STATE (workers inherit it by fork).
+        Measurers of the same model and data in one process share them."""
+        p = self.protocol
+        data_key = (self.model_hash, p.data, p.val_samples, p.eval_data)
+        if _STATE.get("data_key") != data_key:
+            _STATE.clear()
+            x, y = model_samples(p.data, self.model)
+            n = len(y)
+            if p.eval_data:
+                xe, ye = model_samples(p.eval_data, self.model)
+                x, y = np.concatenate([x, xe]), np.concatenate([y, ye])
+                fit_rows, val_rows = np.arange(0, n), np.arange(n, len(y))
+            else:
+                if n < p.val_samples + 10:
+                    raise ContributionError(f"{p.data} has {n} samples; it needs more than the "
+                                            f"{p.val_samples} validation samples plus a fit slice.")
+                fit_rows, val_rows = np.arange(0, n - p.val_samples), np.arange(n - p.val_samples, n)
+            _STATE.update(model=self.model, x=x)
+            chunks = np.linspace(0, len(x), self.workers * 4 + 1).astype(int)
+            parts = self._map(_activations_chunk, list(zip(chunks[:-1], chunks[1:])), ordered=True)
+            acts = {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
+            for a in acts.values():
+                a.setflags(write=False)
+            del _STATE["x"]
+            _STATE.update(acts=acts, labels=y, fit_rows=fit_rows, val_rows=val_rows, data_key=data_key)
+        _STATE.update(model=self.model, protocol=p)
+        self.fit_rows, self.val_rows = _STATE["fit_rows"], _STATE["val_rows"]
 
     def _map(self, fn, items, ordered=False):
         if self.workers == 1 or len(items) == 1:
@@ -351,7 +364,7 @@ class Measurer:
         jobs = list(todo.values())
         for j in jobs:
             prog = compile_program(self.model, from_authors("c", j.scheme, self.n_layers))
-            j.cost = run_cost(self.model, prog, self.protocol.fit_samples, len(self.val_rows))
+            j.cost = run_cost(self.model, prog, self.protocol.fit_samples or len(self.fit_rows), len(self.val_rows))
         jobs.sort(key=lambda j: -j.cost)  # longest first: the last runs finish together
         by_key = {j.key: j for j in jobs}
         t0 = time.monotonic()
@@ -449,22 +462,36 @@ class Contributions:
                    doc.get("layer_names", []))
 
 
-def noise_estimate(scores: list[Score]) -> dict:
-    """Seed-to-seed spread of the measurements: the standard deviation of one run's accuracy around its
-    scheme's mean (pooled over schemes), and what that means for a mean over the seeds and for a Δ."""
+def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
     ss, dof = 0.0, 0
-    for s in scores:
-        v = np.array(list(s.per_seed.values()))
+    for v in groups:
         if len(v) > 1:
             ss += float(((v - v.mean()) ** 2).sum())
             dof += len(v) - 1
+    return (math.sqrt(ss / dof) if dof else None), dof
+
+
+def noise_estimate(bias: dict[int, Score], weights: dict[tuple[int, float], Score], k_ref: int) -> dict:
+    """Seed-to-seed spread of the measurements.
+
+    run_std: one run's accuracy around its scheme's mean over seeds (pooled over schemes).
+    delta_std: one Δ as measured (difference of two seed means), from the spread over seeds of the
+    per-seed differences to the reference run of the same seed (pooled), divided by sqrt(seeds).
+    Both are 1-sigma; with two seeds they are rough (one degree of freedom per scheme).
+    """
+    scores = list(bias.values()) + list(weights.values())
     seeds = max((len(s.per_seed) for s in scores), default=1)
-    if not dof:
-        return {"seeds": seeds, "run_std": None, "mean_std": None, "delta_std": None}
-    run_std = math.sqrt(ss / dof)
-    mean_std = run_std / math.sqrt(seeds)
-    return {"seeds": seeds, "run_std": run_std, "mean_std": mean_std, "delta_std": mean_std * math.sqrt(2),
-            "schemes": len(scores)}
+    run_std, dof = _pooled_std([np.array(list(s.per_seed.values())) for s in scores])
+    diffs = []
+    for ref, group in ((bias[1], [bias[k] for k in bias if k != 1]), (bias[k_ref], list(weights.values()))):
+        for s in group:
+            common = sorted(set(s.per_seed) & set(ref.per_seed))
+            diffs.append(np.array([s.per_seed[x] - ref.per_seed[x] for x in common]))
+    paired, _ = _pooled_std(diffs)
+    return {"seeds": seeds, "schemes": len(scores), "degrees_of_freedom": dof, "run_std": run_std,
+            "mean_std": None if run_std is None else run_std / math.sqrt(seeds),
+            "paired_delta_run_std": paired,
+            "delta_std": None if paired is None else paired / math.sqrt(seeds)}
 
 
 def analyze(model: Model, protocol: Protocol, cache_dir: Path | None = None, workers: int | None = None,
@@ -485,7 +512,7 @@ def analyze(model: Model, protocol: Protocol, cache_dir: Path | None = None, wor
     weights = {ir: _score(res[scheme_key(model, s)]) for ir, s in weight_schemes.items()}
     c = Contributions(n, {**asdict(protocol), "seeds": list(protocol.seeds)}, bias, k_ref, weights,
                       layer_names=[op.name for op in model.weighted_ops])
-    c.noise = noise_estimate(list(bias.values()) + list(weights.values()))
+    c.noise = noise_estimate(bias, weights, k_ref)
     return c
 
 

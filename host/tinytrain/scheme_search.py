@@ -25,7 +25,7 @@ import json
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import model_file
@@ -35,10 +35,14 @@ from .errors import TinytrainError
 from .ir import Model
 from .sparse_scheme import SparseScheme, from_authors
 from .sram_budget import BudgetError, kb
+from .training_program import compile_program
 
 MAX_PLANS = 1500  # planner calls per planner (0.1-0.3 s each on the shipped model)
-PAIR_MOVES = 20  # pair moves tried per hill-climbing step (best score gain first)
-VERIFY = 4  # local optima re-measured at the end
+PAIR_MOVES = 20
+BOUND_SLACK = 1024  # bytes of lower_bound's margin  # pair moves tried per hill-climbing step (best score gain first)
+VERIFY = 3  # local optima re-measured at the end
+VERIFY_SEEDS = (1, 2)
+VERIFY_LENGTH = 4  # a re-measurement trains on this many times the samples of a contribution run
 
 
 class SearchError(TinytrainError):
@@ -155,6 +159,28 @@ class Space:
         self.options = {i: [r for r in c.weight_options(i) if c.delta_weight(i, r) > 0] for i in range(self.n - 1)}
         self.seen: dict[Point, int] = {}  # every point whose peak was planned
         self.truncated = False  # the planner's call budget ran out
+        self._bytes: dict[tuple, int] = {}
+
+    def _trainable(self, k: int, layer: int | None = None, ratio: float = 0.0) -> int:
+        key = (k, layer, ratio)
+        if key not in self._bytes:
+            ratios = tuple(ratio if i == layer else 0.0 for i in range(self.n - 1))
+            self._bytes[key] = compile_program(self.model, Point(k, ratios).scheme(self.n)).trainable_sram_bytes
+        return self._bytes[key]
+
+    def trainable_bytes(self, p: Point) -> int:
+        """SRAM of the trained tensors: a sum over tensors, so per option, from one compile of each."""
+        base = self._trainable(1)
+        return (self._trainable(p.k)
+                + sum(self._trainable(1, i, r) - base for i, r in enumerate(p.ratios) if r > 0))
+
+    def lower_bound(self, q: Point, p: Point) -> int:
+        """A lower bound of q's peak from p's when q trains a superset of p (else 0): q adds its extra
+        trained bytes and, in practice, never shrinks the arena (checked on the shipped model: at most
+        a few hundred bytes of runtime state move, hence the slack)."""
+        if p not in self.seen or q.k < p.k or any(a < b for a, b in zip(q.ratios, p.ratios)):
+            return 0
+        return self.seen[p] + self.trainable_bytes(q) - self.trainable_bytes(p) - BOUND_SLACK
 
     def score(self, p: Point) -> float:
         return (self.c.classifier + self.c.delta_bias(p.k)
@@ -224,11 +250,13 @@ def _greedy(space: Space, p: Point, budget: int) -> Point:
         base_s, base_m = space.score(p), space.peak(p)
         moves = [Point(k, p.ratios) for k in range(p.k + 1, space.n + 1)]
         moves += [p.with_ratio(i, r) for i in range(space.n - 1) for r in space.options[i] if r > p.ratios[i]]
-        moves = [q for q in moves if space.score(q) > base_s]
+        moves = [q for q in moves if space.score(q) > base_s and space.lower_bound(q, p) <= budget]
+        for q in moves:  # never planned: an optimistic rate from the lower bound
+            stale.setdefault(key(q), (space.score(q) - base_s) / max(space.lower_bound(q, p) - base_m, 256))
         fresh: dict[Point, float] = {}
         taken = None
         while moves:
-            moves.sort(key=lambda q: -fresh.get(q, stale.get(key(q), float("inf"))))
+            moves.sort(key=lambda q: -fresh.get(q, stale[key(q)]))
             if moves[0] in fresh:
                 taken = moves[0]
                 break
@@ -254,7 +282,7 @@ def _climb(space: Space, p: Point, budget: int) -> Point:
     while True:
         moved = False
         for pairs in (False, True):
-            moves = [q for _, q in space.neighbours(p, pairs)]
+            moves = [q for _, q in space.neighbours(p, pairs) if space.lower_bound(q, p) <= budget]
             moves = moves[:PAIR_MOVES] if pairs else moves
             for at in range(0, len(moves), chunk):
                 part = moves[at:at + chunk]
@@ -317,9 +345,16 @@ def _search(model: Model, c: Contributions, budget: int, space: Space, t0: float
                         seconds=time.monotonic() - t0, truncated=space.truncated)
 
 
+def verification_protocol(protocol: Protocol, seeds: tuple[int, ...] = VERIFY_SEEDS) -> Protocol:
+    """Longer than a contribution run (VERIFY_LENGTH times the samples): the summed contributions rank
+    what a short run learns; the final choice should rank what a longer run learns."""
+    return replace(protocol, fit_samples=VERIFY_LENGTH * protocol.fit_samples if protocol.fit_samples else 0,
+                   seeds=seeds)
+
+
 def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY) -> SearchResult:
-    """Re-measures the best local optima with the contribution protocol; the best measured one wins
-    (ties: the higher predicted score)."""
+    """Re-measures the best local optima (by summed contributions) with the measurer's protocol (see
+    verification_protocol); the best measured one wins (ties: the higher predicted score)."""
     if count <= 0:
         return result
     chosen = result.local_optima[:count]
@@ -337,8 +372,8 @@ def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY) -> Sea
 
 
 def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None = None, workers: int | None = None,
-           progress: bool = True, verify_count: int = VERIFY, cache_dir: Path | None = None
-           ) -> tuple[SparseScheme, SearchResult, Contributions]:
+           progress: bool = True, verify_count: int = VERIFY, cache_dir: Path | None = None,
+           verify_seeds: tuple[int, ...] = VERIFY_SEEDS) -> tuple[SparseScheme, SearchResult, Contributions]:
     """Contribution analysis (runs cached in cache_dir/runs, default out_dir/runs) + search + verification
     for one budget; writes the scheme, the report and the plots to out_dir."""
     protocol = protocol or Protocol()
@@ -347,10 +382,12 @@ def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None =
     c = analyze(model, protocol, measurer=measurer)
     with Planner(model, workers) as planner:
         result = search(model, c, budget, planner)
-    result = verify(result, measurer, verify_count)
+    checker = Measurer(model, verification_protocol(protocol, verify_seeds), Path(cache_dir or out_dir), workers,
+                       progress)
+    result = verify(result, checker, verify_count)
     scheme = result.best.point.scheme(len(model.weighted_ops), f"auto@{kb(budget).replace(' ', '')}")
     result.seconds = time.monotonic() - t0
-    write_outputs(model, c, result, scheme, out_dir, measurer)
+    write_outputs(model, c, result, scheme, out_dir, measurer, checker)
     return scheme, result, c
 
 
@@ -382,7 +419,7 @@ def _cand_json(c: Candidate, n: int) -> dict:
 
 
 def write_outputs(model: Model, c: Contributions, r: SearchResult, scheme: SparseScheme, out_dir: Path,
-                  measurer: Measurer | None = None) -> dict:
+                  measurer: Measurer | None = None, checker: Measurer | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(model.weighted_ops)
     (out_dir / "scheme.json").write_text(json.dumps(scheme.to_authors_json(), indent=1) + "\n")
@@ -398,8 +435,9 @@ def write_outputs(model: Model, c: Contributions, r: SearchResult, scheme: Spars
                              "(single and pair moves) with the real planner; best local optima re-measured",
                    "planner_calls": r.plans, "visited": len(r.visited), "seconds": r.seconds},
         "contributions": c.to_json(),
-        "runs_measured": measurer.runs_done if measurer else None,
-        "measuring_seconds": measurer.measured_seconds if measurer else None,
+        "verification_protocol": {**asdict(checker.protocol), "seeds": list(checker.protocol.seeds)} if checker else None,
+        "runs_measured": sum(m.runs_done for m in (measurer, checker) if m),
+        "measuring_seconds": sum(m.measured_seconds for m in (measurer, checker) if m),
         "visited": [{"describe": v.point.describe(), "peak_sram_bytes": v.peak_bytes, "predicted_accuracy": v.score}
                     for v in sorted(r.visited, key=lambda v: v.peak_bytes)],
     }
@@ -424,9 +462,10 @@ def report_markdown(model: Model, c: Contributions, r: SearchResult) -> str:
               f"{p['val_samples']}), lr {p['lr']} with a {p['schedule']} decay to 0, score on the last "
               f"{p['val_samples']} samples; seeds {p['seeds']} (sample order and stochastic rounding), mean over seeds.", ""]
     if noise.get("run_std") is not None:
-        lines += [f"Noise: one run's accuracy varies by {100 * noise['run_std']:.2f} points (std, pooled over "
-                  f"{noise['schemes']} schemes); a mean over {noise['seeds']} seeds by {100 * noise['mean_std']:.2f}, "
-                  f"a Δ by {100 * noise['delta_std']:.2f}.", ""]
+        lines += [f"Noise (1 sigma, from the spread over seeds, pooled over {noise['schemes']} schemes): one run's "
+                  f"accuracy {100 * noise['run_std']:.2f} points, a mean over {noise['seeds']} seeds "
+                  f"{100 * noise['mean_std']:.2f}; a Δ (paired with the reference run of the same seed) "
+                  f"{100 * noise['delta_std']:.2f}.", ""]
     lines += ["## Biases", "", f"Classifier only: {100 * c.classifier:.1f}%. k_ref = {c.k_ref}.", "",
               "| k | accuracy | Δacc_b |", "|---|---|---|"]
     for k in sorted(c.bias):
@@ -440,7 +479,13 @@ def report_markdown(model: Model, c: Contributions, r: SearchResult) -> str:
         name = c.layer_names[i] if c.layer_names else str(i)
         lines.append(f"| {i} {name} | " + " | ".join(cells) + " |")
     lines += ["", "(= : the same channels as a smaller ratio.)", "", "## Search", "",
-              f"{r.plans} planner calls, {len(r.visited)} schemes visited, {len(r.local_optima)} local optima.", "",
+              f"{r.plans} planner calls, {len(r.visited)} schemes visited, {len(r.local_optima)} local optima"
+              + (" (stopped early: planner call budget used up)" if r.truncated else "") + f", {r.seconds:.0f} s "
+              "for analysis, search and verification.", "",
+              f"The best {len(r.verified)} local optima by summed contributions were re-measured with "
+              f"{VERIFY_LENGTH} times longer fine-tuning (seeds "
+              + ", ".join(str(x) for x in sorted({sd for v in r.verified for sd in (v.measured or {})}))
+              + "); the best measured one is chosen.", "",
               "| local optimum | peak SRAM | predicted | measured | from |", "|---|---|---|---|---|"]
     for x in r.local_optima[:10]:
         meas = f"{100 * x.measured_mean:.1f}%" if x.measured else ""

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from ..contribution import Protocol
-from ..scheme_search import VERIFY, choose
+from ..errors import TinytrainError
+from ..scheme_search import VERIFY, VERIFY_SEEDS, choose
 from ..sram_budget import kb, parse_bytes
 from .options import add_model_arguments, model_from_args
 
@@ -32,16 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the measurements (decays linearly to 0)")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)),
                    help="comma-separated seeds; every scheme is measured once per seed and averaged")
-    p.add_argument("--verify", type=int, default=VERIFY, help="local optima re-measured before choosing (0: none)")
+    p.add_argument("--verify", type=int, default=VERIFY,
+                   help="local optima re-measured (with 4x longer fine-tuning) before choosing (0: none)")
+    p.add_argument("--verify-seeds", default=",".join(map(str, VERIFY_SEEDS)), help="seeds of the re-measurements")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in str(text).split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        raise TinytrainError(f"cannot read {text!r} as seeds; give comma-separated integers, e.g. 1,2.")
+    return seeds
+
+
 def protocol_from_args(args: argparse.Namespace) -> Protocol:
-    seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
     return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=args.lr,
-                    seeds=seeds)
+                    seeds=_seeds(args.seeds))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     budget = parse_bytes(args.budget)
     scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,
-                               not args.no_progress, args.verify, cache_dir=args.cache)
+                               not args.no_progress, args.verify, cache_dir=args.cache,
+                               verify_seeds=_seeds(args.verify_seeds))
     b = result.best
     noise = c.noise.get("delta_std")
     print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "
