@@ -284,6 +284,92 @@ TT_ALWAYS_INLINE void pw_block(const pw_args *g, int32_t ob, int32_t nb, const p
         pw_block_np(g, p, ob, nb, tab, x16, k_lo, k_hi, 1, rq, masked);
 }
 
+/* Inputs wider than PW_XMAX: the same with the inputs in chunks of PW_KC (per part), the four
+ * positions' partial sums of every channel of the block kept in a stack table between chunks. */
+#define PW_KC 32
+
+TT_ALWAYS_INLINE void pw_chunk_channels(const pw_args *g, const uint64_t *x16, const int8_t *w, int32_t stride,
+                                        int32_t n, int32_t ob, int32_t nb, const pw_rq *tab, int32_t (*part)[4],
+                                        int first, int last, int8_t *stage, int np, int rq, int masked,
+                                        uint32_t *bits)
+{
+    const int32_t zy = g->zy;
+    w += ob * stride;
+    for (int32_t j = 0; j < nb; j++, w += stride, tab++, stage++) {
+        int32_t acc[4] = {0, 0, 0, 0};
+        if (!first)
+            TT_UNROLL(4) for (int q = 0; q < np; q++) acc[q] = part[j][q];
+        pw_dot_row(x16, w, n, acc, np);
+        if (!last) {
+            TT_UNROLL(4) for (int q = 0; q < np; q++) part[j][q] = acc[q];
+            continue;
+        }
+        int32_t pre[4], c[4];
+        if (rq == RQ_SLOW) {
+            const int32_t o = ob + j;
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = tt_ssat10(tt_mbqm_inline(tt_qadd(g->bias[o], acc[q]), g->mult[o], g->shift[o])) + zy;
+                c[q] = tt_ssat8(pre[q]);
+            }
+        } else {
+            const uint64_t t0 = tt_ld64(*tab, 0), t1 = tt_ld64(*tab, 1);
+            const int32_t qb = (int32_t)(uint32_t)t0, qm = (int32_t)(uint32_t)(t0 >> 32);
+            const int32_t qk = (int32_t)(uint32_t)t1, qr = (int32_t)(uint32_t)(t1 >> 32);
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = tt_rq_apply(acc[q], qb, qm, qk, qr) + (rq == RQ_BEST ? 0 : zy);
+                c[q] = tt_ssat8(pre[q]);
+            }
+        }
+        TT_UNROLL(4) for (int q = 0; q < np; q++) stage[q * PW_BLOCK] = (int8_t)c[q];
+        if (masked)
+            TT_UNROLL(4) for (int q = 0; q < np; q++) bits[q] |= (uint32_t)(c[q] == pre[q]) << j;
+    }
+}
+
+TT_ALWAYS_INLINE void pw_chunked_np(const pw_args *g, int32_t p, int32_t ob, int32_t nb, const pw_rq *tab,
+                                    uint64_t *x16, int32_t (*part)[4], int np, int rq, int masked)
+{
+    const int32_t cin = g->cin, cout = g->cout;
+    const int8_t *x0 = g->x + p * cin;
+    uint32_t bits[4] = {0, 0, 0, 0};
+    int8_t stage[4 * PW_BLOCK] __attribute__((aligned(4)));
+    for (int32_t seg = 0; seg < 2; seg++) {
+        const int32_t len = seg ? g->k_hi : g->k_lo, col0 = seg ? g->k_lo : 0;
+        const int8_t *w = seg ? g->w_hi : g->w_lo;
+        for (int32_t k0 = 0; k0 < len; k0 += PW_KC) {
+            const int32_t n = len - k0 < PW_KC ? len - k0 : PW_KC;
+            const int first = col0 + k0 == 0, last = col0 + k0 + n == cin;
+            pw_expand(x0 + col0 + k0, cin, n, g->zx, x16, np);
+            if (n == PW_KC) /* a whole chunk: its loop unrolls completely */
+                pw_chunk_channels(g, x16, w + k0, len, PW_KC, ob, nb, tab, part, first, last, stage, np, rq, masked,
+                                  bits);
+            else
+                pw_chunk_channels(g, x16, w + k0, len, n, ob, nb, tab, part, first, last, stage, np, rq, masked, bits);
+        }
+    }
+    TT_UNROLL(4) for (int q = 0; q < np; q++) copy_bytes(g->y + (p + q) * cout + ob, stage + q * PW_BLOCK, nb);
+    if (masked)
+        TT_UNROLL(4) for (int q = 0; q < np; q++)
+            mask_put_run(g->mask, (uint32_t)((p + q) * cout + ob), bits[q], (uint32_t)nb);
+}
+
+TT_ALWAYS_INLINE void pw_chunked(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, int rq, int masked)
+{
+    uint64_t x16[PW_KC];
+    int32_t part[PW_BLOCK][4];
+    int32_t p = 0;
+    for (; p + 3 < g->hw; p += 4)
+        pw_chunked_np(g, p, ob, nb, tab, x16, part, 4, rq, masked);
+    if (p + 1 < g->hw) {
+        pw_chunked_np(g, p, ob, nb, tab, x16, part, 2, rq, masked);
+        p += 2;
+    }
+    if (p < g->hw)
+        pw_chunked_np(g, p, ob, nb, tab, x16, part, 1, rq, masked);
+}
+
 /* Inputs wider than PW_XMAX are not expanded: pairs of channels x pairs of positions over the
  * raw int8 rows (the zero point through the weight sums, zinit = -zx sum w). The odd last
  * channel or position is paired with itself (its duplicate stores write the same values). */
@@ -375,6 +461,17 @@ PW_INST(pw_x16_best_m, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 1)
 PW_INST(pw_x16_fast, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 0)
 PW_INST(pw_x16_fast_m, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 1)
 PW_INST(pw_x16_slow, g->k_lo, g->k_hi, PW_XMAX, RQ_SLOW, g->mask != 0)
+#define PW_CHUNKED(NAME, RQ, MASKED)                                                                               \
+    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
+    {                                                                                                              \
+        (void)zinit;                                                                                               \
+        pw_chunked(g, ob, nb, tab, RQ, MASKED);                                                                    \
+    }
+PW_CHUNKED(pw_xc_best, RQ_BEST, 0)
+PW_CHUNKED(pw_xc_best_m, RQ_BEST, 1)
+PW_CHUNKED(pw_xc_fast, RQ_FAST, 0)
+PW_CHUNKED(pw_xc_fast_m, RQ_FAST, 1)
+PW_CHUNKED(pw_xc_slow, RQ_SLOW, g->mask != 0)
 PW_RAW(pw_x8_best, RQ_BEST, 0)
 PW_RAW(pw_x8_best_m, RQ_BEST, 1)
 PW_RAW(pw_x8_fast, RQ_FAST, 0)
@@ -445,7 +542,9 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
         pw_block_fn fn;
         const int best = rq == RQ_BEST;
         if (rq == RQ_SLOW)
-            fn = expand ? pw_x16_slow : pw_x8_slow;
+            fn = expand ? pw_x16_slow : hw >= 4 ? pw_xc_slow : pw_x8_slow;
+        else if (!expand && hw >= 4)
+            fn = best ? (m ? pw_xc_best_m : pw_xc_best) : (m ? pw_xc_fast_m : pw_xc_fast);
         else if (!expand)
             fn = best ? (m ? pw_x8_best_m : pw_x8_best) : (m ? pw_x8_fast_m : pw_x8_fast);
         else if (best && !m && (k_lo == 0 || k_hi == 0) && pw_fixed(cin, k_hi == 0))

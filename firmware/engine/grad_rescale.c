@@ -27,14 +27,16 @@ typedef struct {
     int fast;
     int32_t n, nn;
     int64_t k;
-    int32_t d, sh2;     /* the SMLAL form: high word of (K << d) + (v << d) m, shifted by sh2 */
+    int32_t d, sh2;     /* N >= 16: high word of (K << d) + (v << d) m, shifted by sh2 */
     int64_t kd;
     int mid;
+    int32_t a, b;       /* N < 16: (K << 16) + (v << 16) m, low word >> a | high word << b */
+    int64_t k16x;
 } rg_chan;
 
 static rg_chan rg_prepare(int32_t m, int32_t n, int32_t s)
 {
-    rg_chan q = {0, 0, 0, 1, 47, 0, 0, 0, 0, 0, 1};
+    rg_chan q = {0, 0, 0, 1, 47, 0, 0, 0, 0, 0, 1, 16, 16, 0};
     const int32_t nn = n + s;
     /* Every value rounds to 0 (m = 0 gives that) when n >= 47 (|v m| < 2^46) or N >= 48 (then
      * s >= 2 and 0 < v m + K < 2^N). */
@@ -53,6 +55,10 @@ static rg_chan rg_prepare(int32_t m, int32_t n, int32_t s)
     q.d = nn < 32 ? 32 - nn : 0;
     q.sh2 = nn > 32 ? nn - 32 : 0;
     q.kd = k * (INT64_C(1) << q.d);
+    /* N < 16: N + 16 in [16, 32), v << 16 fits int32 and the result is the middle word */
+    q.a = nn + 16;
+    q.b = 16 - nn;
+    q.k16x = k * (INT64_C(1) << 16);
     return q;
 }
 
@@ -64,7 +70,7 @@ static inline int16_t rg_value(int32_t v, const rg_chan *q)
 }
 
 /* One pair of channels (ch, ch + 1) over all positions, both lanes at once: v = the masked int16
- * pair, then each lane through `lane` (LANE_SMLAW / LANE_MID / LANE_ANY). Mask bits of element i
+ * pair, then each lane through `lane` (LANE_SMLAW; LANE_MID: N >= 16; LANE_ANY: either form). Mask bits of element i
  * (even) and i + 1 sit in one byte; with c a multiple of 8 their offset in it is the channel's. */
 enum { LANE_SMLAW = 0, LANE_MID = 1, LANE_ANY = 2 };
 
@@ -72,9 +78,10 @@ TT_ALWAYS_INLINE int32_t rg_lane(int32_t v, const rg_chan *q, int lane)
 {
     if (lane == LANE_SMLAW) /* v in the low lane of a word */
         return tt_smlawb(q->m, (uint32_t)v, q->k16) >> q->sh;
-    if (lane == LANE_MID)
+    if (lane == LANE_MID || (lane == LANE_ANY && q->mid))
         return (int32_t)((q->kd + (int64_t)(v * (1 << q->d)) * q->m) >> 32) >> q->sh2;
-    return q->n >= 47 ? 0 : (int32_t)(((int64_t)v * q->m + q->k) >> q->nn);
+    const uint64_t x = (uint64_t)(q->k16x + (int64_t)(v * 65536) * q->m);
+    return (int32_t)(((uint32_t)x >> q->a) | ((uint32_t)(x >> 32) << q->b));
 }
 
 /* Both lanes of a masked pair: SMLAWB / SMLAWT take their int16 lane in place. */

@@ -802,10 +802,11 @@ if SANITIZED:
             same(y, y_ref, f"{lib} first layer y")
             same(m, packed(m_ref), f"{lib} first layer mask")
 
-    @pytest.mark.parametrize("cin", [3, 8, 16, 24, 32, 40])
-    def test_layer_sized_pointwise_small_cin(libs, cin) -> None:
-        """Pointwise layers with few input channels (their own fast paths), even and odd positions and
-        output channels, one part and two; input gradients in both forms."""
+    @pytest.mark.parametrize("cin", [3, 8, 16, 24, 32, 40, 96, 161])
+    def test_layer_sized_pointwise(libs, cin) -> None:
+        """Pointwise layers with few input channels (their own fast paths) and many (inputs in chunks),
+        even and odd positions and output channels, one part and two, with and without masks; input
+        gradients in both forms."""
         r = np.random.default_rng(cin)
         zx, zy = 9, -4
         for hw, cout, k_lo in [(64, 32, cin), (63, 48, cin // 2), (65, 7, 0), (16, 8, 3 if cin > 3 else cin)]:
@@ -824,10 +825,11 @@ if SANITIZED:
             gx_want = K.conv_backward_input(g.reshape(hw, 1, cout), w.reshape(cout, 1, 1, cin), 1, 1, 0, (hw, 1, cin))
             what = f"hw={hw} cin={cin} cout={cout} k_lo={k_lo}"
             for lib in libs:
-                for ws in (None, wsum):
-                    y, m = lib.conv_pointwise(x, cout, w_lo, w_hi, k_lo, ws, bias, mult, shift, zx, zy, True)
+                for ws, with_mask in ((None, True), (wsum, False)):
+                    y, m = lib.conv_pointwise(x, cout, w_lo, w_hi, k_lo, ws, bias, mult, shift, zx, zy, with_mask)
                     same(y, y_ref.reshape(hw, cout), f"{lib} {what} y")
-                    same(m, packed(m_ref), f"{lib} {what} mask")
+                    if with_mask:
+                        same(m, packed(m_ref), f"{lib} {what} mask")
                 same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), gx_want.reshape(hw, cin), f"{lib} {what} gx")
                 check_input_grad16(lib.input_grad_pointwise16(g, -20, w_lo, w_hi, k_lo, cin, 16), gx_want, -20, 16,
                                    f"{lib} {what}")
