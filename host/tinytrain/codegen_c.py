@@ -148,7 +148,7 @@ class _Emitter:
             def rows_held(tensor: str) -> int:
                 return done[tensor] if tensor in done else t[tensor].shape[0]
 
-            lines.append(f"/* strip: rows {strip.rows[0]}..{strip.rows[1] - 1} of {stage.output} */")
+            lines.append(f"/* {strip.ops[0].op}: rows {strip.rows[0]}..{strip.rows[1] - 1} */")
             for so in strip.ops:
                 op = self.ops[so.op]
                 a, b = so.out_rows

@@ -80,6 +80,7 @@ class Protocol:
              "lr": self.lr, "schedule": self.schedule, "format": FORMAT}
         if self.eval_data:
             k["eval_data"] = self.eval_data
+            del k["val_samples"]  # unused: all of `data` is fitted, all of eval_data scored
         return k
 
     def check(self) -> None:

@@ -4,10 +4,10 @@ The first layers of a vision model hold the largest activations (e.g. 64x64x48
 = 192 KB in MobileNetV2-w0.35 at 128x128) but are frozen: nothing in the
 backward pass reads them. A *stage* is a prefix of those ops ending in one
 tensor S. It runs in strips, each producing the next band of rows of S. Every
-intermediate tensor keeps only a sliding window of rows: a strip computes just
-the rows its consumers need that no earlier strip computed, and afterwards the
-rows no later strip needs are dropped (the rest move to the front of the
-window). Nothing is computed twice (unlike MCUNetV2's overlapping patches), and
+intermediate tensor keeps only a sliding window of rows: a strip computes the
+next few rows of one op, pulled by what its consumer is about to compute, and
+afterwards the rows no later strip needs are dropped (the rest move to the
+front of the window). Nothing is computed twice (unlike MCUNetV2's overlapping patches), and
 no intermediate tensor of the stage ever exists whole: the stage needs the model
 input, S, and one window per intermediate tensor.
 
@@ -31,7 +31,7 @@ class StripOp:
 
 @dataclass
 class Strip:
-    rows: tuple[int, int]  # rows of S
+    rows: tuple[int, int]  # rows of the output of the strip's op
     ops: list[StripOp]
     base: dict[str, int]  # first row held at the start of each intermediate window during this strip
     shifts: list[tuple[str, int, int]] = field(default_factory=list)  # after the strip: (tensor, drop rows, keep rows)
@@ -73,55 +73,56 @@ def _op_row_macs(model: Model, op) -> int:
     return 0
 
 
-def _needs(model: Model, ops: list, out: str, rows: tuple[int, int]) -> dict[str, tuple[int, int]]:
-    need: dict[str, tuple[int, int]] = {out: rows}
-    for op in reversed(ops):
-        r = need.get(op.output)
-        if r is None:
-            continue
-        lo, hi = _input_rows(op, model, r)
-        for t in op.inputs:
-            need[t] = (min(need[t][0], lo), max(need[t][1], hi)) if t in need else (lo, hi)
-    return need
-
-
 def build_stage(model: Model, ops: list, rows_per_strip: int) -> PatchStage:
-    """The streaming schedule of `ops` (a prefix of the model's forward ops ending in one tensor)."""
+    """The streaming schedule of `ops` (a prefix of the model's forward ops ending in one tensor).
+
+    Rows are pulled: to compute its next chunk of at most `rows_per_strip` rows, an op first has its
+    inputs computed just far enough (recursively, in chunks of the same size), and after each chunk
+    every input drops the rows that no consumer's remaining output rows read. So a window holds
+    about a kernel's height plus a chunk, however deep the stage is (computing each op's whole
+    demand at once would make the early windows as tall as the stage's receptive field)."""
     out = ops[-1].output
     inp = ops[0].inputs[0]
-    h_s = model.tensors[out].shape[0]
-    bands = [(a, min(a + rows_per_strip, h_s)) for a in range(0, h_s, rows_per_strip)]
-    needs = [_needs(model, ops, out, band) for band in bands]
+    producer = {op.output: op for op in ops}
     windowed = [op.output for op in ops if op.output != out]
+    consumers = {t: [op for op in ops if t in op.inputs] for t in windowed}
     row_bytes = {t: model.tensors[t].shape[1] * model.tensors[t].shape[2] for t in windowed + [inp, out]}
-    done = {t: 0 for t in windowed}  # rows [0, done) computed so far
+    height = {t: model.tensors[t].shape[0] for t in windowed + [out]}
+    done = {t: 0 for t in windowed + [out]}  # rows [0, done) computed so far
     base = {t: 0 for t in windowed}  # first row held in the window
     capacity = {t: 0 for t in windowed}
-    strips = []
-    for j, (band, need) in enumerate(zip(bands, needs)):
-        strip_ops = []
-        for op in ops:
-            t = op.output
-            if t not in need:
-                continue
-            if t == out:
-                strip_ops.append(StripOp(op.name, band))
-                continue
-            lo, hi = max(done[t], need[t][0]), need[t][1]
-            if need[t][0] < base[t]:
-                raise AssertionError(f"stage schedule needs dropped rows of {t}")
-            if hi > lo:
-                strip_ops.append(StripOp(op.name, (lo, hi)))
-                done[t] = hi
-            capacity[t] = max(capacity[t], done[t] - base[t])
-        strip = Strip(band, strip_ops, dict(base))
-        nxt = needs[j + 1] if j + 1 < len(needs) else {}
-        for t in windowed:
-            keep_from = min(nxt[t][0], done[t]) if t in nxt else done[t]
-            if keep_from > base[t]:
-                strip.shifts.append((t, keep_from - base[t], done[t] - keep_from))
-                base[t] = keep_from
-        strips.append(strip)
+    strips: list[Strip] = []
+
+    def drop(x: str, strip: Strip) -> None:
+        keep_from = done[x]
+        for c in consumers[x]:
+            if done[c.output] < height[c.output]:
+                keep_from = min(keep_from, _input_rows(c, model, (done[c.output], done[c.output] + 1))[0])
+        if keep_from > base[x]:
+            strip.shifts.append((x, keep_from - base[x], done[x] - keep_from))
+            base[x] = keep_from
+
+    def produce(t: str, upto: int) -> None:
+        op = producer[t]
+        while done[t] < upto:
+            lo = done[t]
+            hi = min(lo + rows_per_strip, height[t])
+            reads = _input_rows(op, model, (lo, hi))
+            for x in op.inputs:
+                if x in base:
+                    produce(x, reads[1])
+                    if base[x] > reads[0]:
+                        raise AssertionError(f"stage schedule reads rows of {x} it does not hold")
+            strip = Strip((lo, hi), [StripOp(op.name, (lo, hi))], dict(base))
+            done[t] = hi
+            if t in capacity:
+                capacity[t] = max(capacity[t], hi - base[t])
+            for x in dict.fromkeys(op.inputs):
+                if x in base:
+                    drop(x, strip)
+            strips.append(strip)
+
+    produce(out, height[out])
     windows, offset = {}, 0
     for t in windowed:
         windows[t] = (offset, capacity[t])
