@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "boards/board.h"
+#include "engine/tt_model.h"
 #include "protocol/frame_tx.h"
 #include "protocol/wire.h"
 
@@ -30,6 +31,14 @@ static struct {
     bool active;
     uint64_t since;
 } idle;
+
+/* A streamed request (its handler runs while its payload is still arriving). */
+static struct {
+    bool active;   /* between the handler's start and the end of its frame */
+    bool replied;  /* the frame broke off: no reply is owed */
+} stream;
+
+uint64_t tt_input_counter_total;
 
 static void write_sink(const void *data, size_t len) { board_write(data, len); }
 
@@ -146,6 +155,82 @@ static void dispatch(const frame_header_t *h)
     }
 }
 
+void reply_nothing(void) { out.sent = true; }
+
+/* Runs a streamed request's handler as soon as the payload before its streamed region arrived. */
+static void dispatch_stream(const frame_header_t *h)
+{
+    request_t req = {h->type, h->seq, h->len, pending.payload};
+    stream.active = true;
+    out.sent = false;
+    pending.entry->handle(&req);
+    if (out.open) {
+        reply_end();
+    }
+    if (stream.active) {
+        /* The handler did not read its payload to the end: a frame must still be answered only
+         * once its CRC is known. */
+        int status = tt_input_end();
+        if (!out.sent && status == TT_INPUT_BAD_CRC) {
+            reply_error(&req, ERR_BAD_CRC, 0, "payload CRC mismatch");
+        }
+        out.sent = out.sent || status != TT_INPUT_OK;
+    }
+    if (!out.sent) {
+        reply_error(&req, ERR_BAD_STATE, 0, "the handler sent no reply");
+    }
+}
+
+/* Feeds the frame receiver until the stream wants no more bytes (until_end: until the frame
+ * ends). Everything it takes counts as receiving, not computing (tt_input_counter_total). */
+static int pump(uint8_t *dst, uint32_t n, bool until_end)
+{
+    if (!stream.active) {
+        return TT_INPUT_BROKEN_OFF;
+    }
+    uint64_t start = board_counter_read();
+    uint64_t limit = board_info()->counter_hz / 1000u * TT_RX_IDLE_RESET_MS;
+    uint64_t since = 0;
+    bool waiting = false;
+    int status = TT_INPUT_OK;
+    frame_rx_stream_to(&rx, dst, until_end ? UINT32_MAX : n);
+    while (until_end || frame_rx_stream_want(&rx) > 0u) {
+        int c = board_getc();
+        if (c < 0) {
+            uint64_t now = board_counter_read();
+            if (!waiting) {
+                waiting = true;
+                since = now;
+            } else if (now - since > limit) {
+                frame_rx_reset(&rx); /* the sender went away: the frame is dropped, unanswered */
+                stream.active = false;
+                status = TT_INPUT_BROKEN_OFF;
+                break;
+            }
+            continue;
+        }
+        waiting = false;
+        frame_rx_event_t event = frame_rx_push(&rx, (uint8_t)c);
+        if (event == FRAME_RX_FRAME || event == FRAME_RX_BAD_CRC) {
+            stream.active = false;
+            status = event == FRAME_RX_FRAME ? TT_INPUT_OK : TT_INPUT_BAD_CRC;
+            break;
+        }
+    }
+    frame_rx_stream_to(&rx, NULL, 0u);
+    tt_input_counter_total += board_counter_read() - start;
+    return status;
+}
+
+int tt_input_read(int8_t *dst, uint32_t n)
+{
+    int status = pump((uint8_t *)dst, n, false);
+    /* The frame cannot end before its streamed bytes: ending here means it was cut short. */
+    return status == TT_INPUT_OK && !stream.active ? TT_INPUT_BROKEN_OFF : status;
+}
+
+int tt_input_end(void) { return pump(NULL, 0u, true); }
+
 static void on_event(frame_rx_event_t event)
 {
     const frame_header_t *h = &rx.header;
@@ -153,6 +238,12 @@ static void on_event(frame_rx_event_t event)
     switch (event) {
     case FRAME_RX_HEADER:
         route_payload(h);
+        if (!pending.bad_length && pending.entry != NULL && frame_rx_at_stream(&rx)) {
+            dispatch_stream(h);
+        }
+        break;
+    case FRAME_RX_STREAM:
+        dispatch_stream(h);
         break;
     case FRAME_RX_FRAME:
         dispatch(h);

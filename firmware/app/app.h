@@ -56,7 +56,10 @@ typedef struct {
  * claim->expected_len) to have it discarded and answered with BAD_LENGTH. */
 typedef bool (*rx_claim_fn)(uint32_t len, rx_claim_t *claim);
 
-/* Runs once the whole frame arrived with a good CRC; sends exactly one reply. */
+/* Runs once the whole frame arrived with a good CRC; sends exactly one reply. A claim whose last
+ * region is streamed (dst NULL) has its handler run as soon as the regions before it are full;
+ * the handler pulls the rest with tt_input_read / tt_input_end (engine/tt_model.h) and must not
+ * trust anything it read before tt_input_end returned TT_INPUT_OK. */
 typedef void (*message_handler_fn)(const request_t *req);
 
 typedef struct {
@@ -82,6 +85,8 @@ void reply_data(const void *data, uint32_t len);
 void reply_end(void);
 /* ERROR_REPLY; a request answered with an error must have changed nothing. */
 void reply_error(const request_t *req, uint8_t code, uint32_t detail, const char *message);
+/* No reply: a streamed request whose frame broke off (dropped silently, like any cut frame). */
+void reply_nothing(void);
 
 void app_init(void);
 /* Handles every byte waiting on the serial line; call it forever. */

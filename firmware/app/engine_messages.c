@@ -72,7 +72,7 @@ static uint8_t argmax(const int8_t *v, uint16_t n)
 
 void handle_model(const request_t *req)
 {
-    uint8_t buf[32 + 40 + 2 * 64];
+    uint8_t buf[32 + 40 + 2 * 64 + 1];
     wire_writer_t w = wire_writer(buf, sizeof buf);
     for (unsigned i = 0; i < 32u; ++i) {
         wire_u8(&w, tt_model.hash[i]);
@@ -91,6 +91,7 @@ void handle_model(const request_t *req)
     wire_u16(&w, tt_model.n_infer_ops);
     wire_str(&w, tt_model.name);
     wire_str(&w, tt_model.scheme);
+    wire_u8(&w, tt_model.input_streamed ? 1u : 0u);
     reply(req, buf, (uint32_t)w.len);
 }
 
@@ -104,8 +105,20 @@ static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint3
     if (prefix) {
         claim->regions[claim->count++] = (frame_region_t){train_prefix, prefix};
     }
-    claim->regions[claim->count++] = (frame_region_t){tt_arena + offset, tt_model.input_bytes};
+    /* A streamed sample (dst NULL) is pulled by the step itself, row by row (tt_input_read). */
+    uint8_t *dst = tt_model.input_streamed ? NULL : tt_arena + offset;
+    claim->regions[claim->count++] = (frame_region_t){dst, tt_model.input_bytes};
     return true;
+}
+
+/* The step stopped because its streamed sample did not arrive intact: nothing changed. */
+static void reply_input_lost(const request_t *req, int status)
+{
+    if (status == TT_INPUT_BAD_CRC) {
+        reply_error(req, ERR_BAD_CRC, 0, "payload CRC mismatch");
+    } else {
+        reply_nothing();
+    }
 }
 
 bool claim_train(uint32_t len, rx_claim_t *claim)
@@ -140,21 +153,36 @@ void handle_train(const request_t *req)
     uint32_t label = wire_get_u16(train_prefix);
     uint32_t lr_scale = wire_get_u32(train_prefix + 4);
     if (label >= tt_model.classes) {
+        int status = tt_model.input_streamed ? tt_input_end() : TT_INPUT_OK;
+        if (status != TT_INPUT_OK) {
+            reply_input_lost(req, status);
+            return;
+        }
         reply_error(req, ERR_BAD_ARGUMENT, tt_model.classes, "label out of range");
         return;
     }
+    uint64_t received = tt_input_counter_total;
     uint64_t t0 = board_counter_read();
-    tt_train_step((int32_t)label, lr_scale, tt_logits);
-    uint64_t count = board_counter_read() - t0;
+    int status = tt_train_step((int32_t)label, lr_scale, tt_logits);
+    uint64_t count = board_counter_read() - t0 - (tt_input_counter_total - received);
+    if (status != TT_INPUT_OK) {
+        reply_input_lost(req, status);
+        return;
+    }
     stats_set_last_count(count);
     reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), true, count);
 }
 
 void handle_infer(const request_t *req)
 {
+    uint64_t received = tt_input_counter_total;
     uint64_t t0 = board_counter_read();
-    tt_infer(tt_logits);
-    uint64_t count = board_counter_read() - t0;
+    int status = tt_infer(tt_logits);
+    uint64_t count = board_counter_read() - t0 - (tt_input_counter_total - received);
+    if (status != TT_INPUT_OK) {
+        reply_input_lost(req, status);
+        return;
+    }
     stats_set_last_count(count);
     reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), false, count);
 }

@@ -33,7 +33,8 @@ typedef struct {
     uint16_t classes;
     uint16_t input_h, input_w, input_c;
     uint32_t input_bytes;
-    uint32_t train_input_offset; /* arena offset of the sample for TRAIN */
+    uint8_t input_streamed;      /* 1: the sample is pulled with tt_input_read during the step */
+    uint32_t train_input_offset; /* else: arena offset of the sample for TRAIN */
     uint32_t infer_input_offset; /* ... and for INFER */
     uint32_t arena_bytes;
     uint32_t trainable_bytes;
@@ -57,9 +58,22 @@ extern int8_t tt_logits[];
 extern uint32_t tt_train_op_counts[];
 extern uint32_t tt_infer_op_counts[];
 
-/* The sample is already in the arena at the program's input offset. logits receives
- * tt_model.classes int8 values of the forward pass (before the update). */
-void tt_train_step(int32_t label, uint32_t lr_scale, int8_t *logits);
-void tt_infer(int8_t *logits);
+/* Where the sample comes from. Unless tt_model.input_streamed, it is already in the arena at the
+ * program's input offset. Streamed, the generated streaming stage pulls it while it runs (so it
+ * never exists whole): tt_input_read gives the next n bytes of the sample, tt_input_end skips
+ * whatever is left of it and checks the frame's CRC. Both return TT_INPUT_OK or why the sample is
+ * lost; the step then returns that code at once, having changed nothing that persists (the
+ * streaming stage is frozen and runs before any update). The application (app/app.c) implements
+ * them on the frame being received. tt_input_counter_total counts what receiving took
+ * (board_counter_read units), so that op counts exclude it. */
+enum tt_input_status { TT_INPUT_OK = 0, TT_INPUT_BAD_CRC = 1, TT_INPUT_BROKEN_OFF = 2 };
+int tt_input_read(int8_t *dst, uint32_t n);
+int tt_input_end(void);
+extern uint64_t tt_input_counter_total;
+
+/* logits receives tt_model.classes int8 values of the forward pass (before the update).
+ * Returns TT_INPUT_OK, or the tt_input_status that stopped the step. */
+int tt_train_step(int32_t label, uint32_t lr_scale, int8_t *logits);
+int tt_infer(int8_t *logits);
 
 #endif

@@ -22,6 +22,7 @@ void frame_rx_reset(frame_rx_t *rx)
     rx->state = HUNT;
     rx->count = 0;
     rx->region_count = 0;
+    rx->stream_want = 0;
 }
 
 bool frame_rx_busy(const frame_rx_t *rx) { return rx->state == PAYLOAD || rx->state == TRAILER; }
@@ -34,8 +35,8 @@ bool frame_rx_route(frame_rx_t *rx, const frame_region_t *regions, unsigned coun
         return false;
     }
     for (unsigned i = 0; i < count; ++i) {
-        if (regions[i].len != 0 && regions[i].dst == NULL) {
-            return false;
+        if (regions[i].len != 0 && regions[i].dst == NULL && i + 1u != count) {
+            return false; /* only the last region may be streamed */
         }
         total += regions[i].len;
     }
@@ -49,16 +50,58 @@ bool frame_rx_route(frame_rx_t *rx, const frame_region_t *regions, unsigned coun
     return true;
 }
 
-static void store(frame_rx_t *rx, uint8_t byte)
+static void skip_full_regions(frame_rx_t *rx)
 {
     while (rx->region < rx->region_count && rx->offset == rx->regions[rx->region].len) {
         rx->region++;
         rx->offset = 0;
     }
-    if (rx->region < rx->region_count) {
-        rx->regions[rx->region].dst[rx->offset++] = byte;
-    }
 }
+
+static bool in_stream(const frame_rx_t *rx)
+{
+    return rx->region < rx->region_count && rx->regions[rx->region].dst == NULL;
+}
+
+/* Stores one payload byte; true when it completed the regions before a streamed one. */
+static bool store(frame_rx_t *rx, uint8_t byte)
+{
+    skip_full_regions(rx);
+    if (rx->region >= rx->region_count) {
+        return false;
+    }
+    rx->offset++;
+    if (in_stream(rx)) {
+        if (rx->stream_want > 0u) {
+            rx->stream_want--;
+            if (rx->stream_dst != NULL) {
+                *rx->stream_dst++ = byte;
+            }
+        }
+        return false;
+    }
+    rx->regions[rx->region].dst[rx->offset - 1u] = byte;
+    skip_full_regions(rx);
+    return in_stream(rx);
+}
+
+bool frame_rx_at_stream(const frame_rx_t *rx)
+{
+    if (rx->state != PAYLOAD) {
+        return false;
+    }
+    frame_rx_t r = *rx;
+    skip_full_regions(&r);
+    return in_stream(&r);
+}
+
+void frame_rx_stream_to(frame_rx_t *rx, uint8_t *dst, uint32_t n)
+{
+    rx->stream_dst = dst;
+    rx->stream_want = n;
+}
+
+uint32_t frame_rx_stream_want(const frame_rx_t *rx) { return rx->stream_want; }
 
 static frame_rx_event_t header_complete(frame_rx_t *rx)
 {
@@ -89,6 +132,8 @@ static frame_rx_event_t header_complete(frame_rx_t *rx)
     rx->region_count = 0;
     rx->region = 0;
     rx->offset = 0;
+    rx->stream_dst = NULL;
+    rx->stream_want = 0;
     rx->remaining = rx->header.len;
     rx->count = 0;
     rx->state = rx->remaining ? PAYLOAD : TRAILER;
@@ -116,14 +161,16 @@ frame_rx_event_t frame_rx_push(frame_rx_t *rx, uint8_t byte)
     case HEADER:
         rx->bytes[rx->count++] = byte;
         return rx->count == FRAME_HEADER_BYTES ? header_complete(rx) : FRAME_RX_NONE;
-    case PAYLOAD:
+    case PAYLOAD: {
         rx->crc = crc32_update(rx->crc, &byte, 1);
-        store(rx, byte);
+        bool stream_next = store(rx, byte);
         if (--rx->remaining == 0) {
             rx->count = 0;
             rx->state = TRAILER;
+            return FRAME_RX_NONE;
         }
-        return FRAME_RX_NONE;
+        return stream_next ? FRAME_RX_STREAM : FRAME_RX_NONE;
+    }
     case TRAILER:
     default:
         rx->bytes[rx->count++] = byte;

@@ -10,6 +10,8 @@
 
 #include "protocol/frame.h"
 
+/* dst == NULL (with len > 0) marks a streamed region, which must be the last: its bytes go
+ * wherever frame_rx_stream_to() says when they arrive (a consumer pulls them), see below. */
 typedef struct {
     uint8_t *dst;
     uint32_t len;
@@ -23,6 +25,7 @@ typedef enum {
     FRAME_RX_FRAME,     /* the payload and a matching pcrc arrived */
     FRAME_RX_BAD_CRC,   /* the payload arrived but its pcrc did not match */
     FRAME_RX_TOO_LARGE, /* the header announced len > max_payload; hunting again */
+    FRAME_RX_STREAM,    /* the regions before a streamed region are full: its consumer may start */
 } frame_rx_event_t;
 
 typedef struct {
@@ -44,6 +47,8 @@ typedef struct {
     uint32_t offset;
     uint32_t remaining;
     uint32_t crc;
+    uint8_t *stream_dst;  /* NULL: discard */
+    uint32_t stream_want; /* streamed bytes still wanted at stream_dst */
 } frame_rx_t;
 
 void frame_rx_init(frame_rx_t *rx, uint32_t max_payload);
@@ -60,5 +65,14 @@ frame_rx_event_t frame_rx_push(frame_rx_t *rx, uint8_t byte);
  * must add up to header.len, else (and when never called) the payload is
  * received into a discard sink, still CRC-checked. Returns false then. */
 bool frame_rx_route(frame_rx_t *rx, const frame_region_t *regions, unsigned count);
+
+/* Streamed region: true when the next payload byte belongs to it (after routing, or after
+ * FRAME_RX_STREAM). The consumer then asks for its bytes n at a time: frame_rx_stream_to(rx, dst,
+ * n) sends the next n streamed bytes to dst (NULL: discard them), and it feeds bytes to
+ * frame_rx_push() until frame_rx_stream_want() is 0. Streamed bytes that nobody asked for are
+ * dropped (still CRC-checked); the frame ends with FRAME_RX_FRAME or FRAME_RX_BAD_CRC as usual. */
+bool frame_rx_at_stream(const frame_rx_t *rx);
+void frame_rx_stream_to(frame_rx_t *rx, uint8_t *dst, uint32_t n);
+uint32_t frame_rx_stream_want(const frame_rx_t *rx);
 
 #endif

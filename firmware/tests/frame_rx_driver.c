@@ -7,6 +7,7 @@
  *                                   receiver; prints one line per event, then END
  *   frame_rx_driver crc             prints "crc16 crc32" of each record
  *   frame_rx_driver tx              record = type, seq, payload; prints the frame in hex */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@
 #define TYPE_DISCARDED 0x7Fu
 /* Payloads are split over two regions after this many bytes (the prefix + body claim). */
 #define PREFIX_BYTES 5u
+/* Frames of this type have a streamed body: the driver pulls it STREAM_CHUNK bytes at a time once
+ * the prefix is in (a streamed TRAIN/INFER sample); for a short payload the stream is all of it. */
+#define TYPE_STREAMED 0x7Eu
+#define STREAM_CHUNK 7u
 
 static uint8_t *read_record(uint32_t *len)
 {
@@ -50,25 +55,51 @@ static void run_rx(uint32_t max_payload)
     uint8_t *stream;
     while ((stream = read_record(&len)) != NULL) {
         frame_rx_t rx;
+        memset(&rx, 0, sizeof rx);
         frame_rx_init(&rx, max_payload);
+        uint32_t pulled = 0;  /* streamed body bytes asked for so far */
+        bool pulling = false; /* between the stream's start and the frame's end */
         for (uint32_t i = 0; i < len; ++i) {
             const frame_header_t *h = &rx.header;
-            switch (frame_rx_push(&rx, stream[i])) {
+            uint32_t first = h->len < PREFIX_BYTES ? h->len : PREFIX_BYTES;
+            if (h->type == TYPE_STREAMED && h->len <= PREFIX_BYTES) {
+                first = 0;
+            }
+            if (pulling && frame_rx_stream_want(&rx) == 0 && pulled < h->len - first) {
+                uint32_t n = h->len - first - pulled < STREAM_CHUNK ? h->len - first - pulled : STREAM_CHUNK;
+                frame_rx_stream_to(&rx, body + pulled, n);
+                pulled += n;
+            }
+            frame_rx_event_t event = frame_rx_push(&rx, stream[i]);
+            switch (event) {
             case FRAME_RX_HEADER:
+                pulling = false;
+                pulled = 0;
                 if (h->type != TYPE_DISCARDED) {
-                    uint32_t first = h->len < PREFIX_BYTES ? h->len : PREFIX_BYTES;
-                    frame_region_t regions[2] = {{prefix, first}, {body, h->len - first}};
+                    first = h->len < PREFIX_BYTES ? h->len : PREFIX_BYTES;
+                    uint8_t *dst = body;
+                    if (h->type == TYPE_STREAMED) {
+                        first = h->len <= PREFIX_BYTES ? 0 : PREFIX_BYTES;
+                        dst = NULL;
+                    }
+                    frame_region_t regions[2] = {{prefix, first}, {dst, h->len - first}};
                     if (!frame_rx_route(&rx, regions, 2)) {
                         printf("ROUTE_FAILED\n");
                     }
+                    pulling = h->type == TYPE_STREAMED && frame_rx_at_stream(&rx);
                 }
+                break;
+            case FRAME_RX_STREAM:
+                if (h->type != TYPE_STREAMED || pulling) {
+                    printf("UNEXPECTED_STREAM\n");
+                }
+                pulling = true;
                 break;
             case FRAME_RX_FRAME:
                 printf("FRAME %u %u %u ", h->type, h->seq, (unsigned)h->len);
                 if (h->type == TYPE_DISCARDED) {
                     printf("-");
                 } else {
-                    uint32_t first = h->len < PREFIX_BYTES ? h->len : PREFIX_BYTES;
                     print_hex(prefix, first);
                     print_hex(body, h->len - first);
                 }

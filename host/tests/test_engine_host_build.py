@@ -14,7 +14,9 @@ from tinytrain.board_build import build_host_firmware, project_root
 from tinytrain.build_config import BuildConfig
 from tinytrain.engine_client import EngineClient
 from tinytrain.host_board import HostBoard
+from tinytrain.framing import encode_frame
 from tinytrain.link import BoardErrorReply, Link
+from tinytrain.messages import ErrorCode, ErrorReply, MessageType
 from tinytrain.numpy_backend import NumpyBackend
 from tinytrain.synthetic import random_model
 
@@ -80,6 +82,48 @@ def test_streaming_front_and_in_place_depthwise_match_reference(tmp_path):
     assert any(s.kind == "patch_stage" for s in program.train_steps)
     assert any("ring" in s.attrs for s in program.train_steps)
     run_against_reference(cfg, steps=20)
+
+
+def test_streamed_sample_refusals_change_nothing(tmp_path):
+    """With a streamed input the step runs while the sample arrives: a corrupted sample, a sample
+    that stops midway, a bad label and a short sample must all leave the learned state as it was,
+    and the next good steps still match the reference."""
+    path = tmp_path / "wide.ttm"
+    model_file.save(random_model(21, size=40, classes=4, width=8), path)
+    cfg = BuildConfig(str(path), "last:2", lr=0.02)
+    compiled = cfg.compile()
+    assert compiled.program.buffers[compiled.program.model.input].role == "stream"
+    ref = NumpyBackend(compiled.program)
+    rng = np.random.default_rng(3)
+    xs = rng.integers(-128, 128, size=(4, *compiled.program.model.input_spec.shape)).astype(np.int8)
+    with HostBoard(build_host_firmware(cfg)) as host, Link(host.url) as link:
+        link.wait_ready(10.0)
+        engine = EngineClient(link)
+        assert engine.model.input_streamed
+        before = engine.params_get()
+        prefix = bytes([1, 0, 0, 0, 0, 0, 1, 0])
+        for flip in (20, len(xs[0].tobytes()) + 4):  # early in the sample, in its last row
+            seq = link.next_seq()
+            frame = bytearray(encode_frame(MessageType.TRAIN, seq, prefix + xs[0].tobytes()))
+            frame[10 + flip] ^= 0x40
+            link.send_raw(bytes(frame))
+            reply = link.receive(seq, timeout=5.0)
+            assert reply is not None and reply.type == MessageType.ERROR
+            assert ErrorReply.parse(reply.payload).code == ErrorCode.BAD_CRC
+        seq = link.next_seq()  # a frame that stops midway is dropped after the idle timeout
+        link.send_raw(encode_frame(MessageType.TRAIN, seq, prefix + xs[0].tobytes())[:200])
+        assert link.receive(seq, timeout=2.5) is None
+        with pytest.raises(BoardErrorReply, match="BAD_ARGUMENT|label"):
+            engine.train(xs[0], engine.model.classes)
+        with pytest.raises(BoardErrorReply, match="BAD_LENGTH|length"):
+            link.request(MessageType.TRAIN, prefix + xs[0].tobytes()[:-1], retry=0)
+        assert engine.params_get() == before
+        for i in range(4):
+            got = engine.train(xs[i], i % 4)
+            assert np.array_equal(got.logits, ref.train_step(xs[i], i % 4)), i
+            assert np.array_equal(engine.infer(xs[i]).logits, ref.infer(xs[i]))
+        assert engine.params_get() == ref.state_bytes()
+    assert host.sanitizer_report() is None, host.sanitizer_report()
 
 
 def test_shipped_model_matches_reference():

@@ -17,6 +17,7 @@ from tinytrain.framing import SYNC, BadCrc, Frame, FrameDecoder, TooLarge, crc16
 
 MAX_PAYLOAD = 300
 DISCARDED_TYPE = 0x7F  # the driver does not route these payloads (discard sink)
+STREAMED_TYPE = 0x7E  # the driver pulls these payloads' bodies in chunks (a streamed sample)
 DRIVER_SOURCES = ["tests/frame_rx_driver.c", "protocol/crc.c", "protocol/frame_rx.c", "protocol/frame_tx.c"]
 
 
@@ -112,7 +113,7 @@ def test_writer_matches_python(tx_driver: Driver, type_: int, seq: int, payload:
 # Streams: frames (some too large, some for the discard sink), each possibly
 # with one flipped bit, separated by garbage that may hold stray sync bytes.
 FRAMES = st.tuples(
-    st.sampled_from([0x01, 0x02, 0x03, DISCARDED_TYPE, 0x81]), st.integers(0, 255), st.binary(max_size=MAX_PAYLOAD + 20)
+    st.sampled_from([0x01, 0x02, 0x03, DISCARDED_TYPE, STREAMED_TYPE, 0x81]), st.integers(0, 255), st.binary(max_size=MAX_PAYLOAD + 20)
 )
 GARBAGE = st.one_of(
     st.binary(max_size=24), st.sampled_from([SYNC, b"\xa5", SYNC + b"\x00\x01\x02", b"\xa5\xa5\x5a\x5a"])
@@ -148,6 +149,8 @@ def test_receiver_fixed_vectors(rx_driver: Driver) -> None:
         good[:-1] + bytes([good[-1] ^ 0x80]) + good,
         encode_frame(DISCARDED_TYPE, 1, b"xyz") + encode_frame(0x01, 2),
         encode_frame(0x02, 9, bytes(range(256)) + bytes(MAX_PAYLOAD - 256)),
+        encode_frame(STREAMED_TYPE, 3, bytes(range(40))) + encode_frame(STREAMED_TYPE, 4, b"ab") + good,
+        encode_frame(STREAMED_TYPE, 5, bytes(range(200)))[:60] + good,  # a stream cut short, then resync
     ]
     for stream in cases:
         assert c_events(rx_driver, stream) == python_events(stream)

@@ -87,9 +87,11 @@ def _place(slots: list[Slot], key) -> list[Slot]:
 
 
 def lifetimes(steps: list[Step], buffers: dict[str, Buffer], input_name: str | None) -> dict[str, tuple[int, int]]:
+    """Buffers of role `stream` (a sample received row by row inside a streaming stage) have none:
+    they are not in the arena."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    if input_name is not None:
+    if input_name is not None and buffers[input_name].role != "stream":
         first[input_name] = -1
         last[input_name] = -1
     for i, s in enumerate(steps):
@@ -97,6 +99,8 @@ def lifetimes(steps: list[Step], buffers: dict[str, Buffer], input_name: str | N
             first.setdefault(b, i)
             last[b] = max(last.get(b, i), i)
         for b in s.reads:
+            if buffers[b].role == "stream":
+                continue
             if b not in first:
                 raise ValueError(f"step {i} ({s.kind}) reads {b} before it is written")
             last[b] = i

@@ -140,7 +140,7 @@ class _Emitter:
         done = {name: 0 for name in stage.windows}
         for strip in stage.strips:
             def row(tensor: str, r: int, strip=strip) -> str:
-                if tensor in (stage.input, stage.output):
+                if tensor not in stage.windows:
                     return f"((int8_t *)(tt_arena + {plan.offsets[tensor] + r * stage.row_bytes[tensor]}u))"
                 off = scratch + stage.windows[tensor][0] + (r - strip.base[tensor]) * stage.row_bytes[tensor]
                 return f"((int8_t *)(tt_arena + {off}u))"
@@ -150,8 +150,13 @@ class _Emitter:
 
             lines.append(f"/* {strip.ops[0].op}: rows {strip.rows[0]}..{strip.rows[1] - 1} */")
             for so in strip.ops:
-                op = self.ops[so.op]
                 a, b = so.out_rows
+                if so.op == stage.input:  # the next rows of the sample, straight from the serial line
+                    lines.append(f"if ((rc = tt_input_read({row(stage.input, a)}, {(b - a) * stage.row_bytes[stage.input]}u)) != 0) "
+                                 "return rc;")
+                    done[stage.input] = b
+                    continue
+                op = self.ops[so.op]
                 n = ident(op.name)
                 c = self.p.consts[op.name]
                 _, ow, cout = t[op.output].shape
@@ -181,6 +186,8 @@ class _Emitter:
                     off = scratch + stage.windows[tensor][0]
                     rb = stage.row_bytes[tensor]
                     lines.append(f"memmove(tt_arena + {off}u, tt_arena + {off + drop * rb}u, {keep * rb}u);")
+        if stage.stream_input:  # the payload's CRC: nothing has changed yet if the sample was corrupted
+            lines.append("if ((rc = tt_input_end()) != 0) return rc;")
         return "\n    ".join(lines)
 
     def forward(self, s: Step, plan: ArenaPlan) -> str:
@@ -336,21 +343,26 @@ class _Emitter:
         if exps:
             body.append("    int32_t " + ", ".join(f"e_{ident(b)} = 0" for b in exps) + ";")
         counts = "tt_train_op_counts" if train else "tt_infer_op_counts"
-        body.append("    uint64_t t0 = board_counter_read(), t1;")
+        streamed = any(s.kind == "patch_stage" and s.attrs["stage"].stream_input for s in steps)
+        if streamed:
+            body.append("    int rc;")
+        # Counts exclude the time spent receiving a streamed sample (tt_input_counter_total).
+        body.append("    uint64_t t0 = board_counter_read() - tt_input_counter_total, t1;")
         for i, s in enumerate(steps):
             code = self.forward(s, plan) if s.kind in FORWARD_KINDS else \
                 self.backward(s, plan)
             body.append(f"    TT_CHECK_BEGIN({i});")
             body.append(f"    {code}")
             body.append(f"    TT_CHECK_END({'train' if train else 'infer'}, {i});")
-            body.append(f"    t1 = board_counter_read(); {counts}[{i}] = (uint32_t)(t1 - t0); t0 = t1;")
+            body.append(f"    t1 = board_counter_read() - tt_input_counter_total; {counts}[{i}] = (uint32_t)(t1 - t0); t0 = t1;")
             if s.kind in ("conv", "dense") and s.writes[0] == self.model.output:
                 body.append(f"    memcpy(logits, tt_arena + {plan.offsets[self.model.output]}u, {self.model.num_classes});")
         if train:
             body.append("    tt_train_step_count++;")
+        body.append("    return 0;")
         args = "int32_t label, uint32_t lr_scale, int8_t *logits" if train else "int8_t *logits"
         unused = "    (void)label; (void)lr_scale;\n" if train and not any(s.kind == "loss_grad" for s in steps) else ""
-        return f"void {name}({args})\n{{\n{unused}" + "\n".join(body) + "\n}\n"
+        return f"int {name}({args})\n{{\n{unused}" + "\n".join(body) + "\n}\n"
 
     def op_table(self, name: str, steps: list[Step]) -> str:
         rows = []
@@ -381,6 +393,7 @@ class _Emitter:
         h, w, ch = m.input_spec.shape
         hash_bytes = ", ".join(f"0x{b:02x}" for b in bytes.fromhex(c.model_hash))
         n_train, n_infer = len(p.train_steps), len(p.infer_steps)
+        streamed = p.buffers[m.input].role == "stream"
         return "\n".join([
             f"/* Generated at build time by tinytrain codegen_c from model {m.name} ({c.model_hash[:12]}), "
             f"scheme {p.scheme.name}. Do not edit. */",
@@ -399,7 +412,8 @@ class _Emitter:
             "const tt_model_desc tt_model = {",
             f'    "{m.name}", "{p.scheme.name}", {{{hash_bytes}}},',
             f"    {m.num_classes}u, {h}u, {w}u, {ch}u, {m.input_spec.size}u,",
-            f"    {c.train_plan.offsets[m.input]}u, {c.infer_plan.offsets[m.input]}u, {c.arena_bytes}u,",
+            f"    {int(streamed)}u, {c.train_plan.offsets.get(m.input, 0)}u, {c.infer_plan.offsets.get(m.input, 0)}u, "
+            f"{c.arena_bytes}u,",
             f"    {p.trainable_sram_bytes}u, {c.sram.total}u,",
             f"    {len(params)}u, params, {n_train}u, {n_infer}u, train_ops, infer_ops,",
             "};\n",

@@ -110,28 +110,38 @@ def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions) ->
     return best
 
 
-def choose_wide_input_grads(model: Model, scheme: SparseScheme, options: CompileOptions) -> frozenset[str]:
+def choose_wide_input_grads(model: Model, scheme: SparseScheme, options: CompileOptions,
+                            arena_limit: int | None = None) -> frozenset[str]:
     """Input gradients written as int16 take two passes (max, then write); the int32 form takes one
-    pass but twice the memory. Keep int32 wherever it does not raise the arena, largest layers first."""
+    pass but twice the memory. Keep int32 wherever the arena stays within `arena_limit` (default:
+    wherever it does not grow at all), largest layers first."""
     program = compile_program(model, scheme, options)
     candidates = sorted((s for s in program.train_steps if s.kind == "input_grad" and "bits" in s.attrs),
                         key=lambda s: -s.macs)
     wide: frozenset[str] = frozenset()
-    arena = _arena(program)
+    limit = max(_arena(program), arena_limit or 0)
     for step in candidates:
         trial = wide | {step.op}
-        if _arena(compile_program(model, scheme, replace(options, wide_input_grads=trial))) <= arena:
+        if _arena(compile_program(model, scheme, replace(options, wide_input_grads=trial))) <= limit:
             wide = trial
     return wide
 
 
-def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions) -> CompileOptions:
-    """Fills in what the compiler chooses itself: the streaming front and the int32 input gradients."""
+def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
+                  budget_bytes: int | None = None) -> CompileOptions:
+    """Fills in what the compiler chooses itself: the streaming front (the one with the smallest
+    arena) and the int32 input gradients (where they cost no memory, or with a budget, wherever
+    the planned peak stays within it: memory the budget allows is spent on speed)."""
     if options.stage is None and options.patch:
         options = replace(options, stage=choose_stage(model, scheme, options))
     options = replace(options, patch=False)
     if not options.wide_input_grads:
-        options = replace(options, wide_input_grads=choose_wide_input_grads(model, scheme, options))
+        limit = None
+        if budget_bytes is not None:
+            program = compile_program(model, scheme, options)
+            limit = (budget_bytes - program.trainable_sram_bytes - runtime_state_bytes(program)
+                     - FIRMWARE_BASE["static_bytes"] - FIRMWARE_BASE["stack_bytes"])
+        options = replace(options, wide_input_grads=choose_wide_input_grads(model, scheme, options, limit))
     return options
 
 
@@ -146,7 +156,7 @@ def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOption
 
 def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
                   budget_bytes: int | None = None) -> Compiled:
-    options = resolve_stage(model, scheme, options or CompileOptions())
+    options = resolve_stage(model, scheme, options or CompileOptions(), budget_bytes)
     program = compile_program(model, scheme, options)
     plain = compile_program(model, scheme, replace(options, reorder=False))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)

@@ -43,6 +43,7 @@ class BoardModel:
     n_infer_ops: int
     name: str
     scheme: str
+    input_streamed: bool = False  # the board computes while the sample arrives (flags bit 0)
 
     @classmethod
     def parse(cls, p: bytes) -> "BoardModel":
@@ -50,9 +51,10 @@ class BoardModel:
         classes, ih, iw, ic, ib, arena, trainable, planned, state, n_params, n_train, n_infer = struct.unpack_from(
             "<HHHHIIIIIHHH", p, 32)
         name, at = _string(p, 32 + 34)
-        scheme, _ = _string(p, at)
+        scheme, at = _string(p, at)
+        flags = p[at] if at < len(p) else 0
         return cls(h, classes, (ih, iw, ic), ib, arena, trainable, planned, state, n_params, n_train, n_infer, name,
-                   scheme)
+                   scheme, bool(flags & 1))
 
 
 @dataclass

@@ -41,7 +41,7 @@ class Memory:
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         b = self.program.buffers[name]
-        if self.active is None:
+        if self.active is None or name not in self.active.offsets:  # no arena, or a streamed input
             v = np.asarray(value)
             if b.dtype != "bits" and v.size:
                 lo, hi = np.iinfo(b.dtype).min, np.iinfo(b.dtype).max
@@ -61,7 +61,7 @@ class Memory:
 
     def __getitem__(self, name: str) -> np.ndarray:
         b = self.program.buffers[name]
-        if self.active is None:
+        if self.active is None or name not in self.active.offsets:
             return self.values[name]
         view = self._view(name)
         if b.dtype == "bits":

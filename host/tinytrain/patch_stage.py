@@ -47,6 +47,7 @@ class PatchStage:
     row_bytes: dict[str, int]
     scratch_bytes: int
     macs: int
+    stream_input: bool = False  # the input's rows are received during the stage (a window, not a tensor)
 
     @property
     def base_macs(self) -> int:
@@ -73,21 +74,25 @@ def _op_row_macs(model: Model, op) -> int:
     return 0
 
 
-def build_stage(model: Model, ops: list, rows_per_strip: int) -> PatchStage:
+def build_stage(model: Model, ops: list, rows_per_strip: int, stream_input: bool = False) -> PatchStage:
     """The streaming schedule of `ops` (a prefix of the model's forward ops ending in one tensor).
 
     Rows are pulled: to compute its next chunk of at most `rows_per_strip` rows, an op first has its
     inputs computed just far enough (recursively, in chunks of the same size), and after each chunk
     every input drops the rows that no consumer's remaining output rows read. So a window holds
     about a kernel's height plus a chunk, however deep the stage is (computing each op's whole
-    demand at once would make the early windows as tall as the stage's receptive field)."""
+    demand at once would make the early windows as tall as the stage's receptive field).
+
+    With `stream_input` the model input is a window too: its rows are received from the serial line
+    when the first op pulls them (a strip whose op is the input's name), so the sample never exists
+    whole on the board."""
     out = ops[-1].output
     inp = ops[0].inputs[0]
     producer = {op.output: op for op in ops}
-    windowed = [op.output for op in ops if op.output != out]
+    windowed = ([inp] if stream_input else []) + [op.output for op in ops if op.output != out]
     consumers = {t: [op for op in ops if t in op.inputs] for t in windowed}
-    row_bytes = {t: model.tensors[t].shape[1] * model.tensors[t].shape[2] for t in windowed + [inp, out]}
-    height = {t: model.tensors[t].shape[0] for t in windowed + [out]}
+    row_bytes = {t: model.tensors[t].shape[1] * model.tensors[t].shape[2] for t in [inp] + windowed + [out]}
+    height = {t: model.tensors[t].shape[0] for t in [inp] + windowed + [out]}
     done = {t: 0 for t in windowed + [out]}  # rows [0, done) computed so far
     base = {t: 0 for t in windowed}  # first row held in the window
     capacity = {t: 0 for t in windowed}
@@ -103,7 +108,12 @@ def build_stage(model: Model, ops: list, rows_per_strip: int) -> PatchStage:
             base[x] = keep_from
 
     def produce(t: str, upto: int) -> None:
-        op = producer[t]
+        op = producer.get(t)
+        while op is None and done[t] < upto:  # the streamed input: receive the next rows
+            lo, hi = done[t], min(done[t] + rows_per_strip, height[t])
+            strips.append(Strip((lo, hi), [StripOp(t, (lo, hi))], dict(base)))
+            done[t] = hi
+            capacity[t] = max(capacity[t], hi - base[t])
         while done[t] < upto:
             lo = done[t]
             hi = min(lo + rows_per_strip, height[t])
@@ -128,7 +138,7 @@ def build_stage(model: Model, ops: list, rows_per_strip: int) -> PatchStage:
         windows[t] = (offset, capacity[t])
         offset += (capacity[t] * row_bytes[t] + 7) // 8 * 8
     macs = sum(_op_row_macs(model, op) * model.tensors[op.output].shape[0] for op in ops)
-    return PatchStage([op.name for op in ops], inp, out, strips, windows, row_bytes, offset, macs)
+    return PatchStage([op.name for op in ops], inp, out, strips, windows, row_bytes, offset, macs, stream_input)
 
 
 def candidate_cuts(model: Model, frozen: set[str]) -> list[int]:

@@ -38,7 +38,8 @@ class Buffer:
     name: str
     dtype: str  # int8 | int16 | int32 | bits
     shape: tuple[int, ...]
-    role: str  # input | activation | mask | saved | grad | grad32 | wgrad
+    role: str  # input | stream | activation | mask | saved | grad | grad32 | wgrad
+    # (stream: the model input when its rows are received during a streaming stage; not in the arena)
 
     @property
     def elements(self) -> int:
@@ -112,6 +113,9 @@ class CompileOptions:
     stage: tuple[int, int] | None = None
     # Let the compiler choose the stage (compiler.choose_stage).
     patch: bool = True
+    # With a streaming stage, receive the sample's rows while the stage runs instead of the whole
+    # sample into the arena first (the firmware's TRAIN/INFER pull the payload during the step).
+    stream_input: bool = True
     # Layers whose input gradient, although the only one of its tensor, stays int32 and is renormalized
     # afterwards: one pass instead of two, for more memory (compiler.choose_wide_input_grads).
     wide_input_grads: frozenset[str] = frozenset()
@@ -313,8 +317,11 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
         cut, rows_per_strip = options.stage
         if cut not in candidate_cuts(model, {n for n, g in rg.items() if not g}):
             raise CompileError(f"ops 0..{cut} cannot be run as a streaming stage for this scheme.")
-        stage = build_stage(model, model.ops[: cut + 1], rows_per_strip)
-        stage_ops = set(stage.ops)
+        stage_ops = {op.name for op in model.ops[: cut + 1]}
+        stream = options.stream_input and all(c.name in stage_ops for c in consumers_of[model.input])
+        stage = build_stage(model, model.ops[: cut + 1], rows_per_strip, stream_input=stream)
+        if stream:
+            buffers[model.input].role = "stream"
         step, scratch = stage_step(model, stage)
         buffers[scratch.name] = scratch
         buf(stage.output, "int8", t[stage.output].shape, "activation")
