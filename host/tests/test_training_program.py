@@ -67,6 +67,29 @@ def test_reordering_changes_memory_not_results(rounding):
     assert pa.peak_live_bytes < pb.peak_live_bytes
 
 
+@pytest.mark.parametrize("reorder", [True, False])
+def test_in_place_depthwise_input_gradients_change_memory_not_results(reorder):
+    """Stride-1 depthwise input gradients with frozen weights overwrite their dL/dacc: the bias
+    update moves before them, nothing else changes."""
+    m = random_model(21, size=40, classes=4, width=8)
+    s = sparse_scheme.load("bias-only", m)
+    base = compile_program(m, s, CompileOptions(inplace_depthwise_grads=False, reorder=reorder))
+    inplace = compile_program(m, s, CompileOptions(inplace_depthwise_grads=True, reorder=reorder))
+    steps = [st for st in inplace.train_steps if st.kind == "input_grad" and "ring" in st.attrs]
+    assert steps and all(st.inplace for st in steps)
+    for st in steps:
+        i = inplace.train_steps.index(st)
+        assert not any(st.reads[0] in later.reads for later in inplace.train_steps[i + 1:])
+    a, la = run(base)
+    b, lb = run(inplace)
+    assert state_bytes(a) == state_bytes(b)
+    assert all(np.array_equal(x, y) for x, y in zip(la, lb))
+    pa = arena_plan.plan(base.train_steps, base.buffers, m.input)
+    pb = arena_plan.plan(inplace.train_steps, inplace.buffers, m.input)
+    pb.check()
+    assert pb.arena_bytes < pa.arena_bytes
+
+
 def test_training_changes_exactly_the_trainable_slices():
     m = random_model(3)
     s = _mixed(m)

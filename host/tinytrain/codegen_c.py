@@ -298,6 +298,10 @@ class _Emitter:
             if op.kind == "pointwise":
                 lo, hi, k = self.w_parts(op)
                 return head + f"tt_input_grad_pointwise{sfx}({ge}, {oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}{tail}"
+            if op.kind == "depthwise" and "ring" in s.attrs:  # stride 1: gx overwrites g (same slot)
+                lo, hi, k = self.w_parts(op)
+                return head + (f"tt_input_grad_depthwise16_inplace({A16(g)}, {E(g)}, {h}, {w}, {cout}, {op.kernel[0]}, "
+                               f"{op.pad}, {lo}, {hi}, {k}, {s.attrs['bits']}, {A16(s.attrs['ring'])});")
             if op.kind == "depthwise":
                 lo, hi, k = self.w_parts(op)
                 return head + (f"tt_input_grad_depthwise{sfx}({ge}, {oh}, {ow}, {cout}, {op.kernel[0]}, {op.stride}, "

@@ -116,6 +116,8 @@ class CompileOptions:
     # With a streaming stage, receive the sample's rows while the stage runs instead of the whole
     # sample into the arena first (the firmware's TRAIN/INFER pull the payload during the step).
     stream_input: bool = True
+    # Stride-1 depthwise input gradients with frozen weights overwrite their dL/dacc (a ring of rows).
+    inplace_depthwise_grads: bool = False  # TODO(kernel): on once tt_input_grad_depthwise16_inplace lands
     # Layers whose input gradient, although the only one of its tensor, stays int32 and is renormalized
     # afterwards: one pass instead of two, for more memory (compiler.choose_wide_input_grads).
     wide_input_grads: frozenset[str] = frozenset()
@@ -410,8 +412,20 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
             grad_bits[gacc] = bits
             reads = (g,) if mask is None else (g, mask)
             train_steps.append(Step("requant_grad", op.name, reads, (gacc,), {"bits": bits, "mask": mask}, {gacc: g}))
+            narrow = need_input and consumer_count[op.input] == 1 and op.name not in options.wide_input_grads
+            # A stride-1 depthwise input gradient can overwrite dL/dacc (through a ring of pad+1 rows)
+            # when nothing reads dL/dacc after it: its weights are frozen (a weight update must see
+            # the gradient of the weights it came from) and its bias update runs first.
+            in_place = (narrow and isinstance(op, Conv2D) and op.is_depthwise and op.stride == 1
+                        and not wspec.trainable and options.inplace_depthwise_grads)
+            if bspec.trainable and in_place:
+                train_steps.append(Step("bias_update", op.name, (gacc,), ()) if options.reorder else
+                                   Step("bias_grad", op.name, (gacc,), (buf(f"{op.name}.bgrad", "int32",
+                                                                          (op.out_channels,), "wgrad"),)))
+                if not options.reorder:
+                    deferred.append(Step("apply_bias_grad", op.name, (f"{op.name}.bgrad",), ()))
             if need_input:
-                if consumer_count[op.input] == 1 and op.name not in options.wide_input_grads:
+                if narrow:
                     # The only gradient of x: written directly as int16 mantissas (two passes, no int32 tensor).
                     gx = buf(f"{op.input}.grad", "int16", t[op.input].shape, "grad")
                     grad_bits[gx] = GRAD_BITS
@@ -419,7 +433,14 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
                 else:
                     gx = buf(f"{op.name}.gx32", "int32", t[op.input].shape, "grad32")
                     attrs = {}
-                train_steps.append(Step("input_grad", op.name, (gacc,), (gx,), attrs, macs=_op_macs(model, op)))
+                step = Step("input_grad", op.name, (gacc,), (gx,), attrs, macs=_op_macs(model, op))
+                if in_place:
+                    ring = buf(f"{op.name}.gring", "int16", ((op.pad + 1) * t[op.input].shape[1] * t[op.input].shape[2],),
+                               "grad")
+                    step.writes += (ring,)
+                    step.inplace = {gx: gacc}
+                    step.attrs["ring"] = ring
+                train_steps.append(step)
             if wspec.trainable:
                 wmacs = _weight_grad_macs(model, op, wspec.channels)
                 if options.reorder:
@@ -428,7 +449,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
                     gw = buf(f"{op.name}.wgrad", "int32", _wgrad_shape(op, wspec), "wgrad")
                     train_steps.append(Step("weight_grad", op.name, (gacc, saved[op.name]), (gw,), macs=wmacs))
                     deferred.append(Step("apply_weight_grad", op.name, (gw,), ()))
-            if bspec.trainable:
+            if bspec.trainable and not in_place:
                 if options.reorder:
                     train_steps.append(Step("bias_update", op.name, (gacc,), ()))
                 else:
