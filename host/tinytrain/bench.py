@@ -33,11 +33,23 @@ def shared_dir() -> Path:
     return project_root().parent / "shared"
 
 
+# The targets of the benchmark: MCUNet-5fps with the authors' 49kb scheme, against their engine measured
+# the same way (../shared/anchors/README.md): at most 128 KB of measured peak SRAM and 53 M instructions.
+TARGET = {"model": "mcunet-5fps", "scheme": "49kb", "peak_sram_bytes": 128 * 1024, "instructions_per_train_step": 53e6}
+SCALING_MODEL = "mcunet-5fps"
+SCALING_RESOLUTIONS = (96, 160)
+
+
 @dataclass
 class BenchCase:
     model: str
     scheme: str  # budget label of ../shared/anchors/sparse_schemes.json, or a scheme spec
     resolution: int = 128
+    budget: str = ""  # SRAM budget of the build ("" = the smallest plan; with one, spare memory buys speed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.scheme}@{self.resolution}" + (f" budget {self.budget}" if self.budget else "")
 
     @property
     def model_path(self) -> Path:
@@ -65,6 +77,15 @@ def authors_cases(models: list[str] | None = None, schemes: list[str] | None = N
     return cases
 
 
+def default_cases() -> list[BenchCase]:
+    """Every scheme of the three models at 128x128; the scaling study (one model, every scheme, at
+    96 and 160); the target configuration built with the target's memory as its budget."""
+    cases = authors_cases()
+    cases += [BenchCase(c.model, c.scheme, r) for c in authors_cases([SCALING_MODEL]) for r in SCALING_RESOLUTIONS]
+    cases.append(BenchCase(TARGET["model"], TARGET["scheme"], 128, f"{TARGET['peak_sram_bytes'] // 1024}KB"))
+    return cases
+
+
 def test_images(size: int) -> np.ndarray:
     """Real photos bundled with scikit-image, resized to size x size (uint8 RGB)."""
     from PIL import Image
@@ -81,12 +102,12 @@ def build(case: BenchCase, env_name: str = "qemu_m7") -> tuple[Path, dict]:
                              "../shared/models/tiny-training/ (mit-han-lab/tiny-training, algorithm/assets/mcu_models).")
     env = dict(os.environ, TINYTRAIN_MODEL=str(case.model_path), TINYTRAIN_SCHEME=case.scheme_spec,
                TINYTRAIN_CLASSES="10", TINYTRAIN_NEW_HEAD="1", TINYTRAIN_RESOLUTION=str(case.resolution),
-               TINYTRAIN_BUDGET="")
+               TINYTRAIN_BUDGET=case.budget)
     cmd = [pio_executable(), "run", "-e", env_name, "-d", str(project_root())]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "error" in ln.lower() or "overflow" in ln.lower()]
-        raise TinytrainError(f"{case.model}/{case.scheme}@{case.resolution} does not build: "
+        raise TinytrainError(f"{case.label} does not build: "
                              f"{lines[-1].strip() if lines else 'see pio run'}")
     build_dir = project_root() / ".pio" / "build" / env_name
     return firmware_elf(env_name), read_build_info(build_dir)[1]
@@ -113,7 +134,8 @@ def measure(case: BenchCase, steps: int = 3, warmup: int = 1) -> dict:
     macs = info["macs_forward"] + info["macs_backward"]
     per_train = float(np.mean(train))
     return {
-        "model": case.model, "scheme": case.scheme, "resolution": case.resolution,
+        "model": case.model, "scheme": case.scheme, "resolution": case.resolution, "budget": case.budget or None,
+        "input_streamed": engine.model.input_streamed,
         "planned_peak_sram_bytes": info["planned_peak_sram_bytes"],
         "measured_peak_sram_bytes": stats.peak_sram_bytes,
         "static_sram_bytes": stats.data_bytes + stats.bss_bytes,
@@ -135,28 +157,30 @@ def run(cases: list[BenchCase], steps: int = 3) -> list[dict]:
     rows = []
     bar = tqdm(cases, desc="bench", unit="config", dynamic_ncols=True)
     for case in bar:
-        bar.set_postfix_str(f"{case.model}/{case.scheme}@{case.resolution}")
+        bar.set_postfix_str(case.label)
         try:
             rows.append(measure(case, steps))
         except TinytrainError as exc:
-            rows.append({"model": case.model, "scheme": case.scheme, "resolution": case.resolution, "error": str(exc)})
+            rows.append({"model": case.model, "scheme": case.scheme, "resolution": case.resolution,
+                         "budget": case.budget or None, "error": str(exc)})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| model | scheme | res | planned peak | measured peak (static + stack) | paper peak | flash | "
+    out = ["| model | scheme | res | budget | planned peak | measured peak (static + stack) | paper peak | flash | "
            "M instr / train step | M instr / inference | instr / MAC (train) | authors' engine (measured here) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        budget = r.get("budget") or "-"
         if "error" in r:
-            out.append(f"| {r['model']} | {r['scheme']} | {r['resolution']} | {r['error']} |||||||||")
+            out.append(f"| {r['model']} | {r['scheme']} | {r['resolution']} | {budget} | {r['error']} |||||||||")
             continue
         anchor = AUTHORS_ENGINE.get((r["model"], r["scheme"]))
         authors = (f"{anchor['instructions_per_train_step'] / 1e6:.1f} M instr, {anchor['peak_sram_bytes'] / 1024:.0f} KB"
                    if anchor and r["resolution"] == 128 else "")
         paper = f"{PAPER_PEAK_KB[r['model']]} KB" if r["scheme"] in ("99kb", "98kb") and r["resolution"] == 128 else ""
         out.append(
-            f"| {r['model']} | {r['scheme']} | {r['resolution']} | {r['planned_peak_sram_bytes'] / 1024:.1f} KB | "
+            f"| {r['model']} | {r['scheme']} | {r['resolution']} | {budget} | {r['planned_peak_sram_bytes'] / 1024:.1f} KB | "
             f"{r['measured_peak_sram_bytes'] / 1024:.1f} KB ({r['static_sram_bytes'] / 1024:.1f} + "
             f"{r['stack_bytes'] / 1024:.1f}) | {paper} | {r['flash_bytes'] / 1024:.0f} KB | "
             f"{r['instructions_per_train_step'] / 1e6:.1f} | {r['instructions_per_inference'] / 1e6:.1f} | "

@@ -418,12 +418,17 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
             # the gradient of the weights it came from) and its bias update runs first.
             in_place = (narrow and isinstance(op, Conv2D) and op.is_depthwise and op.stride == 1
                         and not wspec.trainable and options.inplace_depthwise_grads)
+
+            def bias_steps() -> None:
+                if options.reorder:
+                    train_steps.append(Step("bias_update", op.name, (gacc,), ()))
+                else:
+                    gb = buf(f"{op.name}.bgrad", "int32", (op.out_channels,), "wgrad")
+                    train_steps.append(Step("bias_grad", op.name, (gacc,), (gb,)))
+                    deferred.append(Step("apply_bias_grad", op.name, (gb,), ()))
+
             if bspec.trainable and in_place:
-                train_steps.append(Step("bias_update", op.name, (gacc,), ()) if options.reorder else
-                                   Step("bias_grad", op.name, (gacc,), (buf(f"{op.name}.bgrad", "int32",
-                                                                          (op.out_channels,), "wgrad"),)))
-                if not options.reorder:
-                    deferred.append(Step("apply_bias_grad", op.name, (f"{op.name}.bgrad",), ()))
+                bias_steps()
             if need_input:
                 if narrow:
                     # The only gradient of x: written directly as int16 mantissas (two passes, no int32 tensor).
@@ -450,12 +455,7 @@ def compile_program(model: Model, scheme: SparseScheme, options: CompileOptions 
                     train_steps.append(Step("weight_grad", op.name, (gacc, saved[op.name]), (gw,), macs=wmacs))
                     deferred.append(Step("apply_weight_grad", op.name, (gw,), ()))
             if bspec.trainable and not in_place:
-                if options.reorder:
-                    train_steps.append(Step("bias_update", op.name, (gacc,), ()))
-                else:
-                    gb = buf(f"{op.name}.bgrad", "int32", (op.out_channels,), "wgrad")
-                    train_steps.append(Step("bias_grad", op.name, (gacc,), (gb,)))
-                    deferred.append(Step("apply_bias_grad", op.name, (gb,), ()))
+                bias_steps()
             if need_input:
                 contribute(op.input, gx)
         elif isinstance(op, Add):

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench import BenchCase, authors_cases, markdown, plot, run
+from ..bench import BenchCase, authors_cases, default_cases, markdown, plot, run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,16 +17,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "per-op profile. Writes JSON, a markdown table next to it (with the anchors) and a plot.")
     p.add_argument("--models", nargs="+", help="default: mbv2-w0.35 proxyless-w0.3 mcunet-5fps")
     p.add_argument("--schemes", nargs="+", help="budget labels of ../shared/anchors/sparse_schemes.json (default: all)")
-    p.add_argument("--resolutions", nargs="+", type=int, default=[128],
-                   help="input resolutions (e.g. 96 128 160 for the scaling study)")
+    p.add_argument("--resolutions", nargs="+", type=int,
+                   help="input resolutions (default: 128, plus 96 and 160 for mcunet-5fps: the scaling study)")
+    p.add_argument("--budget", default="",
+                   help="SRAM budget of every build, e.g. 128KB (default: the smallest plan; the default set also "
+                        "builds the target configuration, mcunet-5fps/49kb, with a 128KB budget)")
     p.add_argument("--steps", type=int, default=3, help="counted training steps and inferences per configuration")
     p.add_argument("--json", type=Path, default=Path("bench.json"), dest="json_path")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    cases = [BenchCase(c.model, c.scheme, r) for c in authors_cases(args.models, args.schemes)
-             for r in args.resolutions]
+    if args.models or args.schemes or args.resolutions or args.budget:
+        cases = [BenchCase(c.model, c.scheme, r, args.budget) for c in authors_cases(args.models, args.schemes)
+                 for r in args.resolutions or [128]]
+    else:
+        cases = default_cases()
     rows = run(cases, args.steps)
     args.json_path.write_text(json.dumps(rows, indent=1))
     md = args.json_path.with_suffix(".md")
