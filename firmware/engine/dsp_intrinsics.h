@@ -54,6 +54,17 @@ static inline uint32_t tt_read_s16x2(const int16_t *p)
     return v;
 }
 
+/* Unaligned little-endian store of an int16 pair: one STR on Cortex-M7. */
+static inline void tt_write_s16x2(int16_t *p, uint32_t v) { TT_MEMCPY(p, &v, sizeof v); }
+
+/* Makes the compiler forget what it knows about x (no instruction): keeps a load that uses x as its
+ * address inside the loop where it is written, instead of hoisted into a register that then spills. */
+#if defined(__GNUC__)
+#define TT_OPAQUE(x) __asm__("" : "+r"(x))
+#else
+#define TT_OPAQUE(x) ((void)0)
+#endif
+
 /* The signed int16 lanes of a word (SXTH, ASR #16). */
 static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
 static inline int32_t tt_lane_hi(uint32_t x) { return (int32_t)((x >> 16) ^ 0x8000u) - 0x8000; }
@@ -109,6 +120,14 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
     return r;
 }
 static inline uint32_t tt_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
+/* tt_pack16 in one PKHBT (GCC spells it UXTH + ORR). */
+static inline uint32_t tt_pkhbt(int32_t lo, int32_t hi)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
 static inline int32_t tt_ssat10(int32_t x) { return __ssat(x, 10); }
@@ -188,6 +207,7 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_min_s(tt_lane_lo(a), tt_lane_lo(b)), tt_min_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
+static inline uint32_t tt_pkhbt(int32_t lo, int32_t hi) { return tt_pack16(lo, hi); }
 static inline int32_t tt_qadd(int32_t a, int32_t b)
 {
     int64_t s = (int64_t)a + b;

@@ -140,17 +140,130 @@ RG_NOINLINE static void rg_pair_any(const int16_t *g, const uint8_t *mask, int32
     rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_ANY);
 }
 
-/* Pass 1 of a channel pair: lane-wise min and max of the masked pairs (SSUB16 + SEL). */
-static void rg_range(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch, int32_t *lo,
-                     int32_t *hi)
+/* The common case of pass 2 in four instructions per lane: out = floor((v m + K) / 2^N) for
+ * 16 <= N <= 46, m >= 0 split as m = mh 2^16 + ml (ml the sign-extended low half, mh <= 2^15 - 1) and
+ * K = Kh 2^16 + Kl (0 <= Kl < 2^16): v m + K = (v mh + Kh) 2^16 + v ml + Kl, so
+ * floor((v m + K) / 2^16) = v mh + Kh + floor((v ml + Kl) / 2^16) (exact in int32: |v mh| < 2^30,
+ * Kh < 2^30, |v ml + Kl| < 2^31), then an arithmetic shift by N - 16 (floors compose). Per lane:
+ * SMLABB (v ml + Kl), SMLABT (v mh + Kh), ADD with ASR #16, ASR. mm packs (mh, ml). */
+typedef struct {
+    uint32_t mm;
+    int32_t kl, kh, sh;
+} rg_fast;
+
+static int rg_fast_prepare(rg_fast *f, int32_t m, int32_t n, int32_t s)
+{
+    const int32_t nn = n + s;
+    if (m < 0 || n < 0 || nn < 16 || nn > 46)
+        return 0;
+    const int64_t k = (n > 0 ? INT64_C(1) << (n - 1) : 0) + (s > 0 ? INT64_C(1) << (nn - 1) : 0);
+    const int32_t ml = (int32_t)((uint32_t)m & 0xFFFFu) - (((uint32_t)m & 0x8000u) ? 0x10000 : 0);
+    const int32_t mh = (int32_t)(((int64_t)m - ml) >> 16);
+    if (mh > 32767)
+        return 0;
+    f->mm = ((uint32_t)mh << 16) | ((uint32_t)m & 0xFFFFu);
+    f->kl = (int32_t)(k & 0xFFFF);
+    f->kh = (int32_t)(k >> 16);
+    f->sh = nn - 16;
+    return 1;
+}
+
+TT_ALWAYS_INLINE uint32_t rg_fast_pair(uint32_t v, const rg_fast *a, const rg_fast *b)
+{
+    const int32_t lo = (tt_smlabt(v, a->mm, a->kh) + (tt_smlabb(v, a->mm, a->kl) >> 16)) >> a->sh;
+    const int32_t hi = (tt_smlatt(v, b->mm, b->kh) + (tt_smlatb(v, b->mm, b->kl) >> 16)) >> b->sh;
+    return tt_pkhbt(lo, hi);
+}
+
+/* Pass 2 of a channel pair in the fast form, positions one after another. */
+RG_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                     const rg_fast *q0, const rg_fast *q1, int16_t *out)
+{
+    const rg_fast a = *q0, b = *q1;
+    const int16_t *gp = g + ch;
+    int16_t *op = out + ch;
+    const int16_t *end = gp + hw * c;
+    if (!mask) {
+        for (; gp != end; gp += c, op += c)
+            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp), &a, &b));
+    } else if ((c & 7) == 0) {
+        const uint8_t *mp = mask + (ch >> 3);
+        const uint32_t o = (uint32_t)ch & 7u, ms = (uint32_t)c >> 3;
+        for (; gp != end; gp += c, op += c, mp += ms) {
+            const uint32_t v = tt_read_s16x2(gp) & lane_mask[(*mp >> o) & 3u];
+            tt_write_s16x2(op, rg_fast_pair(v, &a, &b));
+        }
+    } else {
+        uint32_t bit = (uint32_t)ch;
+        for (; gp != end; gp += c, op += c, bit += (uint32_t)c)
+            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp) & mask_lanes(mask, bit), &a, &b));
+    }
+}
+
+/* One multiplier for the whole tensor: all n elements in order, pairs (i, i + 1) with i even (their mask
+ * bits share a byte), 4 pairs (a mask byte) per step. Pass 1 (range) or pass 2 (fast form). */
+TT_ALWAYS_INLINE uint32_t rg_flat_masked(const int16_t *gp, const uint8_t *mp, int32_t t)
+{
+    return tt_read_s16x2(gp + 2 * t) & (mp ? lane_mask[(*mp >> (2 * t)) & 3u] : 0xFFFFFFFFu);
+}
+
+static void rg_flat_range(int16_t *wb, const int16_t *g, const uint8_t *mask, int32_t n, int32_t *lo, int32_t *hi)
+{
+    uint32_t l2 = 0, h2 = 0;
+    int32_t i = 0;
+    for (; i + 7 < n; i += 8) {
+        const uint8_t *mp = mask ? mask + (i >> 3) : 0;
+        TT_UNROLL(4)
+        for (int32_t t = 0; t < 4; t++) {
+            const uint32_t v = rg_flat_masked(g + i, mp, t);
+            if (wb)
+                tt_write_s16x2(wb + i + 2 * t, v);
+            l2 = tt_min16x2(l2, v);
+            h2 = tt_max16x2(h2, v);
+        }
+    }
+    int32_t l = tt_lane_lo(l2) < tt_lane_hi(l2) ? tt_lane_lo(l2) : tt_lane_hi(l2);
+    int32_t h = tt_lane_lo(h2) > tt_lane_hi(h2) ? tt_lane_lo(h2) : tt_lane_hi(h2);
+    for (; i < n; i++) {
+        const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
+        l = v < l ? v : l;
+        h = v > h ? v : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
+RG_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
+                                        int16_t *out)
+{
+    const rg_fast a = *q;
+    int32_t i = 0;
+    for (; i + 7 < n; i += 8) {
+        const uint8_t *mp = mask ? mask + (i >> 3) : 0;
+        TT_UNROLL(4)
+        for (int32_t t = 0; t < 4; t++)
+            tt_write_s16x2(out + i + 2 * t, rg_fast_pair(rg_flat_masked(g + i, mp, t), &a, &a));
+    }
+    return i;
+}
+
+/* Pass 1 of a channel pair: lane-wise min and max of the masked pairs (SSUB16 + SEL). With wb (out is g,
+ * which pass 2 overwrites anyway) the masked pairs are written back, so that pass 2 needs no mask. */
+static void rg_range(int16_t *wb, const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                     int32_t *lo, int32_t *hi)
 {
     uint32_t l2 = 0, h2 = 0;
     const int16_t *gp = g + ch, *end = gp + hw * c;
+    int16_t *wp = wb ? wb + ch : 0;
     if (mask && (c & 7) == 0) {
         const uint8_t *mp = mask + (ch >> 3);
         const uint32_t o = (uint32_t)ch & 7u, ms = (uint32_t)c >> 3;
         for (; gp != end; gp += c, mp += ms) {
             const uint32_t v = tt_read_s16x2(gp) & lane_mask[(*mp >> o) & 3u];
+            if (wp) {
+                tt_write_s16x2(wp, v);
+                wp += c;
+            }
             l2 = tt_min16x2(l2, v);
             h2 = tt_max16x2(h2, v);
         }
@@ -160,6 +273,10 @@ static void rg_range(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t 
             uint32_t v = tt_read_s16x2(gp);
             if (mask)
                 v &= mask_lanes(mask, bit);
+            if (wp) {
+                tt_write_s16x2(wp, v);
+                wp += c;
+            }
             l2 = tt_min16x2(l2, v);
             h2 = tt_max16x2(h2, v);
         }
@@ -184,10 +301,20 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
      * channel is reached at its smallest or largest masked g (masked-out elements are 0, which
      * never raises the maximum). */
     uint64_t max_abs = 0;
-    for (int32_t ch = 0; ch < c; ch += pairs ? 2 : 1) {
+    /* out is g: pass 1 leaves the masked g there (the full 8-element steps of the flat form, all pairs of
+     * the per-channel one), pass 2 reads it without the mask */
+    int16_t *wb = mask && out == g ? out : 0;
+    if (!per_channel) { /* one multiplier: the range of the whole tensor */
+        int32_t lo = 0, hi = 0;
+        rg_flat_range(wb, g, mask, hw * c, &lo, &hi);
+        const uint64_t a = tt_abs64(tt_rshift_round((int64_t)lo * mult[0], shmax - shift[0]));
+        const uint64_t b = tt_abs64(tt_rshift_round((int64_t)hi * mult[0], shmax - shift[0]));
+        max_abs = a > b ? a : b;
+    }
+    for (int32_t ch = 0; per_channel && ch < c; ch += pairs ? 2 : 1) {
         int32_t lo[2] = {0, 0}, hi[2] = {0, 0};
         if (pairs) {
-            rg_range(g, mask, hw, c, ch, lo, hi);
+            rg_range(wb, g, mask, hw, c, ch, lo, hi);
         } else {
             for (int32_t p = 0, i = ch; p < hw; p++, i += c) {
                 const int32_t v = mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i];
@@ -209,8 +336,22 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
 
     /* Pass 2, per channel (pair) with its constants hoisted; out may alias g: each element (pair)
      * is read, then written. */
+    rg_fast f0, f1;
+    if (!per_channel && rg_fast_prepare(&f0, mult[0], shmax - shift[0], s)) {
+        const int32_t n = hw * c;
+        int32_t i = rg_flat_fast(g, wb ? 0 : mask, n, &f0, out);
+        const rg_chan q = rg_prepare(mult[0], shmax - shift[0], s);
+        for (; i < n; i++)
+            out[i] = rg_value(mask && !tt_mask_get(mask, (uint32_t)i) ? 0 : g[i], &q);
+        return e + shmax - 31 + s;
+    }
     for (int32_t ch = 0; ch < c; ch += pairs ? 2 : 1) {
         const int32_t j0 = per_channel ? ch : 0, j1 = per_channel && pairs ? ch + 1 : j0;
+        if (pairs && rg_fast_prepare(&f0, mult[j0], shmax - shift[j0], s) &&
+            rg_fast_prepare(&f1, mult[j1], shmax - shift[j1], s)) {
+            rg_pair_fast(g, wb ? 0 : mask, hw, c, ch, &f0, &f1, out);
+            continue;
+        }
         const rg_chan q0 = rg_prepare(mult[j0], shmax - shift[j0], s);
         const rg_chan q1 = rg_prepare(mult[j1], shmax - shift[j1], s);
         if (pairs && q0.fast && q1.fast) {

@@ -111,6 +111,17 @@ int32_t tt_input_grad_generic16(const int16_t *g, int32_t e, int32_t oh, int32_t
                                 int32_t stride, int32_t pad, int32_t groups, const int8_t *weights, int32_t h,
                                 int32_t w, int32_t cin, int32_t bits, int16_t *gx);
 
+/* The stride-1 depthwise input gradient in place: g is dL/dacc [h][w][c] (output and input have the same
+ * h x w: kernel odd, pad = kernel / 2) and is overwritten by the input gradient gx [h][w][c], exactly
+ * what tt_input_grad_depthwise16(g, e, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits, gx) writes
+ * into a separate buffer; returns the same exponent. ring: scratch for (pad + 1) rows of g, i.e.
+ * (pad + 1) * w * c int16 (not aliasing g); pass 1 (the max) only reads g, pass 2 keeps the original
+ * values of a row of g there before the row is overwritten, for the rows below that still read it (DSP
+ * builds hold their channel planes there instead). kernel <= 63. */
+int32_t tt_input_grad_depthwise16_inplace(int16_t *g, int32_t e, int32_t h, int32_t w, int32_t c, int32_t kernel,
+                                          int32_t pad, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                                          int32_t bits, int16_t *ring);
+
 /* Sum of n gradient parts (each int32 or int16, see is32) into int16 with `bits`; returns the exponent.
  * out may alias parts[0]. */
 int32_t tt_grad_sum(const void *const *parts, const uint8_t *is32, const int32_t *exps, int32_t nparts,

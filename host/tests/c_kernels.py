@@ -171,6 +171,7 @@ SIGNATURES = {
     "tt_input_grad_pointwise16": (I, [P, I, I, I, P, P, I, I, I, P]),
     "tt_input_grad_depthwise16": (I, [P, I, I, I, I, I, I, I, I, I, P, P, I, I, P]),
     "tt_input_grad_generic16": (I, [P, I, I, I, I, I, I, I, I, P, I, I, I, I, P]),
+    "tt_input_grad_depthwise16_inplace": (I, [P, I, I, I, I, I, I, P, P, I, I, P]),
     "tt_grad_sum": (I, [P, P, P, I, I, I, P]),
     "tt_weight_update_pointwise": (None, [P, I, I, I, P, I, I, I, P, P, P, P]),
     "tt_weight_update_depthwise": (None, [P, I, I, I, I, P, I, I, I, I, I, I, I, I, P, P, P, P]),
@@ -306,6 +307,17 @@ class Kernels:
         e2 = self.lib.tt_input_grad_depthwise16(_p(g), e, oh, ow, c, kernel, stride, pad, h, w, _p(w_lo), _p(w_hi),
                                                 c_lo, bits, _p(gx))
         return gx, e2
+
+    def input_grad_depthwise16_inplace(self, g, e, kernel, pad, w_lo, w_hi, c_lo, bits):
+        """g is overwritten (returned as gx); the ring is fresh garbage of exactly (pad + 1) rows, checked
+        against writes past its end by a guard band."""
+        h, w, c = g.shape
+        n = (pad + 1) * w * c
+        ring = np.full(n + 64, 0x3C3C, dtype=np.int16)
+        e2 = self.lib.tt_input_grad_depthwise16_inplace(_p(g), e, h, w, c, kernel, pad, _p(w_lo), _p(w_hi), c_lo,
+                                                        bits, _p(ring))
+        assert (ring[n:] == 0x3C3C).all(), "ring written past its (pad + 1) rows"
+        return g, e2
 
     def input_grad_generic16(self, g, e, kernel, stride, pad, groups, weights, h, w, cin, bits):
         oh, ow, cout = g.shape

@@ -499,6 +499,83 @@ if SANITIZED:
         frozen.check()
 
     @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), st.sampled_from([1, 3, 5, 7]))
+    def test_input_grad_depthwise16_inplace(libs, data, h, w, c, kernel) -> None:
+        """In place (g overwritten by gx through the (pad + 1)-row ring) equals the reference, i.e. the
+        out-of-place int16 form; odd and even sizes, tiny h (h < pad + 1 too), every channel split."""
+        pad = kernel // 2
+        c_lo = data.draw(split_count(c))
+        g = data.draw(int_values((h, w, c), 16))
+        wt = data.draw(int8_values((c, kernel, kernel, 1), -127, 127))
+        w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
+        w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
+        want32 = K.conv_backward_input(g, wt, 1, c, pad, (h, w, c))
+        e, bits = data.draw(grad_exponents), data.draw(grad_bits)
+        want, e_ref = K.grad_sum([(want32.astype(np.int64), e)], bits)
+        frozen = Frozen(w_lo=w_lo, w_hi=w_hi)
+        for lib in libs:
+            gx, e2 = lib.input_grad_depthwise16_inplace(g.copy(), e, kernel, pad, w_lo, w_hi, c_lo, bits)
+            same(gx, want.reshape(gx.shape), f"{lib} in place (bits {bits})")
+            assert e2 == e_ref, (lib, e2, e_ref)
+        frozen.check()
+
+    @pytest.mark.parametrize("bits", [16, 12, 5])
+    def test_input_grad_depthwise16_max_at_thresholds(libs, bits) -> None:
+        """Maxima |v| one below, at and one above each renormalization threshold, reached by a positive or
+        only by a negative value: the fast first pass knows max |v| only up to one (max of v ^ (v >> 31))
+        and must settle such ties exactly."""
+        thresholds = [2 ** (bits - 1)] + [2 ** (bits - 1 + t) - 2 ** (t - 1) for t in range(1, 4)]
+        for thr in thresholds:
+            for target in (thr - 1, thr, thr + 1):
+                for sign in (1, -1):
+                    t = sign * target
+                    m = max(1, -(-abs(t) // 30000))
+                    q = int(np.fix(t / m))
+                    rem = t - q * m
+                    g = np.zeros((2, 4, 2), dtype=np.int16)
+                    g[0, 0, :] = q
+                    g[0, 1, :] = rem
+                    g[1, 3, 1] = -q // 3
+                    wt = np.zeros((2, 3, 3, 1), dtype=np.int8)
+                    wt[:, 1, 1, 0] = m
+                    wt[:, 1, 0, 0] = 1
+                    want32 = K.conv_backward_input(g, wt, 1, 2, 1, (2, 4, 2))
+                    assert abs(int(want32[0, 0, 0])) == target
+                    want, e_ref = K.grad_sum([(want32.astype(np.int64), -3)], bits)
+                    w_hi = np.ascontiguousarray(wt[:, :, :, 0])
+                    for lib in libs:
+                        what = f"{lib} bits={bits} v={t}"
+                        gx, e2 = lib.input_grad_depthwise16(g, -3, 3, 1, 1, 2, 4, None, w_hi, 0, bits)
+                        same(gx, want.reshape(gx.shape), what)
+                        assert e2 == e_ref, what
+                        gx, e2 = lib.input_grad_depthwise16_inplace(g.copy(), -3, 3, 1, None, w_hi, 0, bits)
+                        same(gx, want.reshape(gx.shape), what + " in place")
+                        assert e2 == e_ref, what
+
+    @pytest.mark.parametrize("kernel", [3, 5, 7])
+    def test_input_grad_depthwise16_inplace_layers(libs, kernel) -> None:
+        """Layer-sized in-place cases (the planes in the ring; planes too large for it and for the stack
+        take the row-by-row ring), against the out-of-place kernel and the reference."""
+        r = np.random.default_rng(kernel)
+        for h, w, c, c_lo in [(4, 4, 96, 0), (8, 8, 40, 8), (7, 7, 24, 24), (5, 9, 9, 4), (20, 20, 6, 2), (1, 6, 10, 3)]:
+            pad = kernel // 2
+            g = r.integers(-(2**15), 2**15, (h, w, c)).astype(np.int16)
+            wt = r.integers(-127, 128, (c, kernel, kernel, 1)).astype(np.int8)
+            w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
+            w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
+            want32 = K.conv_backward_input(g, wt, 1, c, pad, (h, w, c))
+            for bits in (16, 11):
+                want, e_ref = K.grad_sum([(want32.astype(np.int64), -9)], bits)
+                for lib in libs:
+                    gx, e2 = lib.input_grad_depthwise16_inplace(g.copy(), -9, kernel, pad, w_lo, w_hi, c_lo, bits)
+                    what = f"{lib} {h}x{w}x{c} k={kernel} bits={bits}"
+                    same(gx, want.reshape(gx.shape), what)
+                    assert e2 == e_ref, what
+                    gx2, e3 = lib.input_grad_depthwise16(g, -9, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits)
+                    same(gx2, gx, what + " (out of place)")
+                    assert e3 == e2
+
+    @FAST
     @given(st.data(), st.integers(1, 7), st.integers(1, 7), st.integers(1, 6), st.integers(1, 3),
            st.sampled_from([1, 3, 5]), strides, st.booleans())
     def test_input_grad_generic(libs, data, h, w, cin, og, kernel, stride, same_pad) -> None:
