@@ -342,7 +342,8 @@ class _Emitter:
         return OP_KIND[s.kind]
 
     def function(self, name: str, steps: list[Step], plan: ArenaPlan, train: bool) -> str:
-        exps = sorted({b for s in steps for b in s.writes if self.p.buffers[b].role in ("grad", "grad32")})
+        exps = sorted({b for s in steps for b in s.writes
+                       if self.p.buffers[b].role in ("grad", "grad32") and b != s.attrs.get("ring")})
         body = []
         if exps:
             body.append("    int32_t " + ", ".join(f"e_{ident(b)} = 0" for b in exps) + ";")

@@ -117,7 +117,7 @@ class CompileOptions:
     # sample into the arena first (the firmware's TRAIN/INFER pull the payload during the step).
     stream_input: bool = True
     # Stride-1 depthwise input gradients with frozen weights overwrite their dL/dacc (a ring of rows).
-    inplace_depthwise_grads: bool = False  # TODO(kernel): on once tt_input_grad_depthwise16_inplace lands
+    inplace_depthwise_grads: bool = True
     # Layers whose input gradient, although the only one of its tensor, stays int32 and is renormalized
     # afterwards: one pass instead of two, for more memory (compiler.choose_wide_input_grads).
     wide_input_grads: frozenset[str] = frozenset()
