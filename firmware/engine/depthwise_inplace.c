@@ -6,6 +6,7 @@
  * one call of the strip form of tt_conv_depthwise, so results are bit-identical. */
 #include <string.h>
 
+#include "engine/depthwise_inplace.h"
 #include "engine/tt_kernels.h"
 
 void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
@@ -13,6 +14,8 @@ void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int3
                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring)
 {
+    if (tt_conv_depthwise_inplace_fast(xy, h, w, c, kernel, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask))
+        return;
     const int32_t row = w * c;
     const int32_t slots = pad + 1;
     for (int32_t r = 0; r < h; ++r) {

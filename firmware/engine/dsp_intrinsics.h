@@ -133,6 +133,28 @@ static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 static inline int32_t tt_ssat10(int32_t x) { return __ssat(x, 10); }
 static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
 
+/* (acc * 2^32 + a b + 2^31) >> 32: SMMLAR (the rounded high word of a 64-bit multiply-accumulate). */
+static inline int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+/* PKHBT lo, hi, LSL #16: the bottom half of lo, the bottom half of hi on top. */
+static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+/* PKHTB hi, lo, ASR #16: the top half of hi, the top half of lo at the bottom. */
+static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
+    return r;
+}
+
 /* base[idx] of a word-aligned doubleword array in one LDRD (GCC's Cortex-M7 tuning splits 64-bit
  * loads into two LDR); idx a compile-time constant after inlining and unrolling (else a plain load). The
  * memory operand names the region from base on as read (so stores to it stay before the load)
@@ -152,6 +174,28 @@ typedef struct {
             _Pragma("GCC diagnostic pop")                                                          \
         } else {                                                                                   \
             v_ = (base)[idx];                                                                      \
+        }                                                                                          \
+        v_;                                                                                        \
+    })
+
+
+/* The 32-bit words p[off], p[off + 1] (p word-aligned, any element type) in one LDRD, low word =
+ * the first; off a compile-time constant (in words) after inlining and unrolling, else two loads.
+ * The memory operand (a may_alias type: p may point to int16 data) names the region read. */
+typedef struct {
+    uint32_t d[1024];
+} __attribute__((may_alias)) tt_ldrd_region;
+#define tt_ldrd_w(p, off)                                                                          \
+    __extension__({                                                                                \
+        uint64_t v_;                                                                               \
+        if (__builtin_constant_p(off)) {                                                           \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
+            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
+                    : "=r"(v_)                                                                     \
+                    : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));     \
+            _Pragma("GCC diagnostic pop")                                                          \
+        } else {                                                                                   \
+            TT_MEMCPY(&v_, (const char *)(p) + 4 * (off), 8);                                      \
         }                                                                                          \
         v_;                                                                                        \
     })
@@ -215,7 +259,20 @@ static inline int32_t tt_qadd(int32_t a, int32_t b)
 }
 static inline int32_t tt_ssat10(int32_t x) { return x > 511 ? 511 : x < -512 ? -512 : x; }
 static inline int32_t tt_ssat8(int32_t x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
+static inline int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    const uint64_t v = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) + 0x80000000u;
+    return tt_s32((uint32_t)(v >> 32));
+}
+static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
+static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo) { return (hi & 0xFFFF0000u) | (lo >> 16); }
 #define tt_ld64(base, idx) ((base)[idx])
+static inline uint64_t tt_ldrd_w(const void *p, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)p + 4 * off, 8); /* little-endian host: low word first */
+    return v;
+}
 #endif
 
 #endif

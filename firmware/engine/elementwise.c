@@ -108,9 +108,99 @@ static int add_fast(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, cons
     return 1;
 }
 
+#if TT_DSP
+/* The DSP form of the common case, every MBQM as one SMMLAR: with X = 2 x (|x| < 2^29),
+ * SMMLAR(X, m, K) = SRDHM(x, m) + K exactly, and for a right shift e >= 1, K = 2^(e-1) (+ zo 2^e for
+ * the output): (SMMLAR + (X >> 31)) >> e = RDBPOT(SRDHM, e) (+ zo), as in conv_forward.c; e = 0 is
+ * SRDHM alone. The inputs' 2 ((v - z) << ls) = v 2^(ls+1) - z 2^(ls+1). */
+typedef struct {
+    int32_t ls1, zs1, zs2, m1, m2, k1, k2, e1, e2, mo, ko, eo;
+} add_dsp_consts;
+
+TT_ALWAYS_INLINE int32_t add_dsp_scale(int32_t v, int32_t ls1, int32_t zs, int32_t m, int32_t k, int32_t e, int right)
+{
+    const int32_t x2 = v * (1 << ls1) - zs;
+    const int32_t h = tt_smmlar(x2, m, k);
+    return right ? (h + (x2 >> 31)) >> e : h;
+}
+
+TT_ALWAYS_INLINE void add_dsp_loop(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const add_dsp_consts *kc,
+                                   uint8_t *mask, int r1, int r2)
+{
+    const int32_t ls1 = kc->ls1, zs1 = kc->zs1, zs2 = kc->zs2, m1 = kc->m1, m2 = kc->m2, k1 = kc->k1, k2 = kc->k2;
+    const int32_t e1 = kc->e1, e2 = kc->e2, mo = kc->mo, ko = kc->ko, eo = kc->eo;
+    uint32_t bits = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t sa = add_dsp_scale(a[i], ls1, zs1, m1, k1, e1, r1);
+        const int32_t sb = add_dsp_scale(b[i], ls1, zs2, m2, k2, e2, r2);
+        const int32_t s2 = (sa + sb) * 2; /* |sa + sb| < 2^29 */
+        const int32_t pre = (tt_smmlar(s2, mo, ko) + (s2 >> 31)) >> eo;
+        const int32_t v = tt_ssat8(pre);
+        y[i] = (int8_t)v;
+        if (mask) {
+            bits |= (uint32_t)(v == pre) << (i & 7);
+            if ((i & 7) == 7) {
+                mask[i >> 3] = (uint8_t)bits;
+                bits = 0;
+            }
+        }
+    }
+    if (mask && (n & 7))
+        mask[n >> 3] = (uint8_t)bits;
+}
+
+#define ADD_DSP_INST(R1, R2)                                                                                     \
+    ADD_NOINLINE static void add_dsp_##R1##R2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,             \
+                                              const add_dsp_consts *kc, uint8_t *mask)                           \
+    {                                                                                                            \
+        if (mask)                                                                                                \
+            add_dsp_loop(a, b, y, n, kc, mask, R1, R2);                                                          \
+        else                                                                                                     \
+            add_dsp_loop(a, b, y, n, kc, 0, R1, R2);                                                             \
+    }
+ADD_DSP_INST(0, 0)
+ADD_DSP_INST(0, 1)
+ADD_DSP_INST(1, 0)
+ADD_DSP_INST(1, 1)
+
+static int add_dsp(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const tt_add_params *p, uint8_t *mask)
+{
+    const int32_t e1 = -p->s1, e2 = -p->s2, eo = -p->so;
+    if (p->left_shift < 0 || p->left_shift > 20 || e1 < 0 || e1 > 31 || e2 < 0 || e2 > 31 || p->m1 < 0 || p->m2 < 0 ||
+        p->mo < 0 || eo < 1 || eo > 23)
+        return 0;
+    add_dsp_consts k;
+    k.ls1 = p->left_shift + 1;
+    k.zs1 = p->z1 * (1 << k.ls1);
+    k.zs2 = p->z2 * (1 << k.ls1);
+    k.m1 = p->m1;
+    k.m2 = p->m2;
+    k.k1 = e1 ? (int32_t)(UINT32_C(1) << (e1 - 1)) : 0;
+    k.k2 = e2 ? (int32_t)(UINT32_C(1) << (e2 - 1)) : 0;
+    k.e1 = e1;
+    k.e2 = e2;
+    k.mo = p->mo;
+    k.ko = (int32_t)(UINT32_C(1) << (eo - 1)) + p->zo * (int32_t)(UINT32_C(1) << eo);
+    k.eo = eo;
+    if (e1 && e2)
+        add_dsp_11(a, b, y, n, &k, mask);
+    else if (e1)
+        add_dsp_10(a, b, y, n, &k, mask);
+    else if (e2)
+        add_dsp_01(a, b, y, n, &k, mask);
+    else
+        add_dsp_00(a, b, y, n, &k, mask);
+    return 1;
+}
+#endif
+
 /* Element-wise, so y may alias a or b. */
 void tt_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const tt_add_params *p, uint8_t *mask)
 {
+#if TT_DSP
+    if (add_dsp(a, b, y, n, p, mask))
+        return;
+#endif
     if (add_fast(a, b, y, n, p, mask))
         return;
     const int32_t ls = p->left_shift;

@@ -158,6 +158,7 @@ SIGNATURES = {
     "tt_round_shift": (c_int64, [c_int64, I, I, c_uint32]),
     "tt_conv_pointwise": (None, [P, I, I, P, I, P, P, I, P, P, P, P, I, I, P]),
     "tt_conv_depthwise": (None, [P, I, I, I, P, I, I, I, I, I, I, P, P, I, P, P, P, I, I, P]),
+    "tt_conv_depthwise_inplace": (None, [P, I, I, I, I, I, P, P, I, P, P, P, I, I, P, P]),
     "tt_conv_generic": (None, [P, I, I, I, P, I, I, I, I, I, I, I, I, P, P, P, P, I, I, P]),
     "tt_add": (None, [P, P, P, I, P, P]),
     "tt_avgpool": (None, [P, I, I, P, I, I, I, I, P]),
@@ -227,6 +228,19 @@ class Kernels:
                                    pad if pad_left is None else pad_left, _p(w_lo), _p(w_hi), c_lo,
                                    _p(bias), _p(mult), _p(shift), zx, zy, _p(mask))
         return y, mask
+
+    def conv_depthwise_inplace(self, x, kernel, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask):
+        """tt_conv_depthwise_inplace (depthwise_inplace.h): stride 1, pad k//2, the output over a copy of x
+        (the ring scratch guarded by canaries)."""
+        xy = _i8(x).copy()
+        h, w, c = xy.shape
+        pad = kernel // 2
+        mask = mask_bytes(h * w * c) if with_mask else None
+        ring = np.full((pad + 1) * w * c + 64, 0x5A, dtype=np.uint8)
+        self.lib.tt_conv_depthwise_inplace(_p(xy), h, w, c, kernel, pad, _p(w_lo), _p(w_hi), c_lo, _p(bias), _p(mult),
+                                           _p(shift), zx, zy, _p(mask), ring.ctypes.data + 32)
+        assert (ring[:32] == 0x5A).all() and (ring[-32:] == 0x5A).all(), "ring scratch overrun"
+        return xy, mask
 
     def conv_generic(self, x, oh, ow, cout, kernel, stride, pad, groups, weights, bias, mult, shift, zx, zy,
                      with_mask, pad_left=None):
