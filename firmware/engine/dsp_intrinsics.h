@@ -120,13 +120,6 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
     return r;
 }
 static inline uint32_t tt_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
-/* tt_pack16 in one PKHBT (GCC spells it UXTH + ORR). */
-static inline uint32_t tt_pkhbt(int32_t lo, int32_t hi)
-{
-    uint32_t r;
-    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
-    return r;
-}
 
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
@@ -251,7 +244,6 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_min_s(tt_lane_lo(a), tt_lane_lo(b)), tt_min_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
-static inline uint32_t tt_pkhbt(int32_t lo, int32_t hi) { return tt_pack16(lo, hi); }
 static inline int32_t tt_qadd(int32_t a, int32_t b)
 {
     int64_t s = (int64_t)a + b;

@@ -172,7 +172,7 @@ TT_ALWAYS_INLINE uint32_t rg_fast_pair(uint32_t v, const rg_fast *a, const rg_fa
 {
     const int32_t lo = (tt_smlabt(v, a->mm, a->kh) + (tt_smlabb(v, a->mm, a->kl) >> 16)) >> a->sh;
     const int32_t hi = (tt_smlatt(v, b->mm, b->kh) + (tt_smlatb(v, b->mm, b->kl) >> 16)) >> b->sh;
-    return tt_pkhbt(lo, hi);
+    return tt_pkhbt((uint32_t)lo, (uint32_t)hi); /* tt_pack16 in one PKHBT */
 }
 
 /* Pass 2 of a channel pair in the fast form, positions one after another. */
