@@ -90,23 +90,37 @@ def _arena(program: TrainingProgram) -> int:
                arena_plan.plan(program.infer_steps, program.buffers, model.input).arena_bytes)
 
 
-def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions) -> tuple[int, int] | None:
-    """The streaming stage (last op index, rows per strip) that minimizes the arena; None when no
-    stage helps. Fewer, taller strips win ties (fewer kernel calls)."""
+def _strips(program: TrainingProgram) -> int:
+    return sum(len(s.attrs["stage"].strips) for s in program.train_steps if s.kind == "patch_stage")
+
+
+def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
+                 arena_limit: int | None = None) -> tuple[int, int] | None:
+    """The streaming stage (last op index, rows per strip), or None for none. Without a limit: the
+    one that minimizes the arena (fewer, taller strips win ties: fewer kernel calls). With an arena
+    limit (from a budget): among those within it, the one with the fewest strips, i.e. the fewest
+    short kernel calls on row bands (whole tensors are what the kernels run fastest on)."""
     from .patch_stage import candidate_cuts
     from .training_program import frozen_tensors
 
     base = replace(options, stage=None, patch=False)
-    best_arena = _arena(compile_program(model, scheme, base))
+    plain = compile_program(model, scheme, base)
+    best_arena = _arena(plain)
     best = None
+    feasible = [(0, best_arena, None)] if arena_limit is not None and best_arena <= arena_limit else []
     for cut in candidate_cuts(model, frozen_tensors(model, scheme)):
         rows = model.tensors[model.ops[cut].output].shape[0]
         for per_strip in (4, 2, 1):
             if per_strip >= rows:
                 continue
-            arena = _arena(compile_program(model, scheme, replace(base, stage=(cut, per_strip))))
+            program = compile_program(model, scheme, replace(base, stage=(cut, per_strip)))
+            arena = _arena(program)
+            if arena_limit is not None and arena <= arena_limit:
+                feasible.append((_strips(program), arena, (cut, per_strip)))
             if arena < best_arena * 0.99:
                 best_arena, best = arena, (cut, per_strip)
+    if feasible:
+        return min(feasible, key=lambda f: (f[0], f[1]))[2]
     return best
 
 
@@ -129,18 +143,18 @@ def choose_wide_input_grads(model: Model, scheme: SparseScheme, options: Compile
 
 def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
                   budget_bytes: int | None = None) -> CompileOptions:
-    """Fills in what the compiler chooses itself: the streaming front (the one with the smallest
-    arena) and the int32 input gradients (where they cost no memory, or with a budget, wherever
-    the planned peak stays within it: memory the budget allows is spent on speed)."""
+    """Fills in what the compiler chooses itself: the streaming front and the int32 input gradients.
+    Without a budget both minimize memory; with one, memory the budget allows is spent on speed
+    (the stage with the fewest strips that fits, then int32 gradients while the plan still fits)."""
+    limit = None
+    if budget_bytes is not None:
+        program = compile_program(model, scheme, replace(options, stage=None, patch=False))
+        limit = (budget_bytes - program.trainable_sram_bytes - runtime_state_bytes(program)
+                 - FIRMWARE_BASE["static_bytes"] - FIRMWARE_BASE["stack_bytes"])
     if options.stage is None and options.patch:
-        options = replace(options, stage=choose_stage(model, scheme, options))
+        options = replace(options, stage=choose_stage(model, scheme, options, limit))
     options = replace(options, patch=False)
     if not options.wide_input_grads:
-        limit = None
-        if budget_bytes is not None:
-            program = compile_program(model, scheme, options)
-            limit = (budget_bytes - program.trainable_sram_bytes - runtime_state_bytes(program)
-                     - FIRMWARE_BASE["static_bytes"] - FIRMWARE_BASE["stack_bytes"])
         options = replace(options, wide_input_grads=choose_wide_input_grads(model, scheme, options, limit))
     return options
 
