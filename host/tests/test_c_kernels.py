@@ -810,6 +810,27 @@ if SANITIZED:
             same(out, want, f"{lib} bits={bits}")
             assert e == e_ref
 
+    @pytest.mark.parametrize("bits", [16, 12])
+    def test_requant_grad_small_total_shift(libs, bits) -> None:
+        """Large multipliers on tiny gradients, so that the total right shift n + s falls below 16 (the
+        fast form's small-shift variant), per channel and per tensor, masked, in place and not."""
+        r = np.random.default_rng(bits)
+        g = r.integers(-1, 2, (24, 8)).astype(np.int16)
+        mult = np.array([2**29 + 12345, 2**30 - 1, 2**29 + 2**28 + 77, 2**30 - 999, 2**29, 1 << 28, 2**30 - 7, 3 << 28],
+                        dtype=np.int32)
+        shift = np.zeros(8, dtype=np.int32)
+        mask = r.random(g.shape) < 0.8
+        for per_channel, sh1 in ((True, 0), (False, 0), (True, -1)):
+            shift[5:] = sh1
+            m, sh = (mult, shift) if per_channel else (mult[:1], shift[:1])
+            want, e_ref = K.requant_backward(g, -3, mask, m.astype(np.int64), sh.astype(np.int64), bits)
+            for lib in libs:
+                for in_place in (False, True):
+                    gin = g.copy()
+                    out, e = lib.requant_grad(gin, -3, packed(mask), m, sh, bits, out=gin if in_place else None)
+                    same(out, want, f"{lib} per_channel={per_channel} in_place={in_place}")
+                    assert e == e_ref
+
     @pytest.mark.parametrize("bits", [2, 9, 15, 16])
     def test_grad_sum_one_int32_part(libs, bits) -> None:
         """The single-int32-part renormalization (an input gradient's): maxima of every bit length,
