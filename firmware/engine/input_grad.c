@@ -16,6 +16,12 @@
 
 enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2, IG_ACC32 = 3 };
 
+#if defined(__GNUC__)
+#define IG_NOINLINE __attribute__((noinline))
+#else
+#define IG_NOINLINE
+#endif
+
 typedef struct {
     int32_t *gx32;
     int16_t *gx16;
@@ -442,8 +448,9 @@ TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c
 #define DWP_MAX_NA 7
 #define DWP_MAX_NP 4
 #define DWP_PW 16            /* plane row length (int16 elements): a compile-time constant */
-#define DWP_STACK_PLANES 192 /* int16 elements of plane scratch on the stack: one plane (the stack's
-                                high-water mark is part of the planned peak SRAM) */
+#define DWP_STACK_PLANES 160 /* int16 elements of plane scratch on the stack: one plane, 10 rows (8x8
+                                inputs, kernel 3); the stack's high-water mark is part of the planned
+                                peak SRAM */
 
 typedef struct {
     int32_t n[2];    /* taps of class r along the axis: kernel indices r, r + s, ... */
@@ -632,9 +639,8 @@ static void dwp_class_any(const dwp_cls *q, const int16_t *plane, const uint64_t
 /* Every class of one channel (weights wc, its plane): kernel and stride constants of the instantiation
  * (0: run-time values K, S, through dwp_class_any). */
 TT_ALWAYS_INLINE void dwp_channel(dwp_job *j, const int16_t *plane, const int8_t *wc, int32_t ch, int32_t kernel,
-                                  int32_t s, int mode)
+                                  int32_t s, int mode, uint64_t *wt)
 {
-    uint64_t wt[DWP_MAX_NA * DWP_MAX_NP / 2];
     int32_t *gx32 = mode == IG_STORE32 ? j->gx32 + ch : 0;
     int16_t *gx16 = mode == IG_STORE16 ? j->gx16 + ch : 0;
     const int32_t k0 = mode == IG_STORE16 ? j->k0 : 0;
@@ -675,18 +681,23 @@ typedef void (*dwp_fn)(dwp_job *j, const int16_t *plane, const int8_t *wc, int32
 #else
 #define DWP_HOT DWG_NOINLINE
 #endif
+/* Words of the largest class's weight table: ceil(K / S) rows of ceil(K / S) taps in pairs. */
+#define DWP_WT(K, S) ((((K) + (S) - 1) / (S) * ((((K) + (S) - 1) / (S) + 1) / 2) + 1) / 2)
 #define DWP_INST(K, S)                                                                                         \
     DWP_HOT static void dwp_r_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)             \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_RANGE);                                                             \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_RANGE, wt);                                                         \
     }                                                                                                          \
     DWP_HOT static void dwp_s16_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE16);                                                           \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_STORE16, wt);                                                       \
     }                                                                                                          \
     DWP_HOT static void dwp_s32_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE32);                                                           \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_STORE32, wt);                                                       \
     }
 DWP_INST(3, 1)
 DWP_INST(5, 1)
@@ -816,6 +827,10 @@ static uint32_t dwp_pass(const dwp_geom *G, const int16_t *g, int32_t oh, int32_
 
 /* The normalized form through planes: pass 1 the max (exactly, from max(v ^ (v >> 31)) unless it sits
  * next to a threshold of the shift, then by the HWC walk), pass 2 the stores. gx16 may be g. */
+IG_NOINLINE static void dwb_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                                  int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
+                                  int32_t c_lo, ig_sink *k);
+
 static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                               int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                               const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx16, int16_t *planes,
@@ -826,7 +841,7 @@ static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, i
     int32_t s = tt_normalize_shift(x, bits);
     if (s != tt_normalize_shift((uint64_t)x + 1u, bits)) {
         ig_sink k = {0, 0, 0, 0, 0, 0};
-        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+        dwb_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k);
         s = ig_start16(&k, bits);
     }
     dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE16, planes, nplanes, 0, gx16, s);
@@ -834,9 +849,9 @@ static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, i
 }
 #endif
 
-TT_ALWAYS_INLINE void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                                     int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
+TT_ALWAYS_INLINE void depthwise_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                         int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                         const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL) {
@@ -847,6 +862,46 @@ TT_ALWAYS_INLINE void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, i
     dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, 0, c);
 }
 
+/* The HWC walk, one function per sink mode: its weight table stays out of the callers' frames (the
+ * stack's high-water mark counts). */
+#define DWB_ARGS                                                                                        \
+    const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad, int32_t h, \
+        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, ig_sink *k
+#define DWB_INST(NAME, MODE)                                                                            \
+    IG_NOINLINE static void NAME(DWB_ARGS)                                                              \
+    {                                                                                                   \
+        depthwise_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE);          \
+    }
+DWB_INST(dwb_range, IG_RANGE)
+DWB_INST(dwb_store16, IG_STORE16)
+DWB_INST(dwb_store32, IG_STORE32)
+
+static void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                           int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                           ig_sink *k, int mode)
+{
+    (mode == IG_RANGE ? dwb_range : mode == IG_STORE16 ? dwb_store16 : dwb_store32)(g, oh, ow, c, kernel, stride, pad,
+                                                                                  h, w, w_lo, w_hi, c_lo, k);
+}
+
+#if TT_DSP
+/* The plane forms with their plane on the stack, in frames of their own. */
+IG_NOINLINE static void dwp32_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
+                                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+{
+    int16_t planes[DWP_STACK_PLANES];
+    dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
+}
+
+IG_NOINLINE static int32_t dwp16_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
+                                       int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
+                                       const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+{
+    int16_t planes[DWP_STACK_PLANES];
+    return dwp_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+}
+#endif
+
 void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                              int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
                              int32_t c_lo, int32_t *gx)
@@ -854,8 +909,7 @@ void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c
 #if TT_DSP
     dwp_geom G;
     if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        dwp_pass(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
+        dwp32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx);
         return;
     }
 #endif
@@ -885,8 +939,7 @@ int tt_dwg_planes16(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t
         return 1;
     }
     if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        *s = dwp_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+        *s = dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
         return 1;
     }
 #else
@@ -902,10 +955,8 @@ int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32
 {
 #if TT_DSP
     dwp_geom G;
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        return e + dwp_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
-    }
+    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES))
+        return e + dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
 #endif
     ig_sink k = {0, gx, 0, 0, 0, 0};
     depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
