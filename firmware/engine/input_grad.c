@@ -130,18 +130,22 @@ TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8
  * transposed into int16 pairs along the outputs: per output pair (o, o+1) the words (w[o][i],
  * w[o+1][i]), i = 0..3, which SMLAD meets with the int16 pair (g[o], g[o+1]). An odd last output
  * is paired with 0. */
+TT_ALWAYS_INLINE void igp_entry(uint32_t a, uint32_t b, uint64_t *tab)
+{
+    const uint32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a), be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
+    const uint32_t w[4] = {tt_pkhbt((int32_t)ae, (int32_t)be), tt_pkhbt((int32_t)ao, (int32_t)bo), tt_pkhtb_hi(ae, be),
+                           tt_pkhtb_hi(ao, bo)};
+    TT_MEMCPY(tab, w, sizeof w);
+}
+
 static void igp_table(const int8_t *wcol, int32_t stride, int32_t o0, int32_t no, uint64_t *tab)
 {
     const int8_t *wa = wcol + o0 * stride;
-    for (int32_t j = 0; j < no; j += 2, wa += 2 * stride, tab += 2) {
-        const uint32_t a = tt_read_s8x4(wa), b = j + 1 < no ? tt_read_s8x4(wa + stride) : 0u;
-        const uint32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a), be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
-        /* (ae.lo, be.lo) is PKHBT; (ae.hi, be.hi) = PKHTB: be's top with ae's top shifted down */
-        const uint32_t w0 = tt_pkhbt((int32_t)ae, (int32_t)be), w1 = tt_pkhbt((int32_t)ao, (int32_t)bo);
-        const uint32_t w2 = (be & 0xFFFF0000u) | (ae >> 16), w3 = (bo & 0xFFFF0000u) | (ao >> 16);
-        tab[0] = w0 | (uint64_t)w1 << 32;
-        tab[1] = w2 | (uint64_t)w3 << 32;
-    }
+    int32_t j = 0;
+    for (; j + 1 < no; j += 2, wa += 2 * stride, tab += 2)
+        igp_entry(tt_read_s8x4(wa), tt_read_s8x4(wa + stride), tab);
+    if (j < no)
+        igp_entry(tt_read_s8x4(wa), 0u, tab);
 }
 
 /* gx[p][i0..i0+3] (+)= sum over outputs [o0, o0 + no) of g[p][o] w[o][i] for every position, from the
