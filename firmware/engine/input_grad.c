@@ -123,8 +123,9 @@ TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8
 #endif
 
 #if TT_DSP
-/* Output channels per transposed-weight table: 4 input channels x 32 output pairs x 4 bytes. */
-#define IGP_OC 64
+/* Output channels per transposed-weight table (on the stack: 4 input channels x 48 output pairs x 4 bytes =
+ * 768 bytes, which keeps the stack's high-water mark within the planned 2 KB). */
+#define IGP_OC 96
 
 /* The weights of input channels wcol[0..3] (rows of `stride` bytes) for outputs [o0, o0 + no),
  * transposed into int16 pairs along the outputs: per output pair (o, o+1) the words (w[o][i],
