@@ -849,6 +849,30 @@ if SANITIZED:
                 same(got, want, f"{lib} in place top={top} bits={bits}")
                 assert e == e_ref
 
+    @pytest.mark.parametrize("bits", [16, 12, 5])
+    def test_grad_sum_max_at_thresholds(libs, bits) -> None:
+        """Sums whose max |v| sits one below, at or one above a threshold of the shift and is reached by a
+        positive value or only by a negative one: the first passes know max |v| only up to one (max of
+        v ^ (v >> 31)) and settle such ties exactly; one int32 part, and two parts shifted left."""
+        thresholds = [2 ** (bits - 1)] + [2 ** (bits - 1 + t) - 2 ** (t - 1) for t in range(1, 6)]
+        for thr in thresholds:
+            for target in (thr - 1, thr, thr + 1):
+                for sign in (1, -1):
+                    v = np.array([sign * target, -sign * (target // 3), 5, -7, 0], dtype=np.int32)
+                    want, e_ref = K.grad_sum([(v.astype(np.int64), -4)], bits)
+                    # two parts: an int16 part 3 binades up (shifted left by 3) plus an int32 remainder
+                    hi = np.clip(v >> 3, -(2**15), 2**15 - 1).astype(np.int16)
+                    lo = (v - (hi.astype(np.int64) << 3)).astype(np.int32)
+                    want2, e_ref2 = K.grad_sum([(hi.astype(np.int64), -1), (lo.astype(np.int64), -4)], bits)
+                    for lib in libs:
+                        what = f"{lib} bits={bits} v={sign * target}"
+                        got, e = lib.grad_sum([v.copy()], [-4], bits)
+                        same(got, want, what)
+                        assert e == e_ref, what
+                        got, e = lib.grad_sum([hi.copy(), lo.copy()], [-1, -4], bits)
+                        same(got, want2, what + " (two parts)")
+                        assert e == e_ref2, what
+
     @pytest.mark.parametrize("seed", range(2))
     def test_layer_sized_strips(libs, seed) -> None:
         """Bands of rows of layer-sized depthwise and first-layer convs (pad_top 0 or k//2, bottom padding
