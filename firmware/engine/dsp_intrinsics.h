@@ -120,6 +120,13 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
     return r;
 }
 static inline uint32_t tt_sadd16(uint32_t a, uint32_t b) { return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
+/* (a.hi, b.hi) as (lo, hi) lanes in one PKHTB (b's top over a's top shifted down). */
+static inline uint32_t tt_pkhtb_hi(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
+    return r;
+}
 
 static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* clamp to [-512, 511] and to int8: SSAT (GCC does not find it from the C clamps) */
@@ -244,6 +251,7 @@ static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_min_s(tt_lane_lo(a), tt_lane_lo(b)), tt_min_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
+static inline uint32_t tt_pkhtb_hi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
 static inline int32_t tt_qadd(int32_t a, int32_t b)
 {
     int64_t s = (int64_t)a + b;

@@ -149,12 +149,13 @@ RG_NOINLINE static void rg_pair_any(const int16_t *g, const uint8_t *mask, int32
 typedef struct {
     uint32_t mm;
     int32_t kl, kh, sh;
+    int small; /* N < 16 (tiny or zero values): (v mh << (16 - N)) + ((v ml + K) >> N), kh = 16 - N */
 } rg_fast;
 
 static int rg_fast_prepare(rg_fast *f, int32_t m, int32_t n, int32_t s)
 {
     const int32_t nn = n + s;
-    if (m < 0 || n < 0 || nn < 16 || nn > 46)
+    if (m < 0 || n < 0 || nn > 46)
         return 0;
     const int64_t k = (n > 0 ? INT64_C(1) << (n - 1) : 0) + (s > 0 ? INT64_C(1) << (nn - 1) : 0);
     const int32_t ml = (int32_t)((uint32_t)m & 0xFFFFu) - (((uint32_t)m & 0x8000u) ? 0x10000 : 0);
@@ -162,22 +163,36 @@ static int rg_fast_prepare(rg_fast *f, int32_t m, int32_t n, int32_t s)
     if (mh > 32767)
         return 0;
     f->mm = ((uint32_t)mh << 16) | ((uint32_t)m & 0xFFFFu);
-    f->kl = (int32_t)(k & 0xFFFF);
-    f->kh = (int32_t)(k >> 16);
-    f->sh = nn - 16;
+    f->small = nn < 16;
+    if (f->small) {
+        /* floor((v m + K) / 2^N) = v mh 2^(16-N) + floor((v ml + K) / 2^N) (K < 2^N <= 2^15), computed
+         * modulo 2^32: the result fits 16 bits, so the wrap of v mh 2^(16-N) cannot show */
+        f->kl = (int32_t)k;
+        f->kh = 16 - nn;
+        f->sh = nn;
+    } else {
+        f->kl = (int32_t)(k & 0xFFFF);
+        f->kh = (int32_t)(k >> 16);
+        f->sh = nn - 16;
+    }
     return 1;
 }
 
-TT_ALWAYS_INLINE uint32_t rg_fast_pair(uint32_t v, const rg_fast *a, const rg_fast *b)
+TT_ALWAYS_INLINE uint32_t rg_fast_pair(uint32_t v, const rg_fast *a, const rg_fast *b, int small)
 {
+    if (small) {
+        const uint32_t lo = ((uint32_t)tt_smlabt(v, a->mm, 0) << a->kh) + (uint32_t)(tt_smlabb(v, a->mm, a->kl) >> a->sh);
+        const uint32_t hi = ((uint32_t)tt_smlatt(v, b->mm, 0) << b->kh) + (uint32_t)(tt_smlatb(v, b->mm, b->kl) >> b->sh);
+        return tt_pkhbt((int32_t)(lo & 0xFFFFu), (int32_t)(hi & 0xFFFFu));
+    }
     const int32_t lo = (tt_smlabt(v, a->mm, a->kh) + (tt_smlabb(v, a->mm, a->kl) >> 16)) >> a->sh;
     const int32_t hi = (tt_smlatt(v, b->mm, b->kh) + (tt_smlatb(v, b->mm, b->kl) >> 16)) >> b->sh;
     return tt_pkhbt((uint32_t)lo, (uint32_t)hi); /* tt_pack16 in one PKHBT */
 }
 
 /* Pass 2 of a channel pair in the fast form, positions one after another. */
-RG_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
-                                     const rg_fast *q0, const rg_fast *q1, int16_t *out)
+TT_ALWAYS_INLINE void rg_pair_fast_body(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                        const rg_fast *q0, const rg_fast *q1, int16_t *out, int small)
 {
     const rg_fast a = *q0, b = *q1;
     const int16_t *gp = g + ch;
@@ -185,19 +200,29 @@ RG_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int3
     const int16_t *end = gp + hw * c;
     if (!mask) {
         for (; gp != end; gp += c, op += c)
-            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp), &a, &b));
+            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp), &a, &b, small));
     } else if ((c & 7) == 0) {
         const uint8_t *mp = mask + (ch >> 3);
         const uint32_t o = (uint32_t)ch & 7u, ms = (uint32_t)c >> 3;
         for (; gp != end; gp += c, op += c, mp += ms) {
             const uint32_t v = tt_read_s16x2(gp) & lane_mask[(*mp >> o) & 3u];
-            tt_write_s16x2(op, rg_fast_pair(v, &a, &b));
+            tt_write_s16x2(op, rg_fast_pair(v, &a, &b, small));
         }
     } else {
         uint32_t bit = (uint32_t)ch;
         for (; gp != end; gp += c, op += c, bit += (uint32_t)c)
-            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp) & mask_lanes(mask, bit), &a, &b));
+            tt_write_s16x2(op, rg_fast_pair(tt_read_s16x2(gp) & mask_lanes(mask, bit), &a, &b, small));
     }
+}
+
+/* Both lanes in the same form (small or not). */
+RG_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+                                     const rg_fast *q0, const rg_fast *q1, int16_t *out)
+{
+    if (q0->small)
+        rg_pair_fast_body(g, mask, hw, c, ch, q0, q1, out, 1);
+    else
+        rg_pair_fast_body(g, mask, hw, c, ch, q0, q1, out, 0);
 }
 
 /* One multiplier for the whole tensor: all n elements in order, pairs (i, i + 1) with i even (their mask
@@ -233,8 +258,8 @@ static void rg_flat_range(int16_t *wb, const int16_t *g, const uint8_t *mask, in
     *hi = h;
 }
 
-RG_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
-                                        int16_t *out)
+TT_ALWAYS_INLINE int32_t rg_flat_fast_body(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
+                                           int16_t *out, int small)
 {
     const rg_fast a = *q;
     int32_t i = 0;
@@ -242,9 +267,15 @@ RG_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, i
         const uint8_t *mp = mask ? mask + (i >> 3) : 0;
         TT_UNROLL(4)
         for (int32_t t = 0; t < 4; t++)
-            tt_write_s16x2(out + i + 2 * t, rg_fast_pair(rg_flat_masked(g + i, mp, t), &a, &a));
+            tt_write_s16x2(out + i + 2 * t, rg_fast_pair(rg_flat_masked(g + i, mp, t), &a, &a, small));
     }
     return i;
+}
+
+RG_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
+                                        int16_t *out)
+{
+    return q->small ? rg_flat_fast_body(g, mask, n, q, out, 1) : rg_flat_fast_body(g, mask, n, q, out, 0);
 }
 
 /* Pass 1 of a channel pair: lane-wise min and max of the masked pairs (SSUB16 + SEL). With wb (out is g,
@@ -322,14 +353,19 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
                 hi[0] = v > hi[0] ? v : hi[0];
             }
         }
+        /* |t| = |rshift_round(v m, n)| grows with |v| on either side, |t(-a)| <= t(a), and for m >= 1
+         * |t(-a)| = ceil((a m - K) / 2^n) >= floor(((a - 1) m + K) / 2^n) = t(a - 1) (K = 2^(n-1)): only
+         * the extreme of larger magnitude counts. */
         for (int32_t k = 0; k < (pairs ? 2 : 1); k++) {
             if (lo[k] == 0 && hi[k] == 0)
                 continue;
-            const int32_t j = per_channel ? ch + k : 0;
-            const uint64_t a = tt_abs64(tt_rshift_round((int64_t)lo[k] * mult[j], shmax - shift[j]));
-            const uint64_t b = tt_abs64(tt_rshift_round((int64_t)hi[k] * mult[j], shmax - shift[j]));
+            const int32_t j = per_channel ? ch + k : 0, m = mult[j], n = shmax - shift[j];
+            const uint64_t a = tt_abs64(tt_rshift_round((int64_t)(-lo[k] > hi[k] ? lo[k] : hi[k]) * m, n));
             max_abs = a > max_abs ? a : max_abs;
-            max_abs = b > max_abs ? b : max_abs;
+            if (m < 1) {
+                const uint64_t b = tt_abs64(tt_rshift_round((int64_t)lo[k] * m, n));
+                max_abs = b > max_abs ? b : max_abs;
+            }
         }
     }
     const int32_t s = tt_normalize_shift(max_abs, bits);
@@ -348,7 +384,7 @@ int32_t tt_requant_grad(const int16_t *g, int32_t e, const uint8_t *mask, int32_
     for (int32_t ch = 0; ch < c; ch += pairs ? 2 : 1) {
         const int32_t j0 = per_channel ? ch : 0, j1 = per_channel && pairs ? ch + 1 : j0;
         if (pairs && rg_fast_prepare(&f0, mult[j0], shmax - shift[j0], s) &&
-            rg_fast_prepare(&f1, mult[j1], shmax - shift[j1], s)) {
+            rg_fast_prepare(&f1, mult[j1], shmax - shift[j1], s) && f0.small == f1.small) {
             rg_pair_fast(g, wb ? 0 : mask, hw, c, ch, &f0, &f1, out);
             continue;
         }
@@ -400,30 +436,56 @@ static inline int64_t aligned_part(const void *part, int32_t is32, int32_t i, in
 
 /* One int32 part: normalize(v, e, bits) with rshift_round(v, s) = ceil(floor(v / 2^(s-1)) / 2) in
  * int32 (s >= 1; s = 0 is a plain narrowing). In place, out[i] overwrites the low half of int32
- * element i/2, which pass 2 has already read. */
+ * element i/2, which pass 2 has already read (two elements per step: out[i], out[i+1] lie in elements
+ * i/2 and (i+1)/2 <= i). Pass 1 takes the max of v ^ (v >> 31) (|v|, or |v| - 1 for v < 0), which
+ * gives max |v| up to one: only when the shift of x and x + 1 differ does an exact pass settle it. */
+static inline int32_t rn_load(const unsigned char *src, int32_t i)
+{
+    int32_t v;
+    memcpy(&v, src + (size_t)i * 4u, 4);
+    return v;
+}
+
 static int32_t renormalize32(const unsigned char *src, int32_t n, int32_t bits, int16_t *out)
 {
-    uint32_t max_abs = 0; /* |v| <= 2^31 fits */
-    for (int32_t i = 0; i < n; i++) {
-        int32_t v;
-        memcpy(&v, src + (size_t)i * 4u, 4);
-        const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
-        max_abs = a > max_abs ? a : max_abs;
+    uint32_t mx = 0;
+    int32_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        const int32_t v0 = rn_load(src, i), v1 = rn_load(src, i + 1);
+        const uint32_t x0 = (uint32_t)(v0 ^ (v0 >> 31)), x1 = (uint32_t)(v1 ^ (v1 >> 31));
+        mx = x0 > mx ? x0 : mx;
+        mx = x1 > mx ? x1 : mx;
     }
-    const int32_t s = tt_normalize_shift(max_abs, bits);
+    if (i < n) {
+        const int32_t v = rn_load(src, i);
+        const uint32_t x = (uint32_t)(v ^ (v >> 31));
+        mx = x > mx ? x : mx;
+    }
+    int32_t s = tt_normalize_shift(mx, bits);
+    if (s != tt_normalize_shift((uint64_t)mx + 1u, bits)) {
+        uint32_t max_abs = 0; /* |v| <= 2^31 fits */
+        for (int32_t j = 0; j < n; j++) {
+            const int32_t v = rn_load(src, j);
+            const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+            max_abs = a > max_abs ? a : max_abs;
+        }
+        s = tt_normalize_shift(max_abs, bits);
+    }
     if (s == 0) {
-        for (int32_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, src + (size_t)i * 4u, 4);
-            const int16_t m = (int16_t)v;
-            memcpy((unsigned char *)out + (size_t)i * 2u, &m, 2);
+        for (int32_t j = 0; j < n; j++) {
+            const int16_t m = (int16_t)rn_load(src, j);
+            memcpy((unsigned char *)out + (size_t)j * 2u, &m, 2);
         }
     } else {
         const int32_t r = s - 1;
-        for (int32_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, src + (size_t)i * 4u, 4);
-            const int32_t t = v >> r;
+        i = 0;
+        for (; i + 1 < n; i += 2) {
+            const int32_t t0 = rn_load(src, i) >> r, t1 = rn_load(src, i + 1) >> r;
+            const uint32_t pair = tt_pkhbt(t0 - (t0 >> 1), t1 - (t1 >> 1));
+            memcpy((unsigned char *)out + (size_t)i * 2u, &pair, 4);
+        }
+        if (i < n) {
+            const int32_t t = rn_load(src, i) >> r;
             const int16_t m = (int16_t)(t - (t >> 1));
             memcpy((unsigned char *)out + (size_t)i * 2u, &m, 2);
         }
@@ -457,9 +519,64 @@ TT_ALWAYS_INLINE int64_t sum_part_value(const sum_part *q, int32_t i, int is32)
 
 /* Two parts, their types constants of the instantiation: the same two passes without the per-part
  * loop and type dispatch of the general form. */
+TT_ALWAYS_INLINE int32_t sum_part_raw(const sum_part *q, int32_t i, int is32)
+{
+    if (is32) {
+        int32_t t;
+        memcpy(&t, q->p + (size_t)i * 4u, 4);
+        return t;
+    }
+    int16_t t;
+    memcpy(&t, q->p + (size_t)i * 2u, 2);
+    return t;
+}
+
+/* Both parts only shifted left (the usual case: exponents within 24 of each other): the aligned sum is
+ * a ka + b kb with ka, kb <= 2^24 (SMULL + SMLAL); pass 1 tracks max(t ^ (t >> 63)), max |t| up to one
+ * (an exact pass settles a tie at a threshold of the shift); pass 2 takes bits s.. of t + 2^(s-1). */
+TT_ALWAYS_INLINE int32_t sum2_left(const sum_part *a, const sum_part *b, int32_t n, int32_t bits, int16_t *out,
+                                   int32_t e, int a32, int b32)
+{
+    const int32_t ka = (int32_t)(UINT32_C(1) << a->l), kb = (int32_t)(UINT32_C(1) << b->l);
+    uint64_t mx = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int64_t t = (int64_t)sum_part_raw(a, i, a32) * ka + (int64_t)sum_part_raw(b, i, b32) * kb;
+        const uint64_t x = (uint64_t)(t ^ (t >> 63));
+        mx = x > mx ? x : mx;
+    }
+    int32_t s = tt_normalize_shift(mx, bits);
+    if (s != tt_normalize_shift(mx + 1u, bits)) {
+        uint64_t max_abs = 0;
+        for (int32_t i = 0; i < n; i++) {
+            const uint64_t m =
+                tt_abs64((int64_t)sum_part_raw(a, i, a32) * ka + (int64_t)sum_part_raw(b, i, b32) * kb);
+            max_abs = m > max_abs ? m : max_abs;
+        }
+        s = tt_normalize_shift(max_abs, bits);
+    }
+    if (s >= 1 && s <= 31) {
+        const int64_t k = INT64_C(1) << (s - 1);
+        for (int32_t i = 0; i < n; i++) {
+            const uint64_t u =
+                (uint64_t)((int64_t)sum_part_raw(a, i, a32) * ka + (int64_t)sum_part_raw(b, i, b32) * kb + k);
+            const int16_t v = (int16_t)(((uint32_t)u >> s) | ((uint32_t)(u >> 32) << (32 - s)));
+            memcpy((unsigned char *)out + (size_t)i * 2u, &v, 2);
+        }
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            const int64_t t = (int64_t)sum_part_raw(a, i, a32) * ka + (int64_t)sum_part_raw(b, i, b32) * kb;
+            const int16_t v = (int16_t)tt_rshift_round(t, s);
+            memcpy((unsigned char *)out + (size_t)i * 2u, &v, 2);
+        }
+    }
+    return e + s;
+}
+
 TT_ALWAYS_INLINE int32_t sum2(const sum_part *a, const sum_part *b, int32_t n, int32_t bits, int16_t *out, int32_t e,
                               int a32, int b32)
 {
+    if (a->r == 0 && b->r == 0)
+        return sum2_left(a, b, n, bits, out, e, a32, b32);
     uint64_t max_abs = 0;
     for (int32_t i = 0; i < n; i++) {
         const uint64_t m = tt_abs64(sum_part_value(a, i, a32) + sum_part_value(b, i, b32));

@@ -16,6 +16,12 @@
 
 enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2, IG_ACC32 = 3 };
 
+#if defined(__GNUC__)
+#define IG_NOINLINE __attribute__((noinline))
+#else
+#define IG_NOINLINE
+#endif
+
 typedef struct {
     int32_t *gx32;
     int16_t *gx16;
@@ -117,23 +123,30 @@ TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8
 #endif
 
 #if TT_DSP
-/* Output channels per transposed-weight table: 4 input channels x 32 output pairs x 4 bytes. */
-#define IGP_OC 64
+/* Output channels per transposed-weight table (on the stack: 4 input channels x 48 output pairs x 4 bytes =
+ * 768 bytes, which keeps the stack's high-water mark within the planned 2 KB). */
+#define IGP_OC 96
 
 /* The weights of input channels wcol[0..3] (rows of `stride` bytes) for outputs [o0, o0 + no),
  * transposed into int16 pairs along the outputs: per output pair (o, o+1) the words (w[o][i],
  * w[o+1][i]), i = 0..3, which SMLAD meets with the int16 pair (g[o], g[o+1]). An odd last output
  * is paired with 0. */
+TT_ALWAYS_INLINE void igp_entry(uint32_t a, uint32_t b, uint64_t *tab)
+{
+    const uint32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a), be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
+    const uint32_t w[4] = {tt_pkhbt((int32_t)ae, (int32_t)be), tt_pkhbt((int32_t)ao, (int32_t)bo), tt_pkhtb_hi(ae, be),
+                           tt_pkhtb_hi(ao, bo)};
+    TT_MEMCPY(tab, w, sizeof w);
+}
+
 static void igp_table(const int8_t *wcol, int32_t stride, int32_t o0, int32_t no, uint64_t *tab)
 {
     const int8_t *wa = wcol + o0 * stride;
-    for (int32_t j = 0; j < no; j += 2, wa += 2 * stride, tab += 2) {
-        const uint32_t a = tt_read_s8x4(wa), b = j + 1 < no ? tt_read_s8x4(wa + stride) : 0u;
-        const uint32_t ae = tt_sxtb16(a), ao = tt_sxtb16_ror8(a), be = tt_sxtb16(b), bo = tt_sxtb16_ror8(b);
-        tab[0] = tt_pack16((int32_t)ae, (int32_t)be) | (uint64_t)tt_pack16((int32_t)ao, (int32_t)bo) << 32;
-        tab[1] = tt_pack16((int32_t)(ae >> 16), (int32_t)(be >> 16)) |
-                 (uint64_t)tt_pack16((int32_t)(ao >> 16), (int32_t)(bo >> 16)) << 32;
-    }
+    int32_t j = 0;
+    for (; j + 1 < no; j += 2, wa += 2 * stride, tab += 2)
+        igp_entry(tt_read_s8x4(wa), tt_read_s8x4(wa + stride), tab);
+    if (j < no)
+        igp_entry(tt_read_s8x4(wa), 0u, tab);
 }
 
 /* gx[p][i0..i0+3] (+)= sum over outputs [o0, o0 + no) of g[p][o] w[o][i] for every position, from the
@@ -147,6 +160,17 @@ TT_ALWAYS_INLINE void igp_positions(const int16_t *g, int32_t hw, int32_t cout, 
         const uint64_t *t = tab;
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int32_t j = npairs;
+        for (; j >= 4; j -= 4, gp += 8, t += 8) { /* 4 output pairs per step: the loop's cost over 32 MACs */
+            TT_UNROLL(4)
+            for (int32_t q = 0; q < 4; q++) {
+                const uint32_t g0 = tt_read_s16x2(gp + 2 * q);
+                const uint64_t t0 = tt_ld64(t, 2 * q), t1 = tt_ld64(t, 2 * q + 1);
+                a0 = tt_smlad(g0, (uint32_t)t0, a0);
+                a1 = tt_smlad(g0, (uint32_t)(t0 >> 32), a1);
+                a2 = tt_smlad(g0, (uint32_t)t1, a2);
+                a3 = tt_smlad(g0, (uint32_t)(t1 >> 32), a3);
+            }
+        }
         for (; j >= 2; j -= 2, gp += 4, t += 4) {
             const uint32_t g0 = tt_read_s16x2(gp), g1 = tt_read_s16x2(gp + 2);
             const uint64_t t0 = tt_ld64(t, 0), t1 = tt_ld64(t, 1), t2 = tt_ld64(t, 2), t3 = tt_ld64(t, 3);
@@ -429,8 +453,9 @@ TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c
 #define DWP_MAX_NA 7
 #define DWP_MAX_NP 4
 #define DWP_PW 16            /* plane row length (int16 elements): a compile-time constant */
-#define DWP_STACK_PLANES 192 /* int16 elements of plane scratch on the stack: one plane (the stack's
-                                high-water mark is part of the planned peak SRAM) */
+#define DWP_STACK_PLANES 160 /* int16 elements of plane scratch on the stack: one plane, 10 rows (8x8
+                                inputs, kernel 3); the stack's high-water mark is part of the planned
+                                peak SRAM */
 
 typedef struct {
     int32_t n[2];    /* taps of class r along the axis: kernel indices r, r + s, ... */
@@ -619,9 +644,8 @@ static void dwp_class_any(const dwp_cls *q, const int16_t *plane, const uint64_t
 /* Every class of one channel (weights wc, its plane): kernel and stride constants of the instantiation
  * (0: run-time values K, S, through dwp_class_any). */
 TT_ALWAYS_INLINE void dwp_channel(dwp_job *j, const int16_t *plane, const int8_t *wc, int32_t ch, int32_t kernel,
-                                  int32_t s, int mode)
+                                  int32_t s, int mode, uint64_t *wt)
 {
-    uint64_t wt[DWP_MAX_NA * DWP_MAX_NP / 2];
     int32_t *gx32 = mode == IG_STORE32 ? j->gx32 + ch : 0;
     int16_t *gx16 = mode == IG_STORE16 ? j->gx16 + ch : 0;
     const int32_t k0 = mode == IG_STORE16 ? j->k0 : 0;
@@ -662,18 +686,23 @@ typedef void (*dwp_fn)(dwp_job *j, const int16_t *plane, const int8_t *wc, int32
 #else
 #define DWP_HOT DWG_NOINLINE
 #endif
+/* Words of the largest class's weight table: ceil(K / S) rows of ceil(K / S) taps in pairs. */
+#define DWP_WT(K, S) ((((K) + (S) - 1) / (S) * ((((K) + (S) - 1) / (S) + 1) / 2) + 1) / 2)
 #define DWP_INST(K, S)                                                                                         \
     DWP_HOT static void dwp_r_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)             \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_RANGE);                                                             \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_RANGE, wt);                                                         \
     }                                                                                                          \
     DWP_HOT static void dwp_s16_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE16);                                                           \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_STORE16, wt);                                                       \
     }                                                                                                          \
     DWP_HOT static void dwp_s32_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
     {                                                                                                          \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE32);                                                           \
+        uint64_t wt[DWP_WT(K, S)];                                                                             \
+        dwp_channel(j, p, wc, ch, K, S, IG_STORE32, wt);                                                       \
     }
 DWP_INST(3, 1)
 DWP_INST(5, 1)
@@ -803,6 +832,10 @@ static uint32_t dwp_pass(const dwp_geom *G, const int16_t *g, int32_t oh, int32_
 
 /* The normalized form through planes: pass 1 the max (exactly, from max(v ^ (v >> 31)) unless it sits
  * next to a threshold of the shift, then by the HWC walk), pass 2 the stores. gx16 may be g. */
+IG_NOINLINE static void dwb_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                                  int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
+                                  int32_t c_lo, ig_sink *k);
+
 static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                               int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                               const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx16, int16_t *planes,
@@ -813,7 +846,7 @@ static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, i
     int32_t s = tt_normalize_shift(x, bits);
     if (s != tt_normalize_shift((uint64_t)x + 1u, bits)) {
         ig_sink k = {0, 0, 0, 0, 0, 0};
-        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+        dwb_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k);
         s = ig_start16(&k, bits);
     }
     dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE16, planes, nplanes, 0, gx16, s);
@@ -821,9 +854,9 @@ static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, i
 }
 #endif
 
-TT_ALWAYS_INLINE void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                                     int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
+TT_ALWAYS_INLINE void depthwise_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                         int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                         const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL) {
@@ -834,6 +867,46 @@ TT_ALWAYS_INLINE void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, i
     dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, 0, c);
 }
 
+/* The HWC walk, one function per sink mode: its weight table stays out of the callers' frames (the
+ * stack's high-water mark counts). */
+#define DWB_ARGS                                                                                        \
+    const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad, int32_t h, \
+        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, ig_sink *k
+#define DWB_INST(NAME, MODE)                                                                            \
+    IG_NOINLINE static void NAME(DWB_ARGS)                                                              \
+    {                                                                                                   \
+        depthwise_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE);          \
+    }
+DWB_INST(dwb_range, IG_RANGE)
+DWB_INST(dwb_store16, IG_STORE16)
+DWB_INST(dwb_store32, IG_STORE32)
+
+static void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+                           int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                           ig_sink *k, int mode)
+{
+    (mode == IG_RANGE ? dwb_range : mode == IG_STORE16 ? dwb_store16 : dwb_store32)(g, oh, ow, c, kernel, stride, pad,
+                                                                                  h, w, w_lo, w_hi, c_lo, k);
+}
+
+#if TT_DSP
+/* The plane forms with their plane on the stack, in frames of their own. */
+IG_NOINLINE static void dwp32_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
+                                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+{
+    int16_t planes[DWP_STACK_PLANES];
+    dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
+}
+
+IG_NOINLINE static int32_t dwp16_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
+                                       int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
+                                       const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+{
+    int16_t planes[DWP_STACK_PLANES];
+    return dwp_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+}
+#endif
+
 void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                              int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
                              int32_t c_lo, int32_t *gx)
@@ -841,8 +914,7 @@ void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c
 #if TT_DSP
     dwp_geom G;
     if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        dwp_pass(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
+        dwp32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx);
         return;
     }
 #endif
@@ -872,8 +944,7 @@ int tt_dwg_planes16(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t
         return 1;
     }
     if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        *s = dwp_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+        *s = dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
         return 1;
     }
 #else
@@ -889,10 +960,8 @@ int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32
 {
 #if TT_DSP
     dwp_geom G;
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        int16_t planes[DWP_STACK_PLANES];
-        return e + dwp_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
-    }
+    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES))
+        return e + dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
 #endif
     ig_sink k = {0, gx, 0, 0, 0, 0};
     depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);

@@ -861,6 +861,27 @@ if SANITIZED:
             same(out, want, f"{lib} bits={bits}")
             assert e == e_ref
 
+    @pytest.mark.parametrize("bits", [16, 12])
+    def test_requant_grad_small_total_shift(libs, bits) -> None:
+        """Large multipliers on tiny gradients, so that the total right shift n + s falls below 16 (the
+        fast form's small-shift variant), per channel and per tensor, masked, in place and not."""
+        r = np.random.default_rng(bits)
+        g = r.integers(-1, 2, (24, 8)).astype(np.int16)
+        mult = np.array([2**29 + 12345, 2**30 - 1, 2**29 + 2**28 + 77, 2**30 - 999, 2**29, 1 << 28, 2**30 - 7, 3 << 28],
+                        dtype=np.int32)
+        shift = np.zeros(8, dtype=np.int32)
+        mask = r.random(g.shape) < 0.8
+        for per_channel, sh1 in ((True, 0), (False, 0), (True, -1)):
+            shift[5:] = sh1
+            m, sh = (mult, shift) if per_channel else (mult[:1], shift[:1])
+            want, e_ref = K.requant_backward(g, -3, mask, m.astype(np.int64), sh.astype(np.int64), bits)
+            for lib in libs:
+                for in_place in (False, True):
+                    gin = g.copy()
+                    out, e = lib.requant_grad(gin, -3, packed(mask), m, sh, bits, out=gin if in_place else None)
+                    same(out, want, f"{lib} per_channel={per_channel} in_place={in_place}")
+                    assert e == e_ref
+
     @pytest.mark.parametrize("bits", [2, 9, 15, 16])
     def test_grad_sum_one_int32_part(libs, bits) -> None:
         """The single-int32-part renormalization (an input gradient's): maxima of every bit length,
@@ -878,6 +899,30 @@ if SANITIZED:
                 got, e = lib.grad_sum([buf], [-7], bits, out=buf.view(np.int16)[: v.size])
                 same(got, want, f"{lib} in place top={top} bits={bits}")
                 assert e == e_ref
+
+    @pytest.mark.parametrize("bits", [16, 12, 5])
+    def test_grad_sum_max_at_thresholds(libs, bits) -> None:
+        """Sums whose max |v| sits one below, at or one above a threshold of the shift and is reached by a
+        positive value or only by a negative one: the first passes know max |v| only up to one (max of
+        v ^ (v >> 31)) and settle such ties exactly; one int32 part, and two parts shifted left."""
+        thresholds = [2 ** (bits - 1)] + [2 ** (bits - 1 + t) - 2 ** (t - 1) for t in range(1, 6)]
+        for thr in thresholds:
+            for target in (thr - 1, thr, thr + 1):
+                for sign in (1, -1):
+                    v = np.array([sign * target, -sign * (target // 3), 5, -7, 0], dtype=np.int32)
+                    want, e_ref = K.grad_sum([(v.astype(np.int64), -4)], bits)
+                    # two parts: an int16 part 3 binades up (shifted left by 3) plus an int32 remainder
+                    hi = np.clip(v >> 3, -(2**15), 2**15 - 1).astype(np.int16)
+                    lo = (v - (hi.astype(np.int64) << 3)).astype(np.int32)
+                    want2, e_ref2 = K.grad_sum([(hi.astype(np.int64), -1), (lo.astype(np.int64), -4)], bits)
+                    for lib in libs:
+                        what = f"{lib} bits={bits} v={sign * target}"
+                        got, e = lib.grad_sum([v.copy()], [-4], bits)
+                        same(got, want, what)
+                        assert e == e_ref, what
+                        got, e = lib.grad_sum([hi.copy(), lo.copy()], [-1, -4], bits)
+                        same(got, want2, what + " (two parts)")
+                        assert e == e_ref2, what
 
     @pytest.mark.parametrize("seed", range(2))
     def test_layer_sized_strips(libs, seed) -> None:
