@@ -63,15 +63,20 @@ def pio_executable() -> str:
     return found
 
 
-def build_firmware(env: str = "qemu_m7", *, verbose: bool = False) -> Path:
-    """Runs `pio run -e ENV` (incremental) and returns the ELF."""
+def build_firmware(env: str = "qemu_m7", *, verbose: bool = False, model_options: dict[str, str] | None = None,
+                   build_dir: Path | None = None) -> Path:
+    """Runs `pio run -e ENV` (incremental) and returns the ELF. model_options are TINYTRAIN_*
+    overrides (e.g. {"TINYTRAIN_MODEL": ...}); build_dir keeps such a build apart from the default one."""
     root = project_root()
     cmd = [pio_executable(), "run", "-e", env, "-d", str(root)]
-    result = subprocess.run(cmd, cwd=root, text=True, capture_output=not verbose)
+    run_env = dict(os.environ, **(model_options or {}))
+    if build_dir is not None:
+        run_env["PLATFORMIO_BUILD_DIR"] = str(build_dir)
+    result = subprocess.run(cmd, cwd=root, text=True, capture_output=not verbose, env=run_env)
     if result.returncode != 0:
         tail = "\n".join((result.stdout or "").splitlines()[-30:] + (result.stderr or "").splitlines()[-10:])
         raise BuildError(f"`{' '.join(cmd)}` failed:\n{tail}\nThe firmware for {env} did not build.")
-    return firmware_elf(env)
+    return build_dir / env / "firmware.elf" if build_dir is not None else firmware_elf(env)
 
 
 def firmware_sources(board_dirs: Sequence[str]) -> list[Path]:
