@@ -54,20 +54,26 @@ TT_ALWAYS_INLINE uint32_t read_s8_tail(const int8_t *w, int32_t r)
  * of 4 inputs NP doublewords, one per position, with lanes (i, i+2) in the low word and (i+1,
  * i+3) in the high word: what a weight word unpacked by SXTB16 / SXTB16 ROR 8 meets. Lanes past
  * n are 0. */
-TT_ALWAYS_INLINE void pw_expand(const int8_t *x0, int32_t sx, int32_t n, int32_t zx, uint64_t *out, int np)
+TT_ALWAYS_INLINE void pw_expand(const int8_t *x0, int32_t sx, int32_t n, int32_t zx, uint64_t *out, int np,
+                               int dbl)
 {
     const uint32_t zz = tt_pack16(zx, zx);
     int32_t i = 0;
     for (; i + 3 < n; i += 4, out += np)
         TT_UNROLL(4) for (int q = 0; q < np; q++) {
             const uint32_t a = tt_read_s8x4(x0 + q * sx + i);
-            out[q] = tt_ssub16(tt_sxtb16(a), zz) | (uint64_t)tt_ssub16(tt_sxtb16_ror8(a), zz) << 32;
+            uint32_t e = tt_ssub16(tt_sxtb16(a), zz), o = tt_ssub16(tt_sxtb16_ror8(a), zz);
+            if (dbl) {
+                e = tt_sadd16(e, e);
+                o = tt_sadd16(o, o);
+            }
+            out[q] = e | (uint64_t)o << 32;
         }
     if (i < n)
         TT_UNROLL(4) for (int q = 0; q < np; q++) {
             int32_t v[4] = {0, 0, 0, 0};
             for (int32_t j = 0; i + j < n; j++)
-                v[j] = x0[q * sx + i + j] - zx;
+                v[j] = (x0[q * sx + i + j] - zx) * (dbl ? 2 : 1);
             out[q] = tt_pack16(v[0], v[2]) | (uint64_t)tt_pack16(v[1], v[3]) << 32;
         }
 }
@@ -138,8 +144,10 @@ TT_ALWAYS_INLINE uint32_t requant_store(int32_t sum, const tt_requant_channel *q
 }
 
 /* Requantization modes of a block of channels: the general form (RQ_SLOW); the one-multiply form
- * with zy added (RQ_FAST) or folded into its constants (RQ_BEST). */
-enum { RQ_SLOW = 0, RQ_FAST = 1, RQ_BEST = 2 };
+ * with zy added (RQ_FAST) or folded into its constants (RQ_BEST); on expanded inputs doubled,
+ * 2 (x - zx), one SMMLAR with zy folded (RQ_DBL: the expanded-rows depthwise path's form; the
+ * accumulator starts at 2 bias, table {2 bias | m << 32, 2^(e-1) + zy 2^e | e << 32}). */
+enum { RQ_SLOW = 0, RQ_FAST = 1, RQ_BEST = 2, RQ_DBL = 3 };
 
 typedef struct {
     const int8_t *x;
@@ -195,6 +203,15 @@ TT_ALWAYS_INLINE void pw_dot_row(const uint64_t *xg, const int8_t *w, int32_t n,
 /* n bytes, a word at a time (the library memcpy is a call). */
 TT_ALWAYS_INLINE void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
+    if (n == 16) { /* a whole block: unrolled */
+        TT_UNROLL(4) for (int32_t k = 0; k < 16; k += 4)
+        {
+            uint32_t v;
+            TT_MEMCPY(&v, src + k, 4);
+            TT_MEMCPY(dst + k, &v, 4);
+        }
+        return;
+    }
     int32_t i = 0;
     for (; i + 3 < n; i += 4) {
         uint32_t v;
@@ -220,12 +237,26 @@ TT_ALWAYS_INLINE void pw_channels(const pw_args *g, const uint64_t *xl, const ui
     const int32_t zy = g->zy;
     for (int32_t j = 0; j < nb; j++, wl += k_lo, wh += k_hi, tab++, stage++) {
         int32_t acc[4] = {0, 0, 0, 0};
+        uint64_t t0 = 0;
+        if (rq == RQ_DBL) {
+            t0 = tt_ld64(*tab, 0);
+            TT_UNROLL(4) for (int q = 0; q < np; q++) acc[q] = (int32_t)(uint32_t)t0;
+        }
         if (k_lo)
             pw_dot_row(xl, wl, k_lo, acc, np);
         if (k_hi)
             pw_dot_row(xh, wh, k_hi, acc, np);
         int32_t pre[4], c[4];
-        if (rq == RQ_SLOW) {
+        if (rq == RQ_DBL) {
+            const uint64_t t1 = tt_ld64(*tab, 1);
+            const int32_t qm = (int32_t)(uint32_t)(t0 >> 32), qk = (int32_t)(uint32_t)t1;
+            const int32_t qe = (int32_t)(uint32_t)(t1 >> 32);
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = (tt_smmlar(acc[q], qm, qk) + (acc[q] >> 31)) >> qe;
+                c[q] = tt_ssat8(pre[q]);
+            }
+        } else if (rq == RQ_SLOW) {
             const int32_t o = ob + j;
             TT_UNROLL(4) for (int q = 0; q < np; q++)
             {
@@ -257,9 +288,9 @@ TT_ALWAYS_INLINE void pw_block_np(const pw_args *g, int32_t p, int32_t ob, int32
     uint64_t *xh = x16 + ((k_lo + 3) >> 2) * np;
     const int8_t *x0 = g->x + p * cin;
     if (k_lo)
-        pw_expand(x0, cin, k_lo, g->zx, x16, np);
+        pw_expand(x0, cin, k_lo, g->zx, x16, np, rq == RQ_DBL);
     if (k_hi)
-        pw_expand(x0 + k_lo, cin, k_hi, g->zx, xh, np);
+        pw_expand(x0 + k_lo, cin, k_hi, g->zx, xh, np, rq == RQ_DBL);
     uint32_t bits[4] = {0, 0, 0, 0};
     int8_t stage[4 * PW_BLOCK] __attribute__((aligned(4)));
     pw_channels(g, x16, xh, ob, nb, tab, stage, k_lo, k_hi, np, rq, masked, bits);
@@ -300,13 +331,24 @@ TT_ALWAYS_INLINE void pw_chunk_channels(const pw_args *g, const uint64_t *x16, c
         int32_t acc[4] = {0, 0, 0, 0};
         if (!first)
             TT_UNROLL(4) for (int q = 0; q < np; q++) acc[q] = part[j][q];
+        else if (rq == RQ_DBL)
+            TT_UNROLL(4) for (int q = 0; q < np; q++) acc[q] = (int32_t)(uint32_t)tt_ld64(*tab, 0);
         pw_dot_row(x16, w, n, acc, np);
         if (!last) {
             TT_UNROLL(4) for (int q = 0; q < np; q++) part[j][q] = acc[q];
             continue;
         }
         int32_t pre[4], c[4];
-        if (rq == RQ_SLOW) {
+        if (rq == RQ_DBL) {
+            const uint64_t t0 = tt_ld64(*tab, 0), t1 = tt_ld64(*tab, 1);
+            const int32_t qm = (int32_t)(uint32_t)(t0 >> 32), qk = (int32_t)(uint32_t)t1;
+            const int32_t qe = (int32_t)(uint32_t)(t1 >> 32);
+            TT_UNROLL(4) for (int q = 0; q < np; q++)
+            {
+                pre[q] = (tt_smmlar(acc[q], qm, qk) + (acc[q] >> 31)) >> qe;
+                c[q] = tt_ssat8(pre[q]);
+            }
+        } else if (rq == RQ_SLOW) {
             const int32_t o = ob + j;
             TT_UNROLL(4) for (int q = 0; q < np; q++)
             {
@@ -342,7 +384,7 @@ TT_ALWAYS_INLINE void pw_chunked_np(const pw_args *g, int32_t p, int32_t ob, int
         for (int32_t k0 = 0; k0 < len; k0 += PW_KC) {
             const int32_t n = len - k0 < PW_KC ? len - k0 : PW_KC;
             const int first = col0 + k0 == 0, last = col0 + k0 + n == cin;
-            pw_expand(x0 + col0 + k0, cin, n, g->zx, x16, np);
+            pw_expand(x0 + col0 + k0, cin, n, g->zx, x16, np, rq == RQ_DBL);
             if (n == PW_KC) /* a whole chunk: its loop unrolls completely */
                 pw_chunk_channels(g, x16, w + k0, len, PW_KC, ob, nb, tab, part, first, last, stage, np, rq, masked,
                                   bits);
@@ -447,8 +489,8 @@ typedef void (*pw_block_fn)(const pw_args *g, int32_t ob, int32_t nb, const pw_r
         pw_block_raw(g, ob, nb, tab, zinit, RQ, MASKED);                                                           \
     }
 #define PW_FIXED(K)                                                                                                \
-    PW_INST(pw_k##K##_lo, K, 0, K, RQ_BEST, 0)                                                              \
-    PW_INST(pw_k##K##_hi, 0, K, K, RQ_BEST, 0)
+    PW_INST(pw_k##K##_lo, K, 0, K, RQ_DBL, 0)                                                               \
+    PW_INST(pw_k##K##_hi, 0, K, K, RQ_DBL, 0)
 PW_FIXED(8)
 PW_FIXED(16)
 PW_FIXED(24)
@@ -457,6 +499,8 @@ PW_FIXED(40)
 PW_FIXED(48)
 PW_FIXED(56)
 PW_FIXED(64)
+PW_INST(pw_x16_dbl, g->k_lo, g->k_hi, PW_XMAX, RQ_DBL, 0)
+PW_INST(pw_x16_dbl_m, g->k_lo, g->k_hi, PW_XMAX, RQ_DBL, 1)
 PW_INST(pw_x16_best, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 0)
 PW_INST(pw_x16_best_m, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 1)
 PW_INST(pw_x16_fast, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 0)
@@ -517,6 +561,26 @@ static int pw_prepare(const int32_t *bias, const int32_t *mult, const int32_t *s
     return best ? RQ_BEST : RQ_FAST;
 }
 
+/* The RQ_DBL table of output channels [ob, ob + nb) of k products per sum (|x - zx| <= 255, |w| <= 127):
+ * 1 if every channel allows it (multiplier >= 0, right shift 1..23, |bias| + 32385 k < 2^30 so that
+ * the doubled accumulator cannot overflow), else 0. */
+static int pw_prepare_dbl(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy, int32_t ob,
+                          int32_t nb, int32_t k, pw_rq *tab)
+{
+    if (k > 16384)
+        return 0;
+    const int32_t lim = (1 << 30) - 32385 * k;
+    for (int32_t j = 0; j < nb; j++) {
+        const int32_t o = ob + j, e = -shift[o], b = bias[o];
+        if (mult[o] < 0 || e < 1 || e > 23 || b <= -lim || b >= lim)
+            return 0;
+        const int32_t kk = (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e);
+        tab[j][0] = (uint32_t)(2 * b) | (uint64_t)(uint32_t)mult[o] << 32;
+        tab[j][1] = (uint32_t)kk | (uint64_t)(uint32_t)e << 32;
+    }
+    return 1;
+}
+
 /* Blocks of PW_BLOCK output channels (their requantization constants prepared once in a stack
  * table); within a block, groups of positions expanded to int16 once (inputs up to PW_XMAX)
  * serve every channel of the block. */
@@ -531,7 +595,10 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
     int32_t zinit[PW_BLOCK];
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
-        const int rq = pw_prepare(bias, mult, shift, zy, ob, nb, cin, tab);
+        /* (not on the chunked path: there each block expands its chunks again, the doubling costs more
+         * than it saves; measured) */
+        const int dbl = expand && pw_prepare_dbl(bias, mult, shift, zy, ob, nb, cin, tab);
+        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, cin, tab);
         for (int32_t j = 0; j < nb; j++) {
             const int32_t o = ob + j;
             zinit[j] = expand ? 0
@@ -544,12 +611,13 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
         const int best = rq == RQ_BEST;
         if (rq == RQ_SLOW)
             fn = expand ? pw_x16_slow : hw >= 4 ? pw_xc_slow : pw_x8_slow;
+        else if (dbl)
+            fn = !m && (k_lo == 0 || k_hi == 0) && pw_fixed(cin, k_hi == 0) ? pw_fixed(cin, k_hi == 0)
+                                                                             : m ? pw_x16_dbl_m : pw_x16_dbl;
         else if (!expand && hw >= 4)
             fn = best ? (m ? pw_xc_best_m : pw_xc_best) : (m ? pw_xc_fast_m : pw_xc_fast);
         else if (!expand)
             fn = best ? (m ? pw_x8_best_m : pw_x8_best) : (m ? pw_x8_fast_m : pw_x8_fast);
-        else if (best && !m && (k_lo == 0 || k_hi == 0) && pw_fixed(cin, k_hi == 0))
-            fn = pw_fixed(cin, k_hi == 0);
         else
             fn = best ? (m ? pw_x16_best_m : pw_x16_best) : (m ? pw_x16_fast_m : pw_x16_fast);
         fn(&g, ob, nb, tab, zinit);
@@ -594,18 +662,23 @@ static void conv_patch(const conv_geom *c, int32_t pos, int8_t *patch)
 }
 
 /* One position's n patch inputs as column `col` of the expanded layout of np positions. */
-static void conv_expand(const int8_t *patch, int32_t n, int32_t zx, uint64_t *out, int32_t np)
+TT_ALWAYS_INLINE void conv_expand(const int8_t *patch, int32_t n, int32_t zx, uint64_t *out, int32_t np, int dbl)
 {
     const uint32_t zz = tt_pack16(zx, zx);
     int32_t i = 0;
     for (; i + 3 < n; i += 4, out += np) {
         const uint32_t a = tt_read_s8x4(patch + i);
-        *out = tt_ssub16(tt_sxtb16(a), zz) | (uint64_t)tt_ssub16(tt_sxtb16_ror8(a), zz) << 32;
+        uint32_t e = tt_ssub16(tt_sxtb16(a), zz), o = tt_ssub16(tt_sxtb16_ror8(a), zz);
+        if (dbl) {
+            e = tt_sadd16(e, e);
+            o = tt_sadd16(o, o);
+        }
+        *out = e | (uint64_t)o << 32;
     }
     if (i < n) {
         int32_t v[4] = {0, 0, 0, 0};
         for (int32_t j = 0; i + j < n; j++)
-            v[j] = patch[i + j] - zx;
+            v[j] = (patch[i + j] - zx) * (dbl ? 2 : 1);
         *out = tt_pack16(v[0], v[2]) | (uint64_t)tt_pack16(v[1], v[3]) << 32;
     }
 }
@@ -616,7 +689,7 @@ TT_ALWAYS_INLINE void conv_block_np(const conv_geom *c, const pw_args *g, int32_
     int8_t patch[PW_XMAX + 4] __attribute__((aligned(4)));
     for (int q = 0; q < np; q++) {
         conv_patch(c, p + q, patch);
-        conv_expand(patch, k, c->zx, x16 + q, np);
+        conv_expand(patch, k, c->zx, x16 + q, np, rq == RQ_DBL);
     }
     uint32_t bits[4] = {0, 0, 0, 0};
     int8_t stage[4 * PW_BLOCK] __attribute__((aligned(4)));
@@ -649,6 +722,9 @@ typedef void (*conv_block_fn)(const conv_geom *c, const pw_args *g, int32_t ob, 
         uint64_t x16[PW_X16_WORDS(XK)];                                                                          \
         conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                       \
     }
+CONV_INST(conv_k27_dbl, 27, 27, RQ_DBL, 0)
+CONV_INST(conv_any_dbl, g->k_lo, PW_XMAX, RQ_DBL, 0)
+CONV_INST(conv_any_dbl_m, g->k_lo, PW_XMAX, RQ_DBL, 1)
 CONV_INST(conv_k27_best, 27, 27, RQ_BEST, 0)
 CONV_INST(conv_k27_fast, 27, 27, RQ_FAST, 0)
 CONV_INST(conv_any_best, g->k_lo, PW_XMAX, RQ_BEST, 0)
@@ -668,9 +744,12 @@ static void conv_dsp(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t 
     pw_rq tab[PW_BLOCK];
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
-        const int rq = pw_prepare(bias, mult, shift, zy, ob, nb, k, tab), best = rq == RQ_BEST;
+        const int dbl = pw_prepare_dbl(bias, mult, shift, zy, ob, nb, k, tab);
+        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, k, tab), best = rq == RQ_BEST;
         conv_block_fn fn;
-        if (rq == RQ_SLOW)
+        if (dbl)
+            fn = mask ? conv_any_dbl_m : k == 27 ? conv_k27_dbl : conv_any_dbl;
+        else if (rq == RQ_SLOW)
             fn = conv_any_slow;
         else if (mask)
             fn = best ? conv_any_best_m : conv_any_fast_m;
@@ -770,91 +849,6 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
 
 #define DW_MAX_KERNEL 7
 
-/* 4 channels (lanes e = c0, c0+2; o = c0+1, c0+3) x 1 tap: 1 load, 2 unpacks, 4 SMLAxy. */
-#define DW_MAC4(X, WP)                                  \
-    do {                                                \
-        const uint32_t xe_ = tt_sxtb16(X);              \
-        const uint32_t xo_ = tt_sxtb16_ror8(X);         \
-        const uint32_t we_ = (WP)[0], wo_ = (WP)[1];    \
-        a0 = tt_smlabb(xe_, we_, a0);                   \
-        a2 = tt_smlatt(xe_, we_, a2);                   \
-        a1 = tt_smlabb(xo_, wo_, a1);                   \
-        a3 = tt_smlatt(xo_, wo_, a3);                   \
-    } while (0)
-
-/* The weights of channels c0..c0+3 repacked as int16 pairs matching the SXTB16 lanes of an int8x4
- * activation load (table[t] = {(c0, c0+2), (c0+1, c0+3)} of tap t); returns their sums over all
- * taps in wsum. */
-static void dw_table(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kk, int32_t c0,
-                     uint32_t (*table)[2], int32_t *wsum)
-{
-    const int8_t *p[4];
-    for (int32_t j = 0; j < 4; j++) {
-        const int32_t ch = c0 + j;
-        p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
-    }
-    const int8_t *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
-    uint32_t se = 0, so = 0;
-    for (int32_t t = 0; t < kk; t++) {
-        const uint32_t e = tt_pack16(p0[t], p2[t]), o = tt_pack16(p1[t], p3[t]);
-        table[t][0] = e;
-        table[t][1] = o;
-        se = tt_sadd16(se, e);
-        so = tt_sadd16(so, o);
-    }
-    wsum[0] = tt_lane_lo(se);
-    wsum[1] = tt_lane_lo(so);
-    wsum[2] = tt_lane_hi(se);
-    wsum[3] = tt_lane_hi(so);
-}
-
-/* The taps of an output whose window lies inside the input, accumulated onto a[0..3] (which start
- * at -zx sum w: the zero point folded through the weight sums). With a constant kernel the taps
- * unroll completely: per tap one activation load, one table LDRD, 2 unpacks, 4 MACs. */
-TT_ALWAYS_INLINE void dw_window(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
-                                int32_t kernel, int32_t *a)
-{
-    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-    TT_UNROLL(7) for (int32_t i = 0; i < kernel; i++, xr += row_step)
-    {
-        TT_UNROLL(7) for (int32_t j = 0; j < kernel; j++)
-        {
-            const uint32_t xv = tt_read_s8x4(xr + j * c);
-            const uint64_t wt = tt_ld64((const uint64_t *)(const void *)table, i * kernel + j);
-            const uint32_t w2[2] = {(uint32_t)wt, (uint32_t)(wt >> 32)};
-            DW_MAC4(xv, w2);
-        }
-    }
-    a[0] = a0;
-    a[1] = a1;
-    a[2] = a2;
-    a[3] = a3;
-}
-
-/* The ni x nj taps of a border output that fall inside the input (xr, table: the first of them),
- * with the zero point subtracted in the lanes (the valid taps differ per output). */
-TT_ALWAYS_INLINE void dw_border(const int8_t *xr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
-                                int32_t kernel, int32_t ni, int32_t nj, uint32_t zz, int32_t *a)
-{
-    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-    for (int32_t i = 0; i < ni; i++, xr += row_step, table += kernel) {
-        const int8_t *xp = xr;
-        const uint32_t(*wp)[2] = table;
-        for (int32_t j = 0; j < nj; j++, xp += c, wp++) {
-            const uint32_t xv = tt_read_s8x4(xp);
-            const uint32_t xe_ = tt_ssub16(tt_sxtb16(xv), zz), xo_ = tt_ssub16(tt_sxtb16_ror8(xv), zz);
-            a0 = tt_smlabb(xe_, (*wp)[0], a0);
-            a2 = tt_smlatt(xe_, (*wp)[0], a2);
-            a1 = tt_smlabb(xo_, (*wp)[1], a1);
-            a3 = tt_smlatt(xo_, (*wp)[1], a3);
-        }
-    }
-    a[0] = a0;
-    a[1] = a1;
-    a[2] = a2;
-    a[3] = a3;
-}
-
 typedef struct {
     const int8_t *x;
     int32_t h, w, c;
@@ -864,107 +858,6 @@ typedef struct {
     int32_t zx, zy;
     uint8_t *mask;
 } dw_args;
-
-/* The four requantizations of one output (the group's prepared constants, or the general form)
- * and its 4-bit mask field. */
-TT_ALWAYS_INLINE void dw_store(const dw_args *g, int32_t c0, const int32_t *a, const pw_rq *tab, int rq, int8_t *yp,
-                               uint32_t bit)
-{
-    const int32_t zy = g->zy;
-    uint32_t f;
-    if (rq == RQ_SLOW) {
-        f = 0;
-        for (int32_t q = 0; q < 4; q++)
-            f |= tt_requant_store(a[q], g->bias[c0 + q], g->mult[c0 + q], g->shift[c0 + q], zy, yp + q) << q;
-    } else {
-        int32_t pre[4], cl[4];
-        TT_UNROLL(4) for (int32_t q = 0; q < 4; q++)
-        {
-            const uint64_t t0 = tt_ld64(tab[q], 0), t1 = tt_ld64(tab[q], 1);
-            pre[q] = tt_rq_apply(a[q], (int32_t)(uint32_t)t0, (int32_t)(uint32_t)(t0 >> 32), (int32_t)(uint32_t)t1,
-                                 (int32_t)(uint32_t)(t1 >> 32)) +
-                     (rq == RQ_BEST ? 0 : zy);
-            cl[q] = tt_ssat8(pre[q]);
-        }
-        TT_UNROLL(4) for (int32_t q = 0; q < 4; q++) yp[q] = (int8_t)cl[q];
-        if (!g->mask)
-            return;
-        f = (uint32_t)(cl[0] == pre[0]) | (uint32_t)(cl[1] == pre[1]) << 1 | (uint32_t)(cl[2] == pre[2]) << 2 |
-            (uint32_t)(cl[3] == pre[3]) << 3;
-    }
-    if (g->mask) {
-        if ((g->c & 7) == 0) /* c0 and c are multiples of 4 and 8: the field never straddles a byte */
-            tt_mask_put_bits_in_byte(g->mask, bit, f, 4);
-        else
-            tt_mask_put_bits(g->mask, bit, f, 4);
-    }
-}
-
-/* One border output: its valid taps (none when the window misses the input). */
-TT_ALWAYS_INLINE void dw_border_out(const dw_args *g, int32_t c0, int32_t kernel, const uint32_t (*table)[2],
-                                    const pw_rq *tab, int rq, int32_t iy0, int32_t i0, int32_t i1, int32_t ox)
-{
-    const int32_t c = g->c, w = g->w;
-    const int32_t ix0 = ox * g->stride - g->pad_left;
-    const int32_t j0 = ix0 < 0 ? -ix0 : 0, j1 = ix0 + kernel > w ? w - ix0 : kernel;
-    int32_t a[4] = {0, 0, 0, 0};
-    if (i1 > i0 && j1 > j0)
-        dw_border(g->x + c0 + ((iy0 + i0) * w + ix0 + j0) * c, c, w * c, table + i0 * kernel + j0, kernel, i1 - i0,
-                  j1 - j0, tt_pack16(g->zx, g->zx), a);
-    const int32_t pos = (iy0 + g->pad_top) / g->stride * g->ow + ox;
-    dw_store(g, c0, a, tab, rq, g->y + pos * c + c0, (uint32_t)(pos * c + c0));
-}
-
-/* Every output of channels c0..c0+3, row by row: the outputs whose window lies inside the input
- * (whole rows inside, columns [ox_lo, ox_hi)) through the unrolled taps, the others through their
- * valid taps. */
-TT_ALWAYS_INLINE void dw_group(const dw_args *g, int32_t c0, int32_t kernel, const uint32_t (*table)[2],
-                               const int32_t *zinit, const pw_rq *tab, int rq)
-{
-    const int32_t c = g->c, w = g->w, h = g->h, stride = g->stride, row_step = w * c, ow = g->ow;
-    const int32_t pad_left = g->pad_left;
-    int32_t ox_lo = (pad_left + stride - 1) / stride;
-    int32_t ox_hi = w - kernel + pad_left >= 0 ? (w - kernel + pad_left) / stride + 1 : 0;
-    ox_hi = ox_hi > ow ? ow : ox_hi;
-    ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
-    for (int32_t oy = 0; oy < g->oh; oy++) {
-        const int32_t iy0 = oy * stride - g->pad_top;
-        const int32_t i0 = iy0 < 0 ? -iy0 : 0, i1 = iy0 + kernel > h ? h - iy0 : kernel;
-        const int rows_inside = i0 == 0 && i1 == kernel;
-        const int32_t in_lo = rows_inside ? ox_lo : ow, in_hi = rows_inside ? ox_hi : ow;
-        for (int32_t ox = 0; ox < in_lo; ox++)
-            dw_border_out(g, c0, kernel, table, tab, rq, iy0, i0, i1, ox);
-        const int8_t *xp = g->x + c0 + (iy0 * w + in_lo * stride - pad_left) * c;
-        int8_t *yp = g->y + (oy * ow + in_lo) * c + c0;
-        uint32_t bit = (uint32_t)((oy * ow + in_lo) * c + c0);
-        for (int32_t n = in_hi - in_lo; n > 0; --n, xp += stride * c, yp += c, bit += (uint32_t)c) {
-            int32_t a[4] = {zinit[0], zinit[1], zinit[2], zinit[3]};
-            dw_window(xp, c, row_step, table, kernel, a);
-            dw_store(g, c0, a, tab, rq, yp, bit);
-        }
-        for (int32_t ox = in_hi; ox < ow; ox++)
-            dw_border_out(g, c0, kernel, table, tab, rq, iy0, i0, i1, ox);
-    }
-}
-
-typedef void (*dw_group_fn)(const dw_args *g, int32_t c0, const uint32_t (*table)[2], const int32_t *zinit,
-                            const pw_rq *tab, int32_t kernel);
-#define DW_INST(NAME, K, RQ)                                                                                     \
-    PW_NOINLINE static void NAME(const dw_args *g, int32_t c0, const uint32_t (*table)[2], const int32_t *zinit,  \
-                                 const pw_rq *tab, int32_t kernel)                                               \
-    {                                                                                                            \
-        (void)kernel;                                                                                            \
-        dw_group(g, c0, K, table, zinit, tab, RQ);                                                               \
-    }
-DW_INST(dw_k3_best, 3, RQ_BEST)
-DW_INST(dw_k5_best, 5, RQ_BEST)
-DW_INST(dw_k7_best, 7, RQ_BEST)
-DW_INST(dw_k3_fast, 3, RQ_FAST)
-DW_INST(dw_k5_fast, 5, RQ_FAST)
-DW_INST(dw_k7_fast, 7, RQ_FAST)
-DW_INST(dw_any_best, kernel, RQ_BEST)
-DW_INST(dw_any_fast, kernel, RQ_FAST)
-DW_INST(dw_any_slow, kernel, RQ_SLOW)
 
 /* ------------------------------------------------------------------ depthwise through expanded rows
  *
@@ -1226,17 +1119,15 @@ typedef void (*dwp_tile_fn)(const dw_args *g, int32_t ch, const dwp_chan *q, int
     }
 #define DWP_INST_KS(K, S) DWP_INST(K, S, 1, 0) DWP_INST(K, S, 1, 1) DWP_INST(K, S, 0, 2)
 DWP_INST_KS(3, 1)
-DWP_INST_KS(3, 2)
 DWP_INST_KS(5, 1)
-DWP_INST_KS(5, 2)
 DWP_INST_KS(7, 1)
-DWP_INST_KS(7, 2)
 
-/* [kernel / 2 - 1][stride - 1][fast, fast masked, general (masked or not)] */
-static const dwp_tile_fn dwp_fns[3][2][3] = {
-    {{dwp_tile_3_1_10, dwp_tile_3_1_11, dwp_tile_3_1_02}, {dwp_tile_3_2_10, dwp_tile_3_2_11, dwp_tile_3_2_02}},
-    {{dwp_tile_5_1_10, dwp_tile_5_1_11, dwp_tile_5_1_02}, {dwp_tile_5_2_10, dwp_tile_5_2_11, dwp_tile_5_2_02}},
-    {{dwp_tile_7_1_10, dwp_tile_7_1_11, dwp_tile_7_1_02}, {dwp_tile_7_2_10, dwp_tile_7_2_11, dwp_tile_7_2_02}},
+/* [kernel / 2 - 1][fast, fast masked, general (masked or not)]: stride 1 only (the path now runs only
+ * in place, for rows wider than the staged 4-channel path's one tile; strides 2 were slower there) */
+static const dwp_tile_fn dwp_fns[3][3] = {
+    {dwp_tile_3_1_10, dwp_tile_3_1_11, dwp_tile_3_1_02},
+    {dwp_tile_5_1_10, dwp_tile_5_1_11, dwp_tile_5_1_02},
+    {dwp_tile_7_1_10, dwp_tile_7_1_11, dwp_tile_7_1_02},
 };
 
 /* Output columns per tile for a kernel and stride: k expanded rows of a tile fit the ring. */
@@ -1255,7 +1146,7 @@ static void dwp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8
     const int masked = g->mask != 0;
     dwp_chan q;
     const int fast = dwp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q);
-    const dwp_tile_fn fn = dwp_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
+    const dwp_tile_fn fn = dwp_fns[kernel / 2 - 1][fast ? masked : 2];
     const int32_t tile = dwp_tile_cols(kernel, stride), p = (kernel + 1) / 2;
     for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
         const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
@@ -1272,7 +1163,7 @@ static int dwp_supported(int32_t kernel, int32_t stride, int32_t ow, int inplace
     if ((kernel != 3 && kernel != 5 && kernel != 7) || (stride != 1 && stride != 2) || (kernel == 3 && stride == 2) ||
         ow < 8)
         return 0;
-    return !inplace || (stride == 1 && ow <= dwp_tile_cols(kernel, stride));
+    return inplace && stride == 1 && ow <= dwp_tile_cols(kernel, stride);
 }
 
 PW_NOINLINE static void dwp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo)
@@ -1284,42 +1175,281 @@ PW_NOINLINE static void dwp_conv(const dw_args *g, int32_t kernel, const int8_t 
         dwp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
 }
 
-/* Groups of 4 channels: their weights repacked once into a stack table of int16 pairs matching
- * the SXTB16 lanes of an int8x4 activation load, their requantization constants prepared once;
- * every output then runs kernel^2 taps of 4 MACs. */
-PW_NOINLINE static void depthwise_dsp(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                          int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
-                          const int8_t *w_hi, int32_t c_lo, const int32_t *bias, const int32_t *mult,
-                          const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
+/* ------------------------------------------------------------------ depthwise, 4 channels on staged rows
+ *
+ * Groups of 4 channels (c % 4 == 0): bands of a few rows (a patch stage's strips) and small tensors,
+ * where the expanded-rows path's per-channel costs do not pay. The group's input rows are staged once
+ * each into a ring of K rows on the stack, one word (its 4 channels' int8) per pixel, padding included
+ * as zx bytes (whose products the zero-point fold cancels): every output is then branch-free with
+ * constant offsets. Per tap: one word of the staged row, SXTB16 / SXTB16 ROR 8, one LDRD of the tap's
+ * weights as int16 lanes ((c0, c0+2), (c0+1, c0+3)) and 4 SMLAxy; two horizontally adjacent outputs
+ * share the weight loads (and at stride 1 all but one pixel). Requantization as in the expanded-rows
+ * path (weights doubled, one SMMLAR) when every channel of the group allows it, else the general form.
+ * An output row is written only after every row it reads is in the ring, and each row is staged once,
+ * so with one column tile (and stride 1) the output may overwrite the input. */
+
+#define DWB_RING_WORDS 264 /* 1056 bytes of stack: K staged rows of a column tile */
+
+typedef struct {
+    uint64_t t[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* tap t: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
+    int32_t init[4];    /* lane mode 0: 2 (bias - zx sum w) (its weights doubled); else -zx sum w */
+    int32_t q[4][4];    /* mode 0: multiplier, 2^(e-1) + zy 2^e, right shift e; mode 1: multiplier, khi, rsh,
+                         * bias (fixed_point.h's one-multiply form); mode 2: multiplier, shift, bias */
+    int32_t mode[4], zy;
+} dwb_group;
+
+/* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
+ * multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot
+ * overflow), else 0 (the lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one:
+ * dead channels, biases near -2^31). */
+static int dwb_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy,
+                       dwb_group *g)
 {
     const int32_t kk = kernel * kernel;
-    const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
-    uint64_t table64[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* doubleword aligned for LDRD */
-    uint32_t(*table)[2] = (uint32_t(*)[2])(void *)table64;
-    pw_rq tab[4];
-    int32_t c0 = 0;
-    for (; c0 + 3 < c; c0 += 4) {
-        int32_t zinit[4];
-        dw_table(w_lo, w_hi, c_lo, kk, c0, table, zinit);
-        for (int32_t j = 0; j < 4; j++)
-            zinit[j] *= -zx;
-        const int rq = pw_prepare(bias, mult, shift, zy, c0, 4, kk, tab), best = rq == RQ_BEST;
-        dw_group_fn fn;
-        if (rq == RQ_SLOW)
-            fn = dw_any_slow;
-        else if (kernel == 3)
-            fn = best ? dw_k3_best : dw_k3_fast;
-        else if (kernel == 5)
-            fn = best ? dw_k5_best : dw_k5_fast;
-        else if (kernel == 7)
-            fn = best ? dw_k7_best : dw_k7_fast;
+    const int8_t *p[4];
+    int32_t f[4];
+    int all = 1;
+    for (int32_t j = 0; j < 4; j++) {
+        const int32_t ch = c0 + j, e = -shift[ch], b = bias[ch];
+        p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
+        tt_rq r = {0, 0, 0, 0};
+        if (mult[ch] >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21))
+            g->mode[j] = 0;
+        else if (tt_rq_prepare(&r, b, mult[ch], shift[ch]))
+            g->mode[j] = 1;
         else
-            fn = best ? dw_any_best : dw_any_fast;
-        fn(&g, c0, (const uint32_t(*)[2])table, zinit, tab, kernel);
+            g->mode[j] = 2;
+        f[j] = g->mode[j] == 0 ? 2 : 1;
+        all &= g->mode[j] == 0;
     }
-    if (c0 < c)
-        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
-                           shift, zx, zy, mask, c0, c);
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int32_t t = 0; t < kk; t++) {
+        const int32_t v0 = p[0][t], v1 = p[1][t], v2 = p[2][t], v3 = p[3][t];
+        s0 += v0;
+        s1 += v1;
+        s2 += v2;
+        s3 += v3;
+        g->t[t] = tt_pack16(f[0] * v0, f[2] * v2) | (uint64_t)tt_pack16(f[1] * v1, f[3] * v3) << 32;
+    }
+    const int32_t s[4] = {s0, s1, s2, s3};
+    g->zy = zy;
+    for (int32_t j = 0; j < 4; j++) {
+        const int32_t ch = c0 + j, e = -shift[ch];
+        g->q[j][0] = mult[ch];
+        if (g->mode[j] == 0) {
+            g->init[j] = 2 * (bias[ch] - zx * s[j]);
+            g->q[j][1] = (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e);
+            g->q[j][2] = e;
+        } else if (g->mode[j] == 1) {
+            tt_rq r = {0, 0, 0, 0};
+            (void)tt_rq_prepare(&r, bias[ch], mult[ch], shift[ch]);
+            g->init[j] = -zx * s[j];
+            g->q[j][1] = r.khi;
+            g->q[j][2] = r.rsh;
+            g->q[j][3] = bias[ch];
+        } else {
+            g->init[j] = -zx * s[j];
+            g->q[j][1] = shift[ch];
+            g->q[j][2] = bias[ch];
+        }
+    }
+    return all;
+}
+
+/* Staged row: n words, pixel u = input column ix0 + u of row iy (a padding row or column: zx bytes). */
+PW_NOINLINE static void dwb_stage(const dw_args *a, int32_t c0, int32_t iy, int32_t ix0, int32_t n, uint32_t *d)
+{
+    const uint32_t zword = 0x01010101u * (uint8_t)a->zx;
+    int32_t u = 0;
+    if (iy >= 0 && iy < a->h) {
+        const int32_t c = a->c;
+        int32_t lo = -ix0, hi = a->w - ix0; /* u < lo: column < 0; u >= hi: column >= w */
+        lo = lo < 0 ? 0 : lo > n ? n : lo;
+        hi = hi < lo ? lo : hi > n ? n : hi;
+        for (; u < lo; u++)
+            d[u] = zword;
+        const int8_t *s = a->x + (iy * a->w + ix0 + u) * c + c0;
+        for (; u + 1 < hi; u += 2, s += 2 * c) {
+            const uint32_t v0 = tt_read_s8x4(s), v1 = tt_read_s8x4(s + c);
+            d[u] = v0;
+            d[u + 1] = v1;
+        }
+        if (u < hi)
+            d[u++] = tt_read_s8x4(s);
+    }
+    for (; u < n; u++)
+        d[u] = zword;
+}
+
+/* The 4 outputs of one position (channels c0..c0+3) from their accumulators (fast: every lane in
+ * mode 0; else each lane by its mode). */
+TT_ALWAYS_INLINE void dwb_out4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const dwb_group *g, int8_t *y,
+                               uint8_t *mask, uint32_t bit, int fast, int masked)
+{
+    const int32_t acc[4] = {a0, a1, a2, a3};
+    int32_t pre[4], v[4];
+    TT_UNROLL(4) for (int q = 0; q < 4; q++)
+    {
+        const int32_t a = acc[q];
+        const int32_t *k = g->q[q];
+        if (fast || g->mode[q] == 0) {
+            const uint64_t mk = tt_ldrd_w(k, 0);
+            pre[q] = (tt_smmlar(a, (int32_t)(uint32_t)mk, (int32_t)(uint32_t)(mk >> 32)) + (a >> 31)) >> k[2];
+        } else if (g->mode[q] == 1) {
+            pre[q] = tt_ssat10(tt_rq_apply(a, k[3], k[0], k[1], k[2])) + g->zy;
+        } else {
+            pre[q] = tt_ssat10(tt_mbqm_inline(tt_qadd(k[2], a), k[0], k[1])) + g->zy;
+        }
+        v[q] = tt_ssat8(pre[q]);
+    }
+    TT_UNROLL(4) for (int q = 0; q < 4; q++) y[q] = (int8_t)v[q];
+    if (masked == 1 || (masked == 2 && mask)) {
+        const uint32_t f = (uint32_t)(v[0] == pre[0]) | (uint32_t)(v[1] == pre[1]) << 1 |
+                           (uint32_t)(v[2] == pre[2]) << 2 | (uint32_t)(v[3] == pre[3]) << 3;
+        tt_mask_put_bits(mask, bit, f, 4); /* (within a byte when c % 4 == 0) */
+    }
+}
+
+#define DWB_TAP(X, WT, A0, A1, A2, A3)                                                                  \
+    do {                                                                                                \
+        const uint32_t xe_ = tt_sxtb16(X), xo_ = tt_sxtb16_ror8(X);                                     \
+        const uint32_t we_ = (uint32_t)(WT), wo_ = (uint32_t)((WT) >> 32);                              \
+        A0 = tt_smlabb(xe_, we_, A0);                                                                   \
+        A2 = tt_smlatt(xe_, we_, A2);                                                                   \
+        A1 = tt_smlabb(xo_, wo_, A1);                                                                   \
+        A3 = tt_smlatt(xo_, wo_, A3);                                                                   \
+    } while (0)
+
+/* One output row of tow outputs from the K staged rows rp[0..K-1] (pixel u of the tile at rp[i][u]). */
+TT_ALWAYS_INLINE void dwb_row(const uint32_t *const *rp, int32_t tow, const dwb_group *g, int8_t *y, int32_t c,
+                              uint8_t *mask, uint32_t bit, int K, int S, int fast, int masked)
+{
+    const uint64_t *t = g->t;
+    int32_t ox = 0;
+    for (; ox + 1 < tow; ox += 2, y += 2 * c, bit += 2 * (uint32_t)c) {
+        const uint64_t i01 = tt_ldrd_w(g->init, 0), i23 = tt_ldrd_w(g->init, 2);
+        int32_t a0 = (int32_t)(uint32_t)i01, a1 = (int32_t)(uint32_t)(i01 >> 32);
+        int32_t a2 = (int32_t)(uint32_t)i23, a3 = (int32_t)(uint32_t)(i23 >> 32);
+        int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+#define DWB_PAIR_ROW                                                                                    \
+    do {                                                                                                \
+        const uint32_t *r = rp[i] + S * ox;                                                             \
+        TT_UNROLL(7) for (int j = 0; j < K; j++)                                                        \
+        {                                                                                               \
+            const uint64_t wt = tt_ld64(ti, j);                                                         \
+            const uint32_t xa = r[j];                                                                   \
+            DWB_TAP(xa, wt, a0, a1, a2, a3);                                                            \
+            const uint32_t xb = r[j + S];                                                               \
+            DWB_TAP(xb, wt, b0, b1, b2, b3);                                                            \
+        }                                                                                               \
+    } while (0)
+        const uint64_t *ti = t;
+        if (K == 3) /* rows unrolled for 3x3 only (code size) */
+            TT_UNROLL(3) for (int i = 0; i < K; i++, ti += K) DWB_PAIR_ROW;
+        else
+            TT_UNROLL(1) for (int i = 0; i < K; i++, ti += K) DWB_PAIR_ROW;
+#undef DWB_PAIR_ROW
+        dwb_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
+        dwb_out4(b0, b1, b2, b3, g, y + c, mask, bit + (uint32_t)c, fast, masked);
+    }
+    for (; ox < tow; ox++, y += c, bit += (uint32_t)c) {
+        int32_t a0 = g->init[0], a1 = g->init[1], a2 = g->init[2], a3 = g->init[3];
+        const uint64_t *ti = t;
+        TT_UNROLL(1) for (int i = 0; i < K; i++, ti += K)
+        {
+            const uint32_t *r = rp[i] + S * ox;
+            TT_UNROLL(7) for (int j = 0; j < K; j++)
+            {
+                const uint64_t wt = tt_ld64(ti, j);
+                const uint32_t xa = r[j];
+                DWB_TAP(xa, wt, a0, a1, a2, a3);
+            }
+        }
+        dwb_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
+    }
+}
+
+/* Every output row of group c0's column tile [ox0, ox0 + tow): before each output row the input rows
+ * it adds are staged into their ring slots (row iy in slot (iy + pad_top) mod K), n words each. */
+TT_ALWAYS_INLINE void dwb_tile(const dw_args *a, int32_t c0, const dwb_group *g, uint32_t *ring, int32_t ox0,
+                               int32_t tow, int32_t n, int K, int S, int fast, int masked)
+{
+    const int32_t c = a->c, ow = a->ow, oh = a->oh, pt = a->pad_top;
+    const int32_t ix0 = ox0 * S - a->pad_left;
+    int32_t next = -pt, first = 0; /* next input row to stage; slot of the output row's first input row */
+    int8_t *y = a->y + ox0 * c + c0;
+    uint32_t bit = (uint32_t)(ox0 * c + c0);
+    for (int32_t oy = 0; oy < oh; oy++, y += ow * c, bit += (uint32_t)(ow * c)) {
+        const int32_t iy0 = oy * S - pt, end = iy0 + K;
+        if (next < iy0)
+            next = iy0;
+        for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
+            dwb_stage(a, c0, next, ix0, n, ring + (slot >= K ? slot - K : slot) * n);
+        const uint32_t *rp[DW_MAX_KERNEL];
+        int32_t slot = first;
+        TT_UNROLL(7) for (int i = 0; i < K; i++)
+        {
+            rp[i] = ring + slot * n;
+            slot = slot + 1 == K ? 0 : slot + 1;
+        }
+        dwb_row(rp, tow, g, y, c, a->mask, bit, K, S, fast, masked);
+        first += S;
+        if (first >= K)
+            first -= K;
+    }
+}
+
+typedef void (*dwb_tile_fn)(const dw_args *a, int32_t c0, const dwb_group *g, uint32_t *ring, int32_t ox0,
+                            int32_t tow, int32_t n);
+#define DWB_INST(K, S, FAST, MASKED)                                                                            \
+    PW_NOINLINE static void dwb_tile_##K##_##S##_##FAST##MASKED(const dw_args *a, int32_t c0, const dwb_group *g,  \
+                                                              uint32_t *ring, int32_t ox0, int32_t tow, int32_t n) \
+    {                                                                                                           \
+        dwb_tile(a, c0, g, ring, ox0, tow, n, K, S, FAST, MASKED);                                              \
+    }
+#define DWB_INST_KS(K, S) DWB_INST(K, S, 1, 0) DWB_INST(K, S, 1, 1) DWB_INST(K, S, 0, 2)
+DWB_INST_KS(3, 1)
+DWB_INST_KS(3, 2)
+DWB_INST_KS(5, 1)
+DWB_INST_KS(5, 2)
+DWB_INST_KS(7, 1)
+DWB_INST_KS(7, 2)
+
+/* [kernel / 2 - 1][stride - 1][fast, fast masked, mixed lanes (masked or not)] */
+static const dwb_tile_fn dwb_fns[3][2][3] = {
+    {{dwb_tile_3_1_10, dwb_tile_3_1_11, dwb_tile_3_1_02}, {dwb_tile_3_2_10, dwb_tile_3_2_11, dwb_tile_3_2_02}},
+    {{dwb_tile_5_1_10, dwb_tile_5_1_11, dwb_tile_5_1_02}, {dwb_tile_5_2_10, dwb_tile_5_2_11, dwb_tile_5_2_02}},
+    {{dwb_tile_7_1_10, dwb_tile_7_1_11, dwb_tile_7_1_02}, {dwb_tile_7_2_10, dwb_tile_7_2_11, dwb_tile_7_2_02}},
+};
+
+/* Output columns per tile: K staged rows of (tow - 1) S + K pixels fit the ring. */
+static int32_t dwb_tile_cols(int32_t kernel, int32_t stride)
+{
+    return (DWB_RING_WORDS / kernel - kernel) / stride + 1;
+}
+
+/* (c % 4 != 0: groups of 4 channels, the rest by depthwise_channels; not in place) */
+static int dwb_supported(int32_t kernel, int32_t stride, int32_t c)
+{
+    return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4;
+}
+
+PW_NOINLINE static void dwb_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
+                                 int32_t c_lo)
+{
+    uint32_t ring[DWB_RING_WORDS];
+    dwb_group g;
+    const int32_t stride = a->stride, ow = a->ow, tile = dwb_tile_cols(kernel, stride);
+    const int masked = a->mask != 0;
+    for (int32_t c0 = 0; c0 + 3 < a->c; c0 += 4) {
+        const int fast = dwb_prepare(w_lo, w_hi, c_lo, kernel, c0, a->bias, a->mult, a->shift, a->zx, a->zy, &g);
+        const dwb_tile_fn fn = dwb_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
+        for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
+            const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
+            fn(a, c0, &g, ring, ox0, tow, (tow - 1) * stride + kernel);
+        }
+    }
 }
 
 #endif
@@ -1331,12 +1461,13 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                        int32_t zx, int32_t zy, uint8_t *mask)
 {
 #if TT_DSP
-    if (dwp_supported(kernel, stride, ow, 0)) {
+    if (dwb_supported(kernel, stride, c)) { /* measured: better than the expanded rows on MCUNet's layers */
         const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
-        dwp_conv(&g, kernel, w_lo, w_hi, c_lo);
-    } else if (kernel <= DW_MAX_KERNEL)
-        depthwise_dsp(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask);
-    else
+        dwb_conv(&g, kernel, w_lo, w_hi, c_lo);
+        if (c & 3)
+            depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
+                               shift, zx, zy, mask, c & ~3, c);
+    } else
 #endif
         depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
                            mask, 0, c);
@@ -1352,10 +1483,15 @@ int tt_conv_depthwise_inplace_fast(int8_t *xy, int32_t h, int32_t w, int32_t c, 
                                    const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
 #if TT_DSP
-    if (pad != kernel / 2 || !dwp_supported(kernel, 1, w, 1))
+    if (pad != kernel / 2)
         return 0;
     const dw_args g = {xy, h, w, c, xy, h, w, 1, pad, pad, bias, mult, shift, zx, zy, mask};
-    dwp_conv(&g, kernel, w_lo, w_hi, c_lo);
+    if (dwb_supported(kernel, 1, c) && (c & 3) == 0 && w <= dwb_tile_cols(kernel, 1)) /* one column tile */
+        dwb_conv(&g, kernel, w_lo, w_hi, c_lo);
+    else if (dwp_supported(kernel, 1, w, 1))
+        dwp_conv(&g, kernel, w_lo, w_hi, c_lo);
+    else
+        return 0;
     if (mask)
         tt_mask_finish(mask, (uint32_t)(h * w * c));
     return 1;
