@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from .errors import TinytrainError
 
 # Measured: .data + .bss of the firmware without the model's buffers, and the
-# stack high-water mark after a training step. Checked by hil_tests (planned vs measured).
+# stack high-water mark after a training step, rounded up to 512 B (measured 4,236 B and
+# 2,564 B on qemu_m7). Checked by hil_tests/test_streamed_sample.py (planned vs measured).
 FIRMWARE_BASE = {
-    "static_bytes": 6144,
-    "stack_bytes": 2048,
+    "static_bytes": 4608,
+    "stack_bytes": 3072,
 }
 
 
