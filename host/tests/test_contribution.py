@@ -78,6 +78,8 @@ def test_prefix_cache_gives_the_numpy_backend_results(model):
         assert ref.state_bytes() == fast.state_bytes(), scheme.name
         for i in range(8, 12):
             assert np.array_equal(ref.infer(x[i]), fast.infer_row(i))
+        rows = np.array([11, 3, 8, 0, 5])  # batched validation: the same logits, row by row
+        assert np.array_equal(fast.infer_rows(rows), np.stack([ref.infer(x[i]) for i in rows])), scheme.name
 
 
 def test_equal_channel_counts_share_a_key(model):

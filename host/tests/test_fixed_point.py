@@ -41,6 +41,28 @@ def test_mbqm_matches_scalar_reference(x: int, m: int, right: int) -> None:
     assert got == rdbp_scalar(srdhm_scalar(x, m), right)
 
 
+@given(INT32, INT32)
+def test_srdhm_matches_scalar_reference(a: int, b: int) -> None:
+    for x, y in ((a, b), (-(2**31), b), (a, -(2**31)), (-(2**31), -(2**31))):
+        assert fp.saturating_rounding_doubling_high_mul(np.array([x]), np.array([y]))[0] == srdhm_scalar(x, y)
+
+
+@given(INT32, st.integers(0, 31))
+def test_rdbp_matches_scalar_reference(x: int, e: int) -> None:
+    assert fp.rounding_divide_by_pot(np.array([x]), e)[0] == rdbp_scalar(x, e)
+    # per-channel exponents, some of them zero
+    es = np.array([e, 0, 31 - e])
+    assert list(fp.rounding_divide_by_pot(np.array([x, x, x]), es)) == [rdbp_scalar(x, int(k)) for k in es]
+
+
+@given(st.integers(-(2**40), 2**40), st.integers(2**30, 2**31 - 1), st.integers(-31, 8))
+def test_mbqm_wraps_like_c(x: int, m: int, shift: int) -> None:
+    """A left shift (or a value outside int32) wraps as C's unsigned arithmetic does, then rounds twice."""
+    wrapped = ((x << max(shift, 0)) + 2**31) % 2**32 - 2**31
+    got = fp.multiply_by_quantized_multiplier(np.array([x]), m, shift)[0]
+    assert got == rdbp_scalar(srdhm_scalar(wrapped, m), max(-shift, 0))
+
+
 @given(st.floats(1e-9, 1e6, allow_nan=False))
 def test_quantize_multiplier_is_close(real: float) -> None:
     m, shift = fp.quantize_multiplier(real)
@@ -74,6 +96,25 @@ def test_round_shift_modes(p: int, e: int) -> None:
     for r in (0, 2**32 - 1, 12345):
         sto = fp.round_shift(np.array([p]), e, "stochastic", np.array([r], dtype=np.uint32))[0]
         assert math.floor(exact) - 1 <= sto <= math.ceil(exact) + 1
+
+
+@given(st.lists(st.integers(-(2**61), 2**61), min_size=1, max_size=6), st.integers(-70, 45),
+       st.sampled_from(fp.ROUNDING_MODES))
+def test_round_shift_per_row_exponents_match_the_scalar_ones(values: list[int], e0: int, mode: str) -> None:
+    v = np.array(values, dtype=np.int64).reshape(-1, 1) * np.array([1, -1, 3])  # rows of 3
+    v = np.clip(v, -(2**61), 2**61)
+    exps = np.arange(len(values), dtype=np.int64).reshape(-1, 1) * 7 + e0  # left and right shifts, n > 62
+    rand = np.random.default_rng(len(values)).integers(0, 2**32, size=v.shape, dtype=np.uint64).astype(np.uint32)
+    got = fp.round_shift(v, exps, mode, rand)
+    for i in range(len(values)):
+        assert np.array_equal(got[i], fp.round_shift(v[i], int(exps[i, 0]), mode, rand[i])), (i, int(exps[i, 0]))
+
+
+@given(st.integers(-(2**61), 2**61), st.integers(0, 62))
+def test_rshift_round_is_round_half_up(v: int, n: int) -> None:
+    want = math.floor(Fraction(v, 2**n) + Fraction(1, 2))
+    assert fp.rshift_round(np.array([v]), n)[0] == want
+    assert list(fp.rshift_round(np.array([v, v]), np.array([n, 0]))) == [want, v]
 
 
 def test_stochastic_rounding_is_unbiased() -> None:

@@ -142,4 +142,5 @@ def test_paper_model_ops_within_one_lsb(name):
         diff = np.abs(values[op.output].astype(np.int64) - ref)
         total += diff.size
         within += int((diff <= 1).sum())
+    print(f"{name}: {within}/{total} outputs within 1 LSB of the float simulation")
     assert within / total >= 0.999, f"{within}/{total} outputs within 1 LSB"

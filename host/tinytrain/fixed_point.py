@@ -40,34 +40,36 @@ def wrap_int32(v: np.ndarray) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul. Its nudge (2**30, or 1 - 2**30 below zero) followed
+    by a division truncating toward zero is exactly floor((a*b + 2**30) / 2**31), one shift on int64."""
     a64 = np.asarray(a, dtype=np.int64)
     b64 = np.asarray(b, dtype=np.int64)
-    ab = a64 * b64
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    # C's integer division truncates toward zero.
-    s = ab + nudge
-    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
-    overflow = (a64 == INT32_MIN) & (b64 == INT32_MIN)
-    return np.where(overflow, INT32_MAX, q).astype(np.int64)
+    q = (a64 * b64 + (1 << 30)) >> 31
+    if np.any(b64 == INT32_MIN):
+        q = np.where((a64 == INT32_MIN) & (b64 == INT32_MIN), INT32_MAX, q)
+    return q
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT (round half away from zero), exponent >= 0: x / 2**e rounded is
+    floor((x + 2**(e-1) - [x < 0]) / 2**e) for e > 0, and x for e = 0."""
     x64 = np.asarray(x, dtype=np.int64)
     e = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << e) - 1
-    remainder = x64 & mask
-    threshold = (mask >> 1) + (x64 < 0)
-    return (x64 >> e) + (remainder > threshold)
+    half = (np.int64(1) << e) >> 1
+    below = (x64 < 0) if e.size and e.min() > 0 else (x64 < 0) & (e > 0)
+    return (x64 + half - below) >> e
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,
                                      shift: np.ndarray | int) -> np.ndarray:
     """TFLite's MultiplyByQuantizedMultiplier (double rounding), int32 in and out."""
     shift = np.asarray(shift, dtype=np.int64)
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
-    shifted = wrap_int32(np.asarray(x, dtype=np.int64) << left)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+    x64 = np.asarray(x, dtype=np.int64)
+    if np.any(shift > 0):
+        x64 = wrap_int32(x64 << np.maximum(shift, 0))
+    elif x64.size and (x64.min() < INT32_MIN or x64.max() > INT32_MAX):
+        x64 = wrap_int32(x64)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x64, multiplier), np.maximum(-shift, 0))
 
 
 # ---------------------------------------------------------------- gradients
@@ -76,9 +78,11 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
 def rshift_round(v: np.ndarray, n: np.ndarray | int) -> np.ndarray:
     """floor(v / 2**n + 1/2) for n >= 0 (round half up), on int64."""
     v64 = np.asarray(v, dtype=np.int64)
+    if np.ndim(n) == 0:
+        k = int(n)
+        return (v64 + ((1 << k) >> 1)) >> k if k else v64.copy()
     n64 = np.asarray(n, dtype=np.int64)
-    half = np.where(n64 > 0, np.int64(1) << np.maximum(n64 - 1, 0), 0)
-    return (v64 + half) >> n64
+    return (v64 + ((np.int64(1) << n64) >> 1)) >> n64
 
 
 def normalize_shift(max_abs: int, bits: int) -> int:
@@ -140,6 +144,8 @@ def round_shift(v: np.ndarray, e: int, mode: str, rand: np.ndarray | None = None
     nearest: round half up; truncate: toward zero (the authors' engine).
     """
     v64 = np.asarray(v, dtype=np.int64)
+    if np.ndim(e):
+        return _round_shift_each(v64, np.asarray(e, dtype=np.int64), mode, rand)
     if e >= 0:
         # A left shift this large would only saturate anyway.
         shift = min(e, 40)
@@ -162,5 +168,28 @@ def round_shift(v: np.ndarray, e: int, mode: str, rand: np.ndarray | None = None
     raise ValueError(f"unknown rounding mode {mode!r}; choose one of {', '.join(ROUNDING_MODES)}")
 
 
+def _round_shift_each(v64: np.ndarray, e: np.ndarray, mode: str, rand: np.ndarray | None) -> np.ndarray:
+    """round_shift with an exponent per element (e broadcasts against v): the same cases, selected
+    element by element."""
+    left = np.clip(v64, -(1 << 21), 1 << 21) << np.clip(e, 0, 40)
+    n = np.maximum(-e, 0)
+    v64 = v64 >> np.maximum(n - 62, 0)
+    n = np.minimum(n, 62)
+    if mode == "stochastic":
+        if rand is None:
+            raise ValueError("stochastic rounding needs random bits")
+        r = np.asarray(rand, dtype=np.uint32).astype(np.int64)
+        u = np.where(n <= 32, r >> np.clip(32 - n, 0, 32), r << np.clip(n - 32, 0, 30))
+        right = (v64 + u) >> n
+    elif mode == "nearest":
+        right = (v64 + ((np.int64(1) << n) >> 1)) >> n
+    elif mode == "truncate":
+        right = np.where(v64 >= 0, v64 >> n, -((-v64) >> n))
+    else:
+        raise ValueError(f"unknown rounding mode {mode!r}; choose one of {', '.join(ROUNDING_MODES)}")
+    return np.where(e >= 0, left, right)
+
+
 def saturate(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.clip(np.asarray(v, dtype=np.int64), lo, hi)
+    # np.minimum/np.maximum: np.clip's Python-level dispatch costs more than the work on small tensors
+    return np.minimum(np.maximum(np.asarray(v, dtype=np.int64), lo), hi)

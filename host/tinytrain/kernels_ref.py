@@ -27,9 +27,10 @@ def _exact(a: np.ndarray) -> np.ndarray:
 
 
 def pad_hwc(x: np.ndarray, pad: int, value: int = 0) -> np.ndarray:
+    """Pads the H and W axes of [..., H, W, C]."""
     if pad == 0:
         return x
-    return np.pad(x, ((pad, pad), (pad, pad), (0, 0)), constant_values=value)
+    return np.pad(x, ((0, 0),) * (x.ndim - 3) + ((pad, pad), (pad, pad), (0, 0)), constant_values=value)
 
 
 def out_size(size: int, k: int, stride: int, pad: int) -> int:
@@ -37,10 +38,10 @@ def out_size(size: int, k: int, stride: int, pad: int) -> int:
 
 
 def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, stride: int):
-    """Yields (i, j, view) with view[y, x, c] = xp[y*stride + i, x*stride + j, c]."""
+    """Yields (i, j, view) with view[..., y, x, c] = xp[..., y*stride + i, x*stride + j, c]."""
     for i in range(kh):
         for j in range(kw):
-            yield i, j, xp[i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+            yield i, j, xp[..., i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
 
 
 # ------------------------------------------------------------------ forward
@@ -58,30 +59,31 @@ class Requant:
         """Returns (int8 output, in-range mask of the pre-clamp value)."""
         pre = fp.multiply_by_quantized_multiplier(acc, self.multiplier, self.shift) + self.zero_point
         mask = (pre >= QMIN) & (pre <= QMAX)
-        return np.clip(pre, QMIN, QMAX).astype(np.int8), mask
+        return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8), mask
 
 
 def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int, groups: int,
                     pad: int) -> np.ndarray:
-    """int32 accumulators b + sum w * (x - zx) of a conv2d; x [H,W,C] int8, w [O,KH,KW,I/g]."""
-    h, wd, c = x.shape
+    """int32 accumulators b + sum w * (x - zx) of a conv2d; x [H,W,C] int8 (or a batch [..., H,W,C]:
+    each sample's result is the same, the float64 sums of integers being exact), w [O,KH,KW,I/g]."""
+    *lead, h, wd, c = x.shape
     o, kh, kw, ig = w.shape
     oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
     xp = pad_hwc(x.astype(np.float64) - zx, pad)
     wf = w.astype(np.float64)
     if groups == c and ig == 1 and o == c:  # depthwise
-        acc = np.zeros((oh, ow, c))
+        acc = np.zeros((*lead, oh, ow, c))
         for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
             acc += v * wf[:, i, j, 0]
     elif kh == kw == 1 and groups == 1:
-        acc = xp[::stride, ::stride, :][:oh, :ow].reshape(-1, c) @ wf[:, 0, 0, :].T
-        acc = acc.reshape(oh, ow, o)
+        acc = xp[..., ::stride, ::stride, :][..., :oh, :ow, :].reshape(-1, c) @ wf[:, 0, 0, :].T
+        acc = acc.reshape(*lead, oh, ow, o)
     else:
         og = o // groups
-        acc = np.zeros((oh, ow, o))
+        acc = np.zeros((*lead, oh, ow, o))
         for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
             for g in range(groups):
-                acc[:, :, g * og : (g + 1) * og] += v[:, :, g * ig : (g + 1) * ig] @ wf[g * og : (g + 1) * og, i, j, :].T
+                acc[..., g * og : (g + 1) * og] += v[..., g * ig : (g + 1) * ig] @ wf[g * og : (g + 1) * og, i, j, :].T
     return _saturated_bias_add(_exact(acc), bias)
 
 
@@ -105,8 +107,10 @@ def _saturated_bias_add(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def dense_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    xf = x.reshape(-1).astype(np.float64) - zx
-    return _saturated_bias_add(_exact(w.astype(np.float64) @ xf), bias).reshape(1, 1, -1)
+    """x [1,1,C] (or a batch [..., 1,1,C]) -> [1,1,O] ([..., 1,1,O])."""
+    lead = x.shape[:-3]
+    xf = x.reshape(*lead, -1).astype(np.float64) - zx
+    return _saturated_bias_add(_exact(xf @ w.astype(np.float64).T), bias).reshape(*lead, 1, 1, -1)
 
 
 @dataclass(frozen=True)
@@ -137,11 +141,11 @@ def add_forward(a: np.ndarray, b: np.ndarray, p: AddParams) -> tuple[np.ndarray,
     zo, mo, so = p.out
     pre = fp.multiply_by_quantized_multiplier(raw, mo, so) + zo
     mask = (pre >= QMIN) & (pre <= QMAX)
-    return np.clip(pre, QMIN, QMAX).astype(np.int8), mask
+    return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8), mask
 
 
 def avgpool_accumulate(x: np.ndarray, zx: int) -> np.ndarray:
-    return (x.astype(np.int64) - zx).sum(axis=(0, 1)).reshape(1, 1, -1)
+    return (x.astype(np.int64) - zx).sum(axis=(-3, -2)).reshape(*x.shape[:-3], 1, 1, -1)
 
 
 # ------------------------------------------------------------------ loss
@@ -289,11 +293,7 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, e: int, coef_mult: np.ndarra
     c = param.shape[0]
     g = grad.reshape(c, -1).astype(np.int64)
     prod = -g * coef_mult.astype(np.int64)[:, None]
-    exps = e + coef_shift.astype(np.int64) - 31
-    out = np.empty_like(g)
+    exps = (e + coef_shift.astype(np.int64) - 31).reshape(c, 1)
     r = None if rand is None else np.asarray(rand).reshape(c, -1)
-    for ex in np.unique(exps):
-        rows = np.nonzero(exps == ex)[0]
-        out[rows] = fp.round_shift(prod[rows], int(ex), mode, None if r is None else r[rows])
-    new = param.reshape(c, -1).astype(np.int64) + out
+    new = param.reshape(c, -1).astype(np.int64) + fp.round_shift(prod, exps, mode, r)
     return fp.saturate(new, lo, hi).astype(param.dtype).reshape(param.shape)

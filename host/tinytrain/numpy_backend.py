@@ -6,6 +6,8 @@ exactly as on the board, so a wrong memory plan corrupts results here too.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import fixed_point as fp
@@ -15,6 +17,12 @@ from .ir import Conv2D, Dense
 from .training_program import ParamSpec, Step, TrainingProgram
 
 LR_ONE = 1 << 16  # lr_scale is Q16
+
+
+@functools.cache
+def _limits(dtype: str) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 class Memory:
@@ -44,7 +52,7 @@ class Memory:
         if self.active is None or name not in self.active.offsets:  # no arena, or a streamed input
             v = np.asarray(value)
             if b.dtype != "bits" and v.size:
-                lo, hi = np.iinfo(b.dtype).min, np.iinfo(b.dtype).max
+                lo, hi = _limits(b.dtype)
                 if v.min() < lo or v.max() > hi:
                     raise OverflowError(f"{name}: value out of {b.dtype} range")
             self.values[name] = np.array(v)
@@ -53,7 +61,7 @@ class Memory:
         if b.dtype == "bits":
             view[:] = np.packbits(np.asarray(value, dtype=bool).reshape(-1), bitorder="little")
         else:
-            lo, hi = np.iinfo(b.dtype).min, np.iinfo(b.dtype).max
+            lo, hi = _limits(b.dtype)
             v = np.asarray(value)
             if v.size and (v.min() < lo or v.max() > hi):
                 raise OverflowError(f"{name}: value out of {b.dtype} range")
