@@ -42,7 +42,8 @@ PAIR_MOVES = 20
 BOUND_SLACK = 1024  # bytes of lower_bound's margin  # pair moves tried per hill-climbing step (best score gain first)
 VERIFY = 3  # local optima re-measured at the end
 VERIFY_SEEDS = (1, 2)
-VERIFY_LENGTH = 4  # a re-measurement trains on this many times the samples of a contribution run
+VERIFY_SAMPLES = 1000  # fine-tuning steps of a re-measurement: a typical on-device run (what `make demo` streams)
+VERIFY_LEVELS = (2, 4, 8)  # lighter candidates re-measured too: the best visited scheme within budget / each
 
 
 class SearchError(TinytrainError):
@@ -93,6 +94,7 @@ class SearchResult:
     plans: int = 0
     seconds: float = 0.0
     truncated: bool = False  # the planner's call budget ran out (the search stopped early)
+    verify_samples: int = 0  # fine-tuning steps of the re-measurements
 
 
 _PLAN_MODEL: list = []  # the model the planner workers plan for (inherited by fork)
@@ -345,25 +347,45 @@ def _search(model: Model, c: Contributions, budget: int, space: Space, t0: float
                         seconds=time.monotonic() - t0, truncated=space.truncated)
 
 
-def verification_protocol(protocol: Protocol, seeds: tuple[int, ...] = VERIFY_SEEDS) -> Protocol:
-    """Longer than a contribution run (VERIFY_LENGTH times the samples): the summed contributions rank
-    what a short run learns; the final choice should rank what a longer run learns."""
-    return replace(protocol, fit_samples=VERIFY_LENGTH * protocol.fit_samples if protocol.fit_samples else 0,
-                   seeds=seeds)
+def verification_protocol(protocol: Protocol, seeds: tuple[int, ...] = VERIFY_SEEDS,
+                          samples: int = VERIFY_SAMPLES) -> Protocol:
+    """The re-measurements fine-tune as long as a real on-device run (`samples` steps), not as long as a
+    contribution run: the summed contributions rank what a short run learns, the choice should rank
+    what the run the scheme is for learns."""
+    return replace(protocol, fit_samples=samples, seeds=seeds)
+
+
+def verification_candidates(result: SearchResult, count: int = VERIFY,
+                            levels: tuple[int, ...] = VERIFY_LEVELS) -> list[Candidate]:
+    """The best `count` local optima, plus for each level L the best visited scheme (by summed
+    contributions) whose planned peak is within budget / L. The summed contributions grow with every
+    layer added, so every optimum fills the budget; but training more is not always better (more
+    parameters, the same samples), which only a measurement of lighter schemes can show."""
+    out = list(result.local_optima[:count])
+    for level in levels:
+        cap = result.budget // level
+        fits = [c for c in result.visited if c.peak_bytes <= cap]
+        if fits:
+            best = max(fits, key=lambda c: (c.score, -c.peak_bytes))
+            if all(best.point != c.point for c in out):
+                best.origin = best.origin or f"best visited within budget/{level}"
+                out.append(best)
+    return out
 
 
 def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY) -> SearchResult:
-    """Re-measures the best local optima (by summed contributions) with the measurer's protocol (see
-    verification_protocol); the best measured one wins (ties: the higher predicted score)."""
+    """Re-measures the verification candidates with the measurer's protocol (see verification_protocol);
+    the best measured one wins (ties: the higher predicted score, then the smaller peak)."""
     if count <= 0:
         return result
-    chosen = result.local_optima[:count]
+    chosen = verification_candidates(result, count)
     n = len(measurer.model.weighted_ops)
     schemes = [c.point.scheme(n) for c in chosen]
     res = measurer.measure(schemes, desc=f"verify {kb(result.budget)}")
     for cand, s in zip(chosen, schemes):
         cand.measured = {seed: r["accuracy"] for seed, r in sorted(res[scheme_key(measurer.model, s)].items())}
     result.verified = chosen
+    result.verify_samples = measurer.protocol.fit_samples
     result.best = max(chosen, key=lambda x: (round(x.measured_mean, 9), x.score, -x.peak_bytes))
     return result
 
@@ -373,7 +395,8 @@ def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY) -> Sea
 
 def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None = None, workers: int | None = None,
            progress: bool = True, verify_count: int = VERIFY, cache_dir: Path | None = None,
-           verify_seeds: tuple[int, ...] = VERIFY_SEEDS) -> tuple[SparseScheme, SearchResult, Contributions]:
+           verify_seeds: tuple[int, ...] = VERIFY_SEEDS,
+           verify_samples: int = VERIFY_SAMPLES) -> tuple[SparseScheme, SearchResult, Contributions]:
     """Contribution analysis (runs cached in cache_dir/runs, default out_dir/runs) + search + verification
     for one budget; writes the scheme, the report and the plots to out_dir."""
     protocol = protocol or Protocol()
@@ -382,7 +405,7 @@ def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None =
     c = analyze(model, protocol, measurer=measurer)
     with Planner(model, workers) as planner:
         result = search(model, c, budget, planner)
-    checker = Measurer(model, verification_protocol(protocol, verify_seeds), Path(cache_dir or out_dir), workers,
+    checker = Measurer(model, verification_protocol(protocol, verify_seeds, verify_samples), Path(cache_dir or out_dir), workers,
                        progress)
     result = verify(result, checker, verify_count)
     scheme = result.best.point.scheme(len(model.weighted_ops), f"auto@{kb(budget).replace(' ', '')}")
@@ -482,12 +505,14 @@ def report_markdown(model: Model, c: Contributions, r: SearchResult) -> str:
               f"{r.plans} planner calls, {len(r.visited)} schemes visited, {len(r.local_optima)} local optima"
               + (" (stopped early: planner call budget used up)" if r.truncated else "") + f", {r.seconds:.0f} s "
               "for analysis, search and verification.", "",
-              f"The best {len(r.verified)} local optima by summed contributions were re-measured with "
-              f"{VERIFY_LENGTH} times longer fine-tuning (seeds "
+              f"{len(r.verified)} candidates were re-measured (the best local optima by summed contributions and "
+              "the best visited schemes within a half, a quarter and an eighth of the budget), fine-tuning "
+              f"{r.verify_samples} samples (seeds "
               + ", ".join(str(x) for x in sorted({sd for v in r.verified for sd in (v.measured or {})}))
               + "); the best measured one is chosen.", "",
-              "| local optimum | peak SRAM | predicted | measured | from |", "|---|---|---|---|---|"]
-    for x in r.local_optima[:10]:
+              "| candidate | peak SRAM | predicted | measured | from |", "|---|---|---|---|---|"]
+    shown = list(r.verified) + [x for x in r.local_optima[:10] if all(x.point != v.point for v in r.verified)]
+    for x in shown:
         meas = f"{100 * x.measured_mean:.1f}%" if x.measured else ""
         lines.append(f"| {x.point.describe()} | {kb(x.peak_bytes)} | {100 * x.score:.1f}% | {meas} | {x.origin} |")
     return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..contribution import Protocol
 from ..errors import TinytrainError
-from ..scheme_search import VERIFY, VERIFY_SEEDS, choose
+from ..scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
 from ..sram_budget import kb, parse_bytes
 from .options import add_model_arguments, model_from_args
 
@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)),
                    help="comma-separated seeds; every scheme is measured once per seed and averaged")
     p.add_argument("--verify", type=int, default=VERIFY,
-                   help="local optima re-measured (with 4x longer fine-tuning) before choosing (0: none)")
+                   help="local optima re-measured before choosing, besides the best lighter schemes (0: no "
+                        "re-measurement)")
+    p.add_argument("--verify-samples", type=int, default=VERIFY_SAMPLES,
+                   help="fine-tuning steps of a re-measurement (the length of the on-device run the scheme is for)")
     p.add_argument("--verify-seeds", default=",".join(map(str, VERIFY_SEEDS)), help="seeds of the re-measurements")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     budget = parse_bytes(args.budget)
     scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,
                                not args.no_progress, args.verify, cache_dir=args.cache,
-                               verify_seeds=_seeds(args.verify_seeds))
+                               verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples)
     b = result.best
     noise = c.noise.get("delta_std")
     print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "
