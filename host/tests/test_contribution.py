@@ -215,20 +215,23 @@ def test_compile_scheme_auto_needs_a_budget(tmp_path, model, capsys):
 
 
 def test_verification_also_measures_lighter_schemes(small):
-    """Besides the best local optima (which fill the budget), the best visited scheme within a half, a
+    """Besides the best local optima (which fill the budget), the search's optimum within a half, a
     quarter and an eighth of the budget is re-measured: training more is not always better."""
     model = small
     c = _random_contributions(model, 3)
     n = len(model.weighted_ops)
     lo = predict_peak_sram(model, sparse_scheme.builtin("classifier", n))
     hi = predict_peak_sram(model, sparse_scheme.builtin("full", n))
-    r = scheme_search.search(model, c, max(hi, 2 * lo + 512))  # the classifier alone fits in half of it
-    cands = scheme_search.verification_candidates(r, count=2)
+    budget = max(hi, 2 * lo + 512)  # the classifier alone fits in half of it, not in an eighth
+    with scheme_search.Planner(model, workers=2) as planner:
+        r = scheme_search.search(model, c, budget, planner)
+        lighter = scheme_search.lighter_optima(model, c, budget, planner)
+        assert 1 <= len(lighter) < len(scheme_search.VERIFY_LEVELS)
+        for level, cand in zip(scheme_search.VERIFY_LEVELS, lighter):
+            assert cand.peak_bytes <= budget // level
+            assert cand.point == scheme_search.search(model, c, budget // level, planner).best.point
+    cands = scheme_search.verification_candidates(r, 2, lighter)
     assert cands[:len(r.local_optima[:2])] == r.local_optima[:2]
     assert len({x.point for x in cands}) == len(cands)
-    for level in scheme_search.VERIFY_LEVELS:
-        fits = [v for v in r.visited if v.peak_bytes <= r.budget // level]
-        if fits:
-            best = max(v.score for v in fits)
-            assert any(x.peak_bytes <= r.budget // level and x.score == best for x in cands), level
+    assert {x.point for x in lighter} <= {x.point for x in cands}
     assert min(x.peak_bytes for x in cands) < r.local_optima[0].peak_bytes

@@ -43,7 +43,7 @@ BOUND_SLACK = 1024  # bytes of lower_bound's margin  # pair moves tried per hill
 VERIFY = 3  # local optima re-measured at the end
 VERIFY_SEEDS = (1, 2)
 VERIFY_SAMPLES = 1000  # fine-tuning steps of a re-measurement: a typical on-device run (what `make demo` streams)
-VERIFY_LEVELS = (2, 4, 8)  # lighter candidates re-measured too: the best visited scheme within budget / each
+VERIFY_LEVELS = (2, 4, 8)  # lighter candidates re-measured too: the search's optimum within budget / each
 
 
 class SearchError(TinytrainError):
@@ -355,30 +355,40 @@ def verification_protocol(protocol: Protocol, seeds: tuple[int, ...] = VERIFY_SE
     return replace(protocol, fit_samples=samples, seeds=seeds)
 
 
-def verification_candidates(result: SearchResult, count: int = VERIFY,
-                            levels: tuple[int, ...] = VERIFY_LEVELS) -> list[Candidate]:
-    """The best `count` local optima, plus for each level L the best visited scheme (by summed
-    contributions) whose planned peak is within budget / L. The summed contributions grow with every
-    layer added, so every optimum fills the budget; but training more is not always better (more
-    parameters, the same samples), which only a measurement of lighter schemes can show."""
-    out = list(result.local_optima[:count])
+def lighter_optima(model: Model, c: Contributions, budget: int, planner: Planner,
+                   levels: tuple[int, ...] = VERIFY_LEVELS) -> list[Candidate]:
+    """The search's optimum within budget / L for each level L (as long as anything fits): the summed
+    contributions grow with every layer added, so every optimum fills its budget; but training more
+    is not always better (more parameters, the same samples), which only a measurement of lighter
+    schemes can show."""
+    out = []
     for level in levels:
-        cap = result.budget // level
-        fits = [c for c in result.visited if c.peak_bytes <= cap]
-        if fits:
-            best = max(fits, key=lambda c: (c.score, -c.peak_bytes))
-            if all(best.point != c.point for c in out):
-                best.origin = best.origin or f"best visited within budget/{level}"
-                out.append(best)
+        try:
+            r = search(model, c, budget // level, planner)
+        except BudgetError:
+            break
+        r.best.origin = f"optimum within budget/{level}"
+        out.append(r.best)
     return out
 
 
-def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY) -> SearchResult:
+def verification_candidates(result: SearchResult, count: int = VERIFY,
+                            lighter: list[Candidate] | None = None) -> list[Candidate]:
+    """The best `count` local optima, then the lighter optima (see lighter_optima), without repeats."""
+    out = list(result.local_optima[:count])
+    for cand in lighter or []:
+        if all(cand.point != x.point for x in out):
+            out.append(cand)
+    return out
+
+
+def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY,
+           lighter: list[Candidate] | None = None) -> SearchResult:
     """Re-measures the verification candidates with the measurer's protocol (see verification_protocol);
     the best measured one wins (ties: the higher predicted score, then the smaller peak)."""
     if count <= 0:
         return result
-    chosen = verification_candidates(result, count)
+    chosen = verification_candidates(result, count, lighter)
     n = len(measurer.model.weighted_ops)
     schemes = [c.point.scheme(n) for c in chosen]
     res = measurer.measure(schemes, desc=f"verify {kb(result.budget)}")
@@ -405,9 +415,10 @@ def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None =
     c = analyze(model, protocol, measurer=measurer)
     with Planner(model, workers) as planner:
         result = search(model, c, budget, planner)
+        lighter = lighter_optima(model, c, budget, planner) if verify_count > 0 else []
     checker = Measurer(model, verification_protocol(protocol, verify_seeds, verify_samples), Path(cache_dir or out_dir), workers,
                        progress)
-    result = verify(result, checker, verify_count)
+    result = verify(result, checker, verify_count, lighter)
     scheme = result.best.point.scheme(len(model.weighted_ops), f"auto@{kb(budget).replace(' ', '')}")
     result.seconds = time.monotonic() - t0
     write_outputs(model, c, result, scheme, out_dir, measurer, checker)
@@ -506,7 +517,7 @@ def report_markdown(model: Model, c: Contributions, r: SearchResult) -> str:
               + (" (stopped early: planner call budget used up)" if r.truncated else "") + f", {r.seconds:.0f} s "
               "for analysis, search and verification.", "",
               f"{len(r.verified)} candidates were re-measured (the best local optima by summed contributions and "
-              "the best visited schemes within a half, a quarter and an eighth of the budget), fine-tuning "
+              "the search's optima within a half, a quarter and an eighth of the budget), fine-tuning "
               f"{r.verify_samples} samples (seeds "
               + ", ".join(str(x) for x in sorted({sd for v in r.verified for sd in (v.measured or {})}))
               + "); the best measured one is chosen.", "",
