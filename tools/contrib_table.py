@@ -7,7 +7,7 @@ Model: the shipped models/fmnist-mbv2/model.ttm with a new 10-class head (head s
 For each budget (64, 128, 256 KB of planned peak SRAM):
 
 - chosen: what `tinytrain contrib` chooses (contribution runs on mnist:train split into fit
-  [0:3000] / validation [3000:4000], never the test set; cached in build/contrib-table/cache, so the
+  [0:3200] / validation [3200:4000], never the test set; cached in build/contrib-table/cache, so the
   analysis runs once for all budgets);
 - baselines that fit the same budget (compiler.predict_peak_sram): classifier only, bias only, every
   last:k that fits (the best k is reported), and 20 random schemes that fit (seeded; the best is
