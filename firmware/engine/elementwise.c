@@ -41,16 +41,11 @@ TT_ALWAYS_INLINE void add_loop(const int8_t *a, const int8_t *b, int8_t *y, int3
         const int32_t pre = tt_rq_apply(sa + sb, 0, mo, ko, ro);
         const int32_t v = tt_ssat8(pre);
         y[i] = (int8_t)v;
-        if (mask) {
-            bits |= (uint32_t)(v == pre) << (i & 7);
-            if ((i & 7) == 7) {
-                mask[i >> 3] = (uint8_t)bits;
-                bits = 0;
-            }
-        }
+        if (mask)
+            tt_mask_seq_put(mask, &bits, (uint32_t)i, (uint32_t)(v == pre));
     }
-    if (mask && (n & 7))
-        mask[n >> 3] = (uint8_t)bits;
+    if (mask)
+        tt_mask_seq_end(mask, bits, (uint32_t)n);
 }
 
 #if defined(__GNUC__)
@@ -137,16 +132,11 @@ TT_ALWAYS_INLINE void add_dsp_loop(const int8_t *a, const int8_t *b, int8_t *y, 
         const int32_t pre = (tt_smmlar(s2, mo, ko) + (s2 >> 31)) >> eo;
         const int32_t v = tt_ssat8(pre);
         y[i] = (int8_t)v;
-        if (mask) {
-            bits |= (uint32_t)(v == pre) << (i & 7);
-            if ((i & 7) == 7) {
-                mask[i >> 3] = (uint8_t)bits;
-                bits = 0;
-            }
-        }
+        if (mask)
+            tt_mask_seq_put(mask, &bits, (uint32_t)i, (uint32_t)(v == pre));
     }
-    if (mask && (n & 7))
-        mask[n >> 3] = (uint8_t)bits;
+    if (mask)
+        tt_mask_seq_end(mask, bits, (uint32_t)n);
 }
 
 #define ADD_DSP_INST(R1, R2)                                                                                     \

@@ -36,6 +36,23 @@ static inline void tt_mask_put_bits_in_byte(uint8_t *mask, uint32_t i, uint32_t 
     *b = (uint8_t)((*b & ~(((1u << n) - 1u) << s)) | (v << s));
 }
 
+/* A mask written in element order from element 0, a whole byte at a time (no read-modify-write):
+ * tt_mask_seq_put for i = 0, 1, ..., n-1 with *acc starting at 0, then tt_mask_seq_end. */
+static inline void tt_mask_seq_put(uint8_t *mask, uint32_t *acc, uint32_t i, uint32_t on)
+{
+    *acc |= on << (i & 7u);
+    if ((i & 7u) == 7u) {
+        mask[i >> 3] = (uint8_t)*acc;
+        *acc = 0;
+    }
+}
+
+static inline void tt_mask_seq_end(uint8_t *mask, uint32_t acc, uint32_t n)
+{
+    if (n & 7u)
+        mask[n >> 3] = (uint8_t)acc;
+}
+
 static inline uint32_t tt_mask_get(const uint8_t *mask, uint32_t i) { return (mask[i >> 3] >> (i & 7u)) & 1u; }
 
 static inline void tt_mask_finish(uint8_t *mask, uint32_t n)

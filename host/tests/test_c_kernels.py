@@ -290,10 +290,9 @@ if SANITIZED:
                 same(m, packed(m_ref), f"{lib} mask")
         frozen.check()
 
-    @FAST
-    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
-           zero_points, zero_points, st.booleans())
-    def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
+    def check_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask, whole_reference) -> None:
+        """Both libraries' depthwise conv against NumPy on a drawn case; with whole_reference, geometries
+        that are whole tensors are checked against conv_accumulate (else conv_accumulate_rows)."""
         pt, pl, oh, ow = data.draw(conv_geometry(h, w, kernel, stride, same_pad))
         assume(oh >= 1 and ow >= 1)
         c_lo = data.draw(split_count(c))
@@ -304,7 +303,8 @@ if SANITIZED:
         mult, shift = data.draw(requant(c, amax))
         w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
         w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
-        if pt == pl and (oh, ow) == (K.out_size(h, kernel, stride, pt), K.out_size(w, kernel, stride, pt)):
+        whole = pt == pl and (oh, ow) == (K.out_size(h, kernel, stride, pt), K.out_size(w, kernel, stride, pt))
+        if whole_reference and whole:
             acc = K.conv_accumulate(x, zx, wt, bias, stride, c, pt)
         else:
             acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, c, pt, pl, oh, ow)
@@ -318,32 +318,19 @@ if SANITIZED:
                 same(m, packed(m_ref), f"{lib} mask")
         frozen.check()
 
+    @FAST
+    @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
+           zero_points, zero_points, st.booleans())
+    def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
+        check_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask, whole_reference=True)
+
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data(), st.integers(1, 6), st.integers(8, 40), st.integers(1, 9), st.sampled_from([3, 5, 7]), strides,
            zero_points, zero_points, st.booleans())
     def test_conv_depthwise_wide(libs, data, h, w, c, kernel, stride, zx, zy, with_mask) -> None:
         """Rows 8 to 40 wide (the DSP path's expanded rows run outputs 8 and more wide, in column tiles
         past 37 for 7x7), whole tensors and bands of rows."""
-        pt, pl, oh, ow = data.draw(conv_geometry(h, w, kernel, stride, True))
-        assume(oh >= 1 and ow >= 1)
-        c_lo = data.draw(split_count(c))
-        x = data.draw(int8_values((h, w, c)))
-        wt = data.draw(int8_values((c, kernel, kernel, 1), -127, 127))
-        amax = acc_max(K.conv_accumulate_rows(x, zx, wt, np.zeros(c), stride, c, pt, pl, oh, ow))
-        bias = data.draw(biases(c, amax))
-        mult, shift = data.draw(requant(c, amax))
-        w_lo = np.ascontiguousarray(wt[:c_lo, :, :, 0]) if c_lo else None
-        w_hi = np.ascontiguousarray(wt[c_lo:, :, :, 0]) if c_lo < c else None
-        acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, c, pt, pl, oh, ow)
-        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
-        frozen = Frozen(x=x, w_lo=w_lo, w_hi=w_hi, bias=bias, mult=mult, shift=shift)
-        for lib in libs:
-            y, m = lib.conv_depthwise(x, oh, ow, kernel, stride, pt, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
-                                      with_mask, pad_left=pl)
-            same(y, y_ref, f"{lib} y")
-            if with_mask:
-                same(m, packed(m_ref), f"{lib} mask")
-        frozen.check()
+        check_depthwise(libs, data, h, w, c, kernel, stride, True, zx, zy, with_mask, whole_reference=False)
 
     @FAST
     @given(st.data(), st.integers(1, 10), st.integers(1, 20), st.integers(1, 11), st.sampled_from([1, 3, 5, 7]),

@@ -55,9 +55,7 @@ def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndar
     floor((x + 2**(e-1) - [x < 0]) / 2**e) for e > 0, and x for e = 0."""
     x64 = np.asarray(x, dtype=np.int64)
     e = np.asarray(exponent, dtype=np.int64)
-    half = (np.int64(1) << e) >> 1
-    below = (x64 < 0) if e.size and e.min() > 0 else (x64 < 0) & (e > 0)
-    return (x64 + half - below) >> e
+    return (x64 + ((np.int64(1) << e) >> 1) - ((x64 < 0) & (e > 0))) >> e
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,
@@ -78,11 +76,9 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
 def rshift_round(v: np.ndarray, n: np.ndarray | int) -> np.ndarray:
     """floor(v / 2**n + 1/2) for n >= 0 (round half up), on int64."""
     v64 = np.asarray(v, dtype=np.int64)
-    if np.ndim(n) == 0:
-        k = int(n)
-        return (v64 + ((1 << k) >> 1)) >> k if k else v64.copy()
     n64 = np.asarray(n, dtype=np.int64)
-    return (v64 + ((np.int64(1) << n64) >> 1)) >> n64
+    half = np.where(n64 > 0, np.int64(1) << np.maximum(n64 - 1, 0), 0)
+    return (v64 + half) >> n64
 
 
 def normalize_shift(max_abs: int, bits: int) -> int:
@@ -137,47 +133,26 @@ def random_bits(seed: int, step: int, first_index: int, count: int) -> np.ndarra
         return mix32((idx.astype(np.uint32) + base).astype(np.uint32))
 
 
-def round_shift(v: np.ndarray, e: int, mode: str, rand: np.ndarray | None = None) -> np.ndarray:
-    """v * 2**e rounded to an integer by `mode`; v is int64 with |v| < 2**62.
+def round_shift(v: np.ndarray, e: np.ndarray | int, mode: str, rand: np.ndarray | None = None) -> np.ndarray:
+    """v * 2**e rounded to an integer by `mode`; v is int64 with |v| < 2**62; e is one exponent or one
+    per element (it broadcasts against v, e.g. one per row of a weight update).
 
+    e >= 0: a left shift (v clamped to ±2**21 and e to 40: a shift that large would only saturate).
+    e < 0, n = -e (beyond 62, v is first shifted right by n - 62):
     stochastic: floor(v / 2**n + u), u uniform in [0, 1) from 32 random bits (unbiased up to 2**-32);
     nearest: round half up; truncate: toward zero (the authors' engine).
     """
     v64 = np.asarray(v, dtype=np.int64)
-    if np.ndim(e):
-        return _round_shift_each(v64, np.asarray(e, dtype=np.int64), mode, rand)
-    if e >= 0:
-        # A left shift this large would only saturate anyway.
-        shift = min(e, 40)
-        big = np.clip(v64, -(1 << 21), 1 << 21)
-        return big << shift
-    n = -e
-    if n > 62:
-        v64 = v64 >> (n - 62)
-        n = 62
-    if mode == "stochastic":
-        if rand is None:
-            raise ValueError("stochastic rounding needs random bits")
-        r = np.asarray(rand, dtype=np.uint32).astype(np.int64)
-        u = (r >> (32 - n)) if n <= 32 else (r << (n - 32))
-        return (v64 + u) >> n
-    if mode == "nearest":
-        return (v64 + (np.int64(1) << (n - 1))) >> n
-    if mode == "truncate":
-        return np.where(v64 >= 0, v64 >> n, -((-v64) >> n))
-    raise ValueError(f"unknown rounding mode {mode!r}; choose one of {', '.join(ROUNDING_MODES)}")
-
-
-def _round_shift_each(v64: np.ndarray, e: np.ndarray, mode: str, rand: np.ndarray | None) -> np.ndarray:
-    """round_shift with an exponent per element (e broadcasts against v): the same cases, selected
-    element by element."""
+    e = np.asarray(e, dtype=np.int64)
     left = np.clip(v64, -(1 << 21), 1 << 21) << np.clip(e, 0, 40)
     n = np.maximum(-e, 0)
     v64 = v64 >> np.maximum(n - 62, 0)
     n = np.minimum(n, 62)
     if mode == "stochastic":
         if rand is None:
-            raise ValueError("stochastic rounding needs random bits")
+            if np.any(e < 0):
+                raise ValueError("stochastic rounding needs random bits")
+            return left
         r = np.asarray(rand, dtype=np.uint32).astype(np.int64)
         u = np.where(n <= 32, r >> np.clip(32 - n, 0, 32), r << np.clip(n - 32, 0, 30))
         right = (v64 + u) >> n
