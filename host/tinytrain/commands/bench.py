@@ -33,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
                  for r in args.resolutions or [128]]
     else:
         cases = default_cases()
+    args.json_path.parent.mkdir(parents=True, exist_ok=True)  # before the runs, not after them
     rows = run(cases, args.steps)
     args.json_path.write_text(json.dumps(rows, indent=1))
     md = args.json_path.with_suffix(".md")
