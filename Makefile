@@ -27,7 +27,7 @@ firmware: setup
 
 # The firmware as a Linux process: build/host/engine-*/tinytrain_host [PORT]
 host: setup
-	$(PY) -m tinytrain.board_build host
+	$(PY) -m tinytrain.board.builds host
 
 clean:
 	rm -rf .pio build

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from tinytrain.board_build import build_firmware, build_host_firmware
-from tinytrain.emulator import QemuBoard
-from tinytrain.host_board import HostBoard
-from tinytrain.link import Link
-from tinytrain.messages import BoardInfo
+from tinytrain.board.builds import build_firmware, build_host_firmware
+from tinytrain.board.emulator import QemuBoard
+from tinytrain.board.host_board import HostBoard
+from tinytrain.board.link import Link
+from tinytrain.board.messages import BoardInfo
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinytrain.link import BoardErrorReply, Link
-from tinytrain.messages import CounterKind, ErrorCode
+from tinytrain.board.link import BoardErrorReply, Link
+from tinytrain.board.messages import CounterKind, ErrorCode
 
 from conftest import Board
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytrain.board_session import find_build
-from tinytrain.emulator import QemuBoard
-from tinytrain.engine_client import EngineClient
-from tinytrain.framing import encode_frame
-from tinytrain.link import BoardErrorReply, Link
-from tinytrain.messages import ErrorCode, ErrorReply, MessageType
-from tinytrain.numpy_backend import NumpyBackend
-from tinytrain.sample_input import model_samples
-from tinytrain.streaming import evaluate, lr_scales, stream
+from tinytrain.board.session import find_build
+from tinytrain.board.emulator import QemuBoard
+from tinytrain.board.engine_client import EngineClient
+from tinytrain.board.framing import encode_frame
+from tinytrain.board.link import BoardErrorReply, Link
+from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.board.streaming import evaluate, stream
+from tinytrain.learn.schedules import lr_scales
 
 
 @pytest.fixture(scope="module")

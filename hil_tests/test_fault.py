@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gdb_remote import PC, SP, GdbRemote
-from tinytrain.elf_memory import symbol_value
-from tinytrain.emulator import QemuBoard
-from tinytrain.link import BoardFault, BoardNotAnswering, Link
+from tinytrain.board.elf_memory import symbol_value
+from tinytrain.board.emulator import QemuBoard
+from tinytrain.board.link import BoardFault, BoardNotAnswering, Link
 
 from conftest import Board
 

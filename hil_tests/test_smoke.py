@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from tinytrain.elf_memory import read_c_string, static_memory
-from tinytrain.framing import SYNC, Frame, encode_frame, encode_header
-from tinytrain.link import BoardErrorReply, Link
-from tinytrain.messages import ErrorCode, ErrorReply, MessageType
+from tinytrain.board.elf_memory import read_c_string, static_memory
+from tinytrain.board.framing import SYNC, Frame, encode_frame, encode_header
+from tinytrain.board.link import BoardErrorReply, Link
+from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
 
 from conftest import Board
 

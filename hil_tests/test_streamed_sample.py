@@ -7,16 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytrain import model_file
-from tinytrain.board_build import build_firmware, project_root
-from tinytrain.build_config import BuildConfig
-from tinytrain.emulator import QemuBoard
-from tinytrain.engine_client import EngineClient
-from tinytrain.framing import encode_frame
-from tinytrain.link import Link
-from tinytrain.messages import ErrorCode, ErrorReply, MessageType
-from tinytrain.numpy_backend import NumpyBackend
-from tinytrain.synthetic import random_model
+from tinytrain.model import ttm as model_file
+from tinytrain.board.builds import build_firmware, project_root
+from tinytrain.compile.build_config import BuildConfig
+from tinytrain.board.emulator import QemuBoard
+from tinytrain.board.engine_client import EngineClient
+from tinytrain.board.framing import encode_frame
+from tinytrain.board.link import Link
+from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.model.synthetic import random_model
 
 BUILD = project_root() / ".pio" / "build-hil-streamed"
 MODEL = project_root() / "build" / "hil" / "streamed.ttm"  # not in BUILD: PlatformIO may clean that

@@ -25,15 +25,15 @@ sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from contrib_table import FINAL, MODEL  # noqa: E402
-from tinytrain.board_build import build_firmware  # noqa: E402
-from tinytrain.contribution import sample_order  # noqa: E402
-from tinytrain.emulator import QemuBoard  # noqa: E402
-from tinytrain.engine_client import EngineClient  # noqa: E402
-from tinytrain.link import Link  # noqa: E402
-from tinytrain.model_loader import load_model  # noqa: E402
-from tinytrain.sample_input import model_samples  # noqa: E402
-from tinytrain.sram_budget import parse_bytes  # noqa: E402
-from tinytrain.streaming import evaluate, stream  # noqa: E402
+from tinytrain.board.builds import build_firmware  # noqa: E402
+from tinytrain.learn.contribution import sample_order  # noqa: E402
+from tinytrain.board.emulator import QemuBoard  # noqa: E402
+from tinytrain.board.engine_client import EngineClient  # noqa: E402
+from tinytrain.board.link import Link  # noqa: E402
+from tinytrain.model.loader import load_model  # noqa: E402
+from tinytrain.learn.sample_input import model_samples  # noqa: E402
+from tinytrain.compile.sram_budget import parse_bytes  # noqa: E402
+from tinytrain.board.streaming import evaluate, stream  # noqa: E402
 
 
 def main() -> int:

@@ -34,11 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinytrain import sparse_scheme  # noqa: E402
-from tinytrain.contribution import RATIOS, Measurer, Protocol, scheme_key  # noqa: E402
-from tinytrain.model_loader import load_model  # noqa: E402
-from tinytrain.scheme_search import Planner, Point, choose  # noqa: E402
-from tinytrain.sram_budget import parse_bytes  # noqa: E402
+from tinytrain.compile import scheme as sparse_scheme  # noqa: E402
+from tinytrain.learn.contribution import RATIOS, Measurer, Protocol, scheme_key  # noqa: E402
+from tinytrain.model.loader import load_model  # noqa: E402
+from tinytrain.learn.scheme_search import Planner, Point, choose  # noqa: E402
+from tinytrain.compile.sram_budget import parse_bytes  # noqa: E402
 
 MODEL = ROOT / "models" / "fmnist-mbv2" / "model.ttm"
 BUDGETS = ("64KB", "128KB", "256KB")

@@ -34,10 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinytrain import fixed_point as fp  # noqa: E402
-from tinytrain import kernels_ref as K  # noqa: E402
-from tinytrain import model_file  # noqa: E402
-from tinytrain.ir import Add, Conv2D, Dense, GlobalAveragePool, Model, QuantParams, TensorSpec  # noqa: E402
+from tinytrain.numerics import fixed_point as fp  # noqa: E402
+from tinytrain.numerics import kernels as K  # noqa: E402
+from tinytrain.model import ttm as model_file  # noqa: E402
+from tinytrain.ops import Add, Conv2D, Dense, GlobalAveragePool  # noqa: E402
+from tinytrain.ir.graph import Model, QuantParams, TensorSpec  # noqa: E402
 
 OUT = ROOT / "build" / "kernel_bench"
 

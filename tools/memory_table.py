@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinytrain import sparse_scheme  # noqa: E402
-from tinytrain.compiler import compile_model  # noqa: E402
-from tinytrain.model_loader import load_model  # noqa: E402
-from tinytrain.training_program import CompileOptions  # noqa: E402
+from tinytrain.compile import scheme as sparse_scheme  # noqa: E402
+from tinytrain.compile.compiler import compile_model  # noqa: E402
+from tinytrain.model.loader import load_model  # noqa: E402
+from tinytrain.ir.program import CompileOptions  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 PAPER = {"mbv2-w0.35": (2939, 335, 141), "proxyless-w0.3": (2745, 326, 135), "mcunet-5fps": (3650, 560, 173)}

@@ -37,10 +37,13 @@ import torch.nn.functional as F  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinytrain import datasets, model_file, sparse_scheme  # noqa: E402
-from tinytrain.ir import Add, Conv2D, Dense, GlobalAveragePool, Model, QuantParams, TensorSpec  # noqa: E402
-from tinytrain.numpy_backend import NumpyBackend  # noqa: E402
-from tinytrain.training_program import compile_program  # noqa: E402
+from tinytrain.learn import datasets  # noqa: E402
+from tinytrain.model import ttm as model_file
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.ops import Add, Conv2D, Dense, GlobalAveragePool  # noqa: E402
+from tinytrain.ir.graph import Model, QuantParams, TensorSpec  # noqa: E402
+from tinytrain.reference.executor import NumpyBackend  # noqa: E402
+from tinytrain.compile.autodiff import compile_program  # noqa: E402
 
 # MobileNetV2-style: stem 3x3 stride 2, then inverted residual blocks (expansion t,
 # output channels c, depthwise stride s); a residual add where shape allows.

@@ -45,10 +45,15 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinytrain import datasets, head, model_file, sparse_scheme  # noqa: E402
-from tinytrain.ir import Conv2D, Dense, Model  # noqa: E402
-from tinytrain.numpy_backend import LR_ONE, NumpyBackend  # noqa: E402
-from tinytrain.training_program import CompileOptions, compile_program  # noqa: E402
+from tinytrain.learn import datasets  # noqa: E402
+from tinytrain.model import head
+from tinytrain.model import ttm as model_file
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.ops import Conv2D, Dense  # noqa: E402
+from tinytrain.ir.graph import Model  # noqa: E402
+from tinytrain.reference.executor import LR_ONE, NumpyBackend  # noqa: E402
+from tinytrain.ir.program import CompileOptions  # noqa: E402
+from tinytrain.compile.autodiff import compile_program  # noqa: E402
 
 # Learning-rate grids of the validation sweep, per method (a row's tag -> grid).
 GRIDS = {

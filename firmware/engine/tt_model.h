@@ -14,15 +14,10 @@ typedef struct {
     uint32_t bytes;
 } tt_param_region;
 
-enum tt_op_kind {
-    TT_OP_CONV = 0, TT_OP_POINTWISE, TT_OP_DEPTHWISE, TT_OP_DENSE, TT_OP_ADD, TT_OP_AVGPOOL,
-    TT_OP_SAVE, TT_OP_LOSS, TT_OP_REQUANT_GRAD, TT_OP_INPUT_GRAD, TT_OP_WEIGHT_UPDATE,
-    TT_OP_BIAS_UPDATE, TT_OP_ADD_GRAD, TT_OP_AVGPOOL_GRAD, TT_OP_GRAD_SUM, TT_OP_PATCH_STAGE,
-};
-
 typedef struct {
     const char *name;  /* "conv12 weight_update" */
-    uint8_t kind;      /* enum tt_op_kind */
+    uint8_t kind;      /* the step's kind: enum tt_step_kind, which the generated file defines from the
+                          host's list (tinytrain.ir.program.StepKind, whose order decodes PROFILE) */
     uint32_t macs;
 } tt_op_info;
 

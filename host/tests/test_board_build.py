@@ -1,4 +1,4 @@
-"""tinytrain.board_build and the PlatformIO builds of both MCU targets (offline)."""
+"""tinytrain.board.builds and the PlatformIO builds of both MCU targets (offline)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from tinytrain.board_build import firmware_elf, firmware_sources, pio_executable, project_root
-from tinytrain.elf_memory import static_memory
+from tinytrain.board.builds import firmware_elf, firmware_sources, pio_executable, project_root
+from tinytrain.board.elf_memory import static_memory
 
 
 def rel(paths: list) -> set[str]:

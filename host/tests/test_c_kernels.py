@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import c_kernels as C
-from tinytrain import fixed_point as fp
-from tinytrain import kernels_ref as K
+from tinytrain.numerics import fixed_point as fp
+from tinytrain.numerics import kernels as K
 
 SANITIZED = os.environ.get("TT_C_KERNELS_SANITIZED") == "1"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytrain import model_file
-from tinytrain.cli import main
-from tinytrain.sram_budget import parse_bytes
-from tinytrain.synthetic import random_model
+from tinytrain.model import ttm as model_file
+from tinytrain.commands.cli import main
+from tinytrain.compile.sram_budget import parse_bytes
+from tinytrain.model.synthetic import random_model
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 

@@ -8,14 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from tinytrain import contribution as C
-from tinytrain import model_file, scheme_search, sparse_scheme
-from tinytrain.cli import main
-from tinytrain.compiler import predict_peak_sram
-from tinytrain.numpy_backend import NumpyBackend
-from tinytrain.sram_budget import BudgetError
-from tinytrain.synthetic import random_model
-from tinytrain.training_program import CompileOptions, compile_program
+from tinytrain.learn import contribution as C
+from tinytrain.model import ttm as model_file
+from tinytrain.learn import scheme_search
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.commands.cli import main
+from tinytrain.compile.compiler import predict_peak_sram
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.compile.sram_budget import BudgetError
+from tinytrain.model.synthetic import random_model
+from tinytrain.ir.program import CompileOptions
+from tinytrain.compile.autodiff import compile_program
 
 TINY = dict(val_samples=10, fit_samples=6, seeds=(1, 2))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytrain import datasets as D
+from tinytrain.learn import datasets as D
 from tinytrain.errors import TinytrainError
-from tinytrain.ir import Dense, GlobalAveragePool, Model, QuantParams, TensorSpec
+from tinytrain.ops import Dense, GlobalAveragePool
+from tinytrain.ir.graph import Model, QuantParams, TensorSpec
 
 
 def tiny_model(shape=(28, 28, 1), pixel_to_real=(1 / 255, 0.0), qp=QuantParams(1 / 255, -128)) -> Model:
@@ -194,7 +195,7 @@ def test_model_input_matches_paper_model():
     path = Path(__file__).resolve().parents[3] / "shared" / "models" / "tiny-training" / "mbv2-w0.35.pkl"
     if not path.exists():
         pytest.skip("the paper's models are not in ../shared/models/tiny-training/")
-    from tinytrain import import_tiny_training
+    from tinytrain.model import tiny_training as import_tiny_training
 
     m = import_tiny_training.load(path)
     assert np.array_equal(D.pixel_lut(m).astype(int), np.arange(256) - 128)

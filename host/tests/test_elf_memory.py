@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tinytrain.board_build import project_root
-from tinytrain.elf_memory import ElfError, read_c_string, static_memory
+from tinytrain.board.builds import project_root
+from tinytrain.board.elf_memory import ElfError, read_c_string, static_memory
 
 SOURCE = r"""
 char data_bytes[10] = {1};

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytrain import fixed_point as fp
+from tinytrain.numerics import fixed_point as fp
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 
@@ -148,7 +148,7 @@ def test_prng_is_counter_based_and_uniform() -> None:
 @given(st.lists(st.tuples(st.integers(-(2**30), 2**30), st.integers(-(2**30), 2**30), st.integers(-(2**15), 2**15)),
                 min_size=1, max_size=20), st.integers(-40, 40), st.integers(-40, 40), st.integers(-40, 40))
 def test_grad_sum_is_near_exact(values, ea, eb, ec):
-    from tinytrain import kernels_ref as K
+    from tinytrain.numerics import kernels as K
 
     a, b, c = (np.array(col, dtype=np.int64) for col in zip(*values))
     v, e = K.grad_sum([(a, ea), (b, eb), (c, ec)], 32)

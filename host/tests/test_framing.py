@@ -7,7 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytrain.framing import (
+from tinytrain.board.framing import (
     SYNC,
     BadCrc,
     Frame,

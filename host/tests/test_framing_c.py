@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytrain.board_build import build_c_test
-from tinytrain.framing import SYNC, BadCrc, Frame, FrameDecoder, TooLarge, crc16_ccitt_false, crc32_iso_hdlc, encode_frame
+from tinytrain.board.builds import build_c_test
+from tinytrain.board.framing import SYNC, BadCrc, Frame, FrameDecoder, TooLarge, crc16_ccitt_false, crc32_iso_hdlc, encode_frame
 
 MAX_PAYLOAD = 300
 DISCARDED_TYPE = 0x7F  # the driver does not route these payloads (discard sink)

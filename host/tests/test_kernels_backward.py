@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytrain import fixed_point as fp
-from tinytrain import kernels_ref as K
+from tinytrain.numerics import fixed_point as fp
+from tinytrain.numerics import kernels as K
 
 torch = pytest.importorskip("torch", reason="torch (a tools dependency, installed by `make test`) is the autograd oracle")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytrain import kernels_ref as K
-from tinytrain import training_program as tp
-from tinytrain.ir import Add, Conv2D, Dense, GlobalAveragePool
+from tinytrain.numerics import kernels as K
+from tinytrain.compile import autodiff as tp
+from tinytrain.ops import Add, Conv2D, Dense, GlobalAveragePool
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "models" / "tiny-training"
 
@@ -58,7 +58,7 @@ def test_conv_matches_float_simulation(c, o, k, stride, groups, size):
     s_x, s_y = 0.02, 0.05
     s_w = rng.uniform(0.0005, 0.003, size=o)
     real = s_x * s_w / s_y
-    from tinytrain import fixed_point as fp
+    from tinytrain.numerics import fixed_point as fp
     mult = [fp.quantize_multiplier(r) for r in real]
     acc = K.conv_accumulate(x, zx, w, b, stride, groups, k // 2)
     ref_acc = float_conv(x, zx, w, b, stride, groups, k // 2)
@@ -80,7 +80,7 @@ def test_add_and_pool_match_float_simulation():
     af, bf = a.astype(np.float64), b.astype(np.float64)
     yf = np.clip(np.floor((sa * (af - za) + sb * (bf - zb)) / so + 0.5) + zo, -128, 127)
     assert np.abs(y.astype(np.int64) - yf).max() <= 1
-    from tinytrain import fixed_point as fp
+    from tinytrain.numerics import fixed_point as fp
     m, s = fp.quantize_multiplier(0.05 / (0.07 * 36))
     yp, _ = K.Requant(np.array([m]), np.array([s]), -4).apply(K.avgpool_accumulate(a, za))
     pf = np.clip(np.floor((a.astype(np.float64) - za).mean(axis=(0, 1)) * 0.05 / 0.07 + 0.5) - 4, -128, 127)
@@ -125,12 +125,12 @@ def test_paper_model_ops_within_one_lsb(name):
     from PIL import Image
     from skimage import data
 
-    from tinytrain import import_tiny_training
-    from tinytrain.sparse_scheme import builtin
+    from tinytrain.model import tiny_training as import_tiny_training
+    from tinytrain.compile.scheme import builtin
 
     model = import_tiny_training.load(path)
     prog = tp.compile_program(model, builtin("classifier", len(model.weighted_ops)))
-    from tinytrain.numpy_backend import NumpyBackend
+    from tinytrain.reference.executor import NumpyBackend
 
     be = NumpyBackend(prog, use_arena=False)
     img = np.asarray(Image.fromarray(data.chelsea()).resize((128, 128), Image.BILINEAR))

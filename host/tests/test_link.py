@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tinytrain.framing import Frame, FrameDecoder, encode_frame
-from tinytrain.link import BoardErrorReply, BoardFault, BoardNotAnswering, Link, LinkError
-from tinytrain.messages import BoardInfo, ErrorCode, MessageType
+from tinytrain.board.framing import Frame, FrameDecoder, encode_frame
+from tinytrain.board.link import BoardErrorReply, BoardFault, BoardNotAnswering, Link, LinkError
+from tinytrain.board.messages import BoardInfo, ErrorCode, MessageType
 
 # A script gets each request frame and its index; it returns raw bytes to send
 # (or None to stay silent).

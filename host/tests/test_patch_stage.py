@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytrain import arena_plan, sparse_scheme
-from tinytrain.compiler import compile_model
-from tinytrain.numpy_backend import NumpyBackend
-from tinytrain.patch_stage import build_stage, candidate_cuts
-from tinytrain.synthetic import random_model
-from tinytrain.training_program import CompileOptions, compile_program, frozen_tensors
+from tinytrain.compile import arena_plan
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.compile.compiler import compile_model
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.compile.staging import build_stage, candidate_cuts
+from tinytrain.model.synthetic import random_model
+from tinytrain.ir.program import CompileOptions
+from tinytrain.compile.autodiff import compile_program, frozen_tensors
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +64,11 @@ def test_stage_shrinks_the_arena(model):
 
 def test_stride_one_depthwise_runs_in_place_unless_its_input_is_needed(model):
     frozen_dw = compile_model(model, sparse_scheme.load("last:2", model), CompileOptions(patch=False))
-    inplace = [s for s in frozen_dw.program.train_steps if "ring" in s.attrs]
+    inplace = [s for s in frozen_dw.program.train_steps if getattr(s.attrs, "ring", None)]
     assert {s.op for s in inplace} == {"conv2", "conv8"}
     assert all(frozen_dw.train_plan.offsets[s.reads[0]] == frozen_dw.train_plan.offsets[s.writes[0]] for s in inplace)
     trained_dw = compile_model(model, sparse_scheme.load("last:3", model), CompileOptions(patch=False))
-    assert "conv8" not in {s.op for s in trained_dw.program.train_steps if "ring" in s.attrs}  # its input is saved
+    assert "conv8" not in {s.op for s in trained_dw.program.train_steps if getattr(s.attrs, "ring", None)}  # its input is saved
 
 
 def test_unfrozen_ops_cannot_be_staged(model):
@@ -80,3 +82,20 @@ def test_plan_check_accepts_in_place_pairs(model):
     p = compile_program(model, sparse_scheme.load("classifier", model), CompileOptions(patch=False))
     plan = arena_plan.plan(p.train_steps, p.buffers, model.input)
     plan.check()
+
+
+def test_memory_plot_divides_forward_and_backward_after_the_stage(model, tmp_path):
+    """The plot's divider sits after the last forward step; a streamed stage is one of them."""
+    from tinytrain.compile.compiler import write_outputs
+    from tinytrain.compile.memory_plot import forward_steps
+    from tinytrain.ir.program import StepKind
+
+    scheme = sparse_scheme.load("last:3", model)
+    cut = candidate_cuts(model, frozen_tensors(model, scheme))[0]
+    compiled = compile_model(model, scheme, CompileOptions(stage=(cut, 2), patch=False))
+    steps = compiled.program.train_steps
+    assert steps[0].kind is StepKind.PATCH_STAGE
+    first_backward = next(i for i, s in enumerate(steps) if s.kind is StepKind.LOSS_GRAD)
+    assert forward_steps(steps) == first_backward
+    write_outputs(compiled, tmp_path)
+    assert (tmp_path / "memory_plan.png").stat().st_size > 10_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tinytrain.board_build import build_c_test
+from tinytrain.board.builds import build_c_test
 
 
 def test_stm32f746_clock_arithmetic() -> None:

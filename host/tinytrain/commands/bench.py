@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench import BenchCase, authors_cases, default_cases, markdown, plot, run
+from tinytrain.board.bench import BenchCase, authors_cases, default_cases, markdown, plot, run
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,11 +6,12 @@ import argparse
 
 import numpy as np
 
-from ..board_session import add_board_arguments, open_board
-from ..sample_input import model_samples
-from ..sram_budget import parse_bytes
-from ..streaming import SCHEDULES, evaluate, stream
-from .stream import add_data_arguments
+from tinytrain.board.session import add_board_arguments, open_board
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.compile.sram_budget import parse_bytes
+from tinytrain.board.streaming import evaluate, stream
+from tinytrain.learn.schedules import SCHEDULES
+from tinytrain.commands.stream import add_data_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:

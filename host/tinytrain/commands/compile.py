@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import sparse_scheme
-from ..compiler import compile_model, write_outputs
-from ..sram_budget import kb, parse_bytes
-from .options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.compile.compiler import compile_model, write_outputs
+from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.learn.scheme_search import auto_scheme
+from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     budget = parse_bytes(args.budget) if args.budget else None
-    scheme = sparse_scheme.load(args.scheme, model, budget, data=args.contrib_data, cache_dir=args.contrib_dir)
+    scheme = sparse_scheme.load(args.scheme, model, budget, auto=lambda m, b: auto_scheme(
+        m, b, data=args.contrib_data, cache_dir=args.contrib_dir))
     compiled = compile_model(model, scheme, options_from_args(args), budget)
     report = write_outputs(compiled, args.out, budget)
     print(f"{model.name} / {scheme.name}: planned peak SRAM {kb(report['planned_peak_sram_bytes'])} "

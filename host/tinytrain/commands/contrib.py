@@ -6,11 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from ..contribution import Protocol
-from ..errors import TinytrainError
-from ..scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
-from ..sram_budget import kb, parse_bytes
-from .options import add_model_arguments, model_from_args
+from tinytrain.learn.contribution import Protocol
+from tinytrain.errors import TinytrainError
+from tinytrain.learn.scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
+from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.commands.options import add_model_arguments, model_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..board_build import build_firmware
-from ..board_session import open_board
-from ..sample_input import model_samples
-from ..sram_budget import kb, parse_bytes
-from ..streaming import SCHEDULES, evaluate, stream
+from tinytrain.board.builds import build_firmware
+from tinytrain.board.session import open_board
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.board.streaming import evaluate, stream
+from tinytrain.learn.schedules import SCHEDULES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from ..board_build import firmware_elf
-from ..emulator import EmulatorError, QemuBoard
+from tinytrain.board.builds import firmware_elf
+from tinytrain.board.emulator import EmulatorError, QemuBoard
 
 
 def register(sub: argparse._SubParsersAction) -> None:

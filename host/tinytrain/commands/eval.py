@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..board_session import add_board_arguments, open_board
-from ..sample_input import model_samples
-from ..streaming import evaluate
-from .stream import add_data_arguments
+from tinytrain.board.session import add_board_arguments, open_board
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.board.streaming import evaluate
+from tinytrain.commands.stream import add_data_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:

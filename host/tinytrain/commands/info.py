@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ..board_build import firmware_elf
-from ..elf_memory import static_memory
-from ..emulator import QemuBoard
-from ..link import DEFAULT_TIMEOUT, Link
-from ..messages import BoardInfo, BoardStats
+from tinytrain.board.builds import firmware_elf
+from tinytrain.board.elf_memory import static_memory
+from tinytrain.board.emulator import QemuBoard
+from tinytrain.board.link import DEFAULT_TIMEOUT, Link
+from tinytrain.board.messages import BoardInfo, BoardStats
 
 COUNTER_UNITS = {0: "instructions", 1: "cycles", 2: "ns"}
 

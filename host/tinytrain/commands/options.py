@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..ir import Model
-from ..model_loader import load_model
-from ..training_program import CompileOptions
+from tinytrain.ir.graph import Model
+from tinytrain.model.loader import load_model
+from tinytrain.ir.program import CompileOptions
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..datasets import to_model_input
-from ..errors import TinytrainError
-from ..numpy_backend import NumpyBackend
-from ..sparse_scheme import builtin
-from ..training_program import compile_program
-from .options import add_model_arguments, model_from_args
+from tinytrain.learn.datasets import to_model_input
+from tinytrain.errors import TinytrainError
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.compile.scheme import builtin
+from tinytrain.compile.autodiff import compile_program
+from tinytrain.commands.options import add_model_arguments, model_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from ..board_session import add_board_arguments, open_board
-from ..messages import CounterKind
+from tinytrain.board.session import add_board_arguments, open_board
+from tinytrain.board.messages import CounterKind
 
 UNITS = {CounterKind.INSTRUCTIONS: "instructions", CounterKind.CYCLES: "cycles", CounterKind.NANOSECONDS: "ns"}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..board_session import add_board_arguments, open_board
-from ..errors import TinytrainError
+from tinytrain.board.session import add_board_arguments, open_board
+from tinytrain.errors import TinytrainError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

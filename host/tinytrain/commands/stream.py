@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..board_session import add_board_arguments, open_board
-from ..sample_input import model_samples
-from ..streaming import SCHEDULES, stream
+from tinytrain.board.session import add_board_arguments, open_board
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.board.streaming import stream
+from tinytrain.learn.schedules import SCHEDULES
 
 
 def add_data_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:

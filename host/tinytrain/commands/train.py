@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import sparse_scheme
-from ..compiler import compile_model
-from ..model_file import model_hash
-from ..numpy_backend import NumpyBackend
-from ..sample_input import model_samples
-from ..streaming import SCHEDULES, cross_entropy, lr_scales
-from .options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
-from .pull import save_state
+from tinytrain.compile import scheme as sparse_scheme
+from tinytrain.compile.compiler import compile_model
+from tinytrain.model.ttm import model_hash
+from tinytrain.reference.executor import NumpyBackend
+from tinytrain.learn.sample_input import model_samples
+from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
+from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
+from tinytrain.commands.pull import save_state
 
 
 def register(sub: argparse._SubParsersAction) -> None:

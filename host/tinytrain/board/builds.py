@@ -1,0 +1,208 @@
+"""Builds the firmware: MCU images through PlatformIO, and the host board (the
+same firmware as a Linux process under AddressSanitizer and UBSan) and C test
+programs with gcc into build/host/.
+
+    python -m tinytrain.board.builds host      # -> build/host/tinytrain_host
+    python -m tinytrain.board.builds qemu_m7   # -> .pio/build/qemu_m7/firmware.elf
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tinytrain.errors import TinytrainError
+
+# Same code generation rules as the MCU builds, plus the sanitizers.
+HOST_CFLAGS = [
+    "-std=c11",
+    "-g",
+    "-O1",
+    "-fno-omit-frame-pointer",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-ffp-contract=off",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+]
+
+
+class BuildError(TinytrainError):
+    """A firmware or test build failed, or its tools are missing."""
+
+
+def project_root() -> Path:
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "platformio.ini").is_file() or not (root / "firmware").is_dir():
+        raise BuildError(f"No tinytrain checkout around {root}; firmware builds need the repository's sources.")
+    return root
+
+
+def firmware_elf(env: str) -> Path:
+    return project_root() / ".pio" / "build" / env / "firmware.elf"
+
+
+def host_build_dir() -> Path:
+    return project_root() / "build" / "host"
+
+
+def pio_executable() -> str:
+    beside = Path(sys.executable).with_name("pio")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("pio")
+    if found is None:
+        raise BuildError("PlatformIO (pio) is not installed; run `make setup`.")
+    return found
+
+
+def build_firmware(env: str = "qemu_m7", *, verbose: bool = False, model_options: dict[str, str] | None = None,
+                   build_dir: Path | None = None) -> Path:
+    """Runs `pio run -e ENV` (incremental) and returns the ELF. model_options are TINYTRAIN_*
+    overrides (e.g. {"TINYTRAIN_MODEL": ...}); build_dir keeps such a build apart from the default one."""
+    root = project_root()
+    cmd = [pio_executable(), "run", "-e", env, "-d", str(root)]
+    run_env = dict(os.environ, **(model_options or {}))
+    if build_dir is not None:
+        run_env["PLATFORMIO_BUILD_DIR"] = str(build_dir)
+    result = subprocess.run(cmd, cwd=root, text=True, capture_output=not verbose, env=run_env)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout or "").splitlines()[-30:] + (result.stderr or "").splitlines()[-10:])
+        raise BuildError(f"`{' '.join(cmd)}` failed:\n{tail}\nThe firmware for {env} did not build.")
+    return build_dir / env / "firmware.elf" if build_dir is not None else firmware_elf(env)
+
+
+def firmware_sources(board_dirs: Sequence[str]) -> list[Path]:
+    """The rule of the PlatformIO builder: every .c under firmware/ except
+    firmware/tests/ and the folders of other boards."""
+    fw = project_root() / "firmware"
+    sources = []
+    for path in sorted(fw.rglob("*.c")):
+        rel = path.relative_to(fw).parts
+        if rel[0] == "tests":
+            continue
+        if rel[0] == "boards" and len(rel) > 2 and rel[1] not in board_dirs:
+            continue
+        sources.append(path)
+    return sources
+
+
+def git_describe(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "nogit"
+    except (OSError, subprocess.SubprocessError):
+        return "nogit"
+
+
+def write_build_info(generated_dir: Path) -> Path:
+    """The host build's build_info.c (tools/platformio/scripts/build_info.py does it for pio)."""
+    generated_dir.mkdir(parents=True, exist_ok=True)
+    path = generated_dir / "build_info.c"
+    build_id = f"{git_describe(project_root())} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+    path.write_text(
+        "/* Generated at build time by tinytrain.board.builds; do not edit. */\n"
+        f'const char tt_build_id[] = "{build_id}";\n'
+    )
+    return path
+
+
+def _newest_mtime(paths: Iterable[Path]) -> float:
+    return max((p.stat().st_mtime for p in paths), default=0.0)
+
+
+def compile_host_program(
+    output: Path, sources: Sequence[Path], *, include_dirs: Sequence[Path] = (), flags: Sequence[str] = ()
+) -> Path:
+    """gcc with sanitizers; skipped when the output is newer than every source and header."""
+    fw = project_root() / "firmware"
+    headers = [h for d in [fw, *include_dirs] for h in Path(d).rglob("*.h")]
+    inputs = list(sources) + headers + [Path(__file__)]
+    if output.exists() and output.stat().st_mtime >= _newest_mtime(inputs):
+        return output
+    if shutil.which("gcc") is None:
+        raise BuildError("gcc is not installed; run `make setup`.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["gcc", *HOST_CFLAGS, *flags, "-I", str(fw)]
+    for inc in include_dirs:
+        cmd += ["-I", str(inc)]
+    cmd += [str(s) for s in sources] + ["-o", str(output)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"Compiling {output.name} failed:\n{result.stderr.strip()}")
+    return output
+
+
+def default_build_config(env: str = "qemu_m7"):
+    """The model options of a PlatformIO env (platformio.ini, read by PlatformIO's own parser: [env]
+    defaults and `extends` apply), with the TINYTRAIN_* overrides: what `pio run -e ENV` builds."""
+    from platformio.project.config import ProjectConfig
+
+    from tinytrain.compile.build_config import resolve
+
+    root = project_root()
+    ini = ProjectConfig(str(root / "platformio.ini"), parse_extra=False)
+    return resolve(lambda option: ini.get(f"env:{env}", option, None), root)
+
+
+def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = True) -> Path:
+    """The firmware with boards/host (a TCP server standing in for the serial line) and the model of
+    `config` (default: platformio.ini's), built with sanitizers and, when checked, the arena write checks.
+
+    Like the PlatformIO builder it compiles <build>/generated/*.c, where the model code is generated;
+    each configuration gets its own folder under build/host/."""
+    import json
+
+    from tinytrain.compile.build_config import build_key, compile_for_build
+
+    config = config or default_build_config()
+    if not Path(config.model).exists():
+        raise BuildError(f"the model {config.model} does not exist.")
+    key = build_key(config, str(checked).encode())[:12]
+    out_dir = host_build_dir() / f"engine-{key}"
+    output = out_dir / "tinytrain_host"
+    generated = out_dir / "generated"
+    if not (generated / "tinytrain.json").exists():
+        compile_for_build(config, generated)
+    sources = firmware_sources(["host"])
+    if not output.exists() or output.stat().st_mtime < _newest_mtime(sources + list((project_root() / "firmware").rglob("*.h"))):
+        write_build_info(generated)
+    info = json.loads((generated / "tinytrain.json").read_text())
+    # As in the PlatformIO build: samples arrive zero-copy, only the largest payload grows with the input.
+    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info['input_bytes'] + 8)}u", "-DTT_RX_BUFFER_BYTES=4096u"]
+    extra += ["-DTT_CHECKED"] if checked else []
+    return compile_host_program(
+        output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=[*extra, *flags]
+    )
+
+
+def build_c_test(name: str, sources: Sequence[str], flags: Sequence[str] = ()) -> Path:
+    """A test driver from firmware/tests/ plus firmware sources (paths relative to firmware/)."""
+    fw = project_root() / "firmware"
+    return compile_host_program(host_build_dir() / "tests" / name, [fw / s for s in sources], flags=flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinytrain.board.builds", description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="`host`, or a PlatformIO env such as qemu_m7 or disco_f746ng")
+    args = parser.parse_args(argv)
+    try:
+        path = build_host_firmware() if args.target == "host" else build_firmware(args.target, verbose=True)
+    except TinytrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(os.path.relpath(path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Host side of serial protocol v1: one request frame, one reply frame.
+
+    with Link("socket://127.0.0.1:4321") as link:   # QEMU or the host build
+        print(link.info(), link.stats())
+    Link("/dev/ttyACM0")                             # the STM32F746G-DISCO
+
+Requests get a fresh seq on every try, so a late reply to an earlier try is
+recognised by its stale seq and ignored. Only requests without side effects are
+retried after a timeout (docs/protocol.md, "Limits and timing").
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections import deque
+
+import serial
+
+from tinytrain.errors import TinytrainError
+from tinytrain.board.framing import BadCrc, Event, Frame, FrameDecoder, TooLarge, encode_frame
+from tinytrain.board.messages import (
+    REPLY,
+    BoardInfo,
+    BoardStats,
+    CalibrateResult,
+    ErrorReply,
+    FaultReport,
+    MessageType,
+    type_name,
+)
+
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_RETRIES = 2
+DEFAULT_BAUDRATE = 115200
+
+# Request types that may be sent again after a timeout. The training engine adds
+# MODEL, INFER and PARAMS_GET here when it defines them.
+SIDE_EFFECT_FREE: set[int] = {MessageType.INFO, MessageType.ECHO, MessageType.STATS, MessageType.CALIBRATE,
+                               MessageType.MODEL, MessageType.INFER, MessageType.PARAMS_GET, MessageType.PROFILE}
+
+
+class LinkError(TinytrainError):
+    """The serial line or the board did not behave as the protocol requires."""
+
+
+class BoardNotAnswering(LinkError):
+    """No reply within the timeout, after every allowed try."""
+
+
+class BoardErrorReply(LinkError):
+    """The board refused a request with an ERROR reply (and changed nothing)."""
+
+    def __init__(self, url: str, reply: ErrorReply) -> None:
+        self.reply = reply
+        super().__init__(
+            f"The board at {url} refused {type_name(reply.request_type)} with "
+            f"{reply.code_name} (detail {reply.detail}): {reply.message}."
+        )
+
+
+class BoardFault(LinkError):
+    """The board sent a FAULT frame: it crashed and has halted."""
+
+    def __init__(self, url: str, fault: FaultReport) -> None:
+        self.fault = fault
+        super().__init__(f"The board at {url} crashed and halted ({fault.describe()}); reset it.")
+
+
+class Link:
+    """A connection to a board running the tinytrain firmware."""
+
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, baudrate: int = DEFAULT_BAUDRATE
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.frames_dropped = 0  # corrupted or stale frames seen and ignored
+        try:
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            reason = str(exc).replace(f"Could not open port {url}: ", "")
+            raise LinkError(f"Cannot open the serial line {url} ({reason}).") from None
+        sock = getattr(self._port, "_socket", None)
+        if isinstance(sock, socket.socket):
+            # Small frames back to back must not wait for delayed ACKs (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._decoder = FrameDecoder()
+        self._events: deque[Event] = deque()  # decoded, not yet looked at
+        self._seq = 0
+
+    def close(self) -> None:
+        self._port.close()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def next_seq(self) -> int:
+        """A fresh sequence number, 1..255 (0 is the FAULT frame's)."""
+        self._seq = self._seq % 255 + 1
+        return self._seq
+
+    def send_raw(self, data: bytes) -> None:
+        """Writes bytes as they are (tests use it for corrupted frames and garbage)."""
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"Writing to {self.url} failed: {exc}.") from None
+
+    def _read_some(self, timeout: float) -> bytes:
+        try:
+            self._port.timeout = max(timeout, 0.0)
+            first = self._port.read(1)
+            if not first:
+                return b""
+            self._port.timeout = 0
+            return first + self._port.read(65536)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"Reading from {self.url} failed: {exc}.") from None
+
+    def receive(self, seq: int, timeout: float | None = None) -> Frame | None:
+        """The next frame with this seq (replies and ERROR replies alike), or None
+        on timeout. Raises BoardFault when the board reports a crash."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            if not self._events:
+                self._events.extend(self._decoder.feed(self._read_some(deadline - time.monotonic())))
+            while self._events:
+                event = self._events.popleft()
+                if isinstance(event, (BadCrc, TooLarge)):
+                    self.frames_dropped += 1
+                elif event.type == MessageType.FAULT:
+                    raise BoardFault(self.url, FaultReport.parse(event.payload))
+                elif event.seq != seq:
+                    self.frames_dropped += 1
+                else:
+                    return event
+            if time.monotonic() >= deadline:
+                return None
+
+    def request(
+        self, type_: int, payload: bytes = b"", timeout: float | None = None, retry: int | None = None
+    ) -> bytes:
+        """Sends one request and returns its reply payload.
+
+        retry: tries after a timeout; by default 2 for SIDE_EFFECT_FREE types, else 0.
+        Raises BoardErrorReply, BoardFault or BoardNotAnswering.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        if retry is None:
+            retry = DEFAULT_RETRIES if type_ in SIDE_EFFECT_FREE else 0
+        for _ in range(retry + 1):
+            seq = self.next_seq()
+            self.send_raw(encode_frame(type_, seq, payload))
+            frame = self.receive(seq, timeout)
+            if frame is None:
+                continue
+            if frame.type == MessageType.ERROR:
+                raise BoardErrorReply(self.url, ErrorReply.parse(frame.payload))
+            if frame.type != type_ | REPLY:
+                raise LinkError(
+                    f"The board at {self.url} answered {type_name(type_)} with message type "
+                    f"0x{frame.type:02X}; is it running matching firmware?"
+                )
+            return frame.payload
+        tries = f" ({retry + 1} tries)" if retry else ""
+        raise BoardNotAnswering(
+            f"The board at {self.url} did not answer {type_name(type_)} within {timeout:g} s{tries}; "
+            "check that it is running the tinytrain firmware and that nothing else uses the port."
+        )
+
+    def info(self, timeout: float | None = None) -> BoardInfo:
+        return BoardInfo.parse(self.request(MessageType.INFO, timeout=timeout))
+
+    def echo(self, data: bytes, timeout: float | None = None) -> bytes:
+        return self.request(MessageType.ECHO, data, timeout=timeout)
+
+    def stats(self, timeout: float | None = None) -> BoardStats:
+        return BoardStats.parse(self.request(MessageType.STATS, timeout=timeout))
+
+    def calibrate(self, iterations: int, timeout: float | None = None) -> CalibrateResult:
+        """Times a loop of `iterations` x a known instruction count on the board."""
+        payload = struct.pack("<I", iterations)
+        return CalibrateResult.parse(self.request(MessageType.CALIBRATE, payload, timeout=timeout))
+
+    def wait_ready(self, timeout: float = 10.0) -> BoardInfo:
+        """Polls INFO until the board answers (it may still be booting)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.info(timeout=min(0.5, max(deadline - time.monotonic(), 0.05)))
+            except BoardNotAnswering:
+                if time.monotonic() >= deadline:
+                    raise BoardNotAnswering(
+                        f"The board at {self.url} did not answer INFO within {timeout:g} s of starting."
+                    ) from None

@@ -1,0 +1,84 @@
+"""Streaming labelled samples to a board (TRAIN) and measuring it (INFER), with progress bars."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from tinytrain.board.engine_client import EngineClient
+from tinytrain.learn.schedules import cross_entropy, lr_scales
+from tinytrain.errors import TinytrainError
+from tinytrain.reference.executor import NumpyBackend
+
+@dataclass
+class StreamResult:
+    losses: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)  # prediction before each update
+    counts: list[int] = field(default_factory=list)  # instructions/cycles per training step
+    seconds: float = 0.0
+    mismatch: int | None = None  # first step whose logits differ from the reference
+
+    @property
+    def samples(self) -> int:
+        return len(self.correct)
+
+    def running_accuracy(self, window: int = 100) -> np.ndarray:
+        c = np.asarray(self.correct, dtype=np.float64)
+        k = np.ones(min(window, max(len(c), 1)))
+        return np.convolve(c, k, mode="valid") / len(k) if len(c) else c
+
+
+def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: float, epochs: int = 1,
+           schedule: str = "constant", reference: NumpyBackend | None = None, progress: bool = True,
+           desc: str = "train") -> StreamResult:
+    """TRAIN frames for every sample (epochs times); with a reference, the same steps run in NumPy
+    and the logits of every step are compared."""
+    n = len(xs) * epochs
+    scales = lr_scales(n, schedule)
+    res = StreamResult()
+    t0 = time.monotonic()
+    bar = tqdm(total=n, desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
+    i = 0
+    for _ in range(epochs):
+        for x, y in zip(xs, ys):
+            r = engine.train(x, int(y), int(scales[i]))
+            res.losses.append(cross_entropy(r.logits, int(y), logit_scale))
+            res.correct.append(r.prediction == int(y))
+            res.counts.append(r.count)
+            if reference is not None:
+                ref = reference.train_step(x, int(y), int(scales[i]))
+                if res.mismatch is None and not np.array_equal(ref, r.logits):
+                    res.mismatch = i
+            i += 1
+            bar.update(1)
+            if i % 10 == 0 or i == n:
+                recent = slice(max(0, i - 100), i)
+                bar.set_postfix(loss=f"{np.mean(res.losses[recent]):.3f}", acc=f"{np.mean(res.correct[recent]):.3f}")
+    bar.close()
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+@dataclass
+class EvalResult:
+    predictions: np.ndarray
+    accuracy: float
+    counts: list[int]
+    mismatch: int | None = None  # first sample whose logits differ from the reference
+
+
+def evaluate(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, reference: NumpyBackend | None = None,
+             progress: bool = True, desc: str = "eval") -> EvalResult:
+    preds, counts = [], []
+    mismatch = None
+    for i, x in enumerate(tqdm(xs, desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)):
+        r = engine.infer(x)
+        preds.append(r.prediction)
+        counts.append(r.count)
+        if reference is not None and mismatch is None and not np.array_equal(reference.infer(x), r.logits):
+            mismatch = i
+    p = np.asarray(preds)
+    return EvalResult(p, float(np.mean(p == np.asarray(ys))) if len(p) else 0.0, counts, mismatch)

