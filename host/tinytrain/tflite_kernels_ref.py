@@ -50,16 +50,10 @@ def _f32(v) -> float:
 
 
 def conv_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel (multiplier, shift) of CONV_2D / DEPTHWISE_CONV_2D / per-channel FULLY_CONNECTED:
+    """Per-output-channel (multiplier, shift) of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED:
     double(s_in) * double(s_w[c]) / double(s_out) (TFLite's PopulateConvolutionQuantizationParams)."""
     pairs = [quantize_multiplier(_f32(s_in) * _f32(s) / _f32(s_out)) for s in np.atleast_1d(w_scales)]
     return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
-
-
-def fc_per_tensor_multiplier(s_in: float, s_w: float, s_out: float) -> tuple[int, int]:
-    """Per-tensor FULLY_CONNECTED: TFLite's GetQuantizedConvolutionMultipler multiplies the two scales in
-    float32 first, then divides in double: double(float32(s_in * s_w)) / double(s_out)."""
-    return quantize_multiplier(float(np.float32(np.float32(s_in) * np.float32(s_w))) / _f32(s_out))
 
 
 def quantize_value(f: float, scale: float, zero_point: int) -> int:
@@ -103,14 +97,10 @@ def conv_output_stage(s_in: float, w_scales, s_out: float, z_out: int, activatio
 
 
 def fc_output_stage(s_in: float, w_scales, s_out: float, z_out: int, activation: str = "NONE") -> OutputStage:
-    """Output stage of FULLY_CONNECTED: per-channel weights as a conv, one weight scale per TFLite's float32
-    product (fc_per_tensor_multiplier)."""
-    w_scales = np.atleast_1d(w_scales)
-    if w_scales.size > 1:
-        m, s = conv_multipliers(s_in, w_scales, s_out)
-    else:
-        mm, ss = fc_per_tensor_multiplier(s_in, float(w_scales[0]), s_out)
-        m, s = np.array([mm], np.int64), np.array([ss], np.int64)
+    """Output stage of FULLY_CONNECTED, per-tensor or per-channel weights alike: double(s_in) * double(s_w)
+    / double(s_out). (TFLite's source has an overload that multiplies s_in * s_w in float32 first; TFLite
+    Micro's per-tensor FC does not round that way: checked in test_tflite_kernels_ref.py.)"""
+    m, s = conv_multipliers(s_in, w_scales, s_out)
     return OutputStage(m, s, int(z_out), *activation_range(activation, s_out, z_out))
 
 
@@ -300,9 +290,9 @@ def mean_hw(x: np.ndarray, z_x: int, s_in: float, s_out: float, z_out: int) -> n
 
 
 def pad(x: np.ndarray, paddings: tuple[tuple[int, int], ...], z_x: int) -> np.ndarray:
-    """PAD: constant padding with the zero point (real 0). `paddings` are (before, after) for the trailing
-    axes (e.g. ((top, bottom), (left, right)) for H and W, or three pairs with channels)."""
-    pads = ((0, 0),) * (x.ndim - len(paddings)) + tuple(tuple(p) for p in paddings)
+    """PAD: constant padding with the zero point (real 0). `paddings` are (before, after) pairs for H, W
+    and optionally C of [..., H, W, C]: ((top, bottom), (left, right)[, (front, back)])."""
+    pads = ((0, 0),) * (x.ndim - 3) + tuple(tuple(p) for p in paddings) + ((0, 0),) * (3 - len(paddings))
     return np.pad(x, pads, constant_values=np.int8(z_x))
 
 
