@@ -520,7 +520,123 @@ EDGE_MODELS: dict[str, Callable[[], bytes]] = {
 
 # ---------------------------------------------------------------- Keras models, converted (tools extra)
 
-KERAS_MODELS: dict[str, Callable[[], bytes]] = {}
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+    return keras, tf
+
+
+def _randomize_batchnorm(model, rng: np.random.Generator) -> None:
+    """Fresh BatchNormalization layers are identities; random statistics give a folded model realistic,
+    unequal per-channel weight scales and biases."""
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            c = layer.get_weights()[0].shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c).astype(np.float32), rng.normal(0, 0.2, c).astype(np.float32),
+                               rng.normal(0, 0.3, c).astype(np.float32), rng.uniform(0.3, 2.0, c).astype(np.float32)])
+
+
+def convert_int8(model, input_shape, seed: int, float_io: bool = False, samples: int = 32) -> bytes:
+    """Full-integer quantization with TensorFlow's TFLite converter: int8 weights (per-channel convs) and
+    activations calibrated on seeded random data; int8 input/output, or float32 I/O (QUANTIZE/DEQUANTIZE)."""
+    _, tf = _keras()
+    rng = np.random.default_rng(seed)
+    calib = [rng.normal(0.0, 1.0, (1, *input_shape)).astype(np.float32) for _ in range(samples)]
+
+    def representative():
+        for x in calib:
+            yield [x]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not float_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return bytes(conv.convert())
+
+
+def keras_mobilenet(seed: int = 11, float_io: bool = False) -> bytes:
+    """MobileNet-style CNN at 96x96x3: conv 3x3 s2, depthwise-separable blocks (ReLU6, one stride 2 and
+    two residual ADDs), global average pooling (MEAN), dense head, softmax."""
+    keras, _ = _keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+
+    def bn_act(t, act=True):
+        t = L.BatchNormalization()(t)
+        return L.ReLU(6.0)(t) if act else t
+
+    def ds_block(t, out, stride):
+        y = bn_act(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(t))
+        y = bn_act(L.Conv2D(out, 1, use_bias=False)(y), act=False)
+        if stride == 1 and t.shape[-1] == out:
+            y = L.Add()([t, y])
+        return y
+
+    x = keras.Input((96, 96, 3), batch_size=1)
+    t = bn_act(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x))
+    t = ds_block(t, 8, 1)        # residual
+    t = ds_block(t, 16, 2)
+    t = ds_block(t, 16, 1)       # residual
+    t = ds_block(t, 24, 2)
+    t = L.GlobalAveragePooling2D()(t)
+    t = L.Dense(10)(t)
+    y = L.Softmax()(t)
+    model = keras.Model(x, y)
+    _randomize_batchnorm(model, np.random.default_rng(seed))
+    return convert_int8(model, (96, 96, 3), seed, float_io)
+
+
+def keras_kws(seed: int = 12, float_io: bool = False) -> bytes:
+    """Keyword-spotting-like model on [49, 10, 1] (MFCC frames): 10x4 conv stride 2 (SAME: top 4 /
+    bottom 5), depthwise-separable block, MAX_POOL, flatten, hidden FULLY_CONNECTED layers with ReLU."""
+    keras, _ = _keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    x = keras.Input((49, 10, 1), batch_size=1)
+    t = L.Conv2D(16, (10, 4), strides=2, padding="same", activation="relu")(x)
+    t = L.DepthwiseConv2D(3, padding="same", activation="relu")(t)
+    t = L.Conv2D(24, 1, activation="relu")(t)
+    t = L.MaxPooling2D((2, 2))(t)
+    t = L.Flatten()(t)
+    t = L.Dense(32, activation="relu")(t)
+    t = L.Dense(16, activation="relu")(t)
+    t = L.Dense(12)(t)
+    y = L.Softmax()(t)
+    return convert_int8(keras.Model(x, y), (49, 10, 1), seed, float_io)
+
+
+def keras_sensor(seed: int = 13, float_io: bool = False) -> bytes:
+    """1-D sensor model on [128, 3, 1] (128 steps x 3 axes): 9x1 conv stride (2, 1), two kx1 branches
+    joined by CONCATENATION, PAD then VALID stride-2 conv, AVERAGE_POOL 2x1, dense head."""
+    keras, _ = _keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    x = keras.Input((128, 3, 1), batch_size=1)
+    t = L.Conv2D(8, (9, 1), strides=(2, 1), padding="same", activation="relu")(x)
+    a = L.Conv2D(8, (3, 1), padding="same", activation="relu")(t)
+    b = L.Conv2D(4, (5, 1), padding="same", activation="relu")(t)
+    t = L.Concatenate(axis=-1)([a, b])
+    t = L.ZeroPadding2D(((0, 1), (0, 0)))(t)
+    t = L.Conv2D(16, (4, 3), strides=(2, 1), padding="valid", activation="relu")(t)
+    t = L.AveragePooling2D((2, 1))(t)
+    t = L.Flatten()(t)
+    t = L.Dense(6)(t)
+    y = L.Softmax()(t)
+    return convert_int8(keras.Model(x, y), (128, 3, 1), seed, float_io)
+
+
+KERAS_MODELS: dict[str, Callable[[], bytes]] = {
+    "keras_mobilenet": keras_mobilenet,
+    "keras_kws": keras_kws,
+    "keras_sensor": keras_sensor,
+    "keras_kws_float_io": lambda: keras_kws(float_io=True),
+}
 
 
 # ---------------------------------------------------------------- cache
