@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -643,11 +645,8 @@ KERAS_MODELS: dict[str, Callable[[], bytes]] = {
 
 
 def converter_available() -> bool:
-    try:
-        importlib.import_module("tensorflow")
-    except ImportError:
-        return False
-    return True
+    """Whether TensorFlow is installed (found, not imported: importing it takes seconds)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def model_path(name: str, cache_dir: Path = CACHE_DIR) -> Path:
@@ -658,6 +657,10 @@ def model_path(name: str, cache_dir: Path = CACHE_DIR) -> Path:
     path = cache_dir / f"{name}.tflite"
     if not path.exists():
         data = makers[name]()
+        if cache_dir == CACHE_DIR and not cache_dir.exists() and CACHE_ROOT.is_dir():
+            for stale in CACHE_ROOT.iterdir():  # models of older versions of this file
+                if stale.is_dir() and len(stale.name) == len(CODE_HASH):
+                    shutil.rmtree(stale, ignore_errors=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
         with os.fdopen(fd, "wb") as f:

@@ -249,7 +249,8 @@ def parse_tflite(buf: bytes, name: str = "<bytes>") -> TFLiteModel:
     except TinytrainError:
         raise
     except Exception as e:  # truncated or corrupted flatbuffer: the accessors index past the end
-        raise TFLiteFormatError(f"{name}: the TFLite flatbuffer is corrupt ({type(e).__name__}: {e}).") from None
+        detail = (str(e).splitlines() or [""])[0][:120]
+        raise TFLiteFormatError(f"{name}: the TFLite flatbuffer is corrupt ({type(e).__name__}: {detail}).") from None
     _validate(model)
     return model
 
@@ -273,7 +274,7 @@ def _decode(buf: bytes, name: str) -> TFLiteModel:
             f"{name}: the model has {m.SubgraphsLength()} subgraphs; tinytrain imports single-subgraph models only.")
     g = m.Subgraphs(0)
 
-    buffers = [_buffer_bytes(m.Buffers(i), buf) for i in range(m.BuffersLength())]
+    buffers = [_buffer_bytes(m.Buffers(i), buf, name) for i in range(m.BuffersLength())]
     tensors = tuple(_tensor(g.Tensors(i), i, buffers, name) for i in range(g.TensorsLength()))
 
     opcodes = []
@@ -311,13 +312,13 @@ def _decode(buf: bytes, name: str) -> TFLiteModel:
                        inputs, outputs, {k: tuple(v) for k, v in consumers.items()})
 
 
-def _buffer_bytes(b, buf: bytes) -> bytes | None:
+def _buffer_bytes(b, buf: bytes, name: str) -> bytes | None:
     if b is None:
         return None
     if b.Offset() > 1:  # large models keep buffers after the flatbuffer (offset, size)
         start, size = int(b.Offset()), int(b.Size())
         if start + size > len(buf):
-            raise TFLiteFormatError("a buffer lies past the end of the file")
+            raise TFLiteFormatError(f"{name}: a buffer lies past the end of the file.")
         return buf[start:start + size]
     if b.DataLength() == 0:
         return None
@@ -337,7 +338,7 @@ def _tensor(t, index: int, buffers: list, name: str) -> Tensor:
     data = None
     bi = t.Buffer()
     if bi >= len(buffers):
-        raise TFLiteFormatError(f"tensor {index} names buffer {bi}, but the file has {len(buffers)} buffers")
+        raise TFLiteFormatError(f"{name}: tensor {index} names buffer {bi}, but the file has {len(buffers)} buffers.")
     raw = buffers[bi]
     if raw is not None:
         np_type = _NUMPY_TYPES.get(dtype)
