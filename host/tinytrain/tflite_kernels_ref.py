@@ -1,0 +1,334 @@
+"""NumPy reference forward kernels of the TFLite int8 ops tinytrain imports, bit for bit as TFLite Micro.
+
+Pure functions on int8 tensors laid out [..., H, W, C] (batch 1 HWC, optionally leading batch axes).
+Every op here was compared with TFLite Micro's reference kernels on generated single-op models with
+0 differing bytes (host/tests/test_tflite_kernels_ref.py); docs/tflite_ops.md gives the formulas and
+where LiteRT's reference kernels differ.
+
+Integer dot products are evaluated with float64 BLAS, exact while every partial sum stays below 2**53
+(int8 products summed over at most ~10**9 terms); `_exact` checks the result is in int32 range.
+Multipliers are computed from the float32 scales stored in the file exactly as TFLite does (double
+arithmetic, its QuantizeMultiplier rounding half away from zero); nothing else uses floating point
+except QUANTIZE / DEQUANTIZE, whose float arithmetic is TFLite's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import fixed_point as fp
+
+QMIN, QMAX = -128, 127
+
+
+# ---------------------------------------------------------------- multipliers, as TFLite computes them
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real = m * 2**(shift - 31), m in [2**30, 2**31); q = frexp mantissa times
+    2**31 rounded half away from zero (std::round); shifts below -31 flush to (0, 0)."""
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"multiplier must be finite and non-negative, got {real}")
+    frac, shift = math.frexp(real)
+    m = math.floor(frac * (1 << 31) + 0.5)  # exact: frac * 2**31 < 2**31 keeps 22 fraction bits
+    if m == (1 << 31):
+        m //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(m), int(shift)
+
+
+def _f32(v) -> float:
+    """A scale as TFLite holds it: the stored float32, widened to double."""
+    return float(np.float32(v))
+
+
+def conv_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (multiplier, shift) of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED:
+    double(s_in) * double(s_w[c]) / double(s_out) (TFLite's PopulateConvolutionQuantizationParams)."""
+    pairs = [quantize_multiplier(_f32(s_in) * _f32(s) / _f32(s_out)) for s in np.atleast_1d(w_scales)]
+    return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
+
+
+def quantize_value(f: float, scale: float, zero_point: int) -> int:
+    """TFLite's Quantize() of activation bounds: zp + round(float32(f) / float32(scale)) half away from zero."""
+    q = float(np.float32(f) / np.float32(scale))
+    return int(zero_point + math.copysign(math.floor(abs(q) + 0.5), q))
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """Clamp bounds of a fused activation on an int8 output (TFLite's CalculateActivationRangeQuantized)."""
+    if activation == "NONE":
+        return QMIN, QMAX
+    if activation == "RELU":
+        return max(QMIN, quantize_value(0.0, scale, zero_point)), QMAX
+    if activation == "RELU6":
+        return max(QMIN, quantize_value(0.0, scale, zero_point)), min(QMAX, quantize_value(6.0, scale, zero_point))
+    if activation == "RELU_N1_TO_1":
+        return max(QMIN, quantize_value(-1.0, scale, zero_point)), min(QMAX, quantize_value(1.0, scale, zero_point))
+    raise ValueError(f"unsupported fused activation {activation!r}")
+
+
+@dataclass(frozen=True)
+class OutputStage:
+    """acc (int32) -> clamp(MBQM(acc, multiplier[c], shift[c]) + zero_point, act_min, act_max) as int8."""
+
+    multiplier: np.ndarray  # int64 [C] or [1]
+    shift: np.ndarray  # int64 [C] or [1]
+    zero_point: int
+    act_min: int = QMIN
+    act_max: int = QMAX
+
+    def apply(self, acc: np.ndarray) -> np.ndarray:
+        pre = fp.multiply_by_quantized_multiplier(acc, self.multiplier, self.shift) + self.zero_point
+        return np.minimum(np.maximum(pre, self.act_min), self.act_max).astype(np.int8)
+
+
+def conv_output_stage(s_in: float, w_scales, s_out: float, z_out: int, activation: str = "NONE") -> OutputStage:
+    """Output stage of CONV_2D / DEPTHWISE_CONV_2D (one weight scale is broadcast to every channel)."""
+    m, s = conv_multipliers(s_in, w_scales, s_out)
+    return OutputStage(m, s, int(z_out), *activation_range(activation, s_out, z_out))
+
+
+def fc_output_stage(s_in: float, w_scales, s_out: float, z_out: int, activation: str = "NONE") -> OutputStage:
+    """Output stage of FULLY_CONNECTED, per-tensor or per-channel weights alike: double(s_in) * double(s_w)
+    / double(s_out). (TFLite's source has an overload that multiplies s_in * s_w in float32 first; TFLite
+    Micro's per-tensor FC does not round that way: checked in test_tflite_kernels_ref.py.)"""
+    m, s = conv_multipliers(s_in, w_scales, s_out)
+    return OutputStage(m, s, int(z_out), *activation_range(activation, s_out, z_out))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _exact(a: np.ndarray) -> np.ndarray:
+    """float64 result of an integer product sum -> int64, checking it stayed an int32 accumulator."""
+    r = np.rint(a)
+    if r.size and np.abs(r).max() >= 2.0**31:
+        raise OverflowError("an integer accumulation left the int32 range")
+    return r.astype(np.int64)
+
+
+def _pad_hw(x: np.ndarray, padding: tuple[int, int, int, int], value) -> np.ndarray:
+    top, bottom, left, right = padding
+    if not any(padding):
+        return x
+    return np.pad(x, ((0, 0),) * (x.ndim - 3) + ((top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, sh: int, sw: int):
+    """Yields (i, j, view) with view[..., y, x, c] = xp[..., y*sh + i, x*sw + j, c]."""
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[..., i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
+
+
+def _out_hw(h: int, w: int, kh: int, kw: int, stride, padding) -> tuple[int, int]:
+    top, bottom, left, right = padding
+    return (h + top + bottom - kh) // stride[0] + 1, (w + left + right - kw) // stride[1] + 1
+
+
+def _add_bias(acc: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    # TFLite adds the bias in int32 without saturation; MBQM wraps anything outside int32 as C would
+    return acc if bias is None else acc + np.asarray(bias, np.int64)
+
+
+# ---------------------------------------------------------------- ops
+
+
+def conv2d(x: np.ndarray, z_x: int, w: np.ndarray, bias: np.ndarray | None, stage: OutputStage,
+           stride: tuple[int, int] = (1, 1), padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    """CONV_2D. x [..., H, W, C] int8; w [O, KH, KW, C] int8 (symmetric); padding (top, bottom, left, right)
+    pads with the input zero point (TFLite skips those taps, which is the same: they add 0).
+    acc[o] = bias[o] + sum w[o,i,j,c] * (x[y*sh+i-top, x*sw+j-left, c] - z_x); y = stage(acc)."""
+    *lead, h, wd, c = x.shape
+    o, kh, kw, ic = w.shape
+    if ic != c:
+        raise ValueError(f"weights {w.shape} on {c} input channels")
+    oh, ow = _out_hw(h, wd, kh, kw, stride, padding)
+    xp = _pad_hw(x.astype(np.float64) - z_x, padding, 0.0)
+    wf = w.astype(np.float64)
+    if kh == kw == 1:
+        acc = xp[..., ::stride[0], ::stride[1], :][..., :oh, :ow, :] @ wf[:, 0, 0, :].T
+    else:
+        acc = np.zeros((*lead, oh, ow, o))
+        for i, j, v in _taps(xp, kh, kw, oh, ow, *stride):
+            acc += v @ wf[:, i, j, :].T
+    return stage.apply(_add_bias(_exact(acc), bias))
+
+
+def depthwise_conv2d(x: np.ndarray, z_x: int, w: np.ndarray, bias: np.ndarray | None, stage: OutputStage,
+                     stride: tuple[int, int] = (1, 1), padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                     depth_multiplier: int = 1) -> np.ndarray:
+    """DEPTHWISE_CONV_2D with TFLite's weight layout w [1, KH, KW, C*M]: output channel k = c*M + m reads
+    input channel c = k // M. acc[k] = bias[k] + sum w[0,i,j,k] * (x[..., c] - z_x)."""
+    *lead, h, wd, c = x.shape
+    _, kh, kw, oc = w.shape
+    if oc != c * depth_multiplier:
+        raise ValueError(f"depthwise weights {w.shape} on {c} channels x multiplier {depth_multiplier}")
+    oh, ow = _out_hw(h, wd, kh, kw, stride, padding)
+    xf = x.astype(np.float64) - z_x
+    if depth_multiplier != 1:
+        xf = np.repeat(xf, depth_multiplier, axis=-1)
+    xp = _pad_hw(xf, padding, 0.0)
+    wf = w.astype(np.float64)
+    acc = np.zeros((*lead, oh, ow, oc))
+    for i, j, v in _taps(xp, kh, kw, oh, ow, *stride):
+        acc += v * wf[0, i, j, :]
+    return stage.apply(_add_bias(_exact(acc), bias))
+
+
+def fully_connected(x: np.ndarray, z_x: int, w: np.ndarray, bias: np.ndarray | None, stage: OutputStage,
+                    z_w: int = 0) -> np.ndarray:
+    """FULLY_CONNECTED. x [..., K] int8 (flatten HWC first), w [O, K]: acc[o] = bias[o] + sum (w - z_w)(x - z_x);
+    y = stage(acc) with one or per-output-channel multipliers (MBQM, TFLite's double rounding)."""
+    xf = x.astype(np.float64) - z_x
+    acc = xf @ (w.astype(np.float64) - z_w).T
+    return stage.apply(_add_bias(_exact(acc), bias))
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """TFLite int8 ADD: inputs rescaled to twice the larger input scale with 20 bits of headroom."""
+
+    left_shift: int
+    a: tuple[int, int, int]  # (zero point, multiplier, shift)
+    b: tuple[int, int, int]
+    out: tuple[int, int, int]
+    act_min: int = QMIN
+    act_max: int = QMAX
+
+
+def add_params(s_a: float, z_a: int, s_b: float, z_b: int, s_out: float, z_out: int,
+               activation: str = "NONE") -> AddParams:
+    """Multipliers as TFLite's PrepareAdd: twice_max = 2 * double(max(float32 s_a, s_b)),
+    m_a = s_a / twice_max, m_b = s_b / twice_max, m_out = twice_max / (2**20 * s_out)."""
+    left_shift = 20
+    twice_max = 2.0 * _f32(max(np.float32(s_a), np.float32(s_b)))
+    ma = quantize_multiplier(_f32(s_a) / twice_max)
+    mb = quantize_multiplier(_f32(s_b) / twice_max)
+    mo = quantize_multiplier(twice_max / ((1 << left_shift) * _f32(s_out)))
+    return AddParams(left_shift, (int(z_a), *ma), (int(z_b), *mb), (int(z_out), *mo),
+                     *activation_range(activation, s_out, z_out))
+
+
+def add(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:
+    """ADD: y = clamp(MBQM(MBQM((a - z_a) << 20, m_a) + MBQM((b - z_b) << 20, m_b), m_out) + z_out)."""
+    def scaled(x: np.ndarray, zms: tuple[int, int, int]) -> np.ndarray:
+        z, m, s = zms
+        return fp.multiply_by_quantized_multiplier((x.astype(np.int64) - z) << p.left_shift, m, s)
+
+    raw = scaled(a, p.a) + scaled(b, p.b)
+    zo, mo, so = p.out
+    pre = fp.multiply_by_quantized_multiplier(raw, mo, so) + zo
+    return np.minimum(np.maximum(pre, p.act_min), p.act_max).astype(np.int8)
+
+
+def _window_sums(x: np.ndarray, filt, stride, padding) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the in-bounds elements of every pooling window and their counts."""
+    *lead, h, wd, c = x.shape
+    oh, ow = _out_hw(h, wd, *filt, stride, padding)
+    xp = _pad_hw(x.astype(np.int64), padding, 0)
+    ones = _pad_hw(np.ones((h, wd, 1), np.int64), padding, 0)
+    acc = np.zeros((*lead, oh, ow, c), np.int64)
+    cnt = np.zeros((oh, ow, 1), np.int64)
+    for _, _, v in _taps(xp, *filt, oh, ow, *stride):
+        acc += v
+    for _, _, v in _taps(ones, *filt, oh, ow, *stride):
+        cnt += v
+    return acc, cnt
+
+
+def average_pool2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int, int, int] = (0, 0, 0, 0), act_min: int = QMIN,
+                   act_max: int = QMAX) -> np.ndarray:
+    """AVERAGE_POOL_2D: the raw int8 values of the window's in-bounds elements summed and divided by their
+    count n (not by KH*KW: padding is excluded), rounded half away from zero: acc > 0 ? (acc + n/2) / n :
+    (acc - n/2) / n with C's truncating division. No zero point, no requantization (input and output
+    share scale and zero point)."""
+    acc, n = _window_sums(x, filt, stride, padding)
+    q = np.where(acc > 0, (acc + n // 2) // n, -((-acc + n // 2) // n))
+    return np.minimum(np.maximum(q, act_min), act_max).astype(np.int8)
+
+
+def max_pool2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int],
+               padding: tuple[int, int, int, int] = (0, 0, 0, 0), act_min: int = QMIN,
+               act_max: int = QMAX) -> np.ndarray:
+    """MAX_POOL_2D: max of the window's in-bounds elements, clamped to the activation bounds."""
+    *lead, h, wd, c = x.shape
+    oh, ow = _out_hw(h, wd, *filt, stride, padding)
+    xp = _pad_hw(x.astype(np.int16), padding, np.iinfo(np.int16).min)
+    out = np.full((*lead, oh, ow, c), np.iinfo(np.int16).min, np.int16)
+    for _, _, v in _taps(xp, *filt, oh, ow, *stride):
+        np.maximum(out, v, out=out)
+    return np.minimum(np.maximum(out, act_min), act_max).astype(np.int8)
+
+
+def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
+    """TFLite's MEAN rescaling: (m, e) = QuantizeMultiplier(s_in / s_out); k = min(floor(log2 n), 32, 31 + e);
+    m' = (m << k) // n (int64, truncating); e' = e - k. Equal to requantizing by s_in / (n s_out) only
+    when n is a power of two."""
+    m, e = quantize_multiplier(_f32(s_in) / _f32(s_out))
+    k = min(n.bit_length() - 1, 32, 31 + e)
+    return (m << k) // n, e - k
+
+
+def mean_hw(x: np.ndarray, z_x: int, s_in: float, s_out: float, z_out: int) -> np.ndarray:
+    """MEAN over H and W: y = clamp(MBQM(sum (x - z_x), m', e') + z_out) with mean_multiplier; [..., 1, 1, C]."""
+    *lead, h, wd, c = x.shape
+    n = h * wd
+    m, e = mean_multiplier(s_in, s_out, n)
+    acc = (x.astype(np.int64) - z_x).sum(axis=(-3, -2), keepdims=True)
+    pre = fp.multiply_by_quantized_multiplier(acc, m, e) + z_out
+    return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8)
+
+
+def pad(x: np.ndarray, paddings: tuple[tuple[int, int], ...], z_x: int) -> np.ndarray:
+    """PAD: constant padding with the zero point (real 0). `paddings` are (before, after) pairs for H, W
+    and optionally C of [..., H, W, C]: ((top, bottom), (left, right)[, (front, back)])."""
+    pads = ((0, 0),) * (x.ndim - 3) + tuple(tuple(p) for p in paddings) + ((0, 0),) * (3 - len(paddings))
+    return np.pad(x, pads, constant_values=np.int8(z_x))
+
+
+def requantize(x: np.ndarray, s_in: float, z_in: int, s_out: float, z_out: int) -> np.ndarray:
+    """int8 -> int8 QUANTIZE: y = clamp(MBQM(x - z_in, QuantizeMultiplier(s_in / s_out)) + z_out)."""
+    m, e = quantize_multiplier(_f32(s_in) / _f32(s_out))
+    pre = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - z_in, m, e) + z_out
+    return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8)
+
+
+def concatenation(xs: list[np.ndarray], quants: list[tuple[float, int]] | None = None,
+                  out_quant: tuple[float, int] | None = None, axis: int = -1) -> np.ndarray:
+    """CONCATENATION along channels. TFLite's int8 kernel copies bytes and requires every input to share the
+    output's (scale, zero point); an input quantized differently is requantized first exactly as the
+    int8->int8 QUANTIZE that converters insert in front of it (`requantize`)."""
+    parts = []
+    for i, x in enumerate(xs):
+        if quants is not None and out_quant is not None and (
+                np.float32(quants[i][0]) != np.float32(out_quant[0]) or quants[i][1] != out_quant[1]):
+            x = requantize(x, quants[i][0], quants[i][1], out_quant[0], out_quant[1])
+        parts.append(x.astype(np.int8))
+    return np.concatenate(parts, axis=axis)
+
+
+def reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """RESHAPE / flatten: the same bytes in row-major (HWC) order."""
+    return x.reshape(shape)
+
+
+def quantize(f: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float32 -> int8 QUANTIZE: clamp(round(float32(f) / float32(scale)) + zp), half away from zero."""
+    q = (np.asarray(f, np.float32) / np.float32(scale)).astype(np.float64)
+    r = np.copysign(np.floor(np.abs(q) + 0.5), q)
+    return np.clip(r + zero_point, QMIN, QMAX).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 -> float32 DEQUANTIZE: float32(double(scale) * (q - zp))."""
+    return (_f32(scale) * (q.astype(np.float64) - zero_point)).astype(np.float32)
