@@ -682,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{path}  {path.stat().st_size:,} B  {time.perf_counter() - t0:.1f} s"
         if args.list:
             sys.path.insert(0, str(ROOT / "host"))
-            from tinytrain.tflite_reader import read_tflite
+            from tinytrain.model.tflite_reader import read_tflite
             line += "  " + " ".join(op.op for op in read_tflite(path).operators)
         print(line)
     return 0

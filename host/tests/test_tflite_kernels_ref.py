@@ -13,8 +13,8 @@ import zlib
 import numpy as np
 import pytest
 
-from tinytrain import tflite_kernels_ref as K
-from tinytrain.tflite_reader import compute_padding, parse_tflite
+from tinytrain.numerics import tflite_kernels as K
+from tinytrain.model.tflite_reader import compute_padding, parse_tflite
 
 import tflm_oracle as O
 from tflite_models import maker as M

@@ -14,9 +14,9 @@ import flatbuffers
 import numpy as np
 import pytest
 
-from tinytrain import tflite_kernels_ref as K
+from tinytrain.numerics import tflite_kernels as K
 from tinytrain.errors import TinytrainError
-from tinytrain.tflite_reader import (SUPPORTED_OPS, Padding, TFLiteFormatError, UnsupportedTFLiteError,
+from tinytrain.model.tflite_reader import (SUPPORTED_OPS, Padding, TFLiteFormatError, UnsupportedTFLiteError,
                                      compute_padding, parse_tflite, read_tflite)
 
 import tflm_oracle as O

@@ -20,7 +20,7 @@ import numpy as np
 import tflite
 from tflite.utils import BUILTIN_OPCODE2NAME
 
-from .errors import TinytrainError
+from tinytrain.errors import TinytrainError
 
 
 class TFLiteFormatError(TinytrainError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fixed_point as fp
+from tinytrain.numerics import fixed_point as fp
 
 QMIN, QMAX = -128, 127
 
