@@ -140,7 +140,7 @@ def candidate_cuts(model: Model, frozen: set[str]) -> list[int]:
     consumers = model.consumers()
     position = {op.name: i for i, op in enumerate(nodes)}
     for i, op in enumerate(nodes):
-        if not ops.rule_for(op).stageable or op.output not in frozen:
+        if not ops.rule_for(op).stageable(op) or op.output not in frozen:
             break
         if op.output == model.output:
             break

@@ -65,6 +65,20 @@ class StepKind(str, enum.Enum):
     BIAS_GRAD = "bias_grad", Phase.BACKWARD
     APPLY_WEIGHT_GRAD = "apply_weight_grad", Phase.BACKWARD
     APPLY_BIAS_GRAD = "apply_bias_grad", Phase.BACKWARD
+    MAXPOOL = "maxpool", Phase.FORWARD
+    MAXPOOL_GRAD = "maxpool_grad", Phase.BACKWARD
+    AVGPOOL2D = "avgpool2d", Phase.FORWARD
+    AVGPOOL2D_GRAD = "avgpool2d_grad", Phase.BACKWARD
+    PAD = "pad", Phase.FORWARD
+    PAD_GRAD = "pad_grad", Phase.BACKWARD
+    CONCAT = "concat", Phase.FORWARD
+    CONCAT_GRAD = "concat_grad", Phase.BACKWARD
+    RESHAPE = "reshape", Phase.FORWARD
+    RESHAPE_GRAD = "reshape_grad", Phase.BACKWARD
+    REQUANTIZE = "requantize", Phase.FORWARD
+    REQUANTIZE_GRAD = "requantize_grad", Phase.BACKWARD
+    CLAMP = "clamp", Phase.FORWARD
+    CLAMP_GRAD = "clamp_grad", Phase.BACKWARD
 
     @property
     def is_forward(self) -> bool:
@@ -122,7 +136,9 @@ class InputGradAttrs:
 
 
 @dataclass(frozen=True)
-class AddGradAttrs:
+class InputsGradAttrs:
+    """The gradients of several inputs from one step (add, concat)."""
+
     bits: int
     outputs: tuple[str, ...]  # the gradient buffer of each input ("" where an input needs none)
     mask: str | None = None
@@ -130,15 +146,20 @@ class AddGradAttrs:
 
 ATTRS = {
     **{k: ForwardAttrs for k in (StepKind.CONV, StepKind.POINTWISE, StepKind.DEPTHWISE, StepKind.DENSE,
-                                 StepKind.ADD, StepKind.AVGPOOL)},
+                                 StepKind.ADD, StepKind.AVGPOOL, StepKind.MAXPOOL, StepKind.AVGPOOL2D,
+                                 StepKind.PAD, StepKind.CONCAT, StepKind.RESHAPE, StepKind.REQUANTIZE,
+                                 StepKind.CLAMP)},
     StepKind.SAVE_CHANNELS: SaveAttrs,
     StepKind.PATCH_STAGE: StageAttrs,
     StepKind.LOSS_GRAD: GradAttrs,
     StepKind.REQUANT_GRAD: GradAttrs,
     StepKind.AVGPOOL_GRAD: GradAttrs,
     StepKind.GRAD_SUM: GradAttrs,
+    **{k: GradAttrs for k in (StepKind.MAXPOOL_GRAD, StepKind.AVGPOOL2D_GRAD, StepKind.PAD_GRAD,
+                              StepKind.RESHAPE_GRAD, StepKind.REQUANTIZE_GRAD, StepKind.CLAMP_GRAD)},
+    StepKind.CONCAT_GRAD: InputsGradAttrs,
     StepKind.INPUT_GRAD: InputGradAttrs,
-    StepKind.ADD_GRAD: AddGradAttrs,
+    StepKind.ADD_GRAD: InputsGradAttrs,
 }
 
 

@@ -26,7 +26,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if not math.isfinite(real) or real < 0:
         raise ValueError(f"multiplier must be finite and non-negative, got {real}")
     frac, shift = math.frexp(real)
-    m = round(frac * (1 << 31))
+    m = math.floor(frac * (1 << 31) + 0.5)  # std::round: half away from zero (exact: 22 fraction bits at most)
     if m == (1 << 31):
         m //= 2
         shift += 1

@@ -26,22 +26,43 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def pad_hwc(x: np.ndarray, pad: int, value: int = 0) -> np.ndarray:
+Pads = tuple[int, int, int, int]  # zero-point padding (top, bottom, left, right)
+
+
+def as_pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a stride or kernel given as one int or a pair."""
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def as_pads(pad: int | Pads) -> Pads:
+    """(top, bottom, left, right) of a padding given as one int (all sides) or four."""
+    return (int(pad),) * 4 if np.isscalar(pad) else tuple(int(p) for p in pad)
+
+
+def pad_hwc(x: np.ndarray, pad: int | Pads, value: int = 0) -> np.ndarray:
     """Pads the H and W axes of [..., H, W, C]."""
-    if pad == 0:
+    t, b, left, r = as_pads(pad)
+    if not (t or b or left or r):
         return x
-    return np.pad(x, ((0, 0),) * (x.ndim - 3) + ((pad, pad), (pad, pad), (0, 0)), constant_values=value)
+    return np.pad(x, ((0, 0),) * (x.ndim - 3) + ((t, b), (left, r), (0, 0)), constant_values=value)
 
 
-def out_size(size: int, k: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - k) // stride + 1
+def out_size(size: int, k: int, stride: int, pad: int, pad_after: int | None = None) -> int:
+    return (size + pad + (pad if pad_after is None else pad_after) - k) // stride + 1
 
 
-def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, stride: int):
-    """Yields (i, j, view) with view[..., y, x, c] = xp[..., y*stride + i, x*stride + j, c]."""
+def out_hw(h: int, w: int, kernel: int | tuple[int, int], stride: int | tuple[int, int],
+           pad: int | Pads) -> tuple[int, int]:
+    (kh, kw), (sh, sw), (t, b, left, r) = as_pair(kernel), as_pair(stride), as_pads(pad)
+    return out_size(h, kh, sh, t, b), out_size(w, kw, sw, left, r)
+
+
+def _taps(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, stride: int | tuple[int, int]):
+    """Yields (i, j, view) with view[..., y, x, c] = xp[..., y*sh + i, x*sw + j, c]."""
+    sh, sw = as_pair(stride)
     for i in range(kh):
         for j in range(kw):
-            yield i, j, xp[..., i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+            yield i, j, xp[..., i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
 
 
 # ------------------------------------------------------------------ forward
@@ -62,13 +83,15 @@ class Requant:
         return np.minimum(np.maximum(pre, QMIN), QMAX).astype(np.int8), mask
 
 
-def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int, groups: int,
-                    pad: int) -> np.ndarray:
+def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride: int | tuple[int, int],
+                    groups: int, pad: int | Pads) -> np.ndarray:
     """int32 accumulators b + sum w * (x - zx) of a conv2d; x [H,W,C] int8 (or a batch [..., H,W,C]:
-    each sample's result is the same, the float64 sums of integers being exact), w [O,KH,KW,I/g]."""
+    each sample's result is the same, the float64 sums of integers being exact), w [O,KH,KW,I/g];
+    stride (sh, sw) or one int; pad (top, bottom, left, right) or one int (pads count 0)."""
     *lead, h, wd, c = x.shape
     o, kh, kw, ig = w.shape
-    oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
+    sh, sw = as_pair(stride)
+    oh, ow = out_hw(h, wd, (kh, kw), stride, pad)
     xp = pad_hwc(x.astype(np.float64) - zx, pad)
     wf = w.astype(np.float64)
     if groups == c and ig == 1 and o == c:  # depthwise
@@ -76,7 +99,7 @@ def conv_accumulate(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, str
         for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
             acc += v * wf[:, i, j, 0]
     elif kh == kw == 1 and groups == 1:
-        acc = xp[..., ::stride, ::stride, :][..., :oh, :ow, :].reshape(-1, c) @ wf[:, 0, 0, :].T
+        acc = xp[..., ::sh, ::sw, :][..., :oh, :ow, :].reshape(-1, c) @ wf[:, 0, 0, :].T
         acc = acc.reshape(*lead, oh, ow, o)
     else:
         og = o // groups
@@ -148,6 +171,133 @@ def avgpool_accumulate(x: np.ndarray, zx: int) -> np.ndarray:
     return (x.astype(np.int64) - zx).sum(axis=(-3, -2)).reshape(*x.shape[:-3], 1, 1, -1)
 
 
+def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int]:
+    """TFLite's MEAN rescaling of a sum of n values: (m, e) = quantize_multiplier(s_in / s_out);
+    k = min(floor(log2 n), 32, 31 + e); (m << k) // n with exponent e - k. The same as
+    quantize_multiplier(s_in / (n s_out)) only when n is a power of two."""
+    m, e = fp.quantize_multiplier(s_in / s_out)
+    k = min(n.bit_length() - 1, 32, 31 + e)
+    return (m << k) // n, e - k
+
+
+def _window_counts(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int], pad: Pads) -> np.ndarray:
+    """How many in-bounds elements each pooling window holds, [OH, OW, 1]."""
+    oh, ow = out_hw(h, w, kernel, stride, pad)
+    ones = pad_hwc(np.ones((h, w, 1), np.int64), pad)
+    cnt = np.zeros((oh, ow, 1), np.int64)
+    for _, _, v in _taps(ones, *kernel, oh, ow, stride):
+        cnt += v[: oh, : ow]
+    return cnt
+
+
+def avgpool2d_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: Pads) -> np.ndarray:
+    """AVERAGE_POOL_2D (TFLite int8): the raw values of a window's in-bounds elements summed and
+    divided by their count n, rounded half away from zero; input and output share scale and zero
+    point, so there is nothing to requantize and nothing to clamp."""
+    *lead, h, w, c = x.shape
+    oh, ow = out_hw(h, w, kernel, stride, pad)
+    xp = pad_hwc(x.astype(np.int64), pad)
+    acc = np.zeros((*lead, oh, ow, c), np.int64)
+    for _, _, v in _taps(xp, *kernel, oh, ow, stride):
+        acc += v
+    n = _window_counts(h, w, kernel, stride, pad)
+    return np.where(acc > 0, (acc + n // 2) // n, -((-acc + n // 2) // n)).astype(np.int8)
+
+
+def _pool_taps(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int], pad: Pads):
+    """Per tap (i, j): the output positions whose tap lands inside the input, and the input
+    positions it reads: (oy, ox, iy, ix) index arrays."""
+    oh, ow = out_hw(h, w, kernel, stride, pad)
+    (sh, sw), (t, _, left, _) = stride, pad
+    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            iy, ix = oy * sh - t + i, ox * sw - left + j
+            ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+            yield oy[ok], ox[ok], iy[ok], ix[ok]
+
+
+def maxpool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: Pads) -> np.ndarray:
+    """MAX_POOL_2D (TFLite int8): the max of a window's in-bounds elements (padding never wins)."""
+    *lead, h, w, c = x.shape
+    oh, ow = out_hw(h, w, kernel, stride, pad)
+    xp = pad_hwc(x.astype(np.int16), pad, np.iinfo(np.int16).min)
+    out = np.full((*lead, oh, ow, c), np.iinfo(np.int16).min, np.int16)
+    for _, _, v in _taps(xp, *kernel, oh, ow, stride):
+        np.maximum(out, v, out=out)
+    return out.astype(np.int8)
+
+
+def maxpool_backward(g: np.ndarray, e: int, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     pad: Pads, bits: int) -> tuple[np.ndarray, int]:
+    """dL/dx of a max pool: each window's gradient goes to its first maximal element (taps in
+    row-major order, as PyTorch picks it); overlapping windows add up (int32), renormalized to `bits`."""
+    h, w, c = x.shape
+    oh, ow = out_hw(h, w, kernel, stride, pad)
+    best = np.full((oh, ow, c), np.iinfo(np.int16).min, np.int16)
+    where = np.zeros((oh, ow, c, 2), np.int64)  # (iy, ix) of the first max
+    for oy, ox, iy, ix in _pool_taps(h, w, kernel, stride, pad):
+        v = x[iy, ix].astype(np.int16)
+        better = v > best[oy, ox]
+        cur = best[oy, ox]
+        best[oy, ox] = np.where(better, v, cur)
+        loc = where[oy, ox]
+        loc[..., 0] = np.where(better, iy[:, None], loc[..., 0])
+        loc[..., 1] = np.where(better, ix[:, None], loc[..., 1])
+        where[oy, ox] = loc
+    gx = np.zeros((h, w, c), np.int64)
+    ch = np.broadcast_to(np.arange(c), (oh, ow, c))
+    np.add.at(gx, (where[..., 0], where[..., 1], ch), g.astype(np.int64))
+    return fp.normalize(gx, e, bits)
+
+
+def avgpool2d_backward(g: np.ndarray, e: int, in_shape: tuple[int, int, int], kernel: tuple[int, int],
+                       stride: tuple[int, int], pad: Pads, bits: int) -> tuple[np.ndarray, int]:
+    """dL/dx of an average pool: every in-bounds element of a window gets g / n (n its element count)
+    as t = rshift_round(g m[n], rsh[n]) (pool_reciprocals), summed over windows in int64, renormalized
+    to `bits` from the exponent e + shmax - 31."""
+    h, w, c = in_shape
+    n = _window_counts(h, w, kernel, stride, pad)[..., 0]
+    m, rsh, eoff = pool_reciprocals(kernel)
+    t = fp.rshift_round(g.astype(np.int64) * m[n][..., None], rsh[n][..., None])
+    gx = np.zeros((h, w, c), np.int64)
+    for oy, ox, iy, ix in _pool_taps(h, w, kernel, stride, pad):
+        np.add.at(gx, (iy, ix), t[oy, ox])
+    return fp.normalize(gx, e + eoff, bits)
+
+
+def pool_reciprocals(kernel: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """1/n for every window count n = 0..kh*kw as multipliers with one common shift: (m[n], the right
+    shift shmax - s[n], shmax - 31 to add to the exponent); n = 0 never occurs (m = 0)."""
+    count = kernel[0] * kernel[1]
+    q = [fp.quantize_multiplier(1.0 / k) if k else (0, 0) for k in range(count + 1)]
+    shmax = max(s for _, s in q[1:])
+    rsh = [shmax - s if k else 0 for k, (_, s) in enumerate(q)]
+    return np.array([m for m, _ in q], np.int64), np.array(rsh, np.int64), shmax - 31
+
+
+def requantize_forward(x: np.ndarray, zx: int, multiplier: int, shift: int, zy: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 -> int8 QUANTIZE: y = clamp(MBQM(x - zx, M) + zy), M = s_x / s_y; with its clamp mask."""
+    return Requant(np.array([multiplier]), np.array([shift]), zy).apply(x.astype(np.int64) - zx)
+
+
+def clamp_forward(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fused activation that cuts into the int8 range: y = clamp(x, lo, hi), and its mask."""
+    return np.minimum(np.maximum(x, lo), hi).astype(np.int8), (x >= lo) & (x <= hi)
+
+
+def pad_forward(x: np.ndarray, pad: Pads, value: int) -> np.ndarray:
+    """PAD of H and W with the zero point (real 0)."""
+    return pad_hwc(x, pad, value).astype(np.int8)
+
+
+def pad_backward(g: np.ndarray, pad: Pads) -> np.ndarray:
+    """dL/dx of a pad: the interior of dL/dy."""
+    t, b, left, r = pad
+    h, w = g.shape[-3] - t - b, g.shape[-2] - left - r
+    return g[..., t : t + h, left : left + w, :]
+
+
 # ------------------------------------------------------------------ loss
 
 
@@ -192,53 +342,61 @@ def requant_backward(g: np.ndarray, e: int, mask: np.ndarray | None, multiplier:
     return fp.normalize(t, e + sh_max - 31, bits)
 
 
-def conv_backward_input(g: np.ndarray, w: np.ndarray, stride: int, groups: int, pad: int,
-                        in_shape: tuple[int, int, int]) -> np.ndarray:
+def conv_backward_input(g: np.ndarray, w: np.ndarray, stride: int | tuple[int, int], groups: int,
+                        pad: int | Pads, in_shape: tuple[int, int, int]) -> np.ndarray:
     """dL/dx (int32 range) of a conv2d: the transposed convolution of dL/dacc with w."""
     h, wd, c = in_shape
     oh, ow, o = g.shape
     _, kh, kw, ig = w.shape
+    sh, sw = as_pair(stride)
+    t, _, left, _ = as_pads(pad)
     gf = g.astype(np.float64)
     wf = w.astype(np.float64)
-    gxp = np.zeros((h + 2 * pad + stride, wd + 2 * pad + stride, c))
+    gxp = np.zeros((t + sh * oh + kh, left + sw * ow + kw, c))
     depthwise = groups == c and ig == 1 and o == c
     og = o // groups
     for i in range(kh):
         for j in range(kw):
-            view = gxp[i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+            view = gxp[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
             if depthwise:
                 view += gf * wf[:, i, j, 0]
             else:
                 for gi in range(groups):
                     view[:, :, gi * ig : (gi + 1) * ig] += gf[:, :, gi * og : (gi + 1) * og] @ wf[gi * og : (gi + 1) * og, i, j, :]
-    return _exact(gxp[pad : pad + h, pad : pad + wd, :])
+    full = np.zeros((t + h + kh + sh, left + wd + kw + sw, c))
+    full[: gxp.shape[0], : gxp.shape[1]] = gxp
+    return _exact(full[t : t + h, left : left + wd, :])
 
 
 def dense_backward_input(g: np.ndarray, w: np.ndarray, in_shape: tuple[int, int, int]) -> np.ndarray:
     return _exact(g.reshape(-1).astype(np.float64) @ w.astype(np.float64)).reshape(in_shape)
 
 
-def conv_weight_grad(g: np.ndarray, x: np.ndarray, zx: int, kernel: int, stride: int, groups: int, pad: int,
-                     k: int) -> np.ndarray:
+def conv_weight_grad(g: np.ndarray, x: np.ndarray, zx: int, kernel: int | tuple[int, int],
+                     stride: int | tuple[int, int], groups: int, pad: int | Pads, k: int) -> np.ndarray:
     """dL/dw (int32 range) for the first k input channels (depthwise: the first k channels).
 
     x holds at least those k channels ([H, W, >=k]); returns [O, KH, KW, k] for a
     full conv and [k, KH, KW, 1] for a depthwise conv.
     """
     oh, ow, o = g.shape
+    kh, kw = as_pair(kernel)
+    t, _, left, _ = as_pads(pad)
     xk = x[:, :, :k].astype(np.float64) - zx
-    xp = pad_hwc(xk, pad)
+    # Padding after the input only needs to cover what the taps reach.
+    xp = pad_hwc(xk, (t, max(0, (oh - 1) * as_pair(stride)[0] + kh - t - x.shape[0]),
+                      left, max(0, (ow - 1) * as_pair(stride)[1] + kw - left - x.shape[1])))
     gf = g.astype(np.float64)
     if groups > 1:
         if groups != o:
             raise NotImplementedError("weight gradients of grouped (non-depthwise) convs")
-        out = np.zeros((k, kernel, kernel, 1))
-        for i, j, v in _taps(xp, kernel, kernel, oh, ow, stride):
+        out = np.zeros((k, kh, kw, 1))
+        for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
             out[:, i, j, 0] = (v * gf[:, :, :k]).sum(axis=(0, 1))
         return _exact(out)
-    out = np.zeros((o, kernel, kernel, k))
+    out = np.zeros((o, kh, kw, k))
     g2 = gf.reshape(-1, o)
-    for i, j, v in _taps(xp, kernel, kernel, oh, ow, stride):
+    for i, j, v in _taps(xp, kh, kw, oh, ow, stride):
         out[:, i, j, :] = g2.T @ v.reshape(-1, k)
     return _exact(out)
 

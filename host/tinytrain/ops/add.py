@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytrain.ir.graph import Model, ModelError, Node, Shape
-from tinytrain.ir.program import GRAD_BITS, AddGradAttrs, CompileOptions, Step, StepKind
+from tinytrain.ir.program import GRAD_BITS, InputsGradAttrs, CompileOptions, Step, StepKind
 from tinytrain.numerics import fixed_point as fp
 from tinytrain.numerics import kernels as K
 from tinytrain.ops.base import Builder, Emitter, Executor, OpRule, ident
@@ -49,7 +49,9 @@ class AddConsts:
 class AddRule(OpRule):
     node_type = Add
     forward_kind = StepKind.ADD
-    stageable = True
+
+    def stageable(self, node: Add) -> bool:
+        return True
 
     def consts(self, node: Add, model: Model, options: CompileOptions) -> AddConsts:
         t = model.tensors
@@ -72,7 +74,7 @@ class AddRule(OpRule):
                 outs.append("")
         writes = tuple(o for o in outs if o)
         reads = tuple(r for r in (g, mask) if r)
-        b.add_train(Step(StepKind.ADD_GRAD, node.name, reads, writes, AddGradAttrs(GRAD_BITS, tuple(outs), mask),
+        b.add_train(Step(StepKind.ADD_GRAD, node.name, reads, writes, InputsGradAttrs(GRAD_BITS, tuple(outs), mask),
                          {writes[0]: g}, rule=self))
         for name, o in zip(node.inputs, outs):
             if o:

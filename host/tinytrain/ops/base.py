@@ -91,11 +91,26 @@ def ident(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", name)
 
 
+def declare_geometry(node: Node, em: Emitter, kernel: tuple[int, int], stride: tuple[int, int],
+                     pads: tuple[int, int, int, int], groups: int = 1) -> str:
+    """The node's `static const tt_geom <name>_g` (engine/tt_kernels.h), shared by every kernel call
+    of the node (forward, input gradient, weight update); returns its name. Padding below and right
+    is what the output size implies."""
+    name = f"{ident(node.name)}_g"
+    h, w, cin = em.model.tensors[node.inputs[0]].shape
+    oh, ow, cout = em.model.tensors[node.output].shape
+    fields = dict(h=h, w=w, cin=cin, oh=oh, ow=ow, cout=cout, kh=kernel[0], kw=kernel[1], sh=stride[0],
+                  sw=stride[1], pad_top=pads[0], pad_left=pads[2], groups=groups)
+    em.decl(f"static const tt_geom {name} = {{{', '.join(f'.{k} = {v}' for k, v in fields.items())}}};\n")
+    return name
+
+
 class OpRule:
     """Base of every op's rule. The defaults fit a stateless one-step op without parameters."""
 
     node_type: type[Node]
     forward_kind: StepKind
+    forward_in_place = False  # the forward step may overwrite its (only) input when that dies there
 
     # ---------------------------------------------------------------- compile
 
@@ -113,8 +128,10 @@ class OpRule:
         gradient will pass it."""
         y = b.buf(node.output, "int8", b.model.tensors[node.output].shape, "activation")
         kind, macs = self.kind_of(node), self.macs(node, b.model)
-        b.add_infer(Step(kind, node.name, tuple(node.inputs), (y,), macs=macs, rule=self))
-        b.add_train(Step(kind, node.name, tuple(node.inputs), (y,) + b.mask_for(node.output), macs=macs, rule=self))
+        inplace = {y: node.inputs[0]} if self.forward_in_place else {}
+        b.add_infer(Step(kind, node.name, tuple(node.inputs), (y,), inplace=dict(inplace), macs=macs, rule=self))
+        b.add_train(Step(kind, node.name, tuple(node.inputs), (y,) + b.mask_for(node.output), inplace=inplace,
+                         macs=macs, rule=self))
 
     def backward(self, node: Node, b: Builder) -> None:
         raise CompileError(f"op {node.name} ({node.op_type}) has no backward rule, so nothing below it can train.")
@@ -145,7 +162,9 @@ class OpRule:
 
     # ---------------------------------------------------------------- streaming stage
 
-    stageable = False
+    def stageable(self, node: Node) -> bool:
+        """Whether its output rows depend on a band of input rows only (it can run in a stage)."""
+        return False
 
     def input_rows(self, node: Node, model: Model, out_rows: tuple[int, int]) -> tuple[int, int]:
         """The rows of the input that output rows [a, b) read."""

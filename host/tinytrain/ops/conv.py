@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, conv_output_size
-from tinytrain.ir.program import ForwardAttrs, ParamSpec, Step, StepKind
+from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode
+from tinytrain.ir.program import CompileError, ForwardAttrs, ParamSpec, Step, StepKind
 from tinytrain.numerics import kernels as K
 from tinytrain.ops.base import Builder, Emitter, Executor, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
@@ -16,7 +16,10 @@ from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
 @dataclass
 class Conv2D(WeightedNode):
-    """conv2d with symmetric zero-point padding (PyTorch style), any groups; weights [O, KH, KW, I/groups]."""
+    """conv2d with zero-point padding, any groups; weights [O, KH, KW, I/groups].
+
+    stride: one int or (sh, sw); padding: None (PyTorch's k//2 on every side), one int for every
+    side, or (top, bottom, left, right) as TFLite's SAME computes it (asymmetric with stride 2)."""
 
     name: str
     input: str
@@ -24,9 +27,9 @@ class Conv2D(WeightedNode):
     weight: np.ndarray  # int8 [O, KH, KW, I/groups]
     bias: np.ndarray  # int32 [O]
     weight_scales: np.ndarray  # float32 [O]
-    stride: int = 1
+    stride: int | tuple[int, int] = 1
     groups: int = 1
-    padding: int | None = None  # None = kernel // 2 ("same" for odd kernels, stride 1)
+    padding: int | tuple[int, int, int, int] | None = None
 
     op_type = "conv2d"
 
@@ -35,8 +38,27 @@ class Conv2D(WeightedNode):
         return int(self.weight.shape[1]), int(self.weight.shape[2])
 
     @property
+    def strides(self) -> tuple[int, int]:
+        return K.as_pair(self.stride)
+
+    @property
+    def pads(self) -> K.Pads:
+        if self.padding is None:
+            kh, kw = self.kernel
+            return kh // 2, kh // 2, kw // 2, kw // 2
+        return K.as_pads(self.padding)
+
+    @property
+    def regular(self) -> bool:
+        """Square kernel, one stride, the same padding above and left (what the fast kernels take;
+        the padding below and right is whatever the output size implies)."""
+        (kh, kw), (sh, sw), (t, _, left, _) = self.kernel, self.strides, self.pads
+        return kh == kw and sh == sw and t == left
+
+    @property
     def pad(self) -> int:
-        return self.kernel[0] // 2 if self.padding is None else self.padding
+        """The padding above and left of a regular conv."""
+        return self.pads[0]
 
     @property
     def in_channels(self) -> int:
@@ -48,7 +70,7 @@ class Conv2D(WeightedNode):
 
     @property
     def is_pointwise(self) -> bool:
-        return self.kernel == (1, 1) and self.groups == 1 and self.stride == 1 and self.pad == 0
+        return self.kernel == (1, 1) and self.groups == 1 and self.strides == (1, 1) and self.pads == (0, 0, 0, 0)
 
     @property
     def kind(self) -> str:
@@ -66,9 +88,8 @@ class Conv2D(WeightedNode):
         (h, w, c), = shapes
         if c != self.in_channels:
             raise ModelError(f"conv {self.name} takes {self.in_channels} channels, not {c}.")
-        k = self.kernel[0]
-        return conv_output_size(h, k, self.stride, self.pad), conv_output_size(w, k, self.stride, self.pad), \
-            self.out_channels
+        oh, ow = K.out_hw(h, w, self.kernel, self.strides, self.pads)
+        return oh, ow, self.out_channels
 
     def check(self, model: Model) -> None:
         c = model.tensors[self.input].shape[2]
@@ -77,28 +98,54 @@ class Conv2D(WeightedNode):
             raise ModelError(f"conv {self.name} needs weights [out, kh, kw, in/groups].")
         kh, kw = self.kernel
         self._check_params()
-        if self.stride < 1 or self.groups < 1 or self.pad < 0:
-            raise ModelError(f"conv {self.name} needs a stride and groups of at least 1 and no negative padding.")
+        if min(self.strides) < 1 or self.groups < 1 or min(self.pads) < 0:
+            raise ModelError(f"conv {self.name} needs strides and groups of at least 1 and no negative padding.")
+        if max(self.pads[:2]) >= kh or max(self.pads[2:]) >= kw:
+            raise ModelError(f"conv {self.name} pads {self.pads} around a {kh}x{kw} kernel: an output would read "
+                             f"padding only.")
         if c != self.in_channels or oc != self.out_channels or c % self.groups or oc % self.groups:
             raise ModelError(f"conv {self.name} has channels {c}->{oc} but weights {self.weight.shape} with "
                              f"groups {self.groups}.")
-        if kh != kw:
-            raise ModelError(f"conv {self.name} has a non-square kernel {kh}x{kw}, which is not supported.")
+        if self.groups > 1 and not self.is_depthwise:
+            raise ModelError(f"conv {self.name} is a grouped conv ({self.groups} groups), which only trains as a "
+                             f"depthwise conv (groups = channels).")
 
     def to_json(self, arrays: dict[str, np.ndarray]) -> dict:
+        # One number where one says it all (the form of every model made before non-square kernels).
+        (sh, sw), pads = self.strides, self.pads
         d = {"type": self.op_type, "name": self.name, "input": self.input, "output": self.output,
-             "stride": self.stride, "groups": self.groups, "padding": self.pad}
+             "stride": sh if sh == sw else [sh, sw], "groups": self.groups,
+             "padding": pads[0] if len(set(pads)) == 1 else list(pads)}
         return self._params_to_json(d, arrays)
 
     @classmethod
     def from_json(cls, d: dict, array) -> "Conv2D":
+        def ints(v):
+            return int(v) if np.isscalar(v) else tuple(int(i) for i in v)
+
         return cls(d["name"], d["input"], d["output"], array(d["weight"]), array(d["bias"]), array(d["weight_scales"]),
-                   int(d["stride"]), int(d["groups"]), int(d["padding"]))
+                   ints(d["stride"]), int(d["groups"]), ints(d["padding"]))
+
+
+def _needs_regular(node: Conv2D) -> None:
+    if not node.regular:
+        raise CompileError(f"conv {node.name} has a {node.kernel[0]}x{node.kernel[1]} kernel, strides {node.strides} "
+                           f"and padding {node.pads}: the firmware has no kernel for that shape yet.")
+
+
+def same_size_depthwise(node: Conv2D) -> bool:
+    """A stride-1 depthwise conv whose output is as large as its input (odd square kernel, k//2 on
+    every side): what the in-place kernels take."""
+    kh, kw = node.kernel
+    return (node.is_depthwise and kh == kw and kh % 2 == 1 and node.strides == (1, 1)
+            and node.pads == (kh // 2,) * 4)
 
 
 class ConvRule(WeightedRule):
     node_type = Conv2D
-    stageable = True
+
+    def stageable(self, node: Conv2D) -> bool:
+        return node.regular
 
     def kind_of(self, node: Conv2D) -> StepKind:
         return {"depthwise": StepKind.DEPTHWISE, "pointwise": StepKind.POINTWISE}.get(node.kind, StepKind.CONV)
@@ -131,7 +178,7 @@ class ConvRule(WeightedRule):
         # A stride-1 depthwise input gradient can overwrite dL/dacc (through a ring of pad+1 rows)
         # when nothing reads dL/dacc after it: its weights are frozen (a weight update must see the
         # gradient of the weights it came from) and its bias update runs first.
-        return node.is_depthwise and node.stride == 1 and b.options.inplace_depthwise_grads
+        return same_size_depthwise(node) and b.options.inplace_depthwise_grads
 
     def pad_rows(self, node: Conv2D) -> int:
         return node.pad
@@ -149,7 +196,7 @@ class ConvRule(WeightedRule):
     def place(self, node: Conv2D, b: Builder, infer: Step, train: Step) -> None:
         """A stride-1 depthwise conv may overwrite its input when nothing else ever reads it
         (tt_conv_depthwise_inplace); its mask rows must be byte-aligned."""
-        if not (node.is_depthwise and node.stride == 1 and node.input != b.model.input):
+        if not (same_size_depthwise(node) and node.input != b.model.input):
             return
         _, w, c = b.model.tensors[node.output].shape
         if (w * c) % 8 or len(b.consumers[node.input]) != 1 or node.input in b.saved.values():
@@ -164,20 +211,21 @@ class ConvRule(WeightedRule):
 
     def compute(self, node: Conv2D, get: Callable[[str], np.ndarray], ex: Executor) -> tuple[np.ndarray, np.ndarray]:
         c = ex.program.consts[node.name]
-        acc = K.conv_accumulate(get(node.input), c.zx, ex.weights[node.name], ex.biases[node.name], node.stride,
-                                node.groups, node.pad)
+        acc = K.conv_accumulate(get(node.input), c.zx, ex.weights[node.name], ex.biases[node.name], node.strides,
+                                node.groups, node.pads)
         return K.Requant(c.multiplier, c.shift, c.zy).apply(acc)
 
     def input_grad(self, node: Conv2D, g: np.ndarray, ex: Executor) -> np.ndarray:
-        return K.conv_backward_input(g, ex.weights[node.name], node.stride, node.groups, node.pad,
+        return K.conv_backward_input(g, ex.weights[node.name], node.strides, node.groups, node.pads,
                                      ex.model.tensors[node.input].shape)
 
     def weight_grad(self, node: Conv2D, g: np.ndarray, x: np.ndarray, zx: int, k: int) -> np.ndarray:
-        return K.conv_weight_grad(g, x, zx, node.kernel[0], node.stride, node.groups, node.pad, k)
+        return K.conv_weight_grad(g, x, zx, node.kernel, node.strides, node.groups, node.pads, k)
 
     # ---------------------------------------------------------------- C
 
     def emit_forward(self, node: Conv2D, step: Step, em: Emitter, mask: str) -> str:
+        _needs_regular(node)
         n = ident(node.name)
         t = em.model.tensors
         q = self.requant_args(node, em, mask)
@@ -194,16 +242,17 @@ class ConvRule(WeightedRule):
             if step.attrs.ring is not None and em.offset(node.input) == em.offset(node.output):
                 return (f"tt_conv_depthwise_inplace({x}, {h}, {w}, {cin}, {k0}, {node.pad}, {lo}, {hi}, {k}, {q}, "
                         f"{em.a8(step.attrs.ring)});")
-            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {k0}, {node.stride}, {node.pad}, "
+            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {k0}, {node.strides[0]}, {node.pad}, "
                     f"{node.pad}, {lo}, {hi}, {k}, {q});")
-        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {cout}, {k0}, {node.stride}, {node.pad}, "
+        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {cout}, {k0}, {node.strides[0]}, {node.pad}, "
                 f"{node.pad}, {node.groups}, {em.weights_whole(node)}, {q});")
 
     def emit_input_grad(self, node: Conv2D, step: Step, em: Emitter) -> str:
+        _needs_regular(node)
         t = em.model.tensors
         h, w, cin = t[node.input].shape
         oh, ow, cout = t[node.output].shape
-        k0, s, p = node.kernel[0], node.stride, node.pad
+        k0, s, p = node.kernel[0], node.strides[0], node.pad
         g = step.reads[0]
         if node.kind == "pointwise":
             lo, hi, k = em.weight_parts(node)
@@ -221,6 +270,7 @@ class ConvRule(WeightedRule):
                                f"{h}, {w}, {cin}")
 
     def emit_weight_update(self, node: Conv2D, step: Step, em: Emitter, spec: ParamSpec, tail: str) -> str:
+        _needs_regular(node)
         n = ident(node.name)
         c = em.program.consts[node.name]
         t = em.model.tensors
@@ -235,16 +285,16 @@ class ConvRule(WeightedRule):
                     f"{n}_w_lo, {tail}")
         if node.is_depthwise:
             return (f"tt_weight_update_depthwise({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, "
-                    f"{k0}, {node.stride}, {node.pad}, {c.zx}, {n}_w_lo, {tail}")
+                    f"{k0}, {node.strides[0]}, {node.pad}, {c.zx}, {n}_w_lo, {tail}")
         return (f"tt_weight_update_generic({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, {k0}, "
-                f"{node.stride}, {node.pad}, {c.zx}, {n}_w_lo, {node.in_channels}, {tail}")
+                f"{node.strides[0]}, {node.pad}, {c.zx}, {n}_w_lo, {node.in_channels}, {tail}")
 
     # ---------------------------------------------------------------- streaming stage
 
     def input_rows(self, node: Conv2D, model: Model, out_rows: tuple[int, int]) -> tuple[int, int]:
         a, b = out_rows
         h_in = model.tensors[node.input].shape[0]
-        k, s, p = node.kernel[0], node.stride, node.pad
+        k, s, p = node.kernel[0], node.strides[0], node.pads[0]
         return max(0, a * s - p), min(h_in, (b - 1) * s - p + k)
 
     def row_macs(self, node: Conv2D, model: Model) -> int:
@@ -262,14 +312,14 @@ class ConvRule(WeightedRule):
         if node.kind == "pointwise":
             return (f"tt_conv_pointwise({row(node.input, a)}, {(b - a) * w}, {cin}, {row(node.output, a)}, {cout}, "
                     f"NULL, {n}_w, 0, {n}_wsum, {q});")
-        first = a * node.stride - node.pad
+        first = a * node.strides[0] - node.pad
         start, pad_top = (first, 0) if first >= 0 else (0, -first)
         x, h = row(node.input, start), rows_held(node.input) - start
         if node.is_depthwise:
             return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {node.kernel[0]}, "
-                    f"{node.stride}, {pad_top}, {node.pad}, NULL, {n}_w, 0, {q});")
+                    f"{node.strides[0]}, {pad_top}, {node.pad}, NULL, {n}_w, 0, {q});")
         return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {cout}, "
-                f"{node.kernel[0]}, {node.stride}, {pad_top}, {node.pad}, {node.groups}, {n}_w, {q});")
+                f"{node.kernel[0]}, {node.strides[0]}, {pad_top}, {node.pad}, {node.groups}, {n}_w, {q});")
 
 
 RULE = ConvRule()

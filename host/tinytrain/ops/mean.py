@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, Shape, UnaryNode
+from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode
 from tinytrain.ir.program import GRAD_BITS, CompileOptions, GradAttrs, Step, StepKind
 from tinytrain.numerics import fixed_point as fp
 from tinytrain.numerics import kernels as K
@@ -21,6 +21,7 @@ class GlobalAveragePool(UnaryNode):
     name: str
     input: str
     output: str
+    rounding: str = "scale"  # the multiplier: "scale" = s_in / (s_out H W); "tflite" = TFLite MEAN's (see consts)
 
     op_type = "avgpool"
 
@@ -28,12 +29,19 @@ class GlobalAveragePool(UnaryNode):
         (_, _, c), = shapes
         return 1, 1, c
 
+    def check(self, model: Model) -> None:
+        if self.rounding not in ("scale", "tflite"):
+            raise ModelError(f"pool {self.name} has an unknown rounding {self.rounding!r} (scale or tflite).")
+
     def to_json(self, arrays: dict[str, np.ndarray]) -> dict:
-        return {"type": self.op_type, "name": self.name, "input": self.input, "output": self.output}
+        d = {"type": self.op_type, "name": self.name, "input": self.input, "output": self.output}
+        if self.rounding != "scale":  # files written before TFLite's MEAN have no such key
+            d["rounding"] = self.rounding
+        return d
 
     @classmethod
     def from_json(cls, d: dict, array) -> "GlobalAveragePool":
-        return cls(d["name"], d["input"], d["output"])
+        return cls(d["name"], d["input"], d["output"], str(d.get("rounding", "scale")))
 
 
 @dataclass
@@ -52,7 +60,10 @@ class MeanRule(OpRule):
         t = model.tensors
         x, y = t[node.input].qparams, t[node.output].qparams
         h, w, _ = t[node.input].shape
-        m, s = fp.quantize_multiplier(x.scale / (y.scale * h * w))
+        if node.rounding == "tflite":  # equal to the other for power-of-two H W only
+            m, s = K.mean_multiplier(x.scale, y.scale, h * w)
+        else:
+            m, s = fp.quantize_multiplier(x.scale / (y.scale * h * w))
         return PoolConsts(x.zero_point, y.zero_point, np.array([m], dtype=np.int64), np.array([s], dtype=np.int64))
 
     def backward(self, node: GlobalAveragePool, b: Builder) -> None:

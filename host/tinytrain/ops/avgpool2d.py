@@ -1,0 +1,103 @@
+"""2-D average pooling (TFLite AVERAGE_POOL_2D): the node and its rule.
+
+Forward: the raw int8 values of a window's in-bounds elements summed and divided by their count,
+rounded half away from zero (input and output share scale and zero point: nothing to requantize,
+nothing to clamp). Backward: every in-bounds element of a window gets g / n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode
+from tinytrain.ir.program import GRAD_BITS, GradAttrs, Step, StepKind
+from tinytrain.numerics import kernels as K
+from tinytrain.ops.base import Builder, Emitter, Executor, OpRule, declare_geometry, ident
+
+
+@dataclass
+class AveragePool2D(UnaryNode):
+    name: str
+    input: str
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # (top, bottom, left, right), not counted
+
+    op_type = "avgpool2d"
+
+    def output_shape(self, shapes: list[Shape]) -> Shape:
+        (h, w, c), = shapes
+        oh, ow = K.out_hw(h, w, self.kernel, self.stride, self.padding)
+        return oh, ow, c
+
+    def check(self, model: Model) -> None:
+        (kh, kw), (t, b, left, r) = self.kernel, self.padding
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.padding) < 0 or max(t, b) >= kh or max(left, r) >= kw:
+            raise ModelError(f"average pool {self.name} has an invalid window {self.kernel}, stride {self.stride} or "
+                             f"padding {self.padding}.")
+        if model.tensors[self.input].qparams != model.tensors[self.output].qparams:
+            raise ModelError(f"average pool {self.name} must keep its input's scale and zero point.")
+
+    def to_json(self, arrays: dict[str, np.ndarray]) -> dict:
+        return {"type": self.op_type, "name": self.name, "input": self.input, "output": self.output,
+                "kernel": list(self.kernel), "stride": list(self.stride), "padding": list(self.padding)}
+
+    @classmethod
+    def from_json(cls, d: dict, array) -> "AveragePool2D":
+        return cls(d["name"], d["input"], d["output"], tuple(int(v) for v in d["kernel"]),
+                   tuple(int(v) for v in d["stride"]), tuple(int(v) for v in d["padding"]))
+
+
+class AveragePoolRule(OpRule):
+    node_type = AveragePool2D
+    forward_kind = StepKind.AVGPOOL2D
+
+    def forward(self, node: AveragePool2D, b: Builder) -> None:
+        y = b.buf(node.output, "int8", b.model.tensors[node.output].shape, "activation")
+        for add in (b.add_infer, b.add_train):
+            add(Step(StepKind.AVGPOOL2D, node.name, (node.input,), (y,), rule=self))
+
+    def backward(self, node: AveragePool2D, b: Builder) -> None:
+        if not b.requires_grad(node.input):
+            return
+        gx = b.buf(f"{node.name}.gx", "int16", b.model.tensors[node.input].shape, "grad")
+        b.grad_bits[gx] = GRAD_BITS
+        b.add_train(Step(StepKind.AVGPOOL2D_GRAD, node.name, (b.grad(node.output),), (gx,), GradAttrs(GRAD_BITS),
+                         rule=self))
+        b.contribute(node.input, gx)
+
+    def compute(self, node: AveragePool2D, get: Callable[[str], np.ndarray], ex: Executor) -> tuple[np.ndarray, None]:
+        return K.avgpool2d_forward(get(node.input), node.kernel, node.stride, node.padding), None
+
+    def run(self, step: Step, ex: Executor) -> None:
+        if step.kind.is_forward:
+            return super().run(step, ex)
+        node = ex.nodes[step.op]
+        g = step.reads[0]
+        v, e = K.avgpool2d_backward(ex.mem[g], ex.exps[g], ex.model.tensors[node.input].shape, node.kernel,
+                                    node.stride, node.padding, step.attrs.bits)
+        ex.set_grad(step.writes[0], v, e)
+
+    def declare(self, node: AveragePool2D, em: Emitter) -> None:
+        declare_geometry(node, em, node.kernel, node.stride, node.padding)
+        if em.has_step(node.name, StepKind.AVGPOOL2D_GRAD):
+            m, rsh, _ = K.pool_reciprocals(node.kernel)
+            em.array("int32_t", f"{ident(node.name)}_rm", m)
+            em.array("int32_t", f"{ident(node.name)}_rsh", rsh)
+
+    def emit(self, step: Step, em: Emitter) -> str:
+        node = em.node(step.op)
+        n = ident(node.name)
+        if step.kind.is_forward:
+            return f"tt_avgpool2d(&{n}_g, {em.a8(node.input)}, {em.a8(node.output)});"
+        g = step.reads[0]
+        eoff = K.pool_reciprocals(node.kernel)[2]
+        return (f"{em.exp(step.writes[0])} = tt_avgpool2d_grad(&{n}_g, {em.a16(g)}, {em.exp(g)}, {n}_rm, {n}_rsh, "
+                f"{eoff}, {step.attrs.bits}, {em.a16(step.writes[0])});")
+
+
+RULE = AveragePoolRule()
