@@ -11,6 +11,7 @@ from tinytrain.errors import TinytrainError
 # Each module in tinytrain/commands defines `register(subparsers)`; the parser it
 # adds sets `func` to a callable taking the parsed arguments and returning an exit code.
 COMMAND_MODULES: list[str] = [
+    "import_model",
     "compile",
     "predict",
     "train",

@@ -1,5 +1,5 @@
-"""Loads a model for compilation: a tinytrain .ttm file or one of the authors' .pkl files,
-optionally with a new N-class head."""
+"""Loads a model for compilation: a tinytrain .ttm file, an int8 .tflite file or one of the authors'
+.pkl files, optionally with a new N-class head."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tinytrain.model import head
 from tinytrain.model import tiny_training as import_tiny_training
+from tinytrain.model.tflite import import_tflite
 from tinytrain.model import ttm as model_file
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model, with_input_size
@@ -24,8 +25,11 @@ def load_model(path: str | Path, classes: int | None = None, new_head: bool = Fa
         model = import_tiny_training.load(path)
     elif path.suffix == ".ttm":
         model = model_file.load(path)
+    elif path.suffix == ".tflite":
+        model = import_tflite(path)
     else:
-        raise TinytrainError(f"{path} is neither a tinytrain model (.ttm) nor one of the paper's models (.pkl).")
+        raise TinytrainError(f"{path} is neither a tinytrain model (.ttm), an int8 TFLite model (.tflite) nor one of "
+                             f"the paper's models (.pkl).")
     if resolution is not None and resolution != model.input_spec.shape[0]:
         model = with_input_size(model, resolution)
     if classes is not None and (new_head or classes != model.num_classes):

@@ -129,7 +129,9 @@ class _Importer:
                 continue
             getattr(self, f"_{op.op.lower()}")(op)
         output = self.name_of(logits)
-        model = Model(self.name, self.tensors, self.ops, model_input, output, {"tflite": self.meta})
+        # Images mean 0..1 unless `tinytrain import --pixel-scale/--pixel-offset` says otherwise.
+        model = Model(self.name, self.tensors, self.ops, model_input, output,
+                      {"tflite": self.meta, "pixel_to_real": [1 / 255, 0.0]})
         try:
             model.validate()
         except ModelError as exc:
@@ -302,3 +304,47 @@ class _Importer:
 
     def _dequantize(self, op: Operator) -> None:
         raise TFLiteImportError(f"{self.where(op)} is supported only as the output of the graph.")
+
+
+# ---------------------------------------------------------------- the edges the host runs
+
+
+def input_from_array(model: Model, a: np.ndarray) -> np.ndarray:
+    """The model's int8 input from an array holding the input tensor (with or without the batch
+    axis): int8 as it is, or float32 for a model whose TFLite input is float (quantized as TFLite's
+    QUANTIZE does)."""
+    a = np.asarray(a)
+    shape = model.input_spec.shape
+    meta = model.metadata.get("tflite", {}).get("input") or {"dtype": "int8"}
+    if a.size != int(np.prod(shape)):
+        raise TFLiteImportError(f"the input array has shape {list(a.shape)}; {model.name} takes "
+                                f"{'x'.join(map(str, shape))} values.")
+    if meta["dtype"] == "float32":
+        if a.dtype.kind != "f":
+            raise TFLiteImportError(f"{model.name} takes a float32 input tensor, not {a.dtype}.")
+        from tinytrain.numerics.tflite_kernels import quantize
+
+        q = meta["quantize"]
+        return quantize(a.astype(np.float32), q["scale"], q["zero_point"]).reshape(shape)
+    if a.dtype != np.int8:
+        raise TFLiteImportError(f"{model.name} takes an int8 input tensor, not {a.dtype}.")
+    return a.reshape(shape)
+
+
+def outputs_from_logits(model: Model, logits: np.ndarray) -> dict:
+    """What the model file's output tensor holds for these logits: the int8 output (after a final
+    SOFTMAX, computed as TFLite Micro does), its scale and zero point, and the float values a
+    DEQUANTIZE output gives."""
+    from tinytrain.numerics import tflite_kernels as TK
+
+    q = model.tensors[model.output].qparams
+    meta = model.metadata.get("tflite", {})
+    out, scale, zp = np.asarray(logits, np.int8).reshape(-1), q.scale, q.zero_point
+    sm = meta.get("softmax")
+    if sm:
+        out = TK.softmax_int8(out, q.scale, q.zero_point, sm["scale"], sm["zero_point"], sm["beta"]).reshape(-1)
+        scale, zp = sm["scale"], sm["zero_point"]
+    result = {"output": out, "scale": scale, "zero_point": zp}
+    if (meta.get("output") or {}).get("dtype") == "float32":
+        result["output_float"] = TK.dequantize(out, scale, zp)
+    return result
