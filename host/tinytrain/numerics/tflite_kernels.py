@@ -323,15 +323,32 @@ def reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def quantize(f: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float32 -> int8 QUANTIZE: clamp(round(float32(f) / float32(scale)) + zp), half away from zero."""
+    """float32 -> int8 QUANTIZE (TFLite's AffineQuantize): clamp(int32(round(float32(f) / float32(scale))) + zp),
+    the division in float32, round half away from zero. Bit for bit TFLite Micro's wherever TFLite's C++ is
+    defined, i.e. |f / scale| < 2**31. Beyond that (and for NaN) the C++ converts out of int32 range and
+    overflows int32 adding zp, which is undefined: x86 builds give -128 even for +1e30; here such values
+    saturate (-128 / 127) and NaN maps to the zero point (the M7's VCVT gives 0 for NaN)."""
     q = (np.asarray(f, np.float32) / np.float32(scale)).astype(np.float64)
     r = np.copysign(np.floor(np.abs(q) + 0.5), q)
+    r = np.where(np.isnan(r), 0.0, np.clip(r, -(2.0**31), 2.0**31))
     return np.clip(r + zero_point, QMIN, QMAX).astype(np.int8)
+
+
+def quantize_input(f: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The float edge of a float-input model, done on the host: what its leading QUANTIZE computes
+    (`quantize`), so the board can be fed int8 that equals TFLite's own conversion bit for bit."""
+    return quantize(f, scale, zero_point)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """int8 -> float32 DEQUANTIZE: float32(double(scale) * (q - zp))."""
-    return (_f32(scale) * (q.astype(np.float64) - zero_point)).astype(np.float32)
+    return (_f32(scale) * (np.asarray(q).astype(np.float64) - zero_point)).astype(np.float32)
+
+
+def dequantize_output(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The float edge of a float-output model, done on the host: what its trailing DEQUANTIZE computes
+    (`dequantize`); equal bit for bit (as float32) to TFLite's float output."""
+    return dequantize(q, scale, zero_point)
 
 
 # ---------------------------------------------------------------- SOFTMAX (gemmlowp fixed point, as TFLite Micro)
