@@ -33,9 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = ROOT / "build" / "tflite-models"
-# the edge models are written by the package's ModelWriter: its source is part of the cache key
-CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()
-                           + (ROOT / "host" / "tinytrain" / "model" / "tflite_writer.py").read_bytes()).hexdigest()[:16]
+CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 CACHE_DIR = CACHE_ROOT / CODE_HASH
 
 if importlib.util.find_spec("tinytrain") is None:  # run by a Python without the package installed
@@ -491,24 +489,39 @@ def converter_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+_CHECKED: set[Path] = set()  # edge models compared with a fresh build in this process
+
+
 def model_path(name: str, cache_dir: Path = CACHE_DIR) -> Path:
-    """The cached .tflite of one model, built (and written atomically) if missing."""
+    """The cached .tflite of one model, built (and written atomically) if missing. Edge models come from
+    the package's ModelWriter, which can change while this file does not: they are rebuilt (milliseconds)
+    once per process and rewritten when their bytes differ, so the cache key stays this file alone and a
+    writer change does not reconvert the Keras models."""
     makers = {**EDGE_MODELS, **KERAS_MODELS}
     if name not in makers:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(makers)}")
     path = cache_dir / f"{name}.tflite"
-    if not path.exists():
+    if name in EDGE_MODELS and path not in _CHECKED:
         data = makers[name]()
-        if cache_dir == CACHE_DIR and not cache_dir.exists() and CACHE_ROOT.is_dir():
-            for stale in CACHE_ROOT.iterdir():  # models of older versions of this file
-                if stale.is_dir() and len(stale.name) == len(CODE_HASH):
-                    shutil.rmtree(stale, ignore_errors=True)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        if not path.exists() or path.read_bytes() != data:
+            _write_cached(path, data)
+        _CHECKED.add(path)
+    elif not path.exists():
+        _write_cached(path, makers[name]())
     return path
+
+
+def _write_cached(path: Path, data: bytes) -> None:
+    cache_dir = path.parent
+    if cache_dir == CACHE_DIR and not cache_dir.exists() and CACHE_ROOT.is_dir():
+        for stale in CACHE_ROOT.iterdir():  # models of older versions of this file
+            if stale.is_dir() and len(stale.name) == len(CODE_HASH):
+                shutil.rmtree(stale, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -308,3 +308,13 @@ def test_unwritable_path_is_one_sentence(tmp_path):
     with pytest.raises(TFLiteWriteError) as e:
         write_tflite(m, blocker / "model.tflite")
     one_sentence(e.value)
+
+
+def test_concatenation_of_mismatched_shapes_is_refused():
+    mw = ModelWriter()
+    x = mw.tensor([1, 2, 2, 3], scale=0.1, zero_point=0)
+    r = mw.tensor([1, 2, 3, 2], scale=0.1, zero_point=0)
+    mw.op("RESHAPE", [x], [r])
+    y = mw.tensor([1, 2, 2, 5], scale=0.1, zero_point=0)
+    mw.op("CONCATENATION", [x, r], [y], M.options("ConcatenationOptions", Axis=3))
+    expect_write_error(parse_tflite(mw.finish([x], [y])), "CONCATENATION", "[1, 2, 3, 2]", "axis 3")

@@ -426,8 +426,10 @@ def _expected_output_shape(m: TFLiteModel, op: Operator) -> tuple[int, ...] | No
         return tuple(d + a + b for d, (a, b) in zip(x, o.paddings))
     if op.op == "CONCATENATION":
         shapes = [m.tensors[i].shape for i in op.inputs]
-        if any(len(s) != len(x) or any(s[d] != x[d] for d in range(len(x)) if d != o.axis) for s in shapes):
-            return None  # the reader names that one
+        for s in shapes:
+            if len(s) != len(x) or any(s[d] != x[d] for d in range(len(x)) if d != o.axis):
+                raise TFLiteWriteError(f"{m.path}: operator {op.index} (CONCATENATION) joins shapes {_shape(x)} "
+                                       f"and {_shape(s)}, which differ outside axis {o.axis}.")
         return tuple(sum(s[d] for s in shapes) if d == o.axis else x[d] for d in range(len(x)))
     if op.op in ("ADD", "SOFTMAX", "QUANTIZE", "DEQUANTIZE"):
         return tuple(x)
