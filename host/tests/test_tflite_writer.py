@@ -130,32 +130,52 @@ def test_write_tflite_writes_a_file_that_reads_back(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["model.tflite"]  # no temporary left behind
 
 
-def test_versions_and_options_of_less_common_forms():
-    """FC with keep_num_dims (version 5) and without a bias slot (6); RESHAPE without a shape tensor
-    (the new shape goes into ReshapeOptions, which LiteRT reads)."""
-    O.require_tflm()
+def less_common_forms() -> list[TFLiteModel]:
+    """Single-op models with options the test models do not have."""
     rng = np.random.default_rng(5)
     w, ws = M.random_weights(rng, (6, 8), per_channel=False)
     keep = parse_tflite(M.fully_connected_model([1, 8], (0.05, 3), w, ws, np.arange(6), (0.1, -2),
-                                                keep_num_dims=True))
-    assert op_version(keep, keep.operators[0]) == 5
-    fc = keep.operators[0]
-    no_bias = with_operators(dataclasses.replace(keep, tensors=keep.tensors), [
-        dataclasses.replace(fc, inputs=fc.inputs[:2])])
-    assert op_version(no_bias, no_bias.operators[0]) == 6
+                                                keep_num_dims=True), "fc_keep_num_dims")
+    no_bias = with_operators(keep, [dataclasses.replace(keep.operators[0], inputs=keep.operators[0].inputs[:2])])
 
     mw = ModelWriter()
     x = mw.tensor([1, 2, 2, 3], scale=0.1, zero_point=4)
     y = mw.tensor([1, 12], scale=0.1, zero_point=4)
     mw.op("RESHAPE", [x], [y])
-    m = parse_tflite(mw.finish([x], [y]))
-    for model in (keep, no_bias, m):
+    reshape = parse_tflite(mw.finish([x], [y]), "reshape_without_shape_tensor")
+
+    mw = ModelWriter()
+    x = mw.tensor([1, 10], scale=0.2, zero_point=7)
+    y = mw.tensor([1, 10], scale=1 / 256, zero_point=-128)
+    mw.op("SOFTMAX", [x], [y], M.options("SoftmaxOptions", Beta=0.5))
+    softmax = parse_tflite(mw.finish([x], [y]), "softmax_beta")
+
+    wd, wds = M.random_weights(rng, (1, 3, 3, 8), axis=3)
+    return [keep, no_bias, reshape, softmax, *(parse_tflite(b, n) for n, b in [
+        ("depthwise_x8", M.depthwise_model((6, 6, 1), (0.1, 0), wd, wds, np.arange(8), (0.05, 3), stride=(2, 1),
+                                           activation="RELU_N1_TO_1", multiplier=8)),
+        ("max_pool_relu6", M.pool_model("MAX_POOL_2D", (7, 5, 3), (0.1, 2), (3, 2), (2, 2), "SAME", "RELU6")),
+        ("requantize", M.quantize_model([1, 4, 4, 3], (0.1, 3), (0.07, -5))),
+        ("mean_no_keep_dims", M.mean_model((3, 3, 4), (0.1, 1), (0.05, -2), keep_dims=False)),
+        ("pad_channels", M.pad_model((5, 4, 3), (0.1, 2), ((1, 2), (0, 3), (1, 0)))),
+    ])]
+
+
+def test_less_common_forms_round_trip_and_run():
+    """FC with keep_num_dims (version 5) and without a bias slot (6), RESHAPE without a shape tensor (the new
+    shape goes into ReshapeOptions, which LiteRT reads), SOFTMAX with beta 0.5, depthwise multiplier 8 with
+    RELU_N1_TO_1, SAME max pool with RELU6, int8 -> int8 QUANTIZE, MEAN without keep_dims, PAD of channels."""
+    O.require_tflm()
+    models = less_common_forms()
+    assert [op_version(m, m.operators[0]) for m in models[:2]] == [5, 6]
+    rng = np.random.default_rng(6)
+    for model in models:
         data = serialize_tflite(model)
-        assert_same_model(model, parse_tflite(data))
+        assert_same_model(model, parse_tflite(data, model.path))
         xin = model_input(model, rng)
         want = run_model(model, xin)[model.outputs[0]]
-        assert differing(O.run_tflm(data, xin)[model.outputs[0]], want) == 0
-        assert O.run_litert_ref(data, xin)[model.outputs[0]].shape == want.shape
+        assert differing(O.run_tflm(data, xin)[model.outputs[0]], want) == 0, model.path
+        assert O.run_litert_ref(data, xin)[model.outputs[0]].shape == want.shape, model.path
 
 
 # ---------------------------------------------------------------- new heads
@@ -193,6 +213,7 @@ def new_head(m: TFLiteModel, classes: int, rng: np.random.Generator, per_channel
 
 
 @pytest.mark.parametrize("name,classes,per_channel", [
+    ("edge_odd_sizes", 5, False),          # same shapes, new weight and bias buffers
     ("edge_odd_sizes", 9, False),          # FC with bias, 5 -> 9 classes, SOFTMAX after
     ("edge_mean_windows", 2, True),        # fewer classes, per-channel FC, the graph output
     ("edge_stride2_pad", 7, False),        # float output: DEQUANTIZE after the FC
