@@ -9,7 +9,7 @@ A dataset spec is one of
                                              optional class_names (strings)
     FOLDER                                   one subfolder per class (sorted names = labels 0..K-1)
                                              holding PNG or JPEG images of one size
-    watch:train | watch:heldout              smartwatch IMU windows (PyPI seglearn): the pre-training
+    watch:train | watch:heldout[:adapt|:test] smartwatch IMU windows (PyPI seglearn): the pre-training
                                              subjects / the held-out subjects (WATCH_HELDOUT)
     watch:subject=S[:adapt|:test]            one subject's windows (all, the first or the second half
                                              of each recording; see "Sensor windows" below)
@@ -32,7 +32,8 @@ gives them, int16 counts of a virtual LSM6DS-class IMU (WATCH_LSB: accelerometer
 +-8 g at 0.244 mg/LSB, gyroscope +-2000 dps at 70 mdps/LSB), shaped [100, 1, 6]:
 time is the height, so k x 1 kernels run over time. Windows start every
 WATCH_STRIDE = 50 steps (50 % overlap). `watch:train` holds every window of the
-pre-training subjects, `watch:heldout` of WATCH_HELDOUT; `watch:subject=S:adapt`
+pre-training subjects, `watch:heldout` of WATCH_HELDOUT (`:adapt` / `:test` their halves,
+as below); `watch:subject=S:adapt`
 the windows lying wholly in the first half of each of S's recordings and
 `:test` those wholly in the second half (no window of one overlaps the other),
 so every exercise and arm is in both. Every set is shuffled once with a NumPy
@@ -52,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytrain.errors import TinytrainError
+from tinytrain.numerics.sensor_input import SensorScaling, SensorScalingError, sensor_to_int8
 
 MNIST_SPLIT_SEED = 2022
 MNIST_TRAIN_PER_CLASS = 400
@@ -222,14 +224,14 @@ _WATCH_SPEC = re.compile(r"^watch:subject=(?P<s>\d+)(?::(?P<part>adapt|test))?$"
 
 
 def _watch_spec(name: str) -> LabelledSamples:
-    if name in ("watch:train", "watch:heldout"):
-        subjects = tuple(s for s in WATCH_SUBJECTS if (s in WATCH_HELDOUT) == (name == "watch:heldout"))
-        part = None
+    if name in ("watch:train", "watch:heldout", "watch:heldout:adapt", "watch:heldout:test"):
+        subjects = tuple(s for s in WATCH_SUBJECTS if (s in WATCH_HELDOUT) == name.startswith("watch:heldout"))
+        part = name.split(":")[2] if name.count(":") == 2 else None
     else:
         m = _WATCH_SPEC.match(name)
         if not m:
-            raise DatasetError(f"unknown dataset {name!r}; the watch sets are watch:train, watch:heldout and "
-                               "watch:subject=S, watch:subject=S:adapt, watch:subject=S:test.")
+            raise DatasetError(f"unknown dataset {name!r}; the watch sets are watch:train, watch:heldout[:adapt|:test] "
+                               "and watch:subject=S[:adapt|:test].")
         s = int(m.group("s"))
         if s not in WATCH_SUBJECTS:
             raise DatasetError(f"the watch data has subjects {WATCH_SUBJECTS[0]}..{WATCH_SUBJECTS[-1]}, not {s}.")
@@ -423,8 +425,38 @@ def pixel_lut(model) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
+def sensor_scaling(model) -> SensorScaling | None:
+    """The model's per-channel scaling of raw sensor counts (metadata sensor_to_input), if it has one."""
+    entry = model.metadata.get("sensor_to_input")
+    if entry is None:
+        return None
+    try:
+        return SensorScaling.from_json(entry)
+    except SensorScalingError as exc:
+        raise DatasetError(f"model {model.name}: {exc}") from exc
+
+
+def windows_to_model_input(windows: np.ndarray, model) -> np.ndarray:
+    """int16 sensor counts [N,T,1,C] -> the model's int8 input, by the integer scaling of its metadata
+    (tinytrain.numerics.sensor_input: what the board applies to the int16 samples it receives)."""
+    scaling = sensor_scaling(model)
+    if scaling is None:
+        raise DatasetError(f"model {model.name} takes images (it has no metadata sensor_to_input); "
+                           "sensor windows need a model made for them, e.g. models/watch-imu.")
+    windows = np.asarray(windows)
+    shape = tuple(model.input_spec.shape)
+    if windows.dtype != np.int16 or windows.shape[1:] != shape:
+        raise DatasetError(f"sensor windows of shape {list(windows.shape[1:])} ({windows.dtype}) do not fit "
+                           f"{model.name}, which takes {'x'.join(map(str, shape))} int16 counts.")
+    if shape[2] != len(scaling.channels):
+        raise DatasetError(f"model {model.name} has {shape[2]} input channels but a sensor scaling for "
+                           f"{len(scaling.channels)}.")
+    return sensor_to_int8(windows, scaling, model.input_spec.qparams.zero_point)
+
+
 def to_model_input(images: np.ndarray, model) -> np.ndarray:
-    """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c].
+    """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c]; int16 sensor
+    windows go through windows_to_model_input.
 
     Channels: gray is repeated to RGB, RGB becomes gray by ITU-R 601 luma (PIL's "L"),
     only when the model needs it. Size: resized with PIL's bilinear filter only when
@@ -433,6 +465,8 @@ def to_model_input(images: np.ndarray, model) -> np.ndarray:
     with the input tensor's parameters (exact halves rounded down, see pixel_lut).
     """
     images = np.asarray(images)
+    if images.dtype == np.int16:
+        return windows_to_model_input(images, model)
     if images.dtype != np.uint8:
         raise DatasetError(f"images must be uint8 pixels 0..255, got {images.dtype}.")
     if images.ndim == 3:
