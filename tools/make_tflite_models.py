@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import importlib.util
 import os
 import shutil
@@ -30,7 +29,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,168 +36,10 @@ CACHE_ROOT = ROOT / "build" / "tflite-models"
 CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 CACHE_DIR = CACHE_ROOT / CODE_HASH
 
-_NP = {"INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "FLOAT32": np.float32, "UINT8": np.uint8,
-       "INT16": np.int16}
-
-
-def _schema(name: str):
-    """The generated module tflite.<name> (the package's __init__ shadows module names with classes)."""
-    return importlib.import_module(f"tflite.{name}")
-
-
-def _enum(enum_module: str, member: str) -> int:
-    return getattr(getattr(_schema(enum_module), enum_module), member)
-
-
-def options(table: str, **fields) -> tuple[str, Callable]:
-    """A builtin-options table from the generated builders: options("Conv2DOptions", StrideH=2, ...)."""
-    def build(b: flatbuffers.Builder) -> int:
-        mod = _schema(table)
-        getattr(mod, "Start")(b)
-        for k, v in fields.items():
-            getattr(mod, f"Add{k}")(b, v)
-        return getattr(mod, "End")(b)
-    return table, build
-
-
-PADDING = {"SAME": 0, "VALID": 1}
-ACTIVATION = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
-
-
-class ModelWriter:
-    """Collects tensors, buffers and operators, then writes one-subgraph TFLite flatbuffer bytes."""
-
-    def __init__(self, description: str = "tinytrain generated test model") -> None:
-        self.description = description
-        self.tensors: list[dict] = []
-        self.buffers: list[bytes | None] = [None]  # buffer 0 is the empty sentinel
-        self.opcodes: list[int] = []
-        self.ops: list[tuple[int, list[int], list[int], tuple[str, Callable] | None]] = []
-
-    def tensor(self, shape, dtype: str = "INT8", scale=None, zero_point=None, quantized_dimension: int = 0,
-               data=None, name: str | None = None) -> int:
-        buf = 0
-        if data is not None:
-            arr = np.ascontiguousarray(np.asarray(data).astype(_NP[dtype]).reshape(shape))
-            self.buffers.append(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
-            buf = len(self.buffers) - 1
-        if scale is not None:
-            scale = np.atleast_1d(np.asarray(scale, dtype=np.float32))
-            zp = np.zeros(scale.size, np.int64) if zero_point is None else np.atleast_1d(
-                np.asarray(zero_point, dtype=np.int64))
-            if zp.size == 1 and scale.size > 1:
-                zp = np.repeat(zp, scale.size)
-            scale = (scale, zp, quantized_dimension)
-        self.tensors.append({"shape": [int(s) for s in shape], "dtype": dtype, "quant": scale, "buffer": buf,
-                             "name": name or f"t{len(self.tensors)}"})
-        return len(self.tensors) - 1
-
-    def op(self, name: str, inputs: list[int], outputs: list[int], opts: tuple[str, Callable] | None = None) -> None:
-        code = _enum("BuiltinOperator", name)
-        if code not in self.opcodes:
-            self.opcodes.append(code)
-        self.ops.append((self.opcodes.index(code), list(inputs), list(outputs), opts))
-
-    # ---------------------------------------------------------------- serialization
-
-    @staticmethod
-    def _vec(b: flatbuffers.Builder, arr: np.ndarray) -> int:
-        return b.CreateNumpyVector(np.ascontiguousarray(arr))
-
-    @staticmethod
-    def _table_vec(b: flatbuffers.Builder, offsets: list[int]) -> int:
-        b.StartVector(4, len(offsets), 4)
-        for off in reversed(offsets):
-            b.PrependUOffsetTRelative(off)
-        return b.EndVector()
-
-    def finish(self, inputs: list[int], outputs: list[int]) -> bytes:
-        b = flatbuffers.Builder(1024)
-        Buf, T, QP, OC, Op, SG, M = (_schema(n) for n in
-                                     ("Buffer", "Tensor", "QuantizationParameters", "OperatorCode", "Operator",
-                                      "SubGraph", "Model"))
-        buf_offs = []
-        for data in self.buffers:
-            vec = None
-            if data:
-                b.StartVector(1, len(data), 16)  # 16-byte aligned like the converter's buffers
-                b.head -= len(data)
-                b.Bytes[b.head:b.head + len(data)] = data
-                vec = b.EndVector()
-            Buf.Start(b)
-            if vec is not None:
-                Buf.AddData(b, vec)
-            buf_offs.append(Buf.End(b))
-
-        t_offs = []
-        for t in self.tensors:
-            name = b.CreateString(t["name"])
-            shape = self._vec(b, np.array(t["shape"], np.int32))
-            q_off = None
-            if t["quant"] is not None:
-                scale, zp, qdim = t["quant"]
-                s_vec, z_vec = self._vec(b, scale.astype(np.float32)), self._vec(b, zp.astype(np.int64))
-                QP.Start(b)
-                QP.AddScale(b, s_vec)
-                QP.AddZeroPoint(b, z_vec)
-                QP.AddQuantizedDimension(b, qdim)
-                q_off = QP.End(b)
-            T.Start(b)
-            T.AddShape(b, shape)
-            T.AddType(b, _enum("TensorType", t["dtype"]))
-            T.AddBuffer(b, t["buffer"])
-            T.AddName(b, name)
-            if q_off is not None:
-                T.AddQuantization(b, q_off)
-            t_offs.append(T.End(b))
-
-        oc_offs = []
-        for code in self.opcodes:
-            OC.Start(b)
-            OC.AddDeprecatedBuiltinCode(b, min(code, 127))
-            OC.AddBuiltinCode(b, code)
-            OC.AddVersion(b, 1)
-            oc_offs.append(OC.End(b))
-
-        op_offs = []
-        for idx, ins, outs, opts in self.ops:
-            i_vec = self._vec(b, np.array(ins, np.int32))
-            o_vec = self._vec(b, np.array(outs, np.int32))
-            opt_off = opts[1](b) if opts else None
-            Op.Start(b)
-            Op.AddOpcodeIndex(b, idx)
-            Op.AddInputs(b, i_vec)
-            Op.AddOutputs(b, o_vec)
-            if opts:
-                Op.AddBuiltinOptionsType(b, _enum("BuiltinOptions", opts[0]))
-                Op.AddBuiltinOptions(b, opt_off)
-            op_offs.append(Op.End(b))
-
-        tensors_vec = self._table_vec(b, t_offs)
-        ops_vec = self._table_vec(b, op_offs)
-        in_vec = self._vec(b, np.array(inputs, np.int32))
-        out_vec = self._vec(b, np.array(outputs, np.int32))
-        sg_name = b.CreateString("main")
-        SG.Start(b)
-        SG.AddTensors(b, tensors_vec)
-        SG.AddInputs(b, in_vec)
-        SG.AddOutputs(b, out_vec)
-        SG.AddOperators(b, ops_vec)
-        SG.AddName(b, sg_name)
-        sg = SG.End(b)
-
-        oc_vec = self._table_vec(b, oc_offs)
-        sg_vec = self._table_vec(b, [sg])
-        buf_vec = self._table_vec(b, buf_offs)
-        desc = b.CreateString(self.description)
-        M.Start(b)
-        M.AddVersion(b, 3)
-        M.AddOperatorCodes(b, oc_vec)
-        M.AddSubgraphs(b, sg_vec)
-        M.AddDescription(b, desc)
-        M.AddBuffers(b, buf_vec)
-        b.Finish(M.End(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
+if importlib.util.find_spec("tinytrain") is None:  # run by a Python without the package installed
+    sys.path.insert(0, str(ROOT / "host"))
+# the writer lives in the package (the runtime writes models too); _schema is re-exported for the tests
+from tinytrain.model.tflite_writer import ACTIVATION, PADDING, ModelWriter, _schema, options  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- single-op models (kernel tests)
@@ -649,24 +489,39 @@ def converter_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+_CHECKED: set[Path] = set()  # edge models compared with a fresh build in this process
+
+
 def model_path(name: str, cache_dir: Path = CACHE_DIR) -> Path:
-    """The cached .tflite of one model, built (and written atomically) if missing."""
+    """The cached .tflite of one model, built (and written atomically) if missing. Edge models come from
+    the package's ModelWriter, which can change while this file does not: they are rebuilt (milliseconds)
+    once per process and rewritten when their bytes differ, so the cache key stays this file alone and a
+    writer change does not reconvert the Keras models."""
     makers = {**EDGE_MODELS, **KERAS_MODELS}
     if name not in makers:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(makers)}")
     path = cache_dir / f"{name}.tflite"
-    if not path.exists():
+    if name in EDGE_MODELS and path not in _CHECKED:
         data = makers[name]()
-        if cache_dir == CACHE_DIR and not cache_dir.exists() and CACHE_ROOT.is_dir():
-            for stale in CACHE_ROOT.iterdir():  # models of older versions of this file
-                if stale.is_dir() and len(stale.name) == len(CODE_HASH):
-                    shutil.rmtree(stale, ignore_errors=True)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        if not path.exists() or path.read_bytes() != data:
+            _write_cached(path, data)
+        _CHECKED.add(path)
+    elif not path.exists():
+        _write_cached(path, makers[name]())
     return path
+
+
+def _write_cached(path: Path, data: bytes) -> None:
+    cache_dir = path.parent
+    if cache_dir == CACHE_DIR and not cache_dir.exists() and CACHE_ROOT.is_dir():
+        for stale in CACHE_ROOT.iterdir():  # models of older versions of this file
+            if stale.is_dir() and len(stale.name) == len(CODE_HASH):
+                shutil.rmtree(stale, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -681,7 +536,6 @@ def main(argv: list[str] | None = None) -> int:
         path = model_path(name, args.out)
         line = f"{path}  {path.stat().st_size:,} B  {time.perf_counter() - t0:.1f} s"
         if args.list:
-            sys.path.insert(0, str(ROOT / "host"))
             from tinytrain.model.tflite_reader import read_tflite
             line += "  " + " ".join(op.op for op in read_tflite(path).operators)
         print(line)

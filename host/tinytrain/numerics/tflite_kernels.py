@@ -323,12 +323,159 @@ def reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def quantize(f: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float32 -> int8 QUANTIZE: clamp(round(float32(f) / float32(scale)) + zp), half away from zero."""
+    """float32 -> int8 QUANTIZE (TFLite's AffineQuantize): clamp(int32(round(float32(f) / float32(scale))) + zp),
+    the division in float32, round half away from zero. Bit for bit TFLite Micro's wherever TFLite's C++ is
+    defined, i.e. |f / scale| < 2**31. Beyond that (and for NaN) the C++ converts out of int32 range and
+    overflows int32 adding zp, which is undefined: x86 builds give -128 even for +1e30; here such values
+    saturate (-128 / 127) and NaN maps to the zero point (the M7's VCVT gives 0 for NaN)."""
     q = (np.asarray(f, np.float32) / np.float32(scale)).astype(np.float64)
     r = np.copysign(np.floor(np.abs(q) + 0.5), q)
+    r = np.where(np.isnan(r), 0.0, np.clip(r, -(2.0**31), 2.0**31))
     return np.clip(r + zero_point, QMIN, QMAX).astype(np.int8)
+
+
+def quantize_input(f: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The float edge of a float-input model, done on the host: what its leading QUANTIZE computes
+    (`quantize`), so the board can be fed int8 that equals TFLite's own conversion bit for bit."""
+    return quantize(f, scale, zero_point)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """int8 -> float32 DEQUANTIZE: float32(double(scale) * (q - zp))."""
-    return (_f32(scale) * (q.astype(np.float64) - zero_point)).astype(np.float32)
+    return (_f32(scale) * (np.asarray(q).astype(np.float64) - zero_point)).astype(np.float32)
+
+
+def dequantize_output(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The float edge of a float-output model, done on the host: what its trailing DEQUANTIZE computes
+    (`dequantize`); equal bit for bit (as float32) to TFLite's float output."""
+    return dequantize(q, scale, zero_point)
+
+
+# ---------------------------------------------------------------- SOFTMAX (gemmlowp fixed point, as TFLite Micro)
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5  # exp() input in Q5.26 (kScaledDiffIntegerBits)
+SOFTMAX_ACCUMULATION_INTEGER_BITS = 12  # sum of exps in Q12.19 (kAccumulationIntegerBits)
+SOFTMAX_OUTPUT_SCALE = 1.0 / 256  # TFLite's int8 SOFTMAX output quantization, fixed (Prepare refuses others)
+SOFTMAX_OUTPUT_ZERO_POINT = -128
+
+_INT32_MAX = (1 << 31) - 1
+_INT32_MIN = -(1 << 31)
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    """What TFLite's int8 SOFTMAX Prepare computes: exp() input = MBQM>1(x - max, input_multiplier,
+    input_left_shift) in Q5.26; differences below diff_min give exp 0 (output -128)."""
+
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+
+
+def softmax_params(s_in: float, beta: float = 1.0) -> SoftmaxParams:
+    """TFLite's PreprocessSoftmaxScaling and CalculateInputRadius (double-rounding build, as TFLite Micro):
+    real = min(double(float32 beta) * double(float32 s_in) * 2**26, 2**31 - 1), (m, shift) =
+    QuantizeMultiplier(real) (QuantizeMultiplierGreaterThanOne: real must exceed 1), and
+    diff_min = -floor(31 * 2**26 / 2**shift)."""
+    real = min(_f32(beta) * _f32(s_in) * float(1 << (31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS)), float(_INT32_MAX))
+    if not real > 1.0:
+        raise ValueError(f"SOFTMAX with beta {beta} on input scale {s_in} gives the input multiplier {real} <= 1, "
+                         "which TFLite refuses (QuantizeMultiplierGreaterThanOne)")
+    m, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << SOFTMAX_SCALED_DIFF_INTEGER_BITS) - 1)
+                        * float(1 << (31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS)) / float(1 << shift))
+    return SoftmaxParams(m, shift, -radius)
+
+
+def _srdhm(a, b) -> np.ndarray:
+    return fp.saturating_rounding_doubling_high_mul(a, b)
+
+
+def _rdbp(x, e) -> np.ndarray:
+    return fp.rounding_divide_by_pot(x, e)
+
+
+def _saturating_shift_left(x: np.ndarray, e: int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingMultiplyByPOT<e> for e > 0 on int32 raw values."""
+    threshold = (1 << (31 - e)) - 1
+    return np.where(x > threshold, _INT32_MAX, np.where(x < -threshold, _INT32_MIN, x << e))
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    """gemmlowp: exp(a) for a in [-1/4, 0), Q0.31 in and out: Taylor series around -1/8 to the 4th power."""
+    constant_term = 1895147668  # exp(-1/8)
+    constant_1_over_3 = 715827883
+    x = a + (1 << 28)  # a + 1/8
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _rdbp(x4, 2)
+    poly = _rdbp(_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1)  # x4/24 + x3/6 + x2/2
+    return constant_term + _srdhm(constant_term, x + poly)
+
+
+def exp_on_negative_values(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's exp_on_negative_values for Q5.26 input a <= 0 (int32 raw), Q0.31 result: exp of a mod 1/4
+    by the Taylor series, then one multiplier per set bit of the rest (a barrel shifter of exp(-2**k),
+    k = -2..4), 1.0 (2**31 - 1) at a = 0."""
+    frac = 31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    quarter = 1 << (frac - 2)
+    a = np.asarray(a, np.int64)
+    a_mod_quarter_minus_quarter = (a & (quarter - 1)) - quarter
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        _saturating_shift_left(a_mod_quarter_minus_quarter, SOFTMAX_SCALED_DIFF_INTEGER_BITS))
+    remainder = a_mod_quarter_minus_quarter - a
+    for exponent, multiplier in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+                                 (2, 39332535), (3, 720401), (4, 242)):
+        if SOFTMAX_SCALED_DIFF_INTEGER_BITS > exponent:
+            result = np.where(remainder & (1 << (frac + exponent)), _srdhm(result, multiplier), result)
+    return np.where(a == 0, _INT32_MAX, result)
+
+
+def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp: 1 / (1 + a) for a in [0, 1), Q0.31 in and out, by three Newton-Raphson steps in Q2.29
+    from 48/17 - 32/17 d, d = (1 + a) / 2 (RoundingHalfSum)."""
+    half_denominator = (a + _INT32_MAX + 1) >> 1  # RoundingHalfSum(a, One): the sum is >= 0 here
+    x = 1515870810 + _srdhm(half_denominator, -1010580540)  # 48/17 and -32/17 in Q2.29
+    for _ in range(3):
+        one_minus_half_denominator_times_x = (1 << 29) - _srdhm(half_denominator, x)
+        x = x + _saturating_shift_left(_srdhm(x, one_minus_half_denominator_times_x), 2)  # Q4.27 -> Q2.29
+    return _saturating_shift_left(x, 1)  # ExactMulByPot<-1> (x / 2, Q1.30), then Rescale to Q0.31
+
+
+def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal: (1 / x as Q0.31 of x shifted to [1, 2), num_bits_over_unit), x > 0."""
+    x = np.asarray(x, np.int64)
+    headroom_plus_one = 32 - np.frexp(x.astype(np.float64))[1].astype(np.int64)  # CountLeadingZeros(uint32)
+    shifted_sum_minus_one = (x << headroom_plus_one) - (1 << 31)
+    return _one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), x_integer_digits - headroom_plus_one
+
+
+def softmax_int8(x: np.ndarray, s_in: float, z_in: int, s_out: float = SOFTMAX_OUTPUT_SCALE,
+                 z_out: int = SOFTMAX_OUTPUT_ZERO_POINT, beta: float = 1.0) -> np.ndarray:
+    """SOFTMAX over the last axis, int8 in and out, bit for bit as TFLite Micro's reference kernel
+    (tensorflow/lite/kernels/internal/reference/softmax.h with softmax_params): per row, d = x - max(x);
+    where d >= diff_min, e = exp_on_negative_values(MBQM>1(d, m, shift)) (Q0.31) and the sum of
+    RDBP(e, 12) (Q12.19) gives (r, n) = GetReciprocal(sum, 12); y = clamp(RDBP(SRDHM(r, e), n + 23) - 128);
+    elsewhere y = -128. The input zero point cancels in d. The output quantization is TFLite's fixed
+    (1/256, -128): Prepare refuses anything else, and so does this function (ValueError), as it does what
+    makes TFLite Micro abort: s_in * beta <= 2**-26, or a row whose sum of exps reaches 512."""
+    if np.float32(s_out) != np.float32(SOFTMAX_OUTPUT_SCALE) or int(z_out) != SOFTMAX_OUTPUT_ZERO_POINT:
+        raise ValueError(f"TFLite's int8 SOFTMAX outputs scale 1/256 and zero point -128, not ({s_out}, {z_out})")
+    del z_in  # softmax of differences: the zero point cancels
+    p = softmax_params(s_in, beta)
+    xi = np.asarray(x).astype(np.int64)
+    diff = xi - xi.max(axis=-1, keepdims=True)
+    valid = diff >= p.diff_min
+    # MultiplyByQuantizedMultiplierGreaterThanOne: SRDHM(d * 2**shift, m); d below diff_min is never used
+    scaled = _srdhm(fp.wrap_int32(np.where(valid, diff, 0) << p.input_left_shift), p.input_multiplier)
+    e = np.where(valid, exp_on_negative_values(scaled), 0)
+    total = fp.wrap_int32(_rdbp(e, SOFTMAX_ACCUMULATION_INTEGER_BITS).sum(axis=-1, keepdims=True))  # Q0.31 -> Q12.19
+    if np.any(total >= 1 << 28):
+        # the final RoundingDivideByPOT would shift by more than 31: gemmlowp asserts, TFLite Micro aborts
+        raise ValueError("a SOFTMAX row's sum of exponentials reaches 512 (512 or more entries near the row's "
+                         "maximum); TFLite's int8 kernel cannot represent that and TFLite Micro aborts")
+    recip, bits_over_unit = get_reciprocal(total, SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    unsat = _rdbp(_srdhm(recip, e), bits_over_unit + 31 - 8)
+    y = np.clip(unsat + QMIN, QMIN, QMAX)
+    return np.where(valid, y, QMIN).astype(np.int8)
