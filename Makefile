@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIO := $(VENV)/bin/pio
 
-.PHONY: setup demo test firmware host clean
+.PHONY: setup demo demo-imu test firmware host clean
 
 setup:
 	@bash tools/setup.sh
@@ -15,6 +15,11 @@ setup:
 demo: setup
 	$(VENV)/bin/tinytrain demo
 	$(VENV)/bin/tinytrain info --emulate
+
+# Personalization of a motion model: the shipped IMU model (models/watch-imu) adapts on the board to
+# each held-out wearer of the smartwatch data, against fp32 PyTorch; writes demo-imu.json and demo-imu.png.
+demo-imu: setup
+	$(VENV)/bin/tinytrain demo --task imu
 
 # Host unit tests (incl. the protocol C code under ASan/UBSan), the HIL tests
 # against QEMU, then the HIL tests against the host build of the firmware.

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "boards/board.h"
+#include "engine/sensor_input.h"
 #include "engine/tt_model.h"
 #include "protocol/frame_tx.h"
 #include "protocol/wire.h"
@@ -36,6 +37,7 @@ static struct {
 static struct {
     bool active;   /* between the handler's start and the end of its frame */
     bool replied;  /* the frame broke off: no reply is owed */
+    uint32_t sensor_channel; /* a sensor model's samples: the channel of the next count */
 } stream;
 
 uint64_t tt_input_counter_total;
@@ -162,6 +164,7 @@ static void dispatch_stream(const frame_header_t *h)
 {
     request_t req = {h->type, h->seq, h->len, pending.payload};
     stream.active = true;
+    stream.sensor_channel = 0u;
     out.sent = false;
     pending.entry->handle(&req);
     if (out.open) {
@@ -222,9 +225,27 @@ static int pump(uint8_t *dst, uint32_t n, bool until_end)
     return status;
 }
 
+/* A sensor model's sample arrives as int16 counts (2 bytes per input value): they are pulled a few at
+ * a time into a small buffer and scaled to the int8 input (engine/sensor_input.h). */
+static int read_sensor_counts(int8_t *dst, uint32_t n)
+{
+    uint8_t raw[2u * 32u];
+    while (n > 0u) {
+        uint32_t k = n < 32u ? n : 32u;
+        int status = pump(raw, 2u * k, false);
+        if (status != TT_INPUT_OK) {
+            return status;
+        }
+        stream.sensor_channel = tt_sensor_to_int8(&tt_sensor, raw, k, stream.sensor_channel, dst);
+        dst += k;
+        n -= k;
+    }
+    return TT_INPUT_OK;
+}
+
 int tt_input_read(int8_t *dst, uint32_t n)
 {
-    int status = pump((uint8_t *)dst, n, false);
+    int status = tt_sensor.channels ? read_sensor_counts(dst, n) : pump((uint8_t *)dst, n, false);
     /* The frame cannot end before its streamed bytes: ending here means it was cut short. */
     return status == TT_INPUT_OK && !stream.active ? TT_INPUT_BROKEN_OFF : status;
 }

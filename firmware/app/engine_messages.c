@@ -6,6 +6,7 @@
 
 #include "app/stats.h"
 #include "boards/board.h"
+#include "engine/sensor_input.h"
 #include "engine/tt_model.h"
 #include "protocol/wire.h"
 
@@ -91,13 +92,16 @@ void handle_model(const request_t *req)
     wire_u16(&w, tt_model.n_infer_ops);
     wire_str(&w, tt_model.name);
     wire_str(&w, tt_model.scheme);
-    wire_u8(&w, tt_model.input_streamed ? 1u : 0u);
+    wire_u8(&w, (tt_model.input_streamed ? 1u : 0u) | (tt_sensor.channels ? 2u : 0u));
     reply(req, buf, (uint32_t)w.len);
 }
 
+/* Bytes of one sample on the wire: int8 values, or a sensor model's int16 counts. */
+static uint32_t sample_wire_bytes(void) { return tt_model.input_bytes * (tt_sensor.channels ? 2u : 1u); }
+
 static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint32_t offset)
 {
-    claim->expected_len = prefix + tt_model.input_bytes;
+    claim->expected_len = prefix + sample_wire_bytes();
     if (len != claim->expected_len) {
         return false;
     }
@@ -105,10 +109,22 @@ static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint3
     if (prefix) {
         claim->regions[claim->count++] = (frame_region_t){train_prefix, prefix};
     }
-    /* A streamed sample (dst NULL) is pulled by the step itself, row by row (tt_input_read). */
-    uint8_t *dst = tt_model.input_streamed ? NULL : tt_arena + offset;
-    claim->regions[claim->count++] = (frame_region_t){dst, tt_model.input_bytes};
+    /* A streamed sample (dst NULL) is pulled by the step itself, row by row (tt_input_read); so are
+     * sensor counts, which tt_input_read scales to int8 on the way in (pull_sensor_sample). */
+    uint8_t *dst = tt_model.input_streamed || tt_sensor.channels ? NULL : tt_arena + offset;
+    claim->regions[claim->count++] = (frame_region_t){dst, sample_wire_bytes()};
     return true;
+}
+
+/* A sensor model without a streamed front: its scaled sample goes whole into the arena's input slot,
+ * and the frame's CRC is checked before the step runs. */
+static int pull_sensor_sample(uint32_t offset)
+{
+    if (!tt_sensor.channels || tt_model.input_streamed) {
+        return TT_INPUT_OK;
+    }
+    int status = tt_input_read((int8_t *)(tt_arena + offset), tt_model.input_bytes);
+    return status == TT_INPUT_OK ? tt_input_end() : status;
 }
 
 /* The step stopped because its streamed sample did not arrive intact: nothing changed. */
@@ -150,6 +166,11 @@ static void reply_logits(const request_t *req, const int8_t *logits, uint8_t pre
 
 void handle_train(const request_t *req)
 {
+    int pulled = pull_sensor_sample(tt_model.train_input_offset);
+    if (pulled != TT_INPUT_OK) {
+        reply_input_lost(req, pulled);
+        return;
+    }
     uint32_t label = wire_get_u16(train_prefix);
     uint32_t lr_scale = wire_get_u32(train_prefix + 4);
     if (label >= tt_model.classes) {
@@ -175,6 +196,11 @@ void handle_train(const request_t *req)
 
 void handle_infer(const request_t *req)
 {
+    int pulled = pull_sensor_sample(tt_model.infer_input_offset);
+    if (pulled != TT_INPUT_OK) {
+        reply_input_lost(req, pulled);
+        return;
+    }
     uint64_t received = tt_input_counter_total;
     uint64_t t0 = board_counter_read();
     int status = tt_infer(tt_logits);

@@ -44,6 +44,12 @@ class BoardModel:
     name: str
     scheme: str
     input_streamed: bool = False  # the board computes while the sample arrives (flags bit 0)
+    sensor_samples: bool = False  # samples are int16 sensor counts the board scales (flags bit 1)
+
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes of one sample on the wire: int8 inputs, or int16 counts for a sensor model."""
+        return self.input_bytes * (2 if self.sensor_samples else 1)
 
     @classmethod
     def parse(cls, p: bytes) -> "BoardModel":
@@ -54,7 +60,7 @@ class BoardModel:
         scheme, at = _string(p, at)
         flags = p[at] if at < len(p) else 0
         return cls(h, classes, (ih, iw, ic), ib, arena, trainable, planned, state, n_params, n_train, n_infer, name,
-                   scheme, bool(flags & 1))
+                   scheme, bool(flags & 1), bool(flags & 2))
 
 
 @dataclass
@@ -88,7 +94,16 @@ class EngineClient:
         return self._model
 
     def _sample(self, x: np.ndarray) -> bytes:
-        x = np.ascontiguousarray(x, dtype=np.int8)
+        if self.model.sensor_samples:
+            # A sensor model takes raw int16 counts (the board applies the model's scaling).
+            if np.asarray(x).dtype != np.int16:
+                raise EngineError(f"the board's model {self.model.name} takes int16 sensor counts, not "
+                                  f"{np.asarray(x).dtype} samples.")
+            x = np.ascontiguousarray(x, dtype="<i2")
+        elif np.asarray(x).dtype == np.int16:
+            raise EngineError(f"the board's model {self.model.name} takes int8 samples, not int16 sensor counts.")
+        else:
+            x = np.ascontiguousarray(x, dtype=np.int8)
         if x.size != self.model.input_bytes:
             raise EngineError(f"a sample of shape {x.shape} does not fit the board's model input "
                               f"{self.model.input_shape}.")

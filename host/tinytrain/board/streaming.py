@@ -33,18 +33,20 @@ class StreamResult:
 
 def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: float, epochs: int = 1,
            schedule: str = "constant", reference: NumpyBackend | None = None, progress: bool = True,
-           desc: str = "train") -> StreamResult:
+           desc: str = "train", wire: np.ndarray | None = None, unit: str = "sample") -> StreamResult:
     """TRAIN frames for every sample (epochs times); with a reference, the same steps run in NumPy
-    and the logits of every step are compared."""
+    and the logits of every step are compared. xs are the int8 model inputs; wire, if given, what
+    the frames carry instead (a sensor model's int16 counts, which the board scales to xs)."""
     n = len(xs) * epochs
     scales = lr_scales(n, schedule)
     res = StreamResult()
     t0 = time.monotonic()
-    bar = tqdm(total=n, desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=n, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    sent = xs if wire is None else wire
     i = 0
     for _ in range(epochs):
-        for x, y in zip(xs, ys):
-            r = engine.train(x, int(y), int(scales[i]))
+        for x, w, y in zip(xs, sent, ys):
+            r = engine.train(w, int(y), int(scales[i]))
             res.losses.append(cross_entropy(r.logits, int(y), logit_scale))
             res.correct.append(r.prediction == int(y))
             res.counts.append(r.count)
@@ -71,11 +73,14 @@ class EvalResult:
 
 
 def evaluate(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, reference: NumpyBackend | None = None,
-             progress: bool = True, desc: str = "eval") -> EvalResult:
+             progress: bool = True, desc: str = "eval", wire: np.ndarray | None = None,
+             unit: str = "sample") -> EvalResult:
+    """INFER frames for every sample (wire: what they carry instead of xs, as for stream)."""
     preds, counts = [], []
     mismatch = None
-    for i, x in enumerate(tqdm(xs, desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)):
-        r = engine.infer(x)
+    sent = xs if wire is None else wire
+    for i, x in enumerate(tqdm(xs, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)):
+        r = engine.infer(sent[i])
         preds.append(r.prediction)
         counts.append(r.count)
         if reference is not None and mismatch is None and not np.array_equal(reference.infer(x), r.logits):

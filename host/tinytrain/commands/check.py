@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from tinytrain.board.session import add_board_arguments, open_board
-from tinytrain.learn.sample_input import model_samples
+from tinytrain.learn.sample_input import board_samples
 from tinytrain.compile.sram_budget import parse_bytes
 from tinytrain.board.streaming import evaluate, stream
 from tinytrain.learn.schedules import SCHEDULES
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         model = s.config.load_model()
         ref = s.reference()
         ref.load_state_bytes(s.engine.params_get())
-        xs, ys = model_samples(args.data, model, args.samples, args.resize)
+        wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
         res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
-                     reference=ref, desc="train (board + reference)")
+                     reference=ref, desc="train (board + reference)", wire=wire)
         results.append(("training logits and predictions identical", res.mismatch is None,
                         f"{res.samples} steps" if res.mismatch is None else f"first mismatch at step {res.mismatch}"))
         board_state = s.engine.params_get()
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
             detail += f", {diff.size} differ, first at byte {int(diff[0])}" if diff.size else ", lengths differ"
         results.append(("trained tensors identical (PARAMS_GET vs reference)", same, detail))
         if args.eval_data:
-            ex, ey = model_samples(args.eval_data, model, args.eval_samples, args.resize)
-            ev = evaluate(s.engine, ex, ey, reference=ref, desc="eval (board + reference)")
+            ewire, ex, ey = board_samples(args.eval_data, model, args.eval_samples, args.resize)
+            ev = evaluate(s.engine, ex, ey, reference=ref, desc="eval (board + reference)", wire=ewire)
             results.append(("inference logits identical", ev.mismatch is None,
                             f"accuracy {ev.accuracy:.4f} on {len(ey)}" if ev.mismatch is None
                             else f"first mismatch at sample {ev.mismatch}"))

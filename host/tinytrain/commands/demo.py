@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytrain.board.builds import build_firmware
+from tinytrain.commands import demo_imu
 from tinytrain.board.session import open_board
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.compile.sram_budget import kb, parse_bytes
@@ -21,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="transfer learning on the board, end to end",
                        description="Build the default model for qemu_m7 and boot it in QEMU (or use --port), "
                                    "evaluate on held-out digits, stream training samples, evaluate again, and "
-                                   "write a summary (demo.json) and the learning curve (demo.png).")
+                                   "write a summary (demo.json) and the learning curve (demo.png). With --task imu: "
+                                   "the shipped motion model (models/watch-imu) adapts to each held-out wearer of "
+                                   "the smartwatch data, against fp32 PyTorch (demo-imu.json, demo-imu.png).")
+    p.add_argument("--task", choices=["images", "imu"], default="images",
+                   help="images: Fashion-MNIST features learn MNIST digits (the default build); imu: personalization "
+                        "of the IMU model, each held-out subject separately")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", metavar="URL", help="a real board running the firmware instead of QEMU")
     p.add_argument("--env", default="qemu_m7", help="PlatformIO environment to build for QEMU")
@@ -37,10 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-check", action="store_true",
                    help="skip running the NumPy reference in lockstep (by default every training step's logits and "
                         "the final trained tensors are compared with it, as `tinytrain check` does)")
+    demo_imu.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "imu":
+        return demo_imu.run_imu(args)
     t0 = time.monotonic()
     args.emulate = args.port is None
     if args.emulate:

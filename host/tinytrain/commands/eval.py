@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tinytrain.board.session import add_board_arguments, open_board
-from tinytrain.learn.sample_input import model_samples
+from tinytrain.learn.sample_input import board_samples
 from tinytrain.board.streaming import evaluate
 from tinytrain.commands.stream import add_data_arguments
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     with open_board(args) as s:
         model = s.config.load_model()
-        xs, ys = model_samples(args.data, model, args.samples, args.resize)
-        r = evaluate(s.engine, xs, ys)
+        wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
+        r = evaluate(s.engine, xs, ys, wire=wire)
         print(f"accuracy {r.accuracy:.4f} on {len(ys)} samples of {args.data}")
     return 0

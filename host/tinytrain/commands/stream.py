@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from tinytrain.board.session import add_board_arguments, open_board
-from tinytrain.learn.sample_input import model_samples
+from tinytrain.learn.sample_input import board_samples
 from tinytrain.board.streaming import stream
 from tinytrain.learn.schedules import SCHEDULES
 
 
 def add_data_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--data", required=default is None, default=default,
-                   help="mnist:train, mnist:test, fashion-mnist:train|test (any with [a:b]), a .npz or a folder")
+                   help="mnist:train, mnist:test, fashion-mnist:train|test, watch:train, watch:heldout, "
+                        "watch:subject=S[:adapt|:test] (any with [a:b]), a .npz or a folder")
     p.add_argument("--samples", type=int, help="use only the first N samples")
     p.add_argument("--resize", action="store_true", help="resize/convert images that do not match the model input")
 
@@ -31,10 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     with open_board(args) as s:
         model = s.config.load_model()
-        xs, ys = model_samples(args.data, model, args.samples, args.resize)
-        res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule)
+        wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
+        unit = "window" if wire.dtype == np.int16 else "sample"
+        res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
+                     wire=wire, unit=unit)
         n = res.samples
-        print(f"{n} samples in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f}/s); running accuracy "
+        print(f"{n} {unit}s in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running accuracy "
               f"{sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
               f"{min(n, 100)}; {sum(res.counts) / max(n, 1):.0f} counter units per step")
     return 0

@@ -135,6 +135,8 @@ def compile_for_build(cfg: BuildConfig, out_dir: Path, auto: Callable[[Model, in
     codegen_c.generate(compiled, out_dir)
     info = compiled.report()
     info["input_bytes"] = compiled.program.model.input_spec.size
+    # A sensor model's samples travel as int16 counts (docs/protocol.md, "Sensor samples").
+    info["sample_bytes"] = info["input_bytes"] * (2 if "sensor_to_input" in compiled.program.model.metadata else 1)
     info["config"] = cfg.to_json()
     (out_dir / "tinytrain.json").write_text(json.dumps(info, indent=1))
     return info

@@ -19,8 +19,11 @@ from tinytrain import ops
 from tinytrain.compile.arena_plan import ArenaPlan
 from tinytrain.compile.compiler import Compiled
 from tinytrain.ir.graph import Node
-from tinytrain.ir.program import Step, StepKind
+from tinytrain.ir.program import CompileError, Step, StepKind
+from tinytrain.numerics.sensor_input import SensorScaling
 from tinytrain.ops.base import ident
+
+SENSOR_MAX_CHANNELS = 16  # TT_SENSOR_MAX_CHANNELS of firmware/engine/sensor_input.h
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, const: bool = True, per_line: int = 24) -> str:
@@ -193,6 +196,7 @@ class _Emitter:
             f"    {p.trainable_sram_bytes}u, {c.sram.total}u,",
             f"    {len(params)}u, params, {n_train}u, {n_infer}u, train_ops, infer_ops,",
             "};\n",
+            sensor_input_table(m),
             "#ifdef TT_CHECKED",
             self.check_tables("train", p.train_steps, c.train_plan),
             self.check_tables("infer", p.infer_steps, c.infer_plan),
@@ -200,6 +204,21 @@ class _Emitter:
             self.function("tt_train_step", p.train_steps, c.train_plan, True),
             self.function("tt_infer", p.infer_steps, c.infer_plan, False),
         ])
+
+
+def sensor_input_table(model) -> str:
+    """tt_sensor (engine/sensor_input.h): the model's scaling of raw int16 sensor counts, or channels 0."""
+    entry = model.metadata.get("sensor_to_input")
+    head = '#include "engine/sensor_input.h"\n'
+    if entry is None:
+        return head + "const tt_sensor_input tt_sensor = {0u, 0, {0}, {0}, {0}};\n"
+    s = SensorScaling.from_json(entry)
+    if len(s.channels) > SENSOR_MAX_CHANNELS or len(s.channels) != model.input_spec.shape[2]:
+        raise CompileError(f"model {model.name} scales {len(s.channels)} sensor channels; the firmware takes up to "
+                           f"{SENSOR_MAX_CHANNELS}, as many as the input's {model.input_spec.shape[2]}.")
+    return head + (f"const tt_sensor_input tt_sensor = {{{len(s.channels)}u, {model.input_spec.qparams.zero_point}, "
+                   f"{{{', '.join(map(str, s.center))}}}, {{{', '.join(map(str, s.multiplier))}}}, "
+                   f"{{{', '.join(f'{v}u' for v in s.shift)}}}}};\n")
 
 
 def generate(compiled: Compiled, out_dir: Path) -> Path:

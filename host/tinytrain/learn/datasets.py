@@ -1,4 +1,5 @@
-"""Labelled image samples for training and evaluation, and their conversion to a model's int8 input.
+"""Labelled samples (images, or sensor windows) for training and evaluation, and their conversion
+to a model's int8 input.
 
 A dataset spec is one of
 
@@ -8,6 +9,10 @@ A dataset spec is one of
                                              optional class_names (strings)
     FOLDER                                   one subfolder per class (sorted names = labels 0..K-1)
                                              holding PNG or JPEG images of one size
+    watch:train | watch:heldout[:adapt|:test] smartwatch IMU windows (PyPI seglearn): the pre-training
+                                             subjects / the held-out subjects (WATCH_HELDOUT)
+    watch:subject=S[:adapt|:test]            one subject's windows (all, the first or the second half
+                                             of each recording; see "Sensor windows" below)
 
 optionally followed by a slice `[a:b]` of samples a..b-1 (`mnist:train[3000:4000]`).
 
@@ -17,6 +22,23 @@ first 400 go to `train` and the last 100 to `test`, and each split is then
 shuffled once more with the same generator. Every release, machine and run gets
 the same 4,000 / 1,000 samples in the same order, with 10 classes balanced in
 both.
+
+Sensor windows. seglearn's smartwatch exercise data (`seglearn.datasets.load_watch`,
+an .npy inside the PyPI wheel, read here without importing seglearn): 10 subjects each
+performing 7 shoulder exercises (PEN ABD FEL IR ER TRAP ROW) with the watch on either
+arm, 140 recordings of a 6-axis IMU (accelerometer in g, gyroscope in rad/s) at 50 Hz.
+A sample is a window of WATCH_WINDOW = 100 steps (2 s) of the 6 axes as a sensor
+gives them, int16 counts of a virtual LSM6DS-class IMU (WATCH_LSB: accelerometer
++-8 g at 0.244 mg/LSB, gyroscope +-2000 dps at 70 mdps/LSB), shaped [100, 1, 6]:
+time is the height, so k x 1 kernels run over time. Windows start every
+WATCH_STRIDE = 50 steps (50 % overlap). `watch:train` holds every window of the
+pre-training subjects, `watch:heldout` of WATCH_HELDOUT (`:adapt` / `:test` their halves,
+as below); `watch:subject=S:adapt`
+the windows lying wholly in the first half of each of S's recordings and
+`:test` those wholly in the second half (no window of one overlaps the other),
+so every exercise and arm is in both. Every set is shuffled once with a NumPy
+generator seeded with WATCH_SEED. The model turns counts into its int8 input
+with the per-channel integer scaling in its metadata (sensor_to_input, below).
 """
 
 from __future__ import annotations
@@ -31,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytrain.errors import TinytrainError
+from tinytrain.numerics.sensor_input import SensorScaling, SensorScalingError, sensor_to_int8
 
 MNIST_SPLIT_SEED = 2022
 MNIST_TRAIN_PER_CLASS = 400
@@ -38,7 +61,18 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-BUILTIN = ("mnist:train", "mnist:test", "fashion-mnist:train", "fashion-mnist:test")
+BUILTIN = ("mnist:train", "mnist:test", "fashion-mnist:train", "fashion-mnist:test", "watch:train", "watch:heldout")
+WATCH_CLASSES = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+WATCH_CHANNELS = ["ax", "ay", "az", "gx", "gy", "gz"]
+WATCH_SUBJECTS = tuple(range(1, 11))
+WATCH_HELDOUT = (3, 6, 9)  # every third subject, fixed before any model was trained
+WATCH_WINDOW = 100
+WATCH_STRIDE = 50
+WATCH_HZ = 50
+WATCH_SEED = 2018
+# Real units per LSB of the virtual sensor: g, then rad/s (0.070 dps).
+WATCH_LSB = (0.000244,) * 3 + (0.070 * 3.141592653589793 / 180,) * 3
+WATCH_UNITS = ["g"] * 3 + ["rad/s"] * 3
 
 
 class DatasetError(TinytrainError):
@@ -47,10 +81,15 @@ class DatasetError(TinytrainError):
 
 @dataclass
 class LabelledSamples:
-    images: np.ndarray  # uint8 [N, H, W, C]
+    images: np.ndarray  # uint8 [N, H, W, C]; sensor windows: int16 counts [N, T, 1, channels]
     labels: np.ndarray  # int64 [N]
     name: str
     class_names: list[str] | None = None
+    groups: np.ndarray | None = None  # int64 [N]: the subject of each sensor window
+
+    @property
+    def is_sensor(self) -> bool:
+        return self.images.dtype == np.int16
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -79,6 +118,8 @@ def load_dataset(spec: str) -> LabelledSamples:
         raise DatasetError(f"dataset spec {spec!r} names no dataset before its slice.")
     if base in BUILTIN:
         data = _builtin(base)
+    elif base.startswith("watch:") and not Path(base).exists():
+        data = _watch_spec(base)
     elif base.split(":")[0] in ("mnist", "fashion-mnist") and not Path(base).exists():
         raise DatasetError(f"unknown dataset {base!r}; the built-ins are {', '.join(BUILTIN)}.")
     else:
@@ -99,10 +140,13 @@ def load_dataset(spec: str) -> LabelledSamples:
     b = int(bounds.group("b")) if bounds.group("b") else n
     if not 0 <= a < b <= n:
         raise DatasetError(f"slice [{a}:{b}] of {base} is empty or beyond its {n} samples.")
-    return LabelledSamples(data.images[a:b], data.labels[a:b], f"{data.name}[{a}:{b}]", data.class_names)
+    return LabelledSamples(data.images[a:b], data.labels[a:b], f"{data.name}[{a}:{b}]", data.class_names,
+                           None if data.groups is None else data.groups[a:b])
 
 
 def _builtin(name: str) -> LabelledSamples:
+    if name.startswith("watch:"):
+        return _watch_spec(name)
     if name.startswith("mnist:"):
         images, labels = _mnist_split(name.split(":")[1])
         return LabelledSamples(images, labels, name, [str(d) for d in range(10)])
@@ -172,6 +216,110 @@ def _fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.shape[0] != labels.shape[0]:
         raise DatasetError(f"Fashion-MNIST {split} has {images.shape[0]} images but {labels.shape[0]} labels.")
     return _read_only(images.reshape(-1, 28, 28, 1).copy()), _read_only(labels)
+
+
+# ---------------------------------------------------------------- sensor windows
+
+_WATCH_SPEC = re.compile(r"^watch:subject=(?P<s>\d+)(?::(?P<part>adapt|test))?$")
+
+
+def _watch_spec(name: str) -> LabelledSamples:
+    if name in ("watch:train", "watch:heldout", "watch:heldout:adapt", "watch:heldout:test"):
+        subjects = tuple(s for s in WATCH_SUBJECTS if (s in WATCH_HELDOUT) == name.startswith("watch:heldout"))
+        part = name.split(":")[2] if name.count(":") == 2 else None
+    else:
+        m = _WATCH_SPEC.match(name)
+        if not m:
+            raise DatasetError(f"unknown dataset {name!r}; the watch sets are watch:train, watch:heldout[:adapt|:test] "
+                               "and watch:subject=S[:adapt|:test].")
+        s = int(m.group("s"))
+        if s not in WATCH_SUBJECTS:
+            raise DatasetError(f"the watch data has subjects {WATCH_SUBJECTS[0]}..{WATCH_SUBJECTS[-1]}, not {s}.")
+        subjects, part = (s,), m.group("part")
+    windows, labels, groups = _watch_windows(subjects, part)
+    return LabelledSamples(windows, labels, name, list(WATCH_CLASSES), groups)
+
+
+@functools.lru_cache(maxsize=None)
+def _watch_windows(subjects: tuple[int, ...], part: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rec = _watch_recordings()
+    wins, labels, groups = [], [], []
+    for counts, label, subject in rec:
+        if subject not in subjects:
+            continue
+        n = counts.shape[0]
+        lo, hi = {None: (0, n), "adapt": (0, n // 2), "test": (n // 2, n)}[part]
+        for start in range(lo, hi - WATCH_WINDOW + 1, WATCH_STRIDE):
+            wins.append(counts[start : start + WATCH_WINDOW])
+            labels.append(label)
+            groups.append(subject)
+    order = np.random.default_rng(WATCH_SEED).permutation(len(labels))
+    x = np.stack(wins)[order][:, :, None, :]
+    return _read_only(x), _read_only(np.asarray(labels, np.int64)[order]), _read_only(np.asarray(groups, np.int64)[order])
+
+
+def watch_counts(values: np.ndarray) -> np.ndarray:
+    """Real IMU values [..., 6] (g, rad/s) -> the virtual sensor's int16 counts (rounded, saturated)."""
+    return np.clip(np.rint(np.asarray(values, np.float64) / np.asarray(WATCH_LSB)), -32768, 32767).astype(np.int16)
+
+
+def _watch_file() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("seglearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("the watch dataset needs the seglearn package (pip install seglearn==1.2.5).")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "watch_dataset.npy"
+    if not path.is_file():
+        raise DatasetError(f"seglearn is installed but {path} is missing; reinstall seglearn==1.2.5.")
+    return path
+
+
+class _WatchUnpickler:
+    """seglearn ships its data as a pickled dict inside an .npy; only NumPy arrays, lists and
+    strings are let through (the same care as the .pkl model importer)."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
+
+    @classmethod
+    def load(cls, raw: bytes):
+        import codecs
+        import io
+        import pickle
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module, name):
+                if (module, name) not in cls.ALLOWED:
+                    raise DatasetError(f"the watch data file refers to {module}.{name}, which is not plain data.")
+                if name == "_reconstruct":
+                    return np._core.multiarray._reconstruct
+                if module == "_codecs":
+                    return codecs.encode
+                return getattr(np, name)
+
+        return Restricted(io.BytesIO(raw), encoding="latin1").load()
+
+
+@functools.lru_cache(maxsize=None)
+def _watch_recordings() -> tuple[tuple[np.ndarray, int, int], ...]:
+    """(int16 counts [n, 6], exercise, subject) of every recording, in the file's order."""
+    path = _watch_file()
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+        if dtype != object or shape != ():
+            raise DatasetError(f"{path} is not seglearn's watch data (a pickled dict).")
+        obj = _WatchUnpickler.load(f.read())
+    try:
+        d = obj.item()
+        xs, ys, subjects = d["X"], np.asarray(d["y"]), np.asarray(d["subject"])
+        if list(d["X_labels"]) != ["ax", "ay", "az", "wx", "wy", "wz"] or list(d["y_labels"]) != WATCH_CLASSES:
+            raise DatasetError(f"{path} has other channels or classes than seglearn 1.2.5's watch data.")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path} is not seglearn's watch data ({exc}).") from exc
+    return tuple((_read_only(watch_counts(x)), int(y), int(s)) for x, y, s in zip(xs, ys, subjects))
 
 
 # ---------------------------------------------------------------- user data
@@ -277,8 +425,38 @@ def pixel_lut(model) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
+def sensor_scaling(model) -> SensorScaling | None:
+    """The model's per-channel scaling of raw sensor counts (metadata sensor_to_input), if it has one."""
+    entry = model.metadata.get("sensor_to_input")
+    if entry is None:
+        return None
+    try:
+        return SensorScaling.from_json(entry)
+    except SensorScalingError as exc:
+        raise DatasetError(f"model {model.name}: {exc}") from exc
+
+
+def windows_to_model_input(windows: np.ndarray, model) -> np.ndarray:
+    """int16 sensor counts [N,T,1,C] -> the model's int8 input, by the integer scaling of its metadata
+    (tinytrain.numerics.sensor_input: what the board applies to the int16 samples it receives)."""
+    scaling = sensor_scaling(model)
+    if scaling is None:
+        raise DatasetError(f"model {model.name} takes images (it has no metadata sensor_to_input); "
+                           "sensor windows need a model made for them, e.g. models/watch-imu.")
+    windows = np.asarray(windows)
+    shape = tuple(model.input_spec.shape)
+    if windows.dtype != np.int16 or windows.shape[1:] != shape:
+        raise DatasetError(f"sensor windows of shape {list(windows.shape[1:])} ({windows.dtype}) do not fit "
+                           f"{model.name}, which takes {'x'.join(map(str, shape))} int16 counts.")
+    if shape[2] != len(scaling.channels):
+        raise DatasetError(f"model {model.name} has {shape[2]} input channels but a sensor scaling for "
+                           f"{len(scaling.channels)}.")
+    return sensor_to_int8(windows, scaling, model.input_spec.qparams.zero_point)
+
+
 def to_model_input(images: np.ndarray, model) -> np.ndarray:
-    """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c].
+    """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c]; int16 sensor
+    windows go through windows_to_model_input.
 
     Channels: gray is repeated to RGB, RGB becomes gray by ITU-R 601 luma (PIL's "L"),
     only when the model needs it. Size: resized with PIL's bilinear filter only when
@@ -287,6 +465,8 @@ def to_model_input(images: np.ndarray, model) -> np.ndarray:
     with the input tensor's parameters (exact halves rounded down, see pixel_lut).
     """
     images = np.asarray(images)
+    if images.dtype == np.int16:
+        return windows_to_model_input(images, model)
     if images.dtype != np.uint8:
         raise DatasetError(f"images must be uint8 pixels 0..255, got {images.dtype}.")
     if images.ndim == 3:

@@ -57,5 +57,5 @@ except TinytrainError as exc:
 
 info = json.loads((generated / "tinytrain.json").read_text())
 # Samples arrive zero-copy in the arena, so only the largest payload grows with the input.
-env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info["input_bytes"] + 8)),  # noqa: F821
+env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info.get("sample_bytes", info["input_bytes"]) + 8)),  # noqa: F821
                        ("TT_RX_BUFFER_BYTES", "4096u")])
