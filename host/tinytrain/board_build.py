@@ -181,7 +181,7 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
         raise BuildError(f"the model {model_path} does not exist.")
     package = Path(__file__).parent
     key = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode() + model_path.read_bytes()
-                         + str(checked).encode()
+                         + str(checked).encode() + " ".join(flags).encode()
                          + b"".join(p.read_bytes() for p in sorted(package.rglob("*.py")))).hexdigest()[:12]
     out_dir = host_build_dir() / f"engine-{key}"
     output = out_dir / "tinytrain_host"

@@ -194,9 +194,14 @@ class Model:
         return out
 
     def validate(self) -> None:
-        """Checks shapes, dtypes and ordering; raises ModelError with one clear sentence."""
+        """Checks shapes, dtypes, values and ordering; raises ModelError with one clear sentence."""
+        for t in self.tensors.values():
+            _check_tensor(t)
+        if self.input not in self.tensors:
+            raise ModelError(f"the model input {self.input} is not one of its tensors.")
         defined = {self.input}
         for op in self.ops:
+            _check_op_values(op)
             for t in op.inputs:
                 if t not in self.tensors:
                     raise ModelError(f"op {op.name} reads unknown tensor {t}.")
@@ -245,6 +250,39 @@ def with_input_size(model: Model, height: int, width: int | None = None) -> Mode
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
+
+
+def _check_tensor(t: TensorSpec) -> None:
+    shape, qp = t.shape, t.qparams
+    if (not isinstance(shape, tuple) or len(shape) != 3
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise ModelError(f"tensor {t.name} has shape {shape}; a tensor is H x W x C with every size at least 1.")
+    if not (isinstance(qp.scale, float) and np.isfinite(qp.scale) and qp.scale > 0):
+        raise ModelError(f"tensor {t.name} has scale {qp.scale}; a scale is a finite number above 0.")
+    if not -128 <= qp.zero_point <= 127:
+        raise ModelError(f"tensor {t.name} has zero point {qp.zero_point}, outside the int8 range.")
+
+
+def _check_op_values(op: Op) -> None:
+    """Weights, biases and scales of a weighted op are arrays of the right rank, sizes and values."""
+    if not isinstance(op, (Conv2D, Dense)):
+        return
+    arrays = (op.weight, op.bias, op.weight_scales)
+    if not all(isinstance(a, np.ndarray) for a in arrays):
+        raise ModelError(f"op {op.name} has weights, biases or weight scales that are not arrays.")
+    rank = 4 if isinstance(op, Conv2D) else 2
+    if op.weight.ndim != rank or op.weight.size == 0:
+        raise ModelError(f"op {op.name} has weights of shape {op.weight.shape}; it needs {rank} non-empty dimensions.")
+    n = op.weight.shape[0]
+    if op.bias.shape != (n,) or op.weight_scales.shape != (n,):
+        raise ModelError(f"op {op.name} has {n} output channels but biases {op.bias.shape} and weight scales "
+                         f"{op.weight_scales.shape}.")
+    if op.weight_scales.dtype.kind != "f" or not (np.isfinite(op.weight_scales).all() and (op.weight_scales > 0).all()):
+        raise ModelError(f"op {op.name} has weight scales that are not finite numbers above 0.")
+    if isinstance(op, Conv2D):
+        for what, v, low in (("stride", op.stride, 1), ("groups", op.groups, 1), ("padding", op.pad, 0)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ModelError(f"conv {op.name} has {what} {v!r}; it must be an integer of at least {low}.")
 
 
 def _check_op_shapes(model: Model, op: Op) -> None:

@@ -86,13 +86,30 @@ def model_hash(model: Model) -> str:
     return hashlib.sha256(to_bytes(model)).hexdigest()
 
 
+def _why(exc: BaseException) -> str:
+    """The exception's kind and first line, for a one-sentence message."""
+    text = str(exc).splitlines()[0][:100].rstrip(".") if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _integer(v) -> int:
+    """A JSON integer (not a float, string, bool or list that int() would quietly convert)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{v!r} is not an integer")
+    return v
+
+
 def load(path: str | Path) -> Model:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path} does not exist.")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file.")
     try:
         with zipfile.ZipFile(path) as z:
             doc = json.loads(z.read("model.json"))
+            if not isinstance(doc, dict):
+                raise ModelFileError(f"{path} is not a tinytrain model (its model.json is not an object).")
             if doc.get("format") != FORMAT:
                 raise ModelFileError(f"{path} is not a tinytrain model (format {doc.get('format')!r}).")
             if doc.get("version") != VERSION:
@@ -103,7 +120,8 @@ def load(path: str | Path) -> Model:
                     return np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
 
             tensors = {
-                t["name"]: TensorSpec(t["name"], tuple(t["shape"]), QuantParams(float(t["scale"]), int(t["zero_point"])))
+                t["name"]: TensorSpec(t["name"], tuple(_integer(v) for v in t["shape"]),
+                                      QuantParams(float(t["scale"]), _integer(t["zero_point"])))
                 for t in doc["tensors"]
             }
             ops: list[Op] = []
@@ -111,7 +129,8 @@ def load(path: str | Path) -> Model:
                 kind = d["type"]
                 if kind == "conv2d":
                     ops.append(Conv2D(d["name"], d["input"], d["output"], arr(d["weight"]), arr(d["bias"]),
-                                      arr(d["weight_scales"]), int(d["stride"]), int(d["groups"]), int(d["padding"])))
+                                      arr(d["weight_scales"]), _integer(d["stride"]), _integer(d["groups"]),
+                                      _integer(d["padding"])))
                 elif kind == "dense":
                     ops.append(Dense(d["name"], d["input"], d["output"], arr(d["weight"]), arr(d["bias"]),
                                      arr(d["weight_scales"])))
@@ -121,9 +140,12 @@ def load(path: str | Path) -> Model:
                     ops.append(GlobalAveragePool(d["name"], d["input"], d["output"]))
                 else:
                     raise ModelFileError(f"{path} uses an unknown op type {kind!r}.")
-            model = Model(doc["name"], tensors, ops, doc["input"], doc["output"], doc.get("metadata", {}))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError) as exc:
-        raise ModelFileError(f"{path} is not a readable tinytrain model file ({exc}).") from exc
+            model = Model(str(doc["name"]), tensors, ops, doc["input"], doc["output"], doc.get("metadata", {}))
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a damaged or hostile file makes the parser raise
+        # (zlib.error, EOFError, KeyError, TypeError, AttributeError, ValueError, BadZipFile, ...)
+        raise ModelFileError(f"{path} is not a readable tinytrain model file ({_why(exc)}).") from None
     try:
         model.validate()
     except ModelError as exc:

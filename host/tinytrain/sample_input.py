@@ -21,6 +21,8 @@ def model_samples(spec: str, model: Model, limit: int | None = None, resize: boo
     images, labels = data.images, np.asarray(data.labels)
     if limit is not None:
         images, labels = images[offset : offset + limit], labels[offset : offset + limit]
+    if len(labels) == 0:
+        raise TinytrainError(f"{spec} holds no samples.")
     h, w, c = model.input_spec.shape
     if not resize and images.shape[1:3] != (h, w):
         raise TinytrainError(f"{spec} has {images.shape[1]}x{images.shape[2]} images but the model takes {h}x{w}; "

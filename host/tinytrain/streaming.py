@@ -8,11 +8,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .engine_client import LR_ONE, EngineClient
+from .engine_client import LR_ONE, EngineClient, EngineError
 from .errors import TinytrainError
+from .link import LinkError
 from .numpy_backend import NumpyBackend
 
 SCHEDULES = ("constant", "linear")
+
+
+class StreamStopped(TinytrainError):
+    """A TRAIN step failed mid-stream; `cause` says why, `done` how many steps the board took."""
+
+    def __init__(self, message: str, cause: Exception, done: int) -> None:
+        super().__init__(message)
+        self.cause, self.done = cause, done
 
 
 def lr_scales(n: int, schedule: str = "constant") -> np.ndarray:
@@ -52,7 +61,12 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
            schedule: str = "constant", reference: NumpyBackend | None = None, progress: bool = True,
            desc: str = "train") -> StreamResult:
     """TRAIN frames for every sample (epochs times); with a reference, the same steps run in NumPy
-    and the logits of every step are compared."""
+    and the logits of every step are compared. A step the board did not take as expected (reset,
+    lost reply, silence) stops the stream with the sample it happened at."""
+    if epochs < 1:
+        raise TinytrainError(f"the number of epochs must be at least 1, not {epochs}.")
+    if len(xs) == 0:
+        raise TinytrainError("there are no samples to train on.")
     n = len(xs) * epochs
     scales = lr_scales(n, schedule)
     res = StreamResult()
@@ -61,7 +75,13 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     i = 0
     for _ in range(epochs):
         for x, y in zip(xs, ys):
-            r = engine.train(x, int(y), int(scales[i]))
+            try:
+                r = engine.train(x, int(y), int(scales[i]))
+            except (EngineError, LinkError) as exc:
+                bar.close()
+                message = str(exc).rstrip(".")
+                raise StreamStopped(f"{message[:1].lower()}{message[1:]}; the stream stopped at sample {i + 1} of "
+                                    f"{n}.", exc, i) from None
             res.losses.append(cross_entropy(r.logits, int(y), logit_scale))
             res.correct.append(r.prediction == int(y))
             res.counts.append(r.count)
@@ -89,6 +109,8 @@ class EvalResult:
 
 def evaluate(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, reference: NumpyBackend | None = None,
              progress: bool = True, desc: str = "eval") -> EvalResult:
+    if len(xs) == 0:
+        raise TinytrainError("there are no samples to evaluate on.")
     preds, counts = [], []
     mismatch = None
     for i, x in enumerate(tqdm(xs, desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)):

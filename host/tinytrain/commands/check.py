@@ -10,6 +10,7 @@ from ..board_session import add_board_arguments, open_board
 from ..sample_input import model_samples
 from ..sram_budget import parse_bytes
 from ..streaming import SCHEDULES, evaluate, stream
+from .options import positive_int
 from .stream import add_data_arguments
 
 
@@ -22,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_board_arguments(p)
     add_data_arguments(p)
     p.add_argument("--eval-data", help="also compare INFER on these samples after training")
-    p.add_argument("--eval-samples", type=int)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--eval-samples", type=positive_int)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
     p.add_argument("--budget", help="SRAM budget to check the measured peak against (default: the build's)")
     p.set_defaults(func=run)

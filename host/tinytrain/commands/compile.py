@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import sparse_scheme
+from ..errors import TinytrainError
 from ..compiler import compile_model, write_outputs
 from ..sram_budget import kb, parse_bytes
 from .options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
@@ -28,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_out_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise TinytrainError(f"--out {path} is a file, not a folder; name a folder to write into.")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget) if args.budget else None
     scheme = sparse_scheme.load(args.scheme, model, budget, data=args.contrib_data, cache_dir=args.contrib_dir)

@@ -10,6 +10,7 @@ from ..contribution import Protocol
 from ..errors import TinytrainError
 from ..scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
 from ..sram_budget import kb, parse_bytes
+from .compile import check_out_folder
 from .options import add_model_arguments, model_from_args
 
 
@@ -61,6 +62,7 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget)
     scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,

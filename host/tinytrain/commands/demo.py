@@ -14,6 +14,7 @@ from ..board_session import open_board
 from ..sample_input import model_samples
 from ..sram_budget import kb, parse_bytes
 from ..streaming import SCHEDULES, evaluate, stream
+from .options import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--train", default="mnist:train", help="training samples")
     p.add_argument("--test", default="mnist:test", help="held-out samples")
-    p.add_argument("--train-samples", type=int, default=1000)
-    p.add_argument("--test-samples", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-samples", type=positive_int, default=1000)
+    p.add_argument("--test-samples", type=positive_int, default=1000)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="linear")
     p.add_argument("--out", type=Path, default=Path("demo.json"))
     p.add_argument("--no-check", action="store_true",

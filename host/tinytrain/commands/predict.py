@@ -6,14 +6,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..datasets import to_model_input
+from ..datasets import open_image, to_model_input
 from ..errors import TinytrainError
 from ..numpy_backend import NumpyBackend
 from ..sparse_scheme import builtin
 from ..training_program import compile_program
-from .options import add_model_arguments, model_from_args
+from .options import add_model_arguments, model_from_args, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and print the top-5 classes with their softmax scores.")
     add_model_arguments(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.set_defaults(func=run)
 
 
@@ -32,11 +31,9 @@ def run(args: argparse.Namespace) -> int:
     names = model.metadata.get("class_names")
     scale = model.tensors[model.output].qparams.scale
     for path in args.images:
-        try:
-            img = Image.open(path)
-            img.load()
-        except (OSError, ValueError) as exc:
-            raise TinytrainError(f"cannot read image {path} ({exc}).") from exc
+        if not path.is_file():
+            raise TinytrainError(f"the image {path} does not exist.")
+        img = open_image(path)
         channels = model.input_spec.shape[2]
         arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
         x = to_model_input(arr[None, ...] if arr.ndim == 3 else arr[None, ..., None], model)[0]

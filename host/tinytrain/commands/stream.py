@@ -7,12 +7,13 @@ import argparse
 from ..board_session import add_board_arguments, open_board
 from ..sample_input import model_samples
 from ..streaming import SCHEDULES, stream
+from .options import positive_int
 
 
 def add_data_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--data", required=default is None, default=default,
                    help="mnist:train, mnist:test, fashion-mnist:train|test (any with [a:b]), a .npz or a folder")
-    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--samples", type=positive_int, help="use only the first N samples")
     p.add_argument("--resize", action="store_true", help="resize/convert images that do not match the model input")
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "loss and running accuracy (prediction before each update).")
     add_board_arguments(p)
     add_data_arguments(p)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
     p.set_defaults(func=run)
 
