@@ -226,3 +226,19 @@ def test_credit_paces_a_streamed_frame(fake: Callable[[Script], FakeBoard]) -> N
         assert len(received) == frame_len
     finally:
         board.close()
+
+
+def test_after_a_timeout_a_large_frame_waits_until_the_board_answers_again(fake: Callable[[Script], FakeBoard]) -> None:
+    """A board with a receive ring may still be busy with the request that timed out: the host asks
+    INFO (which fits the ring) before it sends a frame larger than the ring again."""
+    def script(frame: Frame, index: int) -> bytes | None:
+        if frame.type == MessageType.INFO:
+            return reply(frame, bytes([2]) + INFO_PAYLOAD[1:2] + struct.pack("<H", 512) + INFO_PAYLOAD[4:])
+        return reply(frame, b"ok") if index > 0 else None
+
+    board = fake(script)
+    with Link(board.url, timeout=0.3) as link:
+        link.rx_ring_bytes = 512
+        assert link.echo(bytes(1000)) == b"ok"
+    assert [f.type for f in board.requests] == [MessageType.ECHO, MessageType.INFO, MessageType.ECHO]
+    assert link.rx_ring_bytes == 512
