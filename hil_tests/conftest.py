@@ -1,4 +1,4 @@
-"""Hardware-in-the-loop tests over serial protocol v1.
+"""Hardware-in-the-loop tests over the serial protocol (v2).
 
 By default a session fixture builds the qemu_m7 image (`pio run`, incremental),
 boots it in QEMU on a free port and runs every test against it. Other targets:
@@ -22,7 +22,7 @@ from tinytrain.board.builds import build_firmware, build_host_firmware
 from tinytrain.board.emulator import QemuBoard
 from tinytrain.board.host_board import HostBoard
 from tinytrain.board.link import Link
-from tinytrain.board.messages import BoardInfo
+from tinytrain.board.messages import PROTOCOL_VERSION, BoardInfo
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -85,7 +85,7 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
 def link(board: Board) -> Iterator[Link]:
     yield board.link
     # Whatever a test sent, the board must still answer afterwards.
-    assert board.link.info().protocol_version == 1
+    assert board.link.info().protocol_version == PROTOCOL_VERSION
 
 
 @pytest.hookimpl(hookwrapper=True)

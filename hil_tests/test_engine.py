@@ -48,6 +48,8 @@ def digits(built):
 def test_model_matches_its_build(engine, built):
     cfg, info, compiled = built
     assert engine.model.hash == compiled.model_hash
+    assert engine.model.program_hash == info["program_hash"] == compiled.program_hash
+    assert engine.model.state_hash == compiled.state_hash
     assert engine.model.classes == compiled.program.model.num_classes
     assert engine.model.arena_bytes == compiled.arena_bytes
 

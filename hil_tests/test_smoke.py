@@ -10,7 +10,7 @@ import pytest
 from tinytrain.board.elf_memory import read_c_string, static_memory
 from tinytrain.board.framing import SYNC, Frame, encode_frame, encode_header
 from tinytrain.board.link import BoardErrorReply, Link
-from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
+from tinytrain.board.messages import PROTOCOL_VERSION, ErrorCode, ErrorReply, MessageType
 
 from conftest import Board
 
@@ -27,8 +27,10 @@ def expect_error(frame: Frame | None, code: ErrorCode, request_type: int) -> Err
 
 def test_info_fields(board: Board, link: Link) -> None:
     info = link.info()
-    assert info.protocol_version == 1
+    assert info.protocol_version == PROTOCOL_VERSION == 2
     assert info.board in KNOWN_BOARDS
+    # A ring that drops bytes only on the real board; QEMU's UART and the host's socket wait.
+    assert info.rx_ring_bytes == {"mps2_an500": 0, "stm32f746": 512, "host": 0}[info.board]
     assert info.max_payload >= 4096
     assert info.ram_bytes == 320 * 1024
     assert info.flash_bytes == 1024 * 1024
@@ -152,6 +154,7 @@ def test_stats_peak_sram_is_plausible(board: Board, link: Link) -> None:
     stats = link.stats()
     assert stats.counter_kind == board.info.counter_kind
     assert stats.peak_sram_bytes == stats.data_bytes + stats.bss_bytes + stats.stack_used_bytes
+    assert stats.rx_overruns == 0  # nothing this host sent was lost
     if not board.is_mcu:
         assert stats.stack_reserved_bytes == 0
         return

@@ -20,6 +20,7 @@ static struct {
     bool bad_length;
     uint32_t expected_len;
     const uint8_t *payload;
+    uint32_t before_stream; /* payload bytes of the regions before a streamed one */
 } pending;
 
 static struct {
@@ -38,6 +39,9 @@ static struct {
     bool active;   /* between the handler's start and the end of its frame */
     bool replied;  /* the frame broke off: no reply is owed */
     uint32_t sensor_channel; /* a sensor model's samples: the channel of the next count */
+    uint8_t seq;
+    uint32_t consumed; /* bytes of the frame taken from the serial line so far */
+    uint32_t granted;  /* bytes of the frame the host may have sent (CREDIT) */
 } stream;
 
 uint64_t tt_input_counter_total;
@@ -134,6 +138,10 @@ static void route_payload(const frame_header_t *h)
     if (h->len) {
         pending.payload = claim.regions[0].len ? claim.regions[0].dst : claim.regions[1].dst;
     }
+    pending.before_stream = 0;
+    for (unsigned i = 0; i < claim.count && claim.regions[i].dst != NULL; ++i) {
+        pending.before_stream += claim.regions[i].len;
+    }
 }
 
 static void dispatch(const frame_header_t *h)
@@ -159,12 +167,34 @@ static void dispatch(const frame_header_t *h)
 
 void reply_nothing(void) { out.sent = true; }
 
+/* A board whose serial line drops bytes when its receive ring is full (board_info()->rx_ring_bytes)
+ * lets the host send a streamed frame only so far ahead of what it consumed: the ring can then
+ * never overflow while the step computes between reads. The first ring's worth is implied. */
+static void grant_credit(void)
+{
+    uint32_t ring = board_info()->rx_ring_bytes;
+    if (ring == 0u || !stream.active) {
+        return;
+    }
+    uint32_t grant = stream.consumed + ring;
+    if (grant - stream.granted >= ring / 2u) {
+        uint8_t buf[4];
+        wire_writer_t w = wire_writer(buf, sizeof buf);
+        wire_u32(&w, grant);
+        frame_tx_send(write_sink, MSG_CREDIT, stream.seq, buf, (uint32_t)w.len);
+        stream.granted = grant;
+    }
+}
+
 /* Runs a streamed request's handler as soon as the payload before its streamed region arrived. */
 static void dispatch_stream(const frame_header_t *h)
 {
     request_t req = {h->type, h->seq, h->len, pending.payload};
     stream.active = true;
     stream.sensor_channel = 0u;
+    stream.seq = h->seq;
+    stream.consumed = FRAME_HEADER_BYTES + pending.before_stream;
+    stream.granted = board_info()->rx_ring_bytes;
     out.sent = false;
     pending.entry->handle(&req);
     if (out.open) {
@@ -196,6 +226,7 @@ static int pump(uint8_t *dst, uint32_t n, bool until_end)
     uint64_t since = 0;
     bool waiting = false;
     int status = TT_INPUT_OK;
+    grant_credit();
     frame_rx_stream_to(&rx, dst, until_end ? UINT32_MAX : n);
     while (until_end || frame_rx_stream_want(&rx) > 0u) {
         int c = board_getc();
@@ -214,11 +245,13 @@ static int pump(uint8_t *dst, uint32_t n, bool until_end)
         }
         waiting = false;
         frame_rx_event_t event = frame_rx_push(&rx, (uint8_t)c);
+        stream.consumed++;
         if (event == FRAME_RX_FRAME || event == FRAME_RX_BAD_CRC) {
             stream.active = false;
             status = event == FRAME_RX_FRAME ? TT_INPUT_OK : TT_INPUT_BAD_CRC;
             break;
         }
+        grant_credit();
     }
     frame_rx_stream_to(&rx, NULL, 0u);
     tt_input_counter_total += board_counter_read() - start;

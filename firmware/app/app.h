@@ -32,7 +32,7 @@
 
 #define TT_FIRMWARE_VERSION "0.1.0"
 
-_Static_assert(TT_MAX_PAYLOAD >= 4096u, "protocol v1 requires a maximum payload of at least 4096 bytes");
+_Static_assert(TT_MAX_PAYLOAD >= 4096u, "the protocol requires a maximum payload of at least 4096 bytes");
 
 typedef struct {
     uint8_t type;

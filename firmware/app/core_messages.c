@@ -18,7 +18,7 @@ void handle_info(const request_t *req)
     wire_writer_t w = wire_writer(buf, sizeof buf);
     wire_u8(&w, PROTOCOL_VERSION);
     wire_u8(&w, (uint8_t)b->counter_kind);
-    wire_u16(&w, 0);
+    wire_u16(&w, (uint16_t)(b->rx_ring_bytes > 0xFFFFu ? 0xFFFFu : b->rx_ring_bytes));
     wire_u32(&w, TT_MAX_PAYLOAD);
     wire_u32(&w, b->ram_bytes);
     wire_u32(&w, b->flash_bytes);
@@ -36,7 +36,7 @@ void handle_stats(const request_t *req)
     const board_info_t *b = board_info();
     board_memory_t m;
     board_memory(&m);
-    uint8_t buf[5 * 4 + 8 + 1];
+    uint8_t buf[5 * 4 + 8 + 1 + 4];
     wire_writer_t w = wire_writer(buf, sizeof buf);
     wire_u32(&w, m.data_bytes);
     wire_u32(&w, m.bss_bytes);
@@ -45,6 +45,7 @@ void handle_stats(const request_t *req)
     wire_u32(&w, m.data_bytes + m.bss_bytes + m.stack_used_bytes);
     wire_u64(&w, stats_last_count());
     wire_u8(&w, (uint8_t)b->counter_kind);
+    wire_u32(&w, board_rx_overruns());
     reply(req, buf, (uint32_t)w.len);
 }
 

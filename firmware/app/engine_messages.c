@@ -8,12 +8,26 @@
 #include "boards/board.h"
 #include "engine/sensor_input.h"
 #include "engine/tt_model.h"
+#include "protocol/sha256.h"
 #include "protocol/wire.h"
 
 #define TRAIN_PREFIX_BYTES 8u
 #define PARAMS_GET_MAX (TT_RX_BUFFER_BYTES - 16u)
+/* Largest TRAIN lr_scale (Q16): 4 x the compiled learning rate. Beyond it a single step can
+ * overwrite what was learned; a higher rate is a build option (docs/protocol.md). */
+#define LR_SCALE_MAX 0x40000u
 
 static uint8_t train_prefix[TRAIN_PREFIX_BYTES];
+
+/* A restore in progress (PARAMS_SET BEGIN, DATA..., COMMIT): the new state is staged in the arena
+ * (which the compiler sizes to hold it) and replaces the learned state only when it is complete and
+ * matches the hash the host sent, so an interrupted restore leaves the old state whole. TRAIN and
+ * INFER receive their samples into the arena: they cancel it. */
+enum { RESTORE_BEGIN = 0, RESTORE_DATA = 1, RESTORE_COMMIT = 2 };
+static struct {
+    bool active;
+    uint32_t staged; /* bytes [0, staged) of the new state are in the arena */
+} restore;
 
 /* ------------------------------------------------------------ learned state
  * The state the host backs up and restores: the step counter (the PRNG's), then
@@ -60,7 +74,7 @@ static void state_copy(uint32_t offset, uint32_t len, uint8_t *buf, bool set)
 
 /* ------------------------------------------------------------ handlers */
 
-static uint8_t argmax(const int8_t *v, uint16_t n)
+static uint16_t argmax(const int8_t *v, uint16_t n)
 {
     uint16_t best = 0;
     for (uint16_t i = 1; i < n; ++i) {
@@ -68,15 +82,21 @@ static uint8_t argmax(const int8_t *v, uint16_t n)
             best = i;
         }
     }
-    return (uint8_t)best;
+    return best;
 }
 
 void handle_model(const request_t *req)
 {
-    uint8_t buf[32 + 40 + 2 * 64 + 1];
+    uint8_t buf[3 * 32 + 40 + 2 * 64 + 1];
     wire_writer_t w = wire_writer(buf, sizeof buf);
     for (unsigned i = 0; i < 32u; ++i) {
         wire_u8(&w, tt_model.hash[i]);
+    }
+    for (unsigned i = 0; i < 32u; ++i) {
+        wire_u8(&w, tt_model.program_hash[i]);
+    }
+    for (unsigned i = 0; i < 32u; ++i) {
+        wire_u8(&w, tt_model.state_hash[i]);
     }
     wire_u16(&w, tt_model.classes);
     wire_u16(&w, tt_model.input_h);
@@ -105,6 +125,7 @@ static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint3
     if (len != claim->expected_len) {
         return false;
     }
+    restore.active = false; /* the sample lands in the arena, over a staged restore */
     claim->count = 0;
     if (prefix) {
         claim->regions[claim->count++] = (frame_region_t){train_prefix, prefix};
@@ -147,12 +168,11 @@ bool claim_infer(uint32_t len, rx_claim_t *claim)
     return claim_sample(len, claim, 0u, tt_model.infer_input_offset);
 }
 
-static void reply_logits(const request_t *req, const int8_t *logits, uint8_t pred, bool train, uint64_t count)
+static void reply_logits(const request_t *req, const int8_t *logits, uint16_t pred, bool train, uint64_t count)
 {
     uint8_t head[4 + 4 + 8];
     wire_writer_t w = wire_writer(head, sizeof head);
-    wire_u8(&w, pred);
-    wire_u8(&w, 0);
+    wire_u16(&w, pred);
     wire_u16(&w, tt_model.classes);
     if (train) {
         wire_u32(&w, tt_train_step_count);
@@ -172,14 +192,19 @@ void handle_train(const request_t *req)
         return;
     }
     uint32_t label = wire_get_u16(train_prefix);
+    uint32_t reserved = wire_get_u16(train_prefix + 2);
     uint32_t lr_scale = wire_get_u32(train_prefix + 4);
-    if (label >= tt_model.classes) {
+    if (label >= tt_model.classes || reserved != 0u || lr_scale > LR_SCALE_MAX) {
         int status = tt_model.input_streamed ? tt_input_end() : TT_INPUT_OK;
         if (status != TT_INPUT_OK) {
             reply_input_lost(req, status);
-            return;
+        } else if (label >= tt_model.classes) {
+            reply_error(req, ERR_BAD_ARGUMENT, tt_model.classes, "label out of range");
+        } else if (reserved != 0u) {
+            reply_error(req, ERR_BAD_ARGUMENT, 0u, "the reserved field of TRAIN must be 0");
+        } else {
+            reply_error(req, ERR_BAD_ARGUMENT, LR_SCALE_MAX, "lr_scale above 262144 (4.0 in Q16)");
         }
-        reply_error(req, ERR_BAD_ARGUMENT, tt_model.classes, "label out of range");
         return;
     }
     uint64_t received = tt_input_counter_total;
@@ -243,22 +268,83 @@ void handle_params_get(const request_t *req)
 
 void handle_params_set(const request_t *req)
 {
-    if (req->len < 4u) {
-        reply_error(req, ERR_BAD_LENGTH, 4u, "PARAMS_SET needs an offset");
+    if (req->len < 1u) {
+        reply_error(req, ERR_BAD_LENGTH, 1u, "PARAMS_SET needs an operation");
         return;
     }
-    uint32_t offset = wire_get_u32(req->payload);
-    uint32_t len = req->len - 4u;
-    uint32_t total = state_bytes();
-    if (offset > total || len > total - offset) {
-        reply_error(req, ERR_BAD_ARGUMENT, total, "range outside the learned state");
-        return;
-    }
-    state_copy(offset, len, (uint8_t *)req->payload + 4, true);
-    uint8_t out[8];
+    const uint8_t op = req->payload[0];
+    const uint8_t *p = req->payload + 1;
+    const uint32_t n = req->len - 1u;
+    const uint32_t total = state_bytes();
+    uint8_t out[1 + 8];
     wire_writer_t w = wire_writer(out, sizeof out);
-    wire_u32(&w, offset);
-    wire_u32(&w, len);
+    wire_u8(&w, op);
+    if (op == RESTORE_BEGIN) {
+        if (n != 32u + 4u) {
+            reply_error(req, ERR_BAD_LENGTH, 1u + 32u + 4u, "PARAMS_SET BEGIN takes a state hash and a size");
+            return;
+        }
+        if (memcmp(p, tt_model.state_hash, 32u) != 0) {
+            reply_error(req, ERR_BAD_ARGUMENT, 0u, "the state was saved for another trained-state layout");
+            return;
+        }
+        if (wire_get_u32(p + 32) != total) {
+            reply_error(req, ERR_BAD_ARGUMENT, total, "the state has another size than this model's");
+            return;
+        }
+        if (total > tt_model.arena_bytes) {
+            reply_error(req, ERR_BAD_STATE, tt_model.arena_bytes, "the arena cannot hold a staged state");
+            return;
+        }
+        restore.active = true;
+        restore.staged = 0u;
+        wire_u32(&w, total);
+    } else if (op == RESTORE_DATA) {
+        if (n < 4u) {
+            reply_error(req, ERR_BAD_LENGTH, 1u + 4u, "PARAMS_SET DATA needs an offset");
+            return;
+        }
+        if (!restore.active) {
+            reply_error(req, ERR_BAD_STATE, 0u, "no restore begun (TRAIN or INFER cancels one)");
+            return;
+        }
+        uint32_t offset = wire_get_u32(p);
+        uint32_t len = n - 4u;
+        if (offset > restore.staged || offset > total || len > total - offset) {
+            reply_error(req, ERR_BAD_ARGUMENT, restore.staged, "range outside the state or after a gap");
+            return;
+        }
+        memcpy(tt_arena + offset, p + 4, len);
+        if (offset + len > restore.staged) {
+            restore.staged = offset + len;
+        }
+        wire_u32(&w, offset);
+        wire_u32(&w, len);
+    } else if (op == RESTORE_COMMIT) {
+        if (n != 32u) {
+            reply_error(req, ERR_BAD_LENGTH, 1u + 32u, "PARAMS_SET COMMIT takes the state's SHA-256");
+            return;
+        }
+        if (!restore.active || restore.staged != total) {
+            reply_error(req, ERR_BAD_STATE, restore.active ? restore.staged : 0u, "the staged state is incomplete");
+            return;
+        }
+        sha256_t sha;
+        uint8_t digest[32];
+        sha256_init(&sha);
+        sha256_update(&sha, tt_arena, total);
+        sha256_final(&sha, digest);
+        if (memcmp(digest, p, 32u) != 0) {
+            reply_error(req, ERR_BAD_ARGUMENT, 0u, "the staged state does not match its SHA-256");
+            return;
+        }
+        state_copy(0u, total, tt_arena, true);
+        restore.active = false;
+        wire_u32(&w, tt_train_step_count);
+    } else {
+        reply_error(req, ERR_BAD_ARGUMENT, RESTORE_COMMIT, "unknown PARAMS_SET operation");
+        return;
+    }
     reply(req, out, (uint32_t)w.len);
 }
 

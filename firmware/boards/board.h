@@ -22,6 +22,8 @@ typedef struct {
     uint32_t clock_hz;            /* core clock (0 on the host) */
     board_counter_kind_t counter_kind;
     uint64_t counter_hz;          /* counter units per second (instructions per virtual second in QEMU) */
+    uint32_t rx_ring_bytes;       /* receive ring that holds bytes while the firmware is busy; 0: the
+                                   * line itself waits (QEMU, the host build's socket), nothing is lost */
 } board_info_t;
 
 typedef struct {
@@ -42,6 +44,10 @@ void board_init(int argc, char **argv);
 
 /* Next received byte, or -1 at once when none is waiting. */
 int board_getc(void);
+
+/* Received bytes lost since boot because the receive ring (or the UART) was full: each one
+ * breaks a frame (BAD_CRC or a frame that never ends). STATS reports it. */
+uint32_t board_rx_overruns(void);
 
 /* Sends len bytes; returns when they are all handed to the hardware. Safe to
  * call from a fault handler. */

@@ -25,6 +25,8 @@ typedef struct {
     const char *name;
     const char *scheme;
     uint8_t hash[32];          /* SHA-256 of the model file's canonical bytes */
+    uint8_t program_hash[32];  /* SHA-256 of the compiled training program (compiler.program_hash) */
+    uint8_t state_hash[32];    /* SHA-256 of the learned state's layout (compiler.state_layout_hash) */
     uint16_t classes;
     uint16_t input_h, input_w, input_c;
     uint32_t input_bytes;

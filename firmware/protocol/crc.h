@@ -1,4 +1,4 @@
-/* The two CRCs of protocol v1 (docs/protocol.md). Both are computed a nibble at
+/* The two CRCs of the protocol (docs/protocol.md). Both are computed a nibble at
  * a time from 16-entry tables: small in flash and fast enough for a serial line. */
 #ifndef TT_CRC_H
 #define TT_CRC_H

@@ -1,8 +1,8 @@
-/* Serial protocol v1 constants (docs/protocol.md). */
+/* Serial protocol v2 constants (docs/protocol.md). */
 #ifndef TT_FRAME_H
 #define TT_FRAME_H
 
-#define PROTOCOL_VERSION 1u
+#define PROTOCOL_VERSION 2u
 
 #define FRAME_SYNC0 0xA5u
 #define FRAME_SYNC1 0x5Au
@@ -18,6 +18,8 @@
 #define MSG_CALIBRATE 0x04u
 /* 0x10-0x1F: training engine (MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE) */
 #define MSG_REPLY 0x80u
+/* Board -> host during a streamed request on a board with a receive ring: send on up to here. */
+#define MSG_CREDIT 0xFDu
 #define MSG_FAULT 0xFEu
 #define MSG_ERROR 0xFFu
 

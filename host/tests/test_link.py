@@ -161,3 +161,84 @@ def test_unreachable_port_is_one_sentence() -> None:
         Link(f"socket://127.0.0.1:{port}")
     message = str(err.value)
     assert message.startswith(f"Cannot open the serial line socket://127.0.0.1:{port}") and message.endswith(".")
+
+
+def bad_crc(frame: Frame) -> bytes:
+    return encode_frame(0xFF, frame.seq, struct.pack("<BBI", ErrorCode.BAD_CRC, frame.type, 0) + b"\x03crc")
+
+
+def test_bad_crc_is_sent_again_even_for_requests_with_side_effects(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: bad_crc(f) if i < 2 else reply(f, b"done"))
+    with Link(board.url) as link:
+        assert link.request(MessageType.TRAIN, b"step", retry=0) == b"done"
+        assert link.crc_resends == 2
+    assert len(board.requests) == 3 and len({f.seq for f in board.requests}) == 3
+
+
+def test_bad_crc_resends_are_bounded(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: bad_crc(f))
+    with Link(board.url) as link:
+        with pytest.raises(BoardErrorReply, match="BAD_CRC"):
+            link.request(MessageType.TRAIN, b"step", retry=0)
+    assert len(board.requests) == 4
+
+
+def test_a_board_that_answered_before_is_not_blamed_on_the_firmware(fake: Callable[[Script], FakeBoard]) -> None:
+    board = fake(lambda f, i: reply(f, INFO_PAYLOAD) if f.type == MessageType.INFO else None)
+    with Link(board.url, timeout=0.2) as link:
+        link.info()
+        with pytest.raises(BoardNotAnswering) as err:
+            link.request(MessageType.TRAIN, b"x")
+    message = str(err.value)
+    assert "answered earlier requests" in message and "tinytrain firmware" not in message
+
+
+def test_credit_paces_a_streamed_frame(fake: Callable[[Script], FakeBoard]) -> None:
+    """The host sends no further than the board's CREDIT frames allow (here a 64-byte ring)."""
+    received = bytearray()
+    frame_len = 10 + 300 + 4
+    lock = threading.Lock()
+
+    class Board(FakeBoard):
+        granted = 64  # the implied first credit: one ring
+
+        def _serve(self) -> None:
+            conn, _ = self.server.accept()
+            with conn:
+                while len(received) < frame_len:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    with lock:
+                        received.extend(data)
+                    seq = received[3]
+                    # At any moment the host has sent at most 64 bytes beyond what the board granted.
+                    assert len(received) <= self.granted, (len(received), self.granted)
+                    self.granted = len(received) + 64
+                    conn.sendall(encode_frame(MessageType.CREDIT, seq, struct.pack("<I", self.granted)))
+                conn.sendall(encode_frame(MessageType.TRAIN | 0x80, received[3], b"ok"))
+
+    board = Board(lambda f, i: None)
+    try:
+        with Link(board.url) as link:
+            assert link.request(MessageType.TRAIN, bytes(300), retry=0, credit=64) == b"ok"
+            assert link.credits >= 300 // 64
+        assert len(received) == frame_len
+    finally:
+        board.close()
+
+
+def test_after_a_timeout_a_large_frame_waits_until_the_board_answers_again(fake: Callable[[Script], FakeBoard]) -> None:
+    """A board with a receive ring may still be busy with the request that timed out: the host asks
+    INFO (which fits the ring) before it sends a frame larger than the ring again."""
+    def script(frame: Frame, index: int) -> bytes | None:
+        if frame.type == MessageType.INFO:
+            return reply(frame, bytes([2]) + INFO_PAYLOAD[1:2] + struct.pack("<H", 512) + INFO_PAYLOAD[4:])
+        return reply(frame, b"ok") if index > 0 else None
+
+    board = fake(script)
+    with Link(board.url, timeout=0.3) as link:
+        link.rx_ring_bytes = 512
+        assert link.echo(bytes(1000)) == b"ok"
+    assert [f.type for f in board.requests] == [MessageType.ECHO, MessageType.INFO, MessageType.ECHO]
+    assert link.rx_ring_bytes == 512

@@ -4,7 +4,12 @@
  *
  *     tinytrain_host [PORT]     PORT 0 or none: pick a free one
  *
- * It prints "listening on socket://127.0.0.1:PORT" once it accepts clients. */
+ * It prints "listening on socket://127.0.0.1:PORT" once it accepts clients.
+ *
+ * Built with -DTT_HOST_UART_RING=N it behaves like the STM32F746's serial line instead of a socket
+ * that waits: a 1 kHz timer signal (the "receive interrupt") moves up to TT_HOST_UART_BYTES_PER_MS
+ * bytes per tick from the socket into an N-byte ring, whether the firmware is busy or not, and
+ * bytes that find the ring full are dropped and counted (STATS rx_overruns). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,16 @@
 #include <unistd.h>
 
 #include "boards/board.h"
+#include "boards/uart_ring.h"
+
+#ifdef TT_HOST_UART_RING
+#ifndef TT_HOST_UART_BYTES_PER_MS
+#define TT_HOST_UART_BYTES_PER_MS 12u /* 115200 baud */
+#endif
+#define RX_RING_BYTES (TT_HOST_UART_RING)
+#else
+#define RX_RING_BYTES 0u
+#endif
 
 static const board_info_t info = {
     .name = "host",
@@ -28,11 +44,14 @@ static const board_info_t info = {
     .clock_hz = 0,
     .counter_kind = BOARD_COUNTER_NANOSECONDS,
     .counter_hz = 1000000000u,
+    .rx_ring_bytes = RX_RING_BYTES,
 };
 
 static int listen_fd = -1;
 static int client_fd = -1;
+#ifndef TT_HOST_UART_RING
 static uint8_t inbox[4096];
+#endif
 static size_t inbox_len, inbox_pos;
 
 /* Static sections of this executable, from the symbols GNU ld defines. */
@@ -55,6 +74,43 @@ static void on_signal(int sig, siginfo_t *si, void *context)
     signal(sig, SIG_DFL);
     raise(sig);
 }
+
+#ifdef TT_HOST_UART_RING
+static uint8_t sim_bytes[TT_HOST_UART_RING];
+static uart_ring_t sim_ring = {sim_bytes, TT_HOST_UART_RING, 0u, 0u, 0u};
+static volatile sig_atomic_t sim_fd = -1;       /* the client the "interrupt" reads; -1: none */
+static volatile sig_atomic_t sim_peer_closed;
+
+static void on_uart_tick(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    int fd = sim_fd;
+    if (fd >= 0 && !sim_peer_closed) {
+        uint8_t chunk[TT_HOST_UART_BYTES_PER_MS];
+        ssize_t n = recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            sim_peer_closed = 1;
+        }
+        for (ssize_t i = 0; i < n; ++i) {
+            (void)uart_ring_put(&sim_ring, chunk[i]);
+        }
+    }
+    errno = saved;
+}
+
+static void uart_tick_block(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(how, &set, NULL);
+}
+
+uint32_t board_rx_overruns(void) { return sim_ring.overruns; }
+#else
+uint32_t board_rx_overruns(void) { return 0u; }
+#endif
 
 void board_init(int argc, char **argv)
 {
@@ -94,15 +150,61 @@ void board_init(int argc, char **argv)
     getsockname(listen_fd, (struct sockaddr *)&addr, &len);
     printf("tinytrain_host: listening on socket://127.0.0.1:%u\n", (unsigned)ntohs(addr.sin_port));
     fflush(stdout);
+#ifdef TT_HOST_UART_RING
+    struct sigaction tick;
+    memset(&tick, 0, sizeof tick);
+    tick.sa_handler = on_uart_tick;
+    tick.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &tick, NULL);
+    struct itimerval every_ms = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &every_ms, NULL);
+#endif
 }
 
 static void drop_client(void)
 {
+#ifdef TT_HOST_UART_RING
+    uart_tick_block(SIG_BLOCK);
+    sim_fd = -1;
+    sim_ring.tail = sim_ring.head;
+#endif
     close(client_fd);
     client_fd = -1;
     inbox_len = inbox_pos = 0;
+#ifdef TT_HOST_UART_RING
+    uart_tick_block(SIG_UNBLOCK);
+#endif
 }
 
+#ifdef TT_HOST_UART_RING
+int board_getc(void)
+{
+    if (client_fd < 0) {
+        struct pollfd pfd = {listen_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 1) > 0) {
+            client_fd = accept(listen_fd, NULL, NULL);
+            if (client_fd >= 0) {
+                int one = 1;
+                setsockopt(client_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                sim_peer_closed = 0;
+                sim_fd = client_fd;
+            }
+        }
+        return -1;
+    }
+    int c = uart_ring_get(&sim_ring);
+    if (c >= 0) {
+        return c;
+    }
+    if (sim_peer_closed) {
+        drop_client();
+        return -1;
+    }
+    struct timespec pause = {0, 100000}; /* an idle main loop does not spin a core */
+    nanosleep(&pause, NULL);
+    return -1;
+}
+#else
 int board_getc(void)
 {
     if (inbox_pos < inbox_len) {
@@ -130,6 +232,7 @@ int board_getc(void)
     inbox_pos = 1;
     return inbox[0];
 }
+#endif
 
 void board_write(const void *data, size_t len)
 {

@@ -6,6 +6,7 @@
 
 #include "boards/board.h"
 #include "boards/stm32f746/stm32f746_clock.h"
+#include "boards/uart_ring.h"
 #include "boards/stm32f746/stm32f746_regs.h"
 
 #ifndef TT_UART_BAUD
@@ -14,6 +15,15 @@
 
 _Static_assert(STM32F746_SYSCLK_HZ == 216000000u, "the PLL must give 216 MHz");
 
+/* Received bytes wait here: at 115200 baud a byte arrives every ~19000 cycles,
+ * but a handler may be busy for longer than one byte time. The host never has more
+ * than this many bytes on the way while the board computes (docs/protocol.md, CREDIT). */
+#define RX_RING_BYTES 512u
+static uint8_t rx_bytes[RX_RING_BYTES];
+static uart_ring_t rx_ring = {rx_bytes, RX_RING_BYTES, 0u, 0u, 0u};
+/* Bytes the USART itself lost (ORE: a byte arrived before the previous one was read). */
+static volatile uint32_t uart_overruns;
+
 static const board_info_t info = {
     .name = "stm32f746",
     .ram_bytes = 320u * 1024u,
@@ -21,14 +31,8 @@ static const board_info_t info = {
     .clock_hz = STM32F746_HCLK_HZ,
     .counter_kind = BOARD_COUNTER_CYCLES,
     .counter_hz = STM32F746_HCLK_HZ,
+    .rx_ring_bytes = RX_RING_BYTES,
 };
-
-/* Received bytes wait here: at 115200 baud a byte arrives every ~19000 cycles,
- * but a handler may be busy for longer than one byte time. */
-#define RX_RING_BYTES 512u
-static uint8_t rx_ring[RX_RING_BYTES];
-static volatile uint32_t rx_head; /* written by the interrupt */
-static volatile uint32_t rx_tail; /* written by the main loop */
 
 static uint32_t cycles_high; /* wraps of the 32-bit DWT->CYCCNT */
 static uint32_t cycles_last;
@@ -127,18 +131,18 @@ void USART1_IRQHandler(void)
     uint32_t isr = USART_ISR(USART1_BASE);
     if (isr & USART_ICR_ERRORS) {
         /* An overrun would otherwise keep the interrupt asserted and stop reception;
-         * the lost bytes surface as a CRC error or a timeout on the host. */
+         * the lost bytes surface as a CRC error or a timeout on the host, and in STATS. */
         USART_ICR(USART1_BASE) = isr & USART_ICR_ERRORS;
-    }
-    if (isr & USART_ISR_RXNE) {
-        uint8_t byte = (uint8_t)USART_RDR(USART1_BASE);
-        uint32_t head = rx_head;
-        if (head - rx_tail < RX_RING_BYTES) {
-            rx_ring[head % RX_RING_BYTES] = byte;
-            rx_head = head + 1u;
+        if (isr & USART_ISR_ORE) {
+            uart_overruns = uart_overruns + 1u;
         }
     }
+    if (isr & USART_ISR_RXNE) {
+        (void)uart_ring_put(&rx_ring, (uint8_t)USART_RDR(USART1_BASE));
+    }
 }
+
+uint32_t board_rx_overruns(void) { return rx_ring.overruns + uart_overruns; }
 
 /* Reads CYCCNT often enough (at least once per 2^32 cycles) to count its wraps. */
 static uint64_t cycles_extend(void)
@@ -173,16 +177,7 @@ void board_init(int argc, char **argv)
     cortex_m_irq_enable();
 }
 
-int board_getc(void)
-{
-    uint32_t tail = rx_tail;
-    if (tail == rx_head) {
-        return -1;
-    }
-    int byte = rx_ring[tail % RX_RING_BYTES];
-    rx_tail = tail + 1u;
-    return byte;
-}
+int board_getc(void) { return uart_ring_get(&rx_ring); }
 
 void board_write(const void *data, size_t len)
 {

@@ -167,7 +167,7 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
     config = config or default_build_config()
     if not Path(config.model).exists():
         raise BuildError(f"the model {config.model} does not exist.")
-    key = build_key(config, str(checked).encode())[:12]
+    key = build_key(config, str(checked).encode(), " ".join(flags).encode())[:12]
     out_dir = host_build_dir() / f"engine-{key}"
     output = out_dir / "tinytrain_host"
     generated = out_dir / "generated"

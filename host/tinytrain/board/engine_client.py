@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from tinytrain.board.link import BoardFault, BoardNotAnswering, Link, LinkError
+from tinytrain.board.messages import PROTOCOL_VERSION, BoardInfo, MalformedReply, MessageType
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.program import StepKind
 from tinytrain.numerics.fixed_point import LR_ONE
-from tinytrain.board.link import Link
-from tinytrain.board.messages import MessageType
 
 MSG_MODEL, MSG_TRAIN, MSG_INFER = MessageType.MODEL, MessageType.TRAIN, MessageType.INFER
 MSG_PARAMS_GET, MSG_PARAMS_SET, MSG_PROFILE = MessageType.PARAMS_GET, MessageType.PARAMS_SET, MessageType.PROFILE
+LR_SCALE_MAX = 4 * LR_ONE  # the largest TRAIN lr_scale a board accepts (docs/protocol.md)
+PARAMS_CHUNK = 2048  # state bytes per PARAMS_GET / PARAMS_SET DATA frame
+RESTORE_BEGIN, RESTORE_DATA, RESTORE_COMMIT = 0, 1, 2
+# Seconds a TRAIN or INFER may take on top of sending its frame: the first step of a session (nothing
+# measured yet), then STEP_MARGIN x the slowest step seen, at least MIN_STEP_SECONDS.
+FIRST_STEP_SECONDS = 20.0
+MIN_STEP_SECONDS = 5.0
+STEP_MARGIN = 5.0
 
 STEP_KINDS = [k.value for k in StepKind]  # the firmware reports a step kind by its position (ir.program)
 
 
 class EngineError(TinytrainError):
     """The board's model does not match what the host expects."""
+
+
+class StepCountMismatch(EngineError):
+    """The board's step counter is not where this session's TRAIN frames left it: the board was reset
+    (or reflashed, or restored) between two frames, or another host trains it too."""
+
+
+class TrainReplyLost(EngineError):
+    """The board took a TRAIN step but its reply never arrived."""
+
+
+class RestoreInterrupted(EngineError):
+    """A PARAMS_SET restore stopped before its commit: the board still holds its previous state."""
 
 
 def _string(buf: bytes, at: int) -> tuple[str, int]:
@@ -31,6 +54,8 @@ def _string(buf: bytes, at: int) -> tuple[str, int]:
 @dataclass
 class BoardModel:
     hash: str
+    program_hash: str  # compiler.program_hash of the program the board was built from
+    state_hash: str  # compiler.state_layout_hash: the layout of its learned state
     classes: int
     input_shape: tuple[int, int, int]
     input_bytes: int
@@ -53,14 +78,17 @@ class BoardModel:
 
     @classmethod
     def parse(cls, p: bytes) -> "BoardModel":
-        h = p[:32].hex()
-        classes, ih, iw, ic, ib, arena, trainable, planned, state, n_params, n_train, n_infer = struct.unpack_from(
-            "<HHHHIIIIIHHH", p, 32)
-        name, at = _string(p, 32 + 34)
-        scheme, at = _string(p, at)
-        flags = p[at] if at < len(p) else 0
-        return cls(h, classes, (ih, iw, ic), ib, arena, trainable, planned, state, n_params, n_train, n_infer, name,
-                   scheme, bool(flags & 1), bool(flags & 2))
+        try:
+            hashes = [p[i : i + 32].hex() for i in (0, 32, 64)]
+            classes, ih, iw, ic, ib, arena, trainable, planned, state, n_params, n_train, n_infer = struct.unpack_from(
+                "<HHHHIIIIIHHH", p, 96)
+            name, at = _string(p, 96 + 34)
+            scheme, at = _string(p, at)
+            flags = p[at]
+        except (struct.error, IndexError):
+            raise MalformedReply(f"The board sent a truncated MODEL reply ({len(p)} bytes).") from None
+        return cls(*hashes, classes, (ih, iw, ic), ib, arena, trainable, planned, state, n_params, n_train, n_infer,
+                   name, scheme, bool(flags & 1), bool(flags & 2))
 
 
 @dataclass
@@ -80,16 +108,34 @@ class ProfileRow:
 
 
 class EngineClient:
-    """Typed engine requests over a Link; checks sample sizes before anything is sent."""
+    """Typed engine requests over a Link; checks sample sizes before anything is sent.
 
-    def __init__(self, link: Link, train_timeout: float = 60.0):
+    It follows the board's step counter: every TRAIN reply must report exactly one step more than
+    the last (else StepCountMismatch), and a TRAIN that gets no reply is diagnosed (the board gone
+    silent, the reply lost after the step was applied, or the frame lost before it was)."""
+
+    def __init__(self, link: Link, train_timeout: float | None = None):
         self.link = link
-        self.train_timeout = train_timeout
+        self.train_timeout = train_timeout  # fixed seconds per TRAIN/INFER; None: adapt to the board
+        self._info: BoardInfo | None = None
         self._model: BoardModel | None = None
+        self._steps: int | None = None  # the board's step counter as this client last saw it
+        self._slowest = 0.0  # longest TRAIN/INFER exchange so far, seconds
+
+    @property
+    def info(self) -> BoardInfo:
+        if self._info is None:
+            info = self.link.info()
+            if info.protocol_version != PROTOCOL_VERSION:
+                raise EngineError(f"the board at {self.link.url} speaks serial protocol v{info.protocol_version} but "
+                                  f"this tinytrain speaks v{PROTOCOL_VERSION}; rebuild and reflash its firmware.")
+            self._info = info
+        return self._info
 
     @property
     def model(self) -> BoardModel:
         if self._model is None:
+            _ = self.info
             self._model = BoardModel.parse(self.link.request(MSG_MODEL))
         return self._model
 
@@ -109,42 +155,186 @@ class EngineClient:
                               f"{self.model.input_shape}.")
         return x.tobytes()
 
-    @staticmethod
-    def _logits(p: bytes, at: int, n: int) -> np.ndarray:
-        return np.frombuffer(p, dtype=np.int8, count=n, offset=at).copy()
+    def _logits(self, p: bytes, at: int, n: int, what: str) -> tuple[int, np.ndarray]:
+        if n != self.model.classes or len(p) != at + n:
+            raise MalformedReply(f"The board sent a {what} reply with {n} logits in {len(p)} bytes for a model of "
+                                 f"{self.model.classes} classes.")
+        logits = np.frombuffer(p, dtype=np.int8, count=n, offset=at).copy()
+        return int(np.argmax(logits)), logits
+
+    def _checked_prediction(self, pred: int, argmax: int, what: str) -> int:
+        # The board's argmax and the host's must agree: a prediction is never reported truncated.
+        if pred != argmax:
+            raise MalformedReply(f"The board's {what} reply predicts class {pred} but its logits peak at class "
+                                 f"{argmax}; is it running firmware of an older protocol?")
+        return pred
+
+    def step_timeout(self, frame_bytes: int) -> float:
+        """Seconds to wait for a TRAIN/INFER reply: sending the frame, plus the step itself."""
+        if self.train_timeout is not None:
+            return self.train_timeout
+        step = FIRST_STEP_SECONDS if not self._slowest else max(MIN_STEP_SECONDS, STEP_MARGIN * self._slowest)
+        return self.link.transfer_seconds(frame_bytes) + step
+
+    def _credit(self) -> int:
+        """A streamed sample on a board with a receive ring goes out only as far as it asks."""
+        return self.info.rx_ring_bytes if self.model.input_streamed else 0
+
+    def step_count(self) -> int:
+        """The board's step counter (the first 4 bytes of its learned state)."""
+        p = self.link.request(MSG_PARAMS_GET, struct.pack("<II", 0, 4))
+        if len(p) != 12:
+            raise MalformedReply(f"The board sent a PARAMS_GET reply of {len(p)} bytes for 4 bytes of state.")
+        (steps,) = struct.unpack_from("<I", p, 8)
+        self._steps = steps
+        return steps
 
     def train(self, x: np.ndarray, label: int, lr_scale: int = LR_ONE) -> StepResult:
+        if not 0 <= label <= 0xFFFF:
+            raise EngineError(f"label {label} does not fit TRAIN's 16-bit label field.")
+        if not 0 <= lr_scale <= LR_SCALE_MAX:
+            raise EngineError(f"a learning-rate scale of {lr_scale / LR_ONE:g} is outside the range 0..4 the board "
+                              "accepts.")
         payload = struct.pack("<HHI", label, 0, lr_scale) + self._sample(x)
-        p = self.link.request(MSG_TRAIN, payload, timeout=self.train_timeout, retry=0)
-        pred, _, n, steps, count = struct.unpack_from("<BBHIQ", p, 0)
-        return StepResult(pred, self._logits(p, 16, n), count, steps)
+        before = self.step_count() if self._steps is None else self._steps
+        timeout = self.step_timeout(len(payload) + 14)
+        for attempt in (0, 1):
+            t0 = time.monotonic()
+            try:
+                p = self.link.request(MSG_TRAIN, payload, timeout=timeout, retry=0, credit=self._credit())
+                break
+            except BoardNotAnswering:
+                if attempt or not self._not_applied(before):
+                    raise self._lost_train(before, timeout) from None
+                # The board is idle and its counter did not move: the frame never arrived whole and
+                # nothing changed, so sending it again cannot apply the step twice.
+        self._slowest = max(self._slowest, time.monotonic() - t0)
+        if len(p) < 16:
+            raise MalformedReply(f"The board sent a truncated TRAIN reply ({len(p)} bytes).")
+        pred, n, steps, count = struct.unpack_from("<HHIQ", p, 0)
+        argmax, logits = self._logits(p, 16, n, "TRAIN")
+        if steps != before + 1:
+            self._steps = steps
+            raise self._mismatch(before, steps)
+        self._steps = steps
+        return StepResult(self._checked_prediction(pred, argmax, "TRAIN"), logits, count, steps)
+
+    def _mismatch(self, before: int, now: int) -> StepCountMismatch:
+        if now <= before:
+            return StepCountMismatch(
+                f"the board's step counter went from {before} to {now} where {before + 1} was due: it was reset or "
+                f"reflashed between two TRAIN frames and lost the steps trained since it started (or since its "
+                f"state was last restored); push a saved state or start the stream again.")
+        return StepCountMismatch(
+            f"the board's step counter went from {before} to {now} where {before + 1} was due: another host is "
+            f"training it too, or a TRAIN frame was applied twice.")
+
+    def _board_answers(self) -> bool:
+        try:
+            self.link.request(MessageType.INFO, timeout=2.0, retry=2)
+            return True
+        except BoardNotAnswering:
+            return False
+
+    def _not_applied(self, before: int) -> bool:
+        """After a TRAIN without a reply: is the board idle with its counter where it was?"""
+        if not self._board_answers():
+            return False
+        try:
+            return self.step_count() == before
+        except LinkError:
+            return False
+
+    def _lost_train(self, before: int, timeout: float) -> EngineError | LinkError:
+        url = self.link.url
+        if not self._board_answers():
+            return BoardNotAnswering(
+                f"The board at {url} stopped answering during a TRAIN step (no reply within {timeout:.1f} s, nor to "
+                "INFO since): it hung, lost power or was disconnected; reset it (a reset loses what it learned since "
+                "its state was last pulled).")
+        try:
+            now = self.step_count()
+        except LinkError as exc:
+            return exc
+        if now == before + 1:
+            return TrainReplyLost(
+                f"the board at {url} applied TRAIN step {now} but its reply was lost on the serial line (no reply "
+                f"within {timeout:.1f} s, although the board answers and its step counter moved from {before} to "
+                f"{now}); the step was not sent again.")
+        if now == before:
+            return EngineError(
+                f"the TRAIN frame did not reach the board at {url} intact twice (no reply within {timeout:.1f} s; "
+                f"the board answers but its step counter stayed at {before}, so nothing was applied); check the "
+                "serial line.")
+        return self._mismatch(before, now)
 
     def infer(self, x: np.ndarray) -> StepResult:
-        p = self.link.request(MSG_INFER, self._sample(x), timeout=self.train_timeout)
-        pred, _, n, count = struct.unpack_from("<BBHQ", p, 0)
-        return StepResult(pred, self._logits(p, 12, n), count)
+        sample = self._sample(x)
+        t0 = time.monotonic()
+        p = self.link.request(MSG_INFER, sample, timeout=self.step_timeout(len(sample) + 14),
+                              credit=self._credit())
+        self._slowest = max(self._slowest, time.monotonic() - t0)
+        if len(p) < 12:
+            raise MalformedReply(f"The board sent a truncated INFER reply ({len(p)} bytes).")
+        pred, n, count = struct.unpack_from("<HHQ", p, 0)
+        argmax, logits = self._logits(p, 12, n, "INFER")
+        return StepResult(self._checked_prediction(pred, argmax, "INFER"), logits, count)
 
     def params_get(self) -> bytes:
         """The learned state: u32 step counter, then every trainable tensor's SRAM bytes."""
         total = self.model.state_bytes
         out = bytearray()
-        chunk = 2048
         while len(out) < total:
-            n = min(chunk, total - len(out))
+            n = min(PARAMS_CHUNK, total - len(out))
             p = self.link.request(MSG_PARAMS_GET, struct.pack("<II", len(out), n))
             off, _ = struct.unpack_from("<II", p, 0)
-            if off != len(out):
-                raise EngineError("the board answered PARAMS_GET for another offset.")
+            if off != len(out) or len(p) != 8 + n:
+                raise EngineError("the board answered PARAMS_GET for another range.")
             out += p[8:]
+        self._steps = struct.unpack_from("<I", out, 0)[0]
         return bytes(out)
 
-    def params_set(self, state: bytes) -> None:
+    def params_set(self, state: bytes, state_hash: str | None = None) -> None:
+        """Restores a learned state atomically: BEGIN (the state's layout hash and size), DATA chunks
+        staged on the board, COMMIT with the SHA-256 of the whole state. Until the commit the board's
+        own state is untouched, so an interrupted restore leaves it whole (RestoreInterrupted)."""
         if len(state) != self.model.state_bytes:
             raise EngineError(f"the saved state has {len(state)} bytes but the board's model needs "
                               f"{self.model.state_bytes}.")
-        chunk = 2048
-        for off in range(0, len(state), chunk):
-            self.link.request(MSG_PARAMS_SET, struct.pack("<I", off) + state[off : off + chunk], retry=0)
+        layout = bytes.fromhex(state_hash or self.model.state_hash)
+        # BEGIN is refused (BAD_ARGUMENT) when the state was saved for another layout: nothing was staged.
+        self.link.request(MSG_PARAMS_SET, struct.pack("<B", RESTORE_BEGIN) + layout + struct.pack("<I", len(state)),
+                          retry=2)
+        staged = 0
+        try:
+            for off in range(0, len(state), PARAMS_CHUNK):
+                # DATA is idempotent (the same bytes at the same offset), so it may be retried.
+                chunk = state[off : off + PARAMS_CHUNK]
+                self.link.request(MSG_PARAMS_SET, struct.pack("<BI", RESTORE_DATA, off) + chunk, retry=2)
+                staged = off + len(chunk)
+            commit = struct.pack("<B", RESTORE_COMMIT) + hashlib.sha256(state).digest()
+            try:
+                self.link.request(MSG_PARAMS_SET, commit, retry=0)
+            except BoardNotAnswering:
+                # The commit may have happened with its reply lost: the board's state tells.
+                try:
+                    committed = self.params_get() == state
+                except LinkError:
+                    raise RestoreInterrupted(
+                        "the board did not confirm the restore's commit and stopped answering; its learned state is "
+                        "whole, either the previous or the restored one (pull it once it answers to see which)."
+                    ) from None
+                if not committed:
+                    raise
+        except BoardFault:
+            raise
+        except LinkError as exc:  # no answer, a refusal, or the line itself gone
+            self._steps = None
+            raise RestoreInterrupted(
+                f"the restore stopped before its commit, with {staged} of {len(state)} bytes staged "
+                f"({str(exc)[0].lower()}{str(exc)[1:].rstrip('.')}); the board still holds its previous learned "
+                "state, whole.") from None
+        self._steps = struct.unpack_from("<I", state, 0)[0]
 
     def profile(self, program: str = "train") -> list[ProfileRow]:
         which = 0 if program == "train" else 1

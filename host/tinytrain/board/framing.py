@@ -1,4 +1,4 @@
-"""Serial protocol v1 framing in pure Python (docs/protocol.md).
+"""Serial protocol framing (unchanged in v2) in pure Python (docs/protocol.md).
 
 CRCs, frame encoding, and `FrameDecoder`, a receiver with exactly the rules of
 the firmware's firmware/protocol/frame_rx.c: hunt for the sync bytes, check the

@@ -1,4 +1,4 @@
-"""Host side of serial protocol v1: one request frame, one reply frame.
+"""Host side of serial protocol v2: one request frame, one reply frame.
 
     with Link("socket://127.0.0.1:4321") as link:   # QEMU or the host build
         print(link.info(), link.stats())
@@ -6,7 +6,11 @@
 
 Requests get a fresh seq on every try, so a late reply to an earlier try is
 recognised by its stale seq and ignored. Only requests without side effects are
-retried after a timeout (docs/protocol.md, "Limits and timing").
+retried after a timeout (docs/protocol.md, "Limits and timing"); any request the
+board refused with BAD_CRC (it changed nothing) is sent again. A streamed frame
+to a board with a receive ring is sent only as far as the board's CREDIT frames
+allow, so the ring never overflows; after a timeout, a frame larger than the
+ring waits until the board answers again (it may still be busy with the last one).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tinytrain.board.framing import BadCrc, Event, Frame, FrameDecoder, TooLarge
 from tinytrain.board.messages import (
     REPLY,
     BoardInfo,
+    ErrorCode,
     BoardStats,
     CalibrateResult,
     ErrorReply,
@@ -34,6 +39,7 @@ from tinytrain.board.messages import (
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRIES = 2
 DEFAULT_BAUDRATE = 115200
+CRC_RESENDS = 3  # BAD_CRC replies answered by sending the same request again, per request
 
 # Request types that may be sent again after a timeout. The training engine adds
 # MODEL, INFER and PARAMS_GET here when it defines them.
@@ -76,7 +82,12 @@ class Link:
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self.baudrate = baudrate
         self.frames_dropped = 0  # corrupted or stale frames seen and ignored
+        self.crc_resends = 0  # requests sent again after a BAD_CRC reply
+        self.credits = 0  # CREDIT frames that let a streamed frame go on
+        self.replies = 0  # good replies received: the board has answered on this link
+        self.rx_ring_bytes: int | None = None  # from INFO; None until the board said
         try:
             self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -143,39 +154,97 @@ class Link:
             if time.monotonic() >= deadline:
                 return None
 
+    def transfer_seconds(self, nbytes: int) -> float:
+        """Time the line needs for nbytes at the configured baud rate (8N1: 10 bits a byte)."""
+        return nbytes * 10.0 / max(self.baudrate, 1)
+
+    def _exchange(self, frame: bytes, seq: int, timeout: float, credit: int) -> Frame | None:
+        """Sends one frame and returns the frame with its seq that ends the exchange (a reply or an
+        ERROR reply), or None on timeout. With credit (the board's receive ring), only that many
+        bytes go out at first and the rest as the board's CREDIT frames allow."""
+        sent = len(frame) if credit <= 0 else min(credit, len(frame))
+        self.send_raw(frame[:sent])
+        while True:
+            reply = self.receive(seq, timeout)
+            if reply is None or reply.type != MessageType.CREDIT:
+                return reply
+            if len(reply.payload) == 4:
+                self.credits += 1
+                (until,) = struct.unpack("<I", reply.payload)
+                if until > sent:
+                    self.send_raw(frame[sent:until])
+                    sent = min(until, len(frame))
+
+    def _wait_until_idle(self, timeout: float) -> None:
+        """After a timeout the board may still be busy with the request that timed out; a frame
+        larger than its receive ring sent now would overflow it. INFO fits; its answer means idle."""
+        ring = self.rx_ring_bytes
+        if ring == 0:
+            return
+        deadline = time.monotonic() + max(timeout, DEFAULT_TIMEOUT)
+        while True:
+            try:
+                self.info(timeout=min(DEFAULT_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
+                return
+            except BoardNotAnswering:
+                if time.monotonic() >= deadline:
+                    return  # the request itself will then time out with the right message
+
     def request(
-        self, type_: int, payload: bytes = b"", timeout: float | None = None, retry: int | None = None
+        self, type_: int, payload: bytes = b"", timeout: float | None = None, retry: int | None = None,
+        credit: int = 0,
     ) -> bytes:
         """Sends one request and returns its reply payload.
 
         retry: tries after a timeout; by default 2 for SIDE_EFFECT_FREE types, else 0.
+        credit: the board's receive ring for a streamed request (send only as far as CREDIT allows).
         Raises BoardErrorReply, BoardFault or BoardNotAnswering.
         """
         timeout = self.timeout if timeout is None else timeout
         if retry is None:
             retry = DEFAULT_RETRIES if type_ in SIDE_EFFECT_FREE else 0
-        for _ in range(retry + 1):
+        timeouts = resends = 0
+        while True:
             seq = self.next_seq()
-            self.send_raw(encode_frame(type_, seq, payload))
-            frame = self.receive(seq, timeout)
-            if frame is None:
+            frame = encode_frame(type_, seq, payload)
+            if timeouts and len(frame) > (self.rx_ring_bytes if self.rx_ring_bytes is not None else 256):
+                self._wait_until_idle(timeout)
+            reply = self._exchange(frame, seq, timeout, credit)
+            if reply is None:
+                timeouts += 1
+                if timeouts > retry:
+                    break
                 continue
-            if frame.type == MessageType.ERROR:
-                raise BoardErrorReply(self.url, ErrorReply.parse(frame.payload))
-            if frame.type != type_ | REPLY:
+            if reply.type == MessageType.ERROR:
+                error = ErrorReply.parse(reply.payload)
+                if error.code == ErrorCode.BAD_CRC and resends < CRC_RESENDS:
+                    # The frame was damaged on the way and the board changed nothing: always safe to resend.
+                    resends += 1
+                    self.crc_resends += 1
+                    continue
+                raise BoardErrorReply(self.url, error)
+            if reply.type != type_ | REPLY:
                 raise LinkError(
                     f"The board at {self.url} answered {type_name(type_)} with message type "
-                    f"0x{frame.type:02X}; is it running matching firmware?"
+                    f"0x{reply.type:02X}; is it running matching firmware?"
                 )
-            return frame.payload
+            self.replies += 1
+            return reply.payload
         tries = f" ({retry + 1} tries)" if retry else ""
+        if self.replies:
+            raise BoardNotAnswering(
+                f"The board at {self.url} answered earlier requests but not {type_name(type_)} within "
+                f"{timeout:g} s{tries}: the frame or its reply was lost on the line, or the board hung or restarted."
+            )
         raise BoardNotAnswering(
             f"The board at {self.url} did not answer {type_name(type_)} within {timeout:g} s{tries}; "
             "check that it is running the tinytrain firmware and that nothing else uses the port."
         )
 
     def info(self, timeout: float | None = None) -> BoardInfo:
-        return BoardInfo.parse(self.request(MessageType.INFO, timeout=timeout))
+        info = BoardInfo.parse(self.request(MessageType.INFO, timeout=timeout))
+        self.rx_ring_bytes = info.rx_ring_bytes if info.protocol_version >= 2 else None
+        return info
 
     def echo(self, data: bytes, timeout: float | None = None) -> bytes:
         return self.request(MessageType.ECHO, data, timeout=timeout)

@@ -1,4 +1,4 @@
-"""Message types and reply payloads of serial protocol v1 (docs/protocol.md)."""
+"""Message types and reply payloads of serial protocol v2 (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from enum import IntEnum
 from tinytrain.errors import TinytrainError
 
 REPLY = 0x80
+PROTOCOL_VERSION = 2  # what this host speaks (INFO protocol_version)
 
 
 class MessageType(IntEnum):
@@ -22,6 +23,7 @@ class MessageType(IntEnum):
     PARAMS_GET = 0x13
     PARAMS_SET = 0x14
     PROFILE = 0x15
+    CREDIT = 0xFD
     FAULT = 0xFE
     ERROR = 0xFF
 
@@ -96,12 +98,14 @@ class BoardInfo:
     firmware_version: str
     board: str
     build_id: str
+    rx_ring_bytes: int = 0  # v2: receive ring that overflows if the host sends too far ahead; 0: flow-controlled
 
     @classmethod
     def parse(cls, payload: bytes) -> BoardInfo:
         r = _Reader("INFO reply", payload)
-        version, kind, _reserved, max_payload, ram, flash, clock = r.unpack("BBHIIII")
-        info = cls(version, _counter_kind(kind), max_payload, ram, flash, clock, r.string(), r.string(), r.string())
+        version, kind, ring, max_payload, ram, flash, clock = r.unpack("BBHIIII")
+        info = cls(version, _counter_kind(kind), max_payload, ram, flash, clock, r.string(), r.string(), r.string(),
+                   ring if version >= 2 else 0)
         r.end()
         return info
 
@@ -115,6 +119,7 @@ class BoardStats:
     peak_sram_bytes: int
     last_count: int
     counter_kind: CounterKind
+    rx_overruns: int | None = None  # v2: received bytes lost to a full receive ring since boot
 
     @property
     def static_bytes(self) -> int:
@@ -125,8 +130,9 @@ class BoardStats:
     def parse(cls, payload: bytes) -> BoardStats:
         r = _Reader("STATS reply", payload)
         data, bss, reserved, used, peak, last, kind = r.unpack("IIIIIQB")
+        overruns = r.unpack("I")[0] if len(payload) > r.pos else None  # v1 boards do not count them
         r.end()
-        return cls(data, bss, reserved, used, peak, last, _counter_kind(kind))
+        return cls(data, bss, reserved, used, peak, last, _counter_kind(kind), overruns)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from tinytrain.board.engine_client import EngineClient
-from tinytrain.learn.schedules import cross_entropy, lr_scales
+from tinytrain.board.engine_client import EngineClient, EngineError
+from tinytrain.board.link import LinkError
 from tinytrain.errors import TinytrainError
+from tinytrain.learn.schedules import cross_entropy, lr_scales
 from tinytrain.reference.executor import NumpyBackend
+
+
+class StreamStopped(TinytrainError):
+    """A TRAIN step failed mid-stream; `cause` says why, `done` how many steps the board took."""
+
+    def __init__(self, message: str, cause: Exception, done: int) -> None:
+        super().__init__(message)
+        self.cause, self.done = cause, done
 
 @dataclass
 class StreamResult:
@@ -36,7 +45,13 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
            desc: str = "train", wire: np.ndarray | None = None, unit: str = "sample") -> StreamResult:
     """TRAIN frames for every sample (epochs times); with a reference, the same steps run in NumPy
     and the logits of every step are compared. xs are the int8 model inputs; wire, if given, what
-    the frames carry instead (a sensor model's int16 counts, which the board scales to xs)."""
+    the frames carry instead (a sensor model's int16 counts, which the board scales to xs). A step
+    the board did not take as expected (reset, lost reply, silence) stops the stream with the sample
+    it happened at."""
+    if epochs < 1:
+        raise TinytrainError(f"the number of epochs must be at least 1, not {epochs}.")
+    if len(xs) == 0:
+        raise TinytrainError("there are no samples to train on.")
     n = len(xs) * epochs
     scales = lr_scales(n, schedule)
     res = StreamResult()
@@ -46,7 +61,13 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     i = 0
     for _ in range(epochs):
         for x, w, y in zip(xs, sent, ys):
-            r = engine.train(w, int(y), int(scales[i]))
+            try:
+                r = engine.train(w, int(y), int(scales[i]))
+            except (EngineError, LinkError) as exc:
+                bar.close()
+                message = str(exc).rstrip(".")
+                raise StreamStopped(f"{message[:1].lower()}{message[1:]}; the stream stopped at sample {i + 1} of "
+                                    f"{n}.", exc, i) from None
             res.losses.append(cross_entropy(r.logits, int(y), logit_scale))
             res.correct.append(r.prediction == int(y))
             res.counts.append(r.count)
@@ -76,6 +97,8 @@ def evaluate(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, reference: Nu
              progress: bool = True, desc: str = "eval", wire: np.ndarray | None = None,
              unit: str = "sample") -> EvalResult:
     """INFER frames for every sample (wire: what they carry instead of xs, as for stream)."""
+    if len(xs) == 0:
+        raise TinytrainError("there are no samples to evaluate on.")
     preds, counts = [], []
     mismatch = None
     sent = xs if wire is None else wire

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tinytrain.board.bench import BenchCase, authors_cases, default_cases, markdown, plot, run
+from tinytrain.commands.options import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default="",
                    help="SRAM budget of every build, e.g. 128KB (default: the smallest plan; the default set also "
                         "builds the target configuration, mcunet-5fps/49kb, with a 128KB budget)")
-    p.add_argument("--steps", type=int, default=3, help="counted training steps and inferences per configuration")
+    p.add_argument("--steps", type=positive_int, default=3, help="counted training steps and inferences per configuration")
     p.add_argument("--json", type=Path, default=Path("bench.json"), dest="json_path")
     p.set_defaults(func=main)
 

@@ -7,11 +7,12 @@ import argparse
 import numpy as np
 
 from tinytrain.board.session import add_board_arguments, open_board
-from tinytrain.learn.sample_input import board_samples
-from tinytrain.compile.sram_budget import parse_bytes
 from tinytrain.board.streaming import evaluate, stream
-from tinytrain.learn.schedules import SCHEDULES
+from tinytrain.commands.options import positive_int
 from tinytrain.commands.stream import add_data_arguments
+from tinytrain.compile.sram_budget import parse_bytes
+from tinytrain.learn.sample_input import board_samples
+from tinytrain.learn.schedules import SCHEDULES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_board_arguments(p)
     add_data_arguments(p)
     p.add_argument("--eval-data", help="also compare INFER on these samples after training")
-    p.add_argument("--eval-samples", type=int)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--eval-samples", type=positive_int)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
     p.add_argument("--budget", help="SRAM budget to check the measured peak against (default: the build's)")
     p.set_defaults(func=run)

@@ -28,8 +28,16 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one `tinytrain: error:` sentence, like every other error (exit status 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        message = message.rstrip(".")
+        self.exit(2, f"tinytrain: error: {message} (see {self.prog} --help).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinytrain", description=__doc__)
+    parser = OneLineParser(prog="tinytrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"tinytrain.commands.{name}").register(sub)

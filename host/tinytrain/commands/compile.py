@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model, write_outputs
 from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.errors import TinytrainError
 from tinytrain.learn.scheme_search import auto_scheme
-from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_out_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise TinytrainError(f"--out {path} is a file, not a folder; name a folder to write into.")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget) if args.budget else None
     scheme = sparse_scheme.load(args.scheme, model, budget, auto=lambda m, b: auto_scheme(

@@ -6,11 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from tinytrain.learn.contribution import Protocol
-from tinytrain.errors import TinytrainError
-from tinytrain.learn.scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
-from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.commands.compile import check_out_folder
 from tinytrain.commands.options import add_model_arguments, model_from_args
+from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.errors import TinytrainError
+from tinytrain.learn.contribution import Protocol
+from tinytrain.learn.scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, choose
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +62,7 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget)
     scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from tinytrain.board.builds import build_firmware
-from tinytrain.commands import demo_imu
 from tinytrain.board.session import open_board
-from tinytrain.learn.sample_input import model_samples
-from tinytrain.compile.sram_budget import kb, parse_bytes
 from tinytrain.board.streaming import evaluate, stream
+from tinytrain.commands import demo_imu
+from tinytrain.commands.options import positive_int
+from tinytrain.compile.sram_budget import kb, parse_bytes
+from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES
 
 
@@ -35,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--train", default="mnist:train", help="training samples")
     p.add_argument("--test", default="mnist:test", help="held-out samples")
-    p.add_argument("--train-samples", type=int, default=1000)
-    p.add_argument("--test-samples", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-samples", type=positive_int, default=1000)
+    p.add_argument("--test-samples", type=positive_int, default=1000)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="linear")
     p.add_argument("--out", type=Path, default=Path("demo.json"))
     p.add_argument("--no-check", action="store_true",

@@ -68,6 +68,7 @@ def format_report(url: str, info: BoardInfo, stats: BoardStats, elf_static: int 
         f"  protocol        v{info.protocol_version}, max payload {info.max_payload} bytes",
         f"  clock           {clock}, counter in {unit}",
         f"  memory          RAM {info.ram_bytes // kb} KB, flash {info.flash_bytes // kb} KB",
+        f"  receive ring    {f'{info.rx_ring_bytes} bytes (streamed samples paced by CREDIT)' if info.rx_ring_bytes else 'none (the line waits)'}",
         "STATS",
         f"  .data           {stats.data_bytes} bytes",
         f"  .bss            {stats.bss_bytes} bytes",
@@ -76,6 +77,8 @@ def format_report(url: str, info: BoardInfo, stats: BoardStats, elf_static: int 
         f"({100.0 * stats.peak_sram_bytes / info.ram_bytes:.1f}% of {info.ram_bytes // kb} KB)",
         f"  last count      {stats.last_count} {unit}",
     ]
+    if stats.rx_overruns is not None:
+        lines.append(f"  rx overruns     {stats.rx_overruns} bytes lost to a full receive ring since boot")
     if elf_static is not None:
         verdict = "matches" if elf_static == stats.static_bytes else "DIFFERS FROM"
         lines.append(f"  .data + .bss    {stats.static_bytes} bytes, {verdict} the ELF ({elf_static} bytes)")

@@ -9,9 +9,31 @@ from tinytrain.model.loader import load_model
 from tinytrain.ir.program import CompileOptions
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts (samples, epochs, steps): an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type of rates: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return value
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a tinytrain model (.ttm, or a folder holding one) or one of the paper's .pkl models")
-    p.add_argument("--classes", type=int, help="number of classes; a different number replaces the head")
+    p.add_argument("--classes", type=positive_int, help="number of classes; a different number replaces the head")
     p.add_argument("--new-head", action="store_true", help="replace the classifier by a fresh head even if --classes matches")
     p.add_argument("--head-seed", type=int, default=0, help="seed of the new head's initial weights")
 
@@ -21,8 +43,9 @@ def model_from_args(args: argparse.Namespace) -> Model:
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr", type=float, default=CompileOptions.lr, help="SGD learning rate (fp32-equivalent with QAS)")
-    p.add_argument("--bias-lr", type=float, help="learning rate of biases (default: --lr)")
+    p.add_argument("--lr", type=positive_float, default=CompileOptions.lr,
+                   help="SGD learning rate (fp32-equivalent with QAS)")
+    p.add_argument("--bias-lr", type=positive_float, help="learning rate of biases (default: --lr)")
     p.add_argument("--no-qas", action="store_true", help="ablation: no quantization-aware scaling of gradients")
     p.add_argument("--rounding", choices=["stochastic", "nearest", "truncate"], default="stochastic",
                    help="rounding of int8 weight updates (truncate = the authors' engine)")

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from tinytrain.commands.options import add_model_arguments, model_from_args
+from tinytrain.commands.options import add_model_arguments, model_from_args, positive_int
 from tinytrain.compile.autodiff import compile_program
 from tinytrain.compile.scheme import builtin
 from tinytrain.errors import TinytrainError
-from tinytrain.learn.datasets import to_model_input
+from tinytrain.learn.datasets import open_image, to_model_input
 from tinytrain.model.tflite import input_from_array, outputs_from_logits
 from tinytrain.reference.executor import NumpyBackend
 
@@ -25,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "float-input TFLite model); print the top classes.")
     add_model_arguments(p)
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--json", action="store_true",
                    help="one JSON object per input: output (the output tensor's int8 values; after the model's own "
                         "final SOFTMAX, if it has one), scale, zero_point, top5, logits (and output_float for a "
@@ -34,17 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def model_input(path: Path, model) -> np.ndarray:
+    if not path.is_file():
+        raise TinytrainError(f"the input {path} does not exist.")
     if path.suffix == ".npy":
         try:
             a = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise TinytrainError(f"cannot read {path} as a .npy array ({exc}).") from exc
         return input_from_array(model, a)
-    try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise TinytrainError(f"cannot read image {path} ({exc}).") from exc
+    img = open_image(path)
     channels = model.input_spec.shape[2]
     arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
     return to_model_input(arr[None, ...] if arr.ndim == 3 else arr[None, ..., None], model)[0]

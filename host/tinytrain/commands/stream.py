@@ -7,8 +7,9 @@ import argparse
 import numpy as np
 
 from tinytrain.board.session import add_board_arguments, open_board
-from tinytrain.learn.sample_input import board_samples
 from tinytrain.board.streaming import stream
+from tinytrain.commands.options import positive_int
+from tinytrain.learn.sample_input import board_samples
 from tinytrain.learn.schedules import SCHEDULES
 
 
@@ -16,7 +17,7 @@ def add_data_arguments(p: argparse.ArgumentParser, default: str | None = None) -
     p.add_argument("--data", required=default is None, default=default,
                    help="mnist:train, mnist:test, fashion-mnist:train|test, watch:train, watch:heldout, "
                         "watch:subject=S[:adapt|:test] (any with [a:b]), a .npz or a folder")
-    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--samples", type=positive_int, help="use only the first N samples")
     p.add_argument("--resize", action="store_true", help="resize/convert images that do not match the model input")
 
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "loss and running accuracy (prediction before each update).")
     add_board_arguments(p)
     add_data_arguments(p)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
     p.set_defaults(func=run)
 

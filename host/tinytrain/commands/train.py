@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args, positive_int
+from tinytrain.commands.pull import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
-from tinytrain.model.ttm import model_hash
-from tinytrain.reference.executor import NumpyBackend
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
-from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
-from tinytrain.commands.pull import save_state
+from tinytrain.model.ttm import model_hash
+from tinytrain.reference.executor import NumpyBackend
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="numpy (on a board, use `tinytrain stream`)")
     p.add_argument("--scheme", default="classifier", help="as for compile")
     p.add_argument("--data", required=True, help="training samples (as for stream)")
-    p.add_argument("--samples", type=int)
+    p.add_argument("--samples", type=positive_int)
     p.add_argument("--eval-data", help="held-out samples to measure accuracy on after training")
-    p.add_argument("--eval-samples", type=int)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--eval-samples", type=positive_int)
+    p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="linear")
     p.add_argument("--resize", action="store_true")
     p.add_argument("--out", type=Path, help="save the learned state here (the format of `tinytrain pull`)")
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_out_path(args.out)
     model = model_from_args(args)
     compiled = compile_model(model, sparse_scheme.load(args.scheme, model), options_from_args(args))
     backend = NumpyBackend(compiled.program, use_arena=False)
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         acc = np.mean([backend.predict(x) == y for x, y in zip(ex, ey)])
         print(f"accuracy {acc:.4f} on {len(ey)} samples of {args.eval_data}")
     if args.out:
-        save_state(args.out, model_hash(model), model.name, backend.state_bytes())
+        save_state(args.out, model_hash(model), model.name, backend.state_bytes(), compiled.state_hash,
+                   compiled.program_hash, compiled.program.scheme.name)
         print(f"saved the learned state to {args.out}")
     return 0

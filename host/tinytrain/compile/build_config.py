@@ -135,6 +135,8 @@ def compile_for_build(cfg: BuildConfig, out_dir: Path, auto: Callable[[Model, in
     codegen_c.generate(compiled, out_dir)
     info = compiled.report()
     info["input_bytes"] = compiled.program.model.input_spec.size
+    info["program_hash"] = compiled.program_hash  # what the board's MODEL reply must report
+    info["state_hash"] = compiled.state_hash
     # A sensor model's samples travel as int16 counts (docs/protocol.md, "Sensor samples").
     info["sample_bytes"] = info["input_bytes"] * (2 if "sensor_to_input" in compiled.program.model.metadata else 1)
     info["config"] = cfg.to_json()
@@ -148,5 +150,9 @@ def read_build_info(path: Path) -> tuple[BuildConfig, dict]:
         path = path / "generated" / "tinytrain.json"
     if not path.exists():
         raise TinytrainError(f"{path} does not exist; build the firmware first (pio run -e qemu_m7).")
-    info = json.loads(path.read_text())
-    return BuildConfig.from_json(info["config"]), info
+    try:
+        info = json.loads(path.read_text())
+        return BuildConfig.from_json(info["config"]), info
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TinytrainError(f"{path} is not a build's tinytrain.json ({type(exc).__name__}); rebuild the "
+                             "firmware.") from None

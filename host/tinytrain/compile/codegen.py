@@ -170,6 +170,8 @@ class _Emitter:
             params.append(f"    {{{sym}, {s.sram_bytes}u}},")
         h, w, ch = m.input_spec.shape
         hash_bytes = ", ".join(f"0x{b:02x}" for b in bytes.fromhex(c.model_hash))
+        program_hash = ", ".join(f"0x{b:02x}" for b in bytes.fromhex(c.program_hash))
+        state_hash = ", ".join(f"0x{b:02x}" for b in bytes.fromhex(c.state_hash))
         n_train, n_infer = len(p.train_steps), len(p.infer_steps)
         streamed = p.buffers[m.input].role == "stream"
         return "\n".join([
@@ -190,6 +192,8 @@ class _Emitter:
             self.op_table("infer_ops", p.infer_steps),
             "const tt_model_desc tt_model = {",
             f'    "{m.name}", "{p.scheme.name}", {{{hash_bytes}}},',
+            f"    {{{program_hash}}},",
+            f"    {{{state_hash}}},",
             f"    {m.num_classes}u, {h}u, {w}u, {ch}u, {m.input_spec.size}u,",
             f"    {int(streamed)}u, {c.train_plan.offsets.get(m.input, 0)}u, {c.infer_plan.offsets.get(m.input, 0)}u, "
             f"{c.arena_bytes}u,",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,15 @@ class Compiled:
 
     @property
     def arena_bytes(self) -> int:
-        return max(self.train_plan.arena_bytes, self.infer_plan.arena_bytes)
+        return max(self.train_plan.arena_bytes, self.infer_plan.arena_bytes, state_bytes(self.program))
+
+    @cached_property
+    def program_hash(self) -> str:
+        return program_hash(self)
+
+    @cached_property
+    def state_hash(self) -> str:
+        return state_layout_hash(self.program, self.model_hash)
 
     def report(self) -> dict:
         p = self.program
@@ -67,6 +78,13 @@ class Compiled:
                 for s in p.trainable_params
             ],
         }
+
+
+def state_bytes(program: TrainingProgram) -> int:
+    """The learned state (PARAMS_GET/SET): the u32 step counter and the SRAM part of every trainable
+    tensor. A restore (PARAMS_SET) stages it in the arena before committing it, so the arena is at
+    least this large."""
+    return 4 + program.trainable_sram_bytes
 
 
 def runtime_state_bytes(program: TrainingProgram) -> int:
@@ -165,7 +183,8 @@ def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOption
     program = compile_program(model, scheme, resolve_stage(model, scheme, options or CompileOptions()))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
-    return (max(train.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime_state_bytes(program)
+    return (max(train.arena_bytes, infer.arena_bytes, state_bytes(program)) + program.trainable_sram_bytes
+            + runtime_state_bytes(program)
             + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
 
 
@@ -178,9 +197,10 @@ def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | 
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
     plain_plan = arena_plan.plan(plain.train_steps, plain.buffers, model.input)
     runtime = runtime_state_bytes(program)
-    sram = SramEstimate(max(train.arena_bytes, infer.arena_bytes), program.trainable_sram_bytes, runtime,
+    staged = state_bytes(program)
+    sram = SramEstimate(max(train.arena_bytes, infer.arena_bytes, staged), program.trainable_sram_bytes, runtime,
                         FIRMWARE_BASE["static_bytes"], FIRMWARE_BASE["stack_bytes"])
-    without = (max(plain_plan.arena_bytes, infer.arena_bytes) + program.trainable_sram_bytes + runtime
+    without = (max(plain_plan.arena_bytes, infer.arena_bytes, staged) + program.trainable_sram_bytes + runtime
                + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
     compiled = Compiled(program, train, infer, plain, plain_plan, sram, without, flash_bytes(program),
                         model_file.model_hash(model))
@@ -196,7 +216,10 @@ def _over_budget(c: Compiled, budget: int) -> str:
     live = sorted(((plan.sizes[b], b) for b, (s, e) in plan.lifetimes.items() if s <= peak <= e), reverse=True)[:2]
     step_name = steps[peak].op if peak >= 0 else "input"
     biggest = sorted(c.program.trainable_params, key=lambda p: -p.sram_bytes)[:2]
-    parts = [f"the arena {kb(c.arena_bytes)} (at {step_name}: " + ", ".join(f"{b} {kb(n)}" for n, b in live) + ")",
+    arena = f"the arena {kb(c.arena_bytes)} (at {step_name}: " + ", ".join(f"{b} {kb(n)}" for n, b in live) + ")"
+    if c.arena_bytes > max(c.train_plan.arena_bytes, c.infer_plan.arena_bytes):
+        arena = f"the arena {kb(c.arena_bytes)} (sized to stage a restore of the learned state)"
+    parts = [arena,
              f"trainable tensors {kb(c.program.trainable_sram_bytes)} ("
              + ", ".join(f"{p.op}.{p.kind} {kb(p.sram_bytes)}" for p in biggest) + ")"]
     return (f"the planned peak SRAM {kb(c.sram.total)} exceeds the {kb(budget)} budget; the largest contributors are "
@@ -231,3 +254,78 @@ def layer_table(model: Model) -> list[dict]:
         rows.append({"layer": i, "op": op.name, "kind": op.kind, "weights": int(op.weight.size),
                      "out_shape": list(model.tensors[op.output].shape)})
     return rows
+
+
+# ---------------------------------------------------------------- program and state-layout hashes
+
+PROGRAM_HASH_VERSION = 1
+
+
+def _canonical(obj):
+    """A JSON-able, deterministic form of compiler data (dataclasses, arrays, sets, dicts, numbers)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [type(obj).__name__, {f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                                     if not f.name.startswith("_") and f.compare}]
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        return ["ndarray", a.dtype.newbyteorder("<").str, list(a.shape), a.astype(a.dtype.newbyteorder("<")).tobytes().hex()]
+    if obj is None or isinstance(obj, (bool, np.bool_, str)):
+        return obj if not isinstance(obj, np.bool_) else bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj).hex()
+    if isinstance(obj, dict):
+        items = [(_canonical(k), _canonical(v)) for k, v in obj.items()]
+        return ["dict", sorted(([k, v] for k, v in items), key=lambda kv: json.dumps(kv[0]))]
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return ["set", sorted((_canonical(v) for v in obj), key=json.dumps)]
+    raise TypeError(f"no canonical form for {type(obj).__name__}")
+
+
+def _sha256_json(doc) -> str:
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+
+
+def state_layout(program: TrainingProgram, model_hash: str) -> dict:
+    """What decides the meaning of every byte of the learned state (PARAMS_GET/SET, pulled files): the
+    model, and the trainable tensors' order, shapes, SRAM parts and PRNG offsets (i.e. the scheme)."""
+    return {"version": 1, "model_hash": model_hash, "header": "u32 step_count",
+            "tensors": [[p.op, p.layer, p.kind, list(p.shape), p.channels, list(p.sram_shape), p.element_offset]
+                        for p in program.trainable_params]}
+
+
+def state_layout_hash(program: TrainingProgram, model_hash: str) -> str:
+    """Hex SHA-256 of state_layout: a state saved under one hash is meaningful only under the same."""
+    return _sha256_json(state_layout(program, model_hash))
+
+
+def program_hash(c: Compiled) -> str:
+    """Hex SHA-256 of a canonical description of everything that decides what a board built from `c`
+    computes and how its memory is laid out: the model hash, the scheme, the compile options, the
+    ordered steps (kinds, reads, writes, attributes), buffers, planned offsets, the trained-state
+    layout and the layer constants. Equal hashes: the same program (deterministic across runs)."""
+    p = c.program
+    scheme = {"n_layers": p.scheme.n_layers, "bias_layers": sorted(p.scheme.bias_layers),
+              "weight_ratios": sorted([i, float(r).hex()] for i, r in p.scheme.weight_ratios.items())}
+    plan = lambda a: {"offsets": _canonical(a.offsets), "sizes": _canonical(a.sizes), "arena_bytes": a.arena_bytes}  # noqa: E731
+    doc = {
+        "version": PROGRAM_HASH_VERSION,
+        "model_hash": c.model_hash,
+        "scheme": scheme,
+        "options": _canonical(p.options),
+        "buffers": _canonical(p.buffers),
+        "train_steps": _canonical(p.train_steps),
+        "infer_steps": _canonical(p.infer_steps),
+        "train_plan": plan(c.train_plan),
+        "infer_plan": plan(c.infer_plan),
+        "arena_bytes": c.arena_bytes,
+        "state_layout": state_layout(p, c.model_hash),
+        "consts": _canonical(p.consts),
+        "loss_table": _canonical(p.loss_table),
+        "loss_scale_mult": _canonical(p.loss_scale_mult),
+        "grad_bits": _canonical(p.grad_bits),
+    }
+    return _sha256_json(doc)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model, WeightedNode
 
@@ -57,15 +59,46 @@ class SparseScheme:
         return f"{self.name}: biases of {len(self.bias_layers)} layers, weights {{{w}}}"
 
 
+SCHEME_KEYS = ("n_bias_update", "manual_weight_idx", "weight_update_ratio")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def from_authors(name: str, entry: dict, n_layers: int) -> SparseScheme:
-    try:
-        nb = int(entry["n_bias_update"])
-        idx = [int(i) for i in entry.get("manual_weight_idx", [])]
-        ratios = [float(r) for r in entry.get("weight_update_ratio", [])]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SchemeError(f"scheme {name} lacks n_bias_update/manual_weight_idx/weight_update_ratio ({exc}).") from exc
+    """A scheme in the authors' convention, checked strictly: every key present, integers where
+    integers belong (never truncated), each layer named once; nothing is filled in or guessed."""
+    if not isinstance(entry, dict):
+        raise SchemeError(f"scheme {name} is not a JSON object with {', '.join(SCHEME_KEYS)}.")
+    missing = [k for k in SCHEME_KEYS if k not in entry]
+    if missing:
+        raise SchemeError(f"scheme {name} lacks {', '.join(missing)}; a scheme needs all of {', '.join(SCHEME_KEYS)}.")
+    extra = sorted(k for k in entry if k not in SCHEME_KEYS and not str(k).startswith("_"))
+    if extra:
+        raise SchemeError(f"scheme {name} has unknown key(s) {', '.join(map(str, extra))}; only "
+                          f"{', '.join(SCHEME_KEYS)} are read.")
+    nb, idx, ratios = (entry[k] for k in SCHEME_KEYS)
+    if isinstance(idx, tuple):
+        idx = list(idx)
+    if isinstance(ratios, tuple):
+        ratios = list(ratios)
+    if not _is_int(nb):
+        raise SchemeError(f"scheme {name} has n_bias_update {nb!r}; it must be a whole number.")
+    if not isinstance(idx, list) or not all(_is_int(i) for i in idx):
+        raise SchemeError(f"scheme {name} has manual_weight_idx {idx!r}; it must be a list of whole layer numbers.")
+    if not isinstance(ratios, list) or not all(_is_number(r) for r in ratios):
+        raise SchemeError(f"scheme {name} has weight_update_ratio {ratios!r}; it must be a list of numbers.")
+    nb, idx, ratios = int(nb), [int(i) for i in idx], [float(r) for r in ratios]
     if len(idx) != len(ratios):
         raise SchemeError(f"scheme {name} has {len(idx)} weight indices but {len(ratios)} ratios.")
+    dup = sorted({i for i in idx if idx.count(i) > 1})
+    if dup:
+        raise SchemeError(f"scheme {name} names layer {dup[0]} more than once in manual_weight_idx.")
     bad = [i for i in idx if not 0 <= i < n_layers]
     if bad or not 0 <= nb <= n_layers:
         raise SchemeError(f"scheme {name} names layers outside 0..{n_layers - 1} of this model ({bad or nb}).")
@@ -119,12 +152,14 @@ def load(spec: str, model: Model, budget_bytes: int | None = None,
         return builtin(spec, n)
     path_part, _, key = spec.partition(":")
     path = Path(path_part)
-    if not path.exists():
+    if not path_part or not path.is_file():
         raise SchemeError(f"scheme {spec!r} is neither a built-in ({', '.join(BUILTIN)}) nor an existing JSON file.")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SchemeError(f"scheme file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+        raise SchemeError(f"scheme file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemeError(f"scheme file {path} cannot be read as UTF-8 text ({type(exc).__name__}).") from None
     entry = doc
     if key:
         for part in key.split("/"):

@@ -112,6 +112,12 @@ class WeightedNode(UnaryNode):
 
     def _check_params(self) -> None:
         label = f"{self.kind} {self.name}"
+        if not all(isinstance(a, np.ndarray) for a in (self.weight, self.bias, self.weight_scales)):
+            raise ModelError(f"{label} has weights, biases or weight scales that are not arrays.")
+        if self.weight.size == 0:
+            raise ModelError(f"{label} has no weights.")
+        if np.asarray(self.weight_scales).dtype.kind != "f":
+            raise ModelError(f"{label} has weight scales that are not numbers.")
         if self.weight.dtype != np.int8 or self.bias.dtype != np.int32:
             raise ModelError(f"{label} needs int8 weights and int32 biases.")
         n = self.out_channels
@@ -168,7 +174,9 @@ class Model:
         return out
 
     def validate(self) -> None:
-        """Checks shapes, dtypes and ordering; raises ModelError with one clear sentence."""
+        """Checks shapes, dtypes, values and ordering; raises ModelError with one clear sentence."""
+        for t in self.tensors.values():
+            _check_tensor(t)
         if self.input not in self.tensors:
             raise ModelError(f"the model input {self.input} is not one of its tensors.")
         defined = {self.input}
@@ -214,6 +222,25 @@ def with_input_size(model: Model, height: int, width: int | None = None) -> Mode
     new.metadata = dict(new.metadata, resolution=[height, width])
     new.validate()
     return new
+
+
+def _check_tensor(t: TensorSpec) -> None:
+    shape, qp = t.shape, t.qparams
+    if (not isinstance(shape, tuple) or len(shape) != 3
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise ModelError(f"tensor {t.name} has shape {shape}; a tensor is H x W x C with every size at least 1.")
+    if not (isinstance(qp.scale, float) and np.isfinite(qp.scale) and qp.scale > 0):
+        raise ModelError(f"tensor {t.name} has scale {qp.scale}; a scale is a finite number above 0.")
+    if not -128 <= qp.zero_point <= 127:
+        raise ModelError(f"tensor {t.name} has zero point {qp.zero_point}, outside the int8 range.")
+
+
+def json_int(v) -> int:
+    """A whole number from a model file (not a float, string or bool that int() would quietly turn
+    into one); ValueError otherwise."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{v!r} is not an integer")
+    return int(v)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:

@@ -47,6 +47,8 @@ import functools
 import gzip
 import re
 import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,29 @@ class LabelledSamples:
         if self.class_names is not None:
             return len(self.class_names)
         return int(self.labels.max()) + 1 if len(self) else 0
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:100].rstrip(".") if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def open_image(path: Path, what: str | None = None):
+    """An image file read whole with PIL; one DatasetError for anything unreadable, including a
+    decompression bomb (more pixels than PIL.Image.MAX_IMAGE_PIXELS, refused before decoding)."""
+    from PIL import Image
+
+    what = what or str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            im.load()
+            return im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DatasetError(f"{what} claims more pixels than an image may have ({_why(exc)}).") from None
+    except (OSError, ValueError, SyntaxError, zlib.error, EOFError) as exc:
+        raise DatasetError(f"{what} is not a readable image ({_why(exc)}).") from None
 
 
 # ---------------------------------------------------------------- specs
@@ -341,8 +366,13 @@ def _check_labels(labels: np.ndarray, n: int, where: str, num_classes: int | Non
 
 
 def _load_npz(path: Path) -> LabelledSamples:
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path} is a single .npy array, not a .npz archive of images and labels.")
+        with z:
             keys = set(z.files)
             missing = {"images", "labels"} - keys
             if missing:
@@ -350,9 +380,9 @@ def _load_npz(path: Path) -> LabelledSamples:
             images, labels = z["images"], z["labels"]
             names = z["class_names"] if "class_names" in keys else None
     except ValueError as exc:
-        raise DatasetError(f"{path} holds object arrays or is not a NumPy .npz file ({exc}).") from exc
-    except OSError as exc:
-        raise DatasetError(f"{path} is not a readable .npz file ({exc}).") from exc
+        raise DatasetError(f"{path} holds object arrays or is not a NumPy .npz file ({_why(exc)}).") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DatasetError(f"{path} is not a readable .npz file ({_why(exc)}).") from None
     if images.dtype != np.uint8:
         raise DatasetError(f"{path} has images of type {images.dtype}; they must be uint8 pixels 0..255.")
     if images.ndim == 3:
@@ -383,11 +413,11 @@ def _load_folder(path: Path) -> LabelledSamples:
     images: list[np.ndarray] = []
     for i, (f, _) in enumerate(files):
         try:
-            with Image.open(f) as im:
+            with open_image(f, f"sample {i} ({f})") as im:
                 gray = im.mode in ("1", "L", "LA", "I", "I;16", "F") or (im.mode == "P" and _palette_is_gray(im))
                 images.append(np.asarray(im.convert("L" if gray else "RGB")))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"sample {i} ({f}) is not a readable image ({exc}).") from exc
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DatasetError(f"sample {i} ({f}) is not a readable image ({_why(exc)}).") from None
     h, w = images[0].shape[:2]
     for i, (im, (f, _)) in enumerate(zip(images, files)):
         if im.shape[:2] != (h, w):

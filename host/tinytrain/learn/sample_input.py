@@ -32,6 +32,8 @@ def board_samples(spec: str, model: Model, limit: int | None = None, resize: boo
     images, labels = data.images, np.asarray(data.labels)
     if limit is not None:
         images, labels = images[offset : offset + limit], labels[offset : offset + limit]
+    if len(labels) == 0:
+        raise TinytrainError(f"{spec} holds no samples.")
     h, w, c = model.input_spec.shape
     sensor = sensor_scaling(model) is not None
     if data.is_sensor != sensor:

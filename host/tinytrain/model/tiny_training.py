@@ -30,6 +30,13 @@ _ALLOWED = {
 }
 
 
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """_codecs.encode as protocol-2 pickles of arrays use it (str -> bytes, latin1), and nothing else."""
+    if encoding not in ("latin1", "latin-1") or errors != "strict" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with the codec {encoding!r}")
+    return text.encode("latin1")
+
+
 class ImportError_(TinytrainError):
     """A model file that cannot be imported."""
 
@@ -38,9 +45,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing global {module}.{name}")
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if module.startswith("numpy.core"):
             module = module.replace("numpy.core", "numpy._core", 1)
         return super().find_class(module, name)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:100].rstrip(".") if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def read_pickle(path: str | Path) -> dict:
@@ -51,11 +65,18 @@ def read_pickle(path: str | Path) -> dict:
             if len(names) != 1:
                 raise ImportError_(f"{path} does not hold exactly one data.pkl.")
             with z.open(names[0]) as f:
-                return _RestrictedUnpickler(f).load()
+                d = _RestrictedUnpickler(f).load()
+    except ImportError_:
+        raise
     except zipfile.BadZipFile as exc:
-        raise ImportError_(f"{path} is not a torch.save zip archive.") from exc
+        raise ImportError_(f"{path} is not a torch.save zip archive ({_why(exc)}).") from None
     except pickle.UnpicklingError as exc:
-        raise ImportError_(f"{path} contains something other than NumPy arrays ({exc}).") from exc
+        raise ImportError_(f"{path} contains something other than NumPy arrays ({_why(exc)}).") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle (EOFError, ValueError, zlib.error, ...)
+        raise ImportError_(f"{path} is not a readable model pickle ({_why(exc)}).") from None
+    if not isinstance(d, dict):
+        raise ImportError_(f"{path} holds a {type(d).__name__}, not the dict of one of the paper's models.")
+    return d
 
 
 def _qp(scale, zero) -> QuantParams:
@@ -125,4 +146,10 @@ def load(path: str | Path) -> Model:
     path = Path(path)
     if not path.exists():
         raise ImportError_(f"{path} does not exist (the paper's models live in ../shared/models/tiny-training/).")
-    return from_dict(read_pickle(path), path.stem)
+    d = read_pickle(path)
+    try:
+        return from_dict(d, path.stem)
+    except TinytrainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a dict without the layout of the authors' models
+        raise ImportError_(f"{path} is not one of the paper's models ({_why(exc)}).") from None

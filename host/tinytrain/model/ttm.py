@@ -17,7 +17,7 @@ import numpy as np
 
 from tinytrain.errors import TinytrainError
 from tinytrain.ops import NODE_TYPES
-from tinytrain.ir.graph import Model, ModelError, Node, QuantParams, TensorSpec
+from tinytrain.ir.graph import Model, ModelError, Node, QuantParams, TensorSpec, json_int
 
 FORMAT = "tinytrain-model"
 VERSION = 1
@@ -70,13 +70,23 @@ def model_hash(model: Model) -> str:
     return hashlib.sha256(to_bytes(model)).hexdigest()
 
 
+def _why(exc: BaseException) -> str:
+    """The exception's kind and first line, for a one-sentence message."""
+    text = str(exc).splitlines()[0][:100].rstrip(".") if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load(path: str | Path) -> Model:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path} does not exist.")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file.")
     try:
         with zipfile.ZipFile(path) as z:
             doc = json.loads(z.read("model.json"))
+            if not isinstance(doc, dict):
+                raise ModelFileError(f"{path} is not a tinytrain model (its model.json is not an object).")
             if doc.get("format") != FORMAT:
                 raise ModelFileError(f"{path} is not a tinytrain model (format {doc.get('format')!r}).")
             if doc.get("version") != VERSION:
@@ -87,7 +97,8 @@ def load(path: str | Path) -> Model:
                     return np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
 
             tensors = {
-                t["name"]: TensorSpec(t["name"], tuple(t["shape"]), QuantParams(float(t["scale"]), int(t["zero_point"])))
+                t["name"]: TensorSpec(t["name"], tuple(json_int(v) for v in t["shape"]),
+                                      QuantParams(float(t["scale"]), json_int(t["zero_point"])))
                 for t in doc["tensors"]
             }
             ops: list[Node] = []
@@ -96,9 +107,12 @@ def load(path: str | Path) -> Model:
                 if node_type is None:
                     raise ModelFileError(f"{path} uses an unknown op type {d['type']!r}.")
                 ops.append(node_type.from_json(d, arr))
-            model = Model(doc["name"], tensors, ops, doc["input"], doc["output"], doc.get("metadata", {}))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError) as exc:
-        raise ModelFileError(f"{path} is not a readable tinytrain model file ({exc}).") from exc
+            model = Model(str(doc["name"]), tensors, ops, doc["input"], doc["output"], doc.get("metadata", {}))
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a damaged or hostile file makes the parser raise
+        # (zlib.error, EOFError, KeyError, TypeError, AttributeError, ValueError, BadZipFile, ...)
+        raise ModelFileError(f"{path} is not a readable tinytrain model file ({_why(exc)}).") from None
     try:
         model.validate()
     except ModelError as exc:

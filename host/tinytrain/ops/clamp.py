@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode
+from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode, json_int
 from tinytrain.ir.program import Step, StepKind
 from tinytrain.numerics import fixed_point as fp
 from tinytrain.numerics import kernels as K
@@ -45,7 +45,7 @@ class Clamp(UnaryNode):
 
     @classmethod
     def from_json(cls, d: dict, array) -> "Clamp":
-        return cls(d["name"], d["input"], d["output"], int(d["low"]), int(d["high"]))
+        return cls(d["name"], d["input"], d["output"], json_int(d["low"]), json_int(d["high"]))
 
 
 class ClampRule(OpRule):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode
+from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, json_int
 from tinytrain.ir.program import CompileError, ForwardAttrs, ParamSpec, Step, StepKind
 from tinytrain.numerics import kernels as K
 from tinytrain.ops.base import Builder, Emitter, Executor, ident
@@ -92,6 +92,13 @@ class Conv2D(WeightedNode):
         return oh, ow, self.out_channels
 
     def check(self, model: Model) -> None:
+        def ints(v, n: int) -> bool:
+            one = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            return one or (isinstance(v, (tuple, list)) and len(v) == n and all(ints(i, 0) for i in v))
+
+        if not ints(self.stride, 2) or not (self.padding is None or ints(self.padding, 4)):
+            raise ModelError(f"conv {self.name} has stride {self.stride!r} and padding {self.padding!r}; a stride is "
+                             f"one integer or two, padding one integer or four.")
         c = model.tensors[self.input].shape[2]
         oc = model.tensors[self.output].shape[2]
         if self.weight.ndim != 4:
@@ -121,10 +128,10 @@ class Conv2D(WeightedNode):
     @classmethod
     def from_json(cls, d: dict, array) -> "Conv2D":
         def ints(v):
-            return int(v) if np.isscalar(v) else tuple(int(i) for i in v)
+            return json_int(v) if np.isscalar(v) else tuple(json_int(i) for i in v)
 
         return cls(d["name"], d["input"], d["output"], array(d["weight"]), array(d["bias"]), array(d["weight_scales"]),
-                   ints(d["stride"]), int(d["groups"]), ints(d["padding"]))
+                   ints(d["stride"]), json_int(d["groups"]), ints(d["padding"]))
 
 
 def _needs_regular(node: Conv2D) -> None:

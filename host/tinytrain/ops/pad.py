@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode
+from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode, json_int
 from tinytrain.ir.program import GRAD_BITS, GradAttrs, Step, StepKind
 from tinytrain.numerics import kernels as K
 from tinytrain.ops.base import Builder, Emitter, Executor, OpRule, declare_geometry, ident
@@ -39,7 +39,7 @@ class Pad(UnaryNode):
 
     @classmethod
     def from_json(cls, d: dict, array) -> "Pad":
-        return cls(d["name"], d["input"], d["output"], tuple(int(v) for v in d["padding"]))
+        return cls(d["name"], d["input"], d["output"], tuple(json_int(v) for v in d["padding"]))
 
 
 class PadRule(OpRule):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode
+from tinytrain.ir.graph import Model, ModelError, Shape, UnaryNode, json_int
 from tinytrain.ir.program import GRAD_BITS, GradAttrs, Step, StepKind
 from tinytrain.ops.base import Builder, Emitter, Executor, OpRule
 
@@ -37,7 +37,7 @@ class Reshape(UnaryNode):
 
     @classmethod
     def from_json(cls, d: dict, array) -> "Reshape":
-        return cls(d["name"], d["input"], d["output"], tuple(int(v) for v in d["shape"]))
+        return cls(d["name"], d["input"], d["output"], tuple(json_int(v) for v in d["shape"]))
 
 
 class ReshapeRule(OpRule):
