@@ -7,10 +7,10 @@
  */
 #include "tt_kernels.h"
 
-#include "dsp_intrinsics.h"
-#include "fixed_point.h"
-#include "mask_bits.h"
-#include "depthwise_inplace.h"
+#include "internal/dsp_intrinsics.h"
+#include "internal/fixed_point.h"
+#include "internal/mask_bits.h"
+#include "internal/depthwise_inplace.h"
 
 /* ------------------------------------------------------------------ pointwise */
 

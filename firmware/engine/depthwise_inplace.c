@@ -6,8 +6,8 @@
  * one call of the strip form of tt_conv_depthwise, so results are bit-identical. */
 #include <string.h>
 
-#include "engine/depthwise_inplace.h"
-#include "engine/tt_kernels.h"
+#include "internal/depthwise_inplace.h"
+#include "tt_kernels.h"
 
 void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
                                const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,

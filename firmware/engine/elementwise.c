@@ -3,8 +3,8 @@
 
 #include "tt_kernels.h"
 
-#include "fixed_point.h"
-#include "mask_bits.h"
+#include "internal/fixed_point.h"
+#include "internal/mask_bits.h"
 
 /* MBQM(x, m, -e) for m >= 0, |x| < 2^30, in the fewest instructions for each right shift e:
  * e = 0: SRDHM alone, floor((x m + 2^30) / 2^31) = floor((2x m + 2^31) / 2^32), one SMMULR on 2x;

@@ -5,9 +5,9 @@
 
 #include "tt_kernels.h"
 
-#include "dsp_intrinsics.h"
-#include "fixed_point.h"
-#include "mask_bits.h"
+#include "internal/dsp_intrinsics.h"
+#include "internal/fixed_point.h"
+#include "internal/mask_bits.h"
 
 /* Lane masks of 2 mask bits: bit 0 -> the low int16 lane, bit 1 -> the high one. */
 static const uint32_t lane_mask[4] = {0u, 0xFFFFu, 0xFFFF0000u, 0xFFFFFFFFu};

@@ -10,9 +10,9 @@
 
 #include "tt_kernels.h"
 
-#include "dsp_intrinsics.h"
-#include "fixed_point.h"
-#include "input_grad_internal.h"
+#include "internal/dsp_intrinsics.h"
+#include "internal/fixed_point.h"
+#include "internal/input_grad_internal.h"
 
 enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2, IG_ACC32 = 3 };
 

@@ -52,6 +52,14 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask);
 
+/* The stride-1 depthwise conv in place: xy, the [h][w][c] input, is overwritten by the output (kernel odd,
+ * pad = kernel / 2), exactly what tt_conv_depthwise writes into a separate buffer. ring: (pad + 1) * w * c
+ * bytes of scratch; mask (may be NULL) needs w * c to be a multiple of 8. */
+void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
+                               const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                               int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring);
+
 /* Any conv2d (full kxk, grouped, strided 1x1): weights [cout][kernel][kernel][cin/groups] in one piece. */
 void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
                      int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,

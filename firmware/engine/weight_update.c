@@ -7,8 +7,8 @@
  */
 #include "tt_kernels.h"
 
-#include "dsp_intrinsics.h"
-#include "fixed_point.h"
+#include "internal/dsp_intrinsics.h"
+#include "internal/fixed_point.h"
 
 /* The rounding mode and the PRNG stream of one tensor, copied out of the context
  * (so that stores to the int8 weights, which may alias anything, do not force
