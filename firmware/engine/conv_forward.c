@@ -464,32 +464,28 @@ TT_ALWAYS_INLINE void pw_block_raw(const pw_args *g, int32_t ob, int32_t nb, con
     }
 }
 
-#if defined(__GNUC__)
-#define PW_NOINLINE __attribute__((noinline, optimize("no-schedule-insns")))
-#else
-#define PW_NOINLINE
-#endif
-
 typedef void (*pw_block_fn)(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit);
 
 /* Instantiations: expanded x with one weight part of a constant width (small layers: the loops
  * unroll completely), expanded with any parts, raw x; zy folded or not; masked or not. */
 /* Expanded inputs of four positions: K inputs in groups of 4, plus one partial group of a second part. */
 #define PW_X16_WORDS(K) (((K) / 4 + 1) * 4)
-#define PW_INST(NAME, KLO, KHI, XK, RQ, MASKED)                                                                   \
-    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
-    {                                                                                                              \
-        uint64_t x16[PW_X16_WORDS(XK)];                                                                            \
-        (void)zinit;                                                                                               \
-        pw_block(g, ob, nb, tab, x16, KLO, KHI, RQ, MASKED);                                                       \
+#define PW_INST(NAME, KLO, KHI, XK, RQ, MASKED)                                                                       \
+    TT_NOINLINE_NOSCHED static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,                  \
+                                         const int32_t *zinit)                                                        \
+    {                                                                                                                 \
+        uint64_t x16[PW_X16_WORDS(XK)];                                                                               \
+        (void)zinit;                                                                                                  \
+        pw_block(g, ob, nb, tab, x16, KLO, KHI, RQ, MASKED);                                                          \
     }
-#define PW_RAW(NAME, RQ, MASKED)                                                                                   \
-    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
-    {                                                                                                              \
-        pw_block_raw(g, ob, nb, tab, zinit, RQ, MASKED);                                                           \
+#define PW_RAW(NAME, RQ, MASKED)                                                                                      \
+    TT_NOINLINE_NOSCHED static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,                  \
+                                         const int32_t *zinit)                                                        \
+    {                                                                                                                 \
+        pw_block_raw(g, ob, nb, tab, zinit, RQ, MASKED);                                                              \
     }
 #define PW_FIXED(K)                                                                                                \
-    PW_INST(pw_k##K##_lo, K, 0, K, RQ_DBL, 0)                                                               \
+    PW_INST(pw_k##K##_lo, K, 0, K, RQ_DBL, 0)                                                                      \
     PW_INST(pw_k##K##_hi, 0, K, K, RQ_DBL, 0)
 PW_FIXED(8)
 PW_FIXED(16)
@@ -506,11 +502,12 @@ PW_INST(pw_x16_best_m, g->k_lo, g->k_hi, PW_XMAX, RQ_BEST, 1)
 PW_INST(pw_x16_fast, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 0)
 PW_INST(pw_x16_fast_m, g->k_lo, g->k_hi, PW_XMAX, RQ_FAST, 1)
 PW_INST(pw_x16_slow, g->k_lo, g->k_hi, PW_XMAX, RQ_SLOW, g->mask != 0)
-#define PW_CHUNKED(NAME, RQ, MASKED)                                                                               \
-    PW_NOINLINE static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, const int32_t *zinit) \
-    {                                                                                                              \
-        (void)zinit;                                                                                               \
-        pw_chunked(g, ob, nb, tab, RQ, MASKED);                                                                    \
+#define PW_CHUNKED(NAME, RQ, MASKED)                                                                                  \
+    TT_NOINLINE_NOSCHED static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,                  \
+                                         const int32_t *zinit)                                                        \
+    {                                                                                                                 \
+        (void)zinit;                                                                                                  \
+        pw_chunked(g, ob, nb, tab, RQ, MASKED);                                                                       \
     }
 PW_CHUNKED(pw_xc_best, RQ_BEST, 0)
 PW_CHUNKED(pw_xc_best_m, RQ_BEST, 1)
@@ -716,11 +713,12 @@ TT_ALWAYS_INLINE void conv_block(const conv_geom *c, const pw_args *g, int32_t o
 }
 
 typedef void (*conv_block_fn)(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab);
-#define CONV_INST(NAME, K, XK, RQ, MASKED)                                                                      \
-    PW_NOINLINE static void NAME(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab)  \
-    {                                                                                                            \
-        uint64_t x16[PW_X16_WORDS(XK)];                                                                          \
-        conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                       \
+#define CONV_INST(NAME, K, XK, RQ, MASKED)                                                                            \
+    TT_NOINLINE_NOSCHED static void NAME(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb,                \
+                                         const pw_rq *tab)                                                            \
+    {                                                                                                                 \
+        uint64_t x16[PW_X16_WORDS(XK)];                                                                               \
+        conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                            \
     }
 CONV_INST(conv_k27_dbl, 27, 27, RQ_DBL, 0)
 CONV_INST(conv_any_dbl, g->k_lo, PW_XMAX, RQ_DBL, 0)
@@ -878,18 +876,18 @@ typedef struct {
  * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Other
  * channels (dead ones, biases near -2^31) take the general saturating form. */
 
-#define DWP_RING_HALFS 320 /* 640 bytes of stack: k rows of a column tile */
+#define DWEXP_RING_HALFS 320 /* 640 bytes of stack: k rows of a column tile */
 
 typedef struct {
     uint32_t w[DW_MAX_KERNEL][4]; /* kernel row i, pair t: (w[i][2t], w[i][2t+1]) (doubled: fast) */
     int32_t init;                 /* fast: 2 (bias - zx sum w); general: -zx sum w */
     int32_t m, k, e;              /* fast: multiplier, 2^(e-1) + zy 2^e, right shift */
     int32_t bias, mult, shift, zy;
-} dwp_chan;
+} dwexp_chan;
 
 /* The channel's constants; returns whether it has the one-SMMLAR requantization. */
-static int dwp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t mult, int32_t shift, int32_t zx,
-                       int32_t zy, dwp_chan *q)
+static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t mult, int32_t shift, int32_t zx,
+                       int32_t zy, dwexp_chan *q)
 {
     const int32_t e = -shift;
     const int fast = mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
@@ -916,11 +914,11 @@ static int dwp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t m
  * struct, locals cannot change). */
 typedef struct {
     int32_t m, k, e, bias, zy;
-} dwp_rq;
+} dwexp_rq;
 
-TT_ALWAYS_INLINE dwp_rq dwp_rq_of(const dwp_chan *q, int fast)
+TT_ALWAYS_INLINE dwexp_rq dwexp_rq_of(const dwexp_chan *q, int fast)
 {
-    dwp_rq r;
+    dwexp_rq r;
     r.m = q->m;
     r.k = fast ? q->k : q->shift;
     r.e = q->e;
@@ -931,7 +929,7 @@ TT_ALWAYS_INLINE dwp_rq dwp_rq_of(const dwp_chan *q, int fast)
 
 /* One output y = clamp(MBQM(sat32(bias + acc)) + zy) (a: the accumulator, doubled when fast) and
  * its mask bit. */
-TT_ALWAYS_INLINE void dwp_out(int32_t a, dwp_rq r, int fast, int masked, int8_t *y, uint8_t *mask, uint32_t bit)
+TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int8_t *y, uint8_t *mask, uint32_t bit)
 {
     int32_t pre;
     if (fast)
@@ -945,7 +943,7 @@ TT_ALWAYS_INLINE void dwp_out(int32_t a, dwp_rq r, int fast, int masked, int8_t 
 }
 
 /* The weights of kernel row i as words w[0..P-1] (pairs), read two at a time. */
-#define DWP_LOAD_W(WQ, W, P)                                               \
+#define DWEXP_LOAD_W(WQ, W, P)                                             \
     do {                                                                   \
         TT_UNROLL(4) for (int t_ = 0; t_ + 1 < (P); t_ += 2)               \
         {                                                                  \
@@ -958,7 +956,7 @@ TT_ALWAYS_INLINE void dwp_out(int32_t a, dwp_rq r, int fast, int masked, int8_t 
     } while (0)
 
 /* Aligned words V[0..n-1] from xr (word aligned), two at a time. */
-#define DWP_LOAD_V(XR, V, N)                                               \
+#define DWEXP_LOAD_V(XR, V, N)                                             \
     do {                                                                   \
         TT_UNROLL(8) for (int u_ = 0; u_ + 1 < (N); u_ += 2)               \
         {                                                                  \
@@ -974,13 +972,13 @@ TT_ALWAYS_INLINE void dwp_out(int32_t a, dwp_rq r, int fast, int masked, int8_t 
  * row's first output, c the step between outputs, bit its mask index. Four outputs at a time share
  * every weight load (and, stride 2, every input word; stride 1, the even outputs read aligned words
  * two at a time, the odd ones unaligned words). */
-TT_ALWAYS_INLINE void dwp_row(const int16_t *const *rp, int32_t tow, const dwp_chan *q, int8_t *y, int32_t c,
+TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
                               uint8_t *mask, uint32_t bit, int K, int S, int fast, int masked)
 {
     enum { MAXP = (DW_MAX_KERNEL + 1) / 2 };
     const int P = (K + 1) / 2; /* pairs per kernel row */
     const int32_t init = q->init;
-    const dwp_rq rq = dwp_rq_of(q, fast);
+    const dwexp_rq rq = dwexp_rq_of(q, fast);
     int32_t ox = 0;
     for (; ox + 3 < tow; ox += 4, y += 4 * c, bit += 4 * (uint32_t)c) {
         int32_t a0 = init, a1 = init, a2 = init, a3 = init;
@@ -1020,10 +1018,10 @@ TT_ALWAYS_INLINE void dwp_row(const int16_t *const *rp, int32_t tow, const dwp_c
                 }
             }
         }
-        dwp_out(a0, rq, fast, masked, y, mask, bit);
-        dwp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
-        dwp_out(a2, rq, fast, masked, y + 2 * c, mask, bit + 2 * (uint32_t)c);
-        dwp_out(a3, rq, fast, masked, y + 3 * c, mask, bit + 3 * (uint32_t)c);
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+        dwexp_out(a2, rq, fast, masked, y + 2 * c, mask, bit + 2 * (uint32_t)c);
+        dwexp_out(a3, rq, fast, masked, y + 3 * c, mask, bit + 3 * (uint32_t)c);
     }
     for (; ox < tow; ox++, y += c, bit += (uint32_t)c) {
         int32_t a0 = init;
@@ -1032,13 +1030,14 @@ TT_ALWAYS_INLINE void dwp_row(const int16_t *const *rp, int32_t tow, const dwp_c
             const int16_t *xr = rp[i] + S * ox;
             TT_UNROLL(4) for (int t = 0; t < P; t++) a0 = tt_smlad(tt_read_s16x2(xr + 2 * t), q->w[i][t], a0);
         }
-        dwp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
     }
 }
 
 /* Halfwords X[0..n) of input row iy (any: rows outside [0, h) are all padding) of channel ch, from
  * input column ix0 on, into d (word aligned). */
-PW_NOINLINE static void dwp_expand_row(const dw_args *g, int32_t ch, int32_t iy, int32_t ix0, int32_t n, int16_t *d)
+TT_NOINLINE_NOSCHED static void dwexp_expand_row(const dw_args *g, int32_t ch, int32_t iy, int32_t ix0, int32_t n,
+                                                  int16_t *d)
 {
     const int32_t c = g->c, w = g->w;
     const int16_t zx = (int16_t)g->zx;
@@ -1080,7 +1079,7 @@ PW_NOINLINE static void dwp_expand_row(const dw_args *g, int32_t ch, int32_t iy,
 
 /* Every output row of channel q's column tile [ox0, ox0 + tow): before each output row the input
  * rows it adds are expanded into their ring slots (row iy in slot (iy + pad_top) mod K). */
-TT_ALWAYS_INLINE void dwp_tile(const dw_args *g, int32_t ch, const dwp_chan *q, int16_t *ring, int32_t ox0,
+TT_ALWAYS_INLINE void dwexp_tile(const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0,
                                int32_t tow, int32_t n, int32_t pitch, int K, int S, int fast, int masked)
 {
     const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top;
@@ -1093,7 +1092,7 @@ TT_ALWAYS_INLINE void dwp_tile(const dw_args *g, int32_t ch, const dwp_chan *q, 
         if (next < iy0)
             next = iy0;
         for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
-            dwp_expand_row(g, ch, next, ix0, n, ring + (slot >= K ? slot - K : slot) * pitch);
+            dwexp_expand_row(g, ch, next, ix0, n, ring + (slot >= K ? slot - K : slot) * pitch);
         const int16_t *rp[DW_MAX_KERNEL];
         int32_t slot = first;
         TT_UNROLL(7) for (int i = 0; i < K; i++)
@@ -1101,53 +1100,53 @@ TT_ALWAYS_INLINE void dwp_tile(const dw_args *g, int32_t ch, const dwp_chan *q, 
             rp[i] = ring + slot * pitch;
             slot = slot + 1 == K ? 0 : slot + 1;
         }
-        dwp_row(rp, tow, q, y, c, g->mask, bit, K, S, fast, masked);
+        dwexp_row(rp, tow, q, y, c, g->mask, bit, K, S, fast, masked);
         first += S;
         if (first >= K)
             first -= K;
     }
 }
 
-typedef void (*dwp_tile_fn)(const dw_args *g, int32_t ch, const dwp_chan *q, int16_t *ring, int32_t ox0, int32_t tow,
-                            int32_t n, int32_t pitch);
-#define DWP_INST(K, S, FAST, MASKED)                                                                             \
-    PW_NOINLINE static void dwp_tile_##K##_##S##_##FAST##MASKED(const dw_args *g, int32_t ch, const dwp_chan *q,   \
-                                                              int16_t *ring, int32_t ox0, int32_t tow, int32_t n,  \
-                                                              int32_t pitch)                                       \
-    {                                                                                                            \
-        dwp_tile(g, ch, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                        \
+typedef void (*dwexp_tile_fn)(const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0,
+                              int32_t tow, int32_t n, int32_t pitch);
+#define DWEXP_INST(K, S, FAST, MASKED)                                                                                \
+    TT_NOINLINE_NOSCHED static void dwexp_tile_##K##_##S##_##FAST##MASKED(                                            \
+        const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0, int32_t tow, int32_t n,        \
+        int32_t pitch)                                                                                                \
+    {                                                                                                                 \
+        dwexp_tile(g, ch, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                           \
     }
-#define DWP_INST_KS(K, S) DWP_INST(K, S, 1, 0) DWP_INST(K, S, 1, 1) DWP_INST(K, S, 0, 2)
-DWP_INST_KS(3, 1)
-DWP_INST_KS(5, 1)
-DWP_INST_KS(7, 1)
+#define DWEXP_INST_KS(K, S) DWEXP_INST(K, S, 1, 0) DWEXP_INST(K, S, 1, 1) DWEXP_INST(K, S, 0, 2)
+DWEXP_INST_KS(3, 1)
+DWEXP_INST_KS(5, 1)
+DWEXP_INST_KS(7, 1)
 
 /* [kernel / 2 - 1][fast, fast masked, general (masked or not)]: stride 1 only (the path now runs only
  * in place, for rows wider than the staged 4-channel path's one tile; strides 2 were slower there) */
-static const dwp_tile_fn dwp_fns[3][3] = {
-    {dwp_tile_3_1_10, dwp_tile_3_1_11, dwp_tile_3_1_02},
-    {dwp_tile_5_1_10, dwp_tile_5_1_11, dwp_tile_5_1_02},
-    {dwp_tile_7_1_10, dwp_tile_7_1_11, dwp_tile_7_1_02},
+static const dwexp_tile_fn dwexp_fns[3][3] = {
+    {dwexp_tile_3_1_10, dwexp_tile_3_1_11, dwexp_tile_3_1_02},
+    {dwexp_tile_5_1_10, dwexp_tile_5_1_11, dwexp_tile_5_1_02},
+    {dwexp_tile_7_1_10, dwexp_tile_7_1_11, dwexp_tile_7_1_02},
 };
 
 /* Output columns per tile for a kernel and stride: k expanded rows of a tile fit the ring. */
-static int32_t dwp_tile_cols(int32_t kernel, int32_t stride)
+static int32_t dwexp_tile_cols(int32_t kernel, int32_t stride)
 {
-    const int32_t pitch = (DWP_RING_HALFS / kernel) & ~1;
+    const int32_t pitch = (DWEXP_RING_HALFS / kernel) & ~1;
     const int32_t p = (kernel + 1) / 2;
     return stride == 1 ? pitch - kernel : (pitch + 2) / 2 - p;
 }
 
-/* Every output of channel ch, in column tiles of at most dwp_tile_cols (the input may be the
+/* Every output of channel ch, in column tiles of at most dwexp_tile_cols (the input may be the
  * output when there is one tile and the stride is 1). */
-static void dwp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8_t *wc, int16_t *ring)
+static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8_t *wc, int16_t *ring)
 {
     const int32_t stride = g->stride, ow = g->ow;
     const int masked = g->mask != 0;
-    dwp_chan q;
-    const int fast = dwp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q);
-    const dwp_tile_fn fn = dwp_fns[kernel / 2 - 1][fast ? masked : 2];
-    const int32_t tile = dwp_tile_cols(kernel, stride), p = (kernel + 1) / 2;
+    dwexp_chan q;
+    const int fast = dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q);
+    const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
+    const int32_t tile = dwexp_tile_cols(kernel, stride), p = (kernel + 1) / 2;
     for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
         const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
         const int32_t n = stride == 1 ? tow + kernel : 2 * (tow + p) - 2; /* halfwords read per row */
@@ -1156,23 +1155,24 @@ static void dwp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8
 }
 
 /* Whether the expanded-rows path runs this conv (and with `inplace`, in place: one column tile). */
-static int dwp_supported(int32_t kernel, int32_t stride, int32_t ow, int inplace)
+static int dwexp_supported(int32_t kernel, int32_t stride, int32_t ow, int inplace)
 {
     /* 3x3 stride 2 (each input feeds only 2.25 MACs) and narrow outputs (per-channel costs over few
      * outputs): the 4-lane path does better (measured: tools/kernel_bench.py) */
     if ((kernel != 3 && kernel != 5 && kernel != 7) || (stride != 1 && stride != 2) || (kernel == 3 && stride == 2) ||
         ow < 8)
         return 0;
-    return inplace && stride == 1 && ow <= dwp_tile_cols(kernel, stride);
+    return inplace && stride == 1 && ow <= dwexp_tile_cols(kernel, stride);
 }
 
-PW_NOINLINE static void dwp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo)
+TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
+                                            int32_t c_lo)
 {
-    uint32_t ring32[DWP_RING_HALFS / 2]; /* word aligned */
+    uint32_t ring32[DWEXP_RING_HALFS / 2]; /* word aligned */
     int16_t *ring = (int16_t *)(void *)ring32;
     const int32_t kk = kernel * kernel;
     for (int32_t ch = 0; ch < g->c; ch++)
-        dwp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
+        dwexp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
 }
 
 /* ------------------------------------------------------------------ depthwise, 4 channels on staged rows
@@ -1188,7 +1188,7 @@ PW_NOINLINE static void dwp_conv(const dw_args *g, int32_t kernel, const int8_t 
  * An output row is written only after every row it reads is in the ring, and each row is staged once,
  * so with one column tile (and stride 1) the output may overwrite the input. */
 
-#define DWB_RING_WORDS 264 /* 1056 bytes of stack: K staged rows of a column tile */
+#define DW4_RING_WORDS 264 /* 1056 bytes of stack: K staged rows of a column tile */
 
 typedef struct {
     uint64_t t[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* tap t: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
@@ -1196,15 +1196,15 @@ typedef struct {
     int32_t q[4][4];    /* mode 0: multiplier, 2^(e-1) + zy 2^e, right shift e; mode 1: multiplier, khi, rsh,
                          * bias (fixed_point.h's one-multiply form); mode 2: multiplier, shift, bias */
     int32_t mode[4], zy;
-} dwb_group;
+} dw4_group;
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
  * multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot
  * overflow), else 0 (the lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one:
  * dead channels, biases near -2^31). */
-static int dwb_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
+static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy,
-                       dwb_group *g)
+                       dw4_group *g)
 {
     const int32_t kk = kernel * kernel;
     const int8_t *p[4];
@@ -1258,7 +1258,7 @@ static int dwb_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
 }
 
 /* Staged row: n words, pixel u = input column ix0 + u of row iy (a padding row or column: zx bytes). */
-PW_NOINLINE static void dwb_stage(const dw_args *a, int32_t c0, int32_t iy, int32_t ix0, int32_t n, uint32_t *d)
+TT_NOINLINE_NOSCHED static void dw4_stage(const dw_args *a, int32_t c0, int32_t iy, int32_t ix0, int32_t n, uint32_t *d)
 {
     const uint32_t zword = 0x01010101u * (uint8_t)a->zx;
     int32_t u = 0;
@@ -1284,7 +1284,7 @@ PW_NOINLINE static void dwb_stage(const dw_args *a, int32_t c0, int32_t iy, int3
 
 /* The 4 outputs of one position (channels c0..c0+3) from their accumulators (fast: every lane in
  * mode 0; else each lane by its mode). */
-TT_ALWAYS_INLINE void dwb_out4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const dwb_group *g, int8_t *y,
+TT_ALWAYS_INLINE void dw4_out4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const dw4_group *g, int8_t *y,
                                uint8_t *mask, uint32_t bit, int fast, int masked)
 {
     const int32_t acc[4] = {a0, a1, a2, a3};
@@ -1311,7 +1311,7 @@ TT_ALWAYS_INLINE void dwb_out4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, c
     }
 }
 
-#define DWB_TAP(X, WT, A0, A1, A2, A3)                                                                  \
+#define DW4_TAP(X, WT, A0, A1, A2, A3)                                                                  \
     do {                                                                                                \
         const uint32_t xe_ = tt_sxtb16(X), xo_ = tt_sxtb16_ror8(X);                                     \
         const uint32_t we_ = (uint32_t)(WT), wo_ = (uint32_t)((WT) >> 32);                              \
@@ -1322,7 +1322,7 @@ TT_ALWAYS_INLINE void dwb_out4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, c
     } while (0)
 
 /* One output row of tow outputs from the K staged rows rp[0..K-1] (pixel u of the tile at rp[i][u]). */
-TT_ALWAYS_INLINE void dwb_row(const uint32_t *const *rp, int32_t tow, const dwb_group *g, int8_t *y, int32_t c,
+TT_ALWAYS_INLINE void dw4_row(const uint32_t *const *rp, int32_t tow, const dw4_group *g, int8_t *y, int32_t c,
                               uint8_t *mask, uint32_t bit, int K, int S, int fast, int masked)
 {
     const uint64_t *t = g->t;
@@ -1332,26 +1332,26 @@ TT_ALWAYS_INLINE void dwb_row(const uint32_t *const *rp, int32_t tow, const dwb_
         int32_t a0 = (int32_t)(uint32_t)i01, a1 = (int32_t)(uint32_t)(i01 >> 32);
         int32_t a2 = (int32_t)(uint32_t)i23, a3 = (int32_t)(uint32_t)(i23 >> 32);
         int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-#define DWB_PAIR_ROW                                                                                    \
+#define DW4_PAIR_ROW                                                                                    \
     do {                                                                                                \
         const uint32_t *r = rp[i] + S * ox;                                                             \
         TT_UNROLL(7) for (int j = 0; j < K; j++)                                                        \
         {                                                                                               \
             const uint64_t wt = tt_ld64(ti, j);                                                         \
             const uint32_t xa = r[j];                                                                   \
-            DWB_TAP(xa, wt, a0, a1, a2, a3);                                                            \
+            DW4_TAP(xa, wt, a0, a1, a2, a3);                                                            \
             const uint32_t xb = r[j + S];                                                               \
-            DWB_TAP(xb, wt, b0, b1, b2, b3);                                                            \
+            DW4_TAP(xb, wt, b0, b1, b2, b3);                                                            \
         }                                                                                               \
     } while (0)
         const uint64_t *ti = t;
         if (K == 3) /* rows unrolled for 3x3 only (code size) */
-            TT_UNROLL(3) for (int i = 0; i < K; i++, ti += K) DWB_PAIR_ROW;
+            TT_UNROLL(3) for (int i = 0; i < K; i++, ti += K) DW4_PAIR_ROW;
         else
-            TT_UNROLL(1) for (int i = 0; i < K; i++, ti += K) DWB_PAIR_ROW;
-#undef DWB_PAIR_ROW
-        dwb_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
-        dwb_out4(b0, b1, b2, b3, g, y + c, mask, bit + (uint32_t)c, fast, masked);
+            TT_UNROLL(1) for (int i = 0; i < K; i++, ti += K) DW4_PAIR_ROW;
+#undef DW4_PAIR_ROW
+        dw4_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
+        dw4_out4(b0, b1, b2, b3, g, y + c, mask, bit + (uint32_t)c, fast, masked);
     }
     for (; ox < tow; ox++, y += c, bit += (uint32_t)c) {
         int32_t a0 = g->init[0], a1 = g->init[1], a2 = g->init[2], a3 = g->init[3];
@@ -1363,16 +1363,16 @@ TT_ALWAYS_INLINE void dwb_row(const uint32_t *const *rp, int32_t tow, const dwb_
             {
                 const uint64_t wt = tt_ld64(ti, j);
                 const uint32_t xa = r[j];
-                DWB_TAP(xa, wt, a0, a1, a2, a3);
+                DW4_TAP(xa, wt, a0, a1, a2, a3);
             }
         }
-        dwb_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
+        dw4_out4(a0, a1, a2, a3, g, y, mask, bit, fast, masked);
     }
 }
 
 /* Every output row of group c0's column tile [ox0, ox0 + tow): before each output row the input rows
  * it adds are staged into their ring slots (row iy in slot (iy + pad_top) mod K), n words each. */
-TT_ALWAYS_INLINE void dwb_tile(const dw_args *a, int32_t c0, const dwb_group *g, uint32_t *ring, int32_t ox0,
+TT_ALWAYS_INLINE void dw4_tile(const dw_args *a, int32_t c0, const dw4_group *g, uint32_t *ring, int32_t ox0,
                                int32_t tow, int32_t n, int K, int S, int fast, int masked)
 {
     const int32_t c = a->c, ow = a->ow, oh = a->oh, pt = a->pad_top;
@@ -1385,7 +1385,7 @@ TT_ALWAYS_INLINE void dwb_tile(const dw_args *a, int32_t c0, const dwb_group *g,
         if (next < iy0)
             next = iy0;
         for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
-            dwb_stage(a, c0, next, ix0, n, ring + (slot >= K ? slot - K : slot) * n);
+            dw4_stage(a, c0, next, ix0, n, ring + (slot >= K ? slot - K : slot) * n);
         const uint32_t *rp[DW_MAX_KERNEL];
         int32_t slot = first;
         TT_UNROLL(7) for (int i = 0; i < K; i++)
@@ -1393,58 +1393,58 @@ TT_ALWAYS_INLINE void dwb_tile(const dw_args *a, int32_t c0, const dwb_group *g,
             rp[i] = ring + slot * n;
             slot = slot + 1 == K ? 0 : slot + 1;
         }
-        dwb_row(rp, tow, g, y, c, a->mask, bit, K, S, fast, masked);
+        dw4_row(rp, tow, g, y, c, a->mask, bit, K, S, fast, masked);
         first += S;
         if (first >= K)
             first -= K;
     }
 }
 
-typedef void (*dwb_tile_fn)(const dw_args *a, int32_t c0, const dwb_group *g, uint32_t *ring, int32_t ox0,
+typedef void (*dw4_tile_fn)(const dw_args *a, int32_t c0, const dw4_group *g, uint32_t *ring, int32_t ox0,
                             int32_t tow, int32_t n);
-#define DWB_INST(K, S, FAST, MASKED)                                                                            \
-    PW_NOINLINE static void dwb_tile_##K##_##S##_##FAST##MASKED(const dw_args *a, int32_t c0, const dwb_group *g,  \
-                                                              uint32_t *ring, int32_t ox0, int32_t tow, int32_t n) \
-    {                                                                                                           \
-        dwb_tile(a, c0, g, ring, ox0, tow, n, K, S, FAST, MASKED);                                              \
+#define DW4_INST(K, S, FAST, MASKED)                                                                                  \
+    TT_NOINLINE_NOSCHED static void dw4_tile_##K##_##S##_##FAST##MASKED(                                              \
+        const dw_args *a, int32_t c0, const dw4_group *g, uint32_t *ring, int32_t ox0, int32_t tow, int32_t n)        \
+    {                                                                                                                 \
+        dw4_tile(a, c0, g, ring, ox0, tow, n, K, S, FAST, MASKED);                                                    \
     }
-#define DWB_INST_KS(K, S) DWB_INST(K, S, 1, 0) DWB_INST(K, S, 1, 1) DWB_INST(K, S, 0, 2)
-DWB_INST_KS(3, 1)
-DWB_INST_KS(3, 2)
-DWB_INST_KS(5, 1)
-DWB_INST_KS(5, 2)
-DWB_INST_KS(7, 1)
-DWB_INST_KS(7, 2)
+#define DW4_INST_KS(K, S) DW4_INST(K, S, 1, 0) DW4_INST(K, S, 1, 1) DW4_INST(K, S, 0, 2)
+DW4_INST_KS(3, 1)
+DW4_INST_KS(3, 2)
+DW4_INST_KS(5, 1)
+DW4_INST_KS(5, 2)
+DW4_INST_KS(7, 1)
+DW4_INST_KS(7, 2)
 
 /* [kernel / 2 - 1][stride - 1][fast, fast masked, mixed lanes (masked or not)] */
-static const dwb_tile_fn dwb_fns[3][2][3] = {
-    {{dwb_tile_3_1_10, dwb_tile_3_1_11, dwb_tile_3_1_02}, {dwb_tile_3_2_10, dwb_tile_3_2_11, dwb_tile_3_2_02}},
-    {{dwb_tile_5_1_10, dwb_tile_5_1_11, dwb_tile_5_1_02}, {dwb_tile_5_2_10, dwb_tile_5_2_11, dwb_tile_5_2_02}},
-    {{dwb_tile_7_1_10, dwb_tile_7_1_11, dwb_tile_7_1_02}, {dwb_tile_7_2_10, dwb_tile_7_2_11, dwb_tile_7_2_02}},
+static const dw4_tile_fn dw4_fns[3][2][3] = {
+    {{dw4_tile_3_1_10, dw4_tile_3_1_11, dw4_tile_3_1_02}, {dw4_tile_3_2_10, dw4_tile_3_2_11, dw4_tile_3_2_02}},
+    {{dw4_tile_5_1_10, dw4_tile_5_1_11, dw4_tile_5_1_02}, {dw4_tile_5_2_10, dw4_tile_5_2_11, dw4_tile_5_2_02}},
+    {{dw4_tile_7_1_10, dw4_tile_7_1_11, dw4_tile_7_1_02}, {dw4_tile_7_2_10, dw4_tile_7_2_11, dw4_tile_7_2_02}},
 };
 
 /* Output columns per tile: K staged rows of (tow - 1) S + K pixels fit the ring. */
-static int32_t dwb_tile_cols(int32_t kernel, int32_t stride)
+static int32_t dw4_tile_cols(int32_t kernel, int32_t stride)
 {
-    return (DWB_RING_WORDS / kernel - kernel) / stride + 1;
+    return (DW4_RING_WORDS / kernel - kernel) / stride + 1;
 }
 
 /* (c % 4 != 0: groups of 4 channels, the rest by depthwise_channels; not in place) */
-static int dwb_supported(int32_t kernel, int32_t stride, int32_t c)
+static int dw4_supported(int32_t kernel, int32_t stride, int32_t c)
 {
     return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4;
 }
 
-PW_NOINLINE static void dwb_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
+TT_NOINLINE_NOSCHED static void dw4_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
                                  int32_t c_lo)
 {
-    uint32_t ring[DWB_RING_WORDS];
-    dwb_group g;
-    const int32_t stride = a->stride, ow = a->ow, tile = dwb_tile_cols(kernel, stride);
+    uint32_t ring[DW4_RING_WORDS];
+    dw4_group g;
+    const int32_t stride = a->stride, ow = a->ow, tile = dw4_tile_cols(kernel, stride);
     const int masked = a->mask != 0;
     for (int32_t c0 = 0; c0 + 3 < a->c; c0 += 4) {
-        const int fast = dwb_prepare(w_lo, w_hi, c_lo, kernel, c0, a->bias, a->mult, a->shift, a->zx, a->zy, &g);
-        const dwb_tile_fn fn = dwb_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
+        const int fast = dw4_prepare(w_lo, w_hi, c_lo, kernel, c0, a->bias, a->mult, a->shift, a->zx, a->zy, &g);
+        const dw4_tile_fn fn = dw4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
         for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
             const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
             fn(a, c0, &g, ring, ox0, tow, (tow - 1) * stride + kernel);
@@ -1461,9 +1461,9 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                        int32_t zx, int32_t zy, uint8_t *mask)
 {
 #if TT_DSP
-    if (dwb_supported(kernel, stride, c)) { /* measured: better than the expanded rows on MCUNet's layers */
+    if (dw4_supported(kernel, stride, c)) { /* measured: better than the expanded rows on MCUNet's layers */
         const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
-        dwb_conv(&g, kernel, w_lo, w_hi, c_lo);
+        dw4_conv(&g, kernel, w_lo, w_hi, c_lo);
         if (c & 3)
             depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
                                shift, zx, zy, mask, c & ~3, c);
@@ -1486,10 +1486,10 @@ int tt_conv_depthwise_inplace_fast(int8_t *xy, int32_t h, int32_t w, int32_t c, 
     if (pad != kernel / 2)
         return 0;
     const dw_args g = {xy, h, w, c, xy, h, w, 1, pad, pad, bias, mult, shift, zx, zy, mask};
-    if (dwb_supported(kernel, 1, c) && (c & 3) == 0 && w <= dwb_tile_cols(kernel, 1)) /* one column tile */
-        dwb_conv(&g, kernel, w_lo, w_hi, c_lo);
-    else if (dwp_supported(kernel, 1, w, 1))
-        dwp_conv(&g, kernel, w_lo, w_hi, c_lo);
+    if (dw4_supported(kernel, 1, c) && (c & 3) == 0 && w <= dw4_tile_cols(kernel, 1)) /* one column tile */
+        dw4_conv(&g, kernel, w_lo, w_hi, c_lo);
+    else if (dwexp_supported(kernel, 1, w, 1))
+        dwexp_conv(&g, kernel, w_lo, w_hi, c_lo);
     else
         return 0;
     if (mask)
@@ -1505,13 +1505,10 @@ int tt_conv_depthwise_inplace_fast(int8_t *xy, int32_t h, int32_t w, int32_t c, 
 /* ------------------------------------------------------------------ generic */
 
 /* Any groups, one output at a time: the portable path (and the DSP path's fallback). */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void conv_portable(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                          int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
-                          int32_t groups, const int8_t *weights, const int32_t *bias, const int32_t *mult,
-                          const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
+TT_NOINLINE static void conv_portable(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh,
+                                      int32_t ow, int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top,
+                                      int32_t pad_left, int32_t groups, const int8_t *weights, const int32_t *bias,
+                                      const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
     const int32_t ig = cin / groups, og = cout / groups;
     const int32_t wrow = kernel * kernel * ig;

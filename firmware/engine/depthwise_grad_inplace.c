@@ -41,9 +41,10 @@ int32_t tt_input_grad_depthwise16_inplace(int16_t *g, int32_t e, int32_t h, int3
 {
     const int32_t rows = pad + 1, rowlen = w * c;
     int32_t s;
-    if (tt_dwg_planes16(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits, g, ring, rows * rowlen, &s))
+    if (tt_input_grad_depthwise16_planes(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits, g, ring,
+                                         rows * rowlen, &s))
         return e + s;
-    s = tt_dwg_shift16(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits);
+    s = tt_input_grad_depthwise16_shift(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits);
     const int32_t k0 = s > 0 ? (int32_t)(UINT32_C(1) << (s - 1)) : 0;
     const int16_t *src[64];
     for (int32_t iy = 0; iy < h; iy++) {

@@ -48,14 +48,9 @@ TT_ALWAYS_INLINE void add_loop(const int8_t *a, const int8_t *b, int8_t *y, int3
         tt_mask_seq_end(mask, bits, (uint32_t)n);
 }
 
-#if defined(__GNUC__)
-#define ADD_NOINLINE __attribute__((noinline))
-#else
-#define ADD_NOINLINE
-#endif
 typedef void (*add_loop_fn)(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const add_consts *k, uint8_t *mask);
 #define ADD_INST(F1, F2)                                                                                       \
-    ADD_NOINLINE static void add_loop_##F1##_##F2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,       \
+    TT_NOINLINE static void add_loop_##F1##_##F2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,       \
                                                   const add_consts *k, uint8_t *mask)                          \
     {                                                                                                          \
         if (mask)                                                                                              \
@@ -140,7 +135,7 @@ TT_ALWAYS_INLINE void add_dsp_loop(const int8_t *a, const int8_t *b, int8_t *y, 
 }
 
 #define ADD_DSP_INST(R1, R2)                                                                                     \
-    ADD_NOINLINE static void add_dsp_##R1##R2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,             \
+    TT_NOINLINE static void add_dsp_##R1##R2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,             \
                                               const add_dsp_consts *kc, uint8_t *mask)                           \
     {                                                                                                            \
         if (mask)                                                                                                \

@@ -119,22 +119,17 @@ TT_ALWAYS_INLINE void rg_pair(const int16_t *g, const uint8_t *mask, int32_t hw,
     }
 }
 
-#if defined(__GNUC__)
-#define RG_NOINLINE __attribute__((noinline))
-#else
-#define RG_NOINLINE
-#endif
-RG_NOINLINE static void rg_pair_smlaw(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+TT_NOINLINE static void rg_pair_smlaw(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
                                       const rg_chan *q0, const rg_chan *q1, int16_t *out)
 {
     rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_SMLAW);
 }
-RG_NOINLINE static void rg_pair_mid(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+TT_NOINLINE static void rg_pair_mid(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
                                     const rg_chan *q0, const rg_chan *q1, int16_t *out)
 {
     rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_MID);
 }
-RG_NOINLINE static void rg_pair_any(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+TT_NOINLINE static void rg_pair_any(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
                                     const rg_chan *q0, const rg_chan *q1, int16_t *out)
 {
     rg_pair(g, mask, hw, c, ch, q0, q1, out, LANE_ANY);
@@ -216,7 +211,7 @@ TT_ALWAYS_INLINE void rg_pair_fast_body(const int16_t *g, const uint8_t *mask, i
 }
 
 /* Both lanes in the same form (small or not). */
-RG_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
+TT_NOINLINE static void rg_pair_fast(const int16_t *g, const uint8_t *mask, int32_t hw, int32_t c, int32_t ch,
                                      const rg_fast *q0, const rg_fast *q1, int16_t *out)
 {
     if (q0->small)
@@ -272,7 +267,7 @@ TT_ALWAYS_INLINE int32_t rg_flat_fast_body(const int16_t *g, const uint8_t *mask
     return i;
 }
 
-RG_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
+TT_NOINLINE static int32_t rg_flat_fast(const int16_t *g, const uint8_t *mask, int32_t n, const rg_fast *q,
                                         int16_t *out)
 {
     return q->small ? rg_flat_fast_body(g, mask, n, q, out, 1) : rg_flat_fast_body(g, mask, n, q, out, 0);
@@ -590,10 +585,10 @@ TT_ALWAYS_INLINE int32_t sum2(const sum_part *a, const sum_part *b, int32_t n, i
     return e + s;
 }
 
-#define SUM2_INST(NAME, A32, B32)                                                                           \
+#define SUM2_INST(NAME, A32, B32)                                                                               \
     static int32_t NAME(const sum_part *a, const sum_part *b, int32_t n, int32_t bits, int16_t *out, int32_t e) \
-    {                                                                                                        \
-        return sum2(a, b, n, bits, out, e, A32, B32);                                                        \
+    {                                                                                                           \
+        return sum2(a, b, n, bits, out, e, A32, B32);                                                           \
     }
 SUM2_INST(sum2_16_16, 0, 0)
 SUM2_INST(sum2_16_32, 0, 1)

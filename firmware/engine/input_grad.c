@@ -16,12 +16,6 @@
 
 enum { IG_STORE32 = 0, IG_RANGE = 1, IG_STORE16 = 2, IG_ACC32 = 3 };
 
-#if defined(__GNUC__)
-#define IG_NOINLINE __attribute__((noinline))
-#else
-#define IG_NOINLINE
-#endif
-
 typedef struct {
     int32_t *gx32;
     int16_t *gx16;
@@ -60,7 +54,7 @@ static int32_t ig_start16(ig_sink *k, int32_t bits)
 
 /* gx[p][i0 + i], i < n, for the input channels of one weight part (columns of a
  * [cout][stride] matrix starting at wcol = &w[0][first channel]); out = index of gx[p][i0]. */
-TT_ALWAYS_INLINE void pw_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride,
+TT_ALWAYS_INLINE void igp_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride,
                                           int32_t n, ig_sink *k, int mode, int32_t out)
 {
     for (int32_t i = 0; i < n; i++) {
@@ -77,7 +71,7 @@ TT_ALWAYS_INLINE void pw_columns_portable(const int16_t *gp, int32_t cout, const
  * pair (g[o], g[o+1]) is one load; each weight word is unpacked into
  * (i, i+2) / (i+1, i+3) lanes and multiplied by the matching g half (SMLAxy):
  * 3 loads + 4 unpacks + 8 MACs. */
-TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
+TT_ALWAYS_INLINE void igp_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
                                      ig_sink *k, int mode, int32_t out)
 {
     int32_t i = 0;
@@ -115,11 +109,11 @@ TT_ALWAYS_INLINE void pw_columns_dsp(const int16_t *gp, int32_t cout, const int8
         ig_put(k, mode, out + i + 3, a3);
     }
     if (i < n)
-        pw_columns_portable(gp, cout, wcol + i, stride, n - i, k, mode, out + i);
+        igp_columns_portable(gp, cout, wcol + i, stride, n - i, k, mode, out + i);
 }
-#define PW_COLUMNS pw_columns_dsp
+#define IGP_COLUMNS igp_columns_dsp
 #else
-#define PW_COLUMNS pw_columns_portable
+#define IGP_COLUMNS igp_columns_portable
 #endif
 
 #if TT_DSP
@@ -230,7 +224,7 @@ TT_ALWAYS_INLINE int igp_part(const int16_t *g, int32_t hw, int32_t cout, const 
         }
     if (i < n)
         for (int32_t p = 0; p < hw; p++)
-            pw_columns_portable(g + p * cout, cout, wcol + i, stride, n - i, k, mode, p * cin + col0 + i);
+            igp_columns_portable(g + p * cout, cout, wcol + i, stride, n - i, k, mode, p * cin + col0 + i);
     return 1;
 }
 #endif
@@ -247,9 +241,9 @@ TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout,
     for (int32_t p = 0; p < hw; p++) {
         const int16_t *gp = g + p * cout;
         if (k_lo)
-            PW_COLUMNS(gp, cout, w_lo, k_lo, k_lo, k, mode, p * cin);
+            IGP_COLUMNS(gp, cout, w_lo, k_lo, k_lo, k, mode, p * cin);
         if (k_hi)
-            PW_COLUMNS(gp, cout, w_hi, k_hi, k_hi, k, mode, p * cin + k_lo);
+            IGP_COLUMNS(gp, cout, w_hi, k_hi, k_hi, k, mode, p * cin + k_lo);
     }
 }
 
@@ -319,7 +313,7 @@ TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t
 #define DW_MAX_KERNEL 7
 
 /* 4 channels x 1 tap: (g[c0], g[c0+1]) and (g[c0+2], g[c0+3]) times the packed weights. */
-#define DWG_MAC4(GP, WP)                                                                        \
+#define DWHWC_MAC4(GP, WP)                                                                      \
     do {                                                                                        \
         const uint32_t g01_ = tt_read_s16x2(GP), g23_ = tt_read_s16x2((GP) + 2);                \
         a0 = tt_smlabb(g01_, (WP)[0], a0);                                                      \
@@ -331,21 +325,17 @@ TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t
 /* Stride 1, every tap inside: gx = sum over the kernel x kernel window of g whose
  * corner gr is output (iy + pad - kernel + 1, ix + pad - kernel + 1), against the
  * taps in reverse order. With a constant kernel the taps unroll completely. */
-TT_ALWAYS_INLINE void dwg_interior(const int16_t *gr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
+TT_ALWAYS_INLINE void dwhwc_interior(const int16_t *gr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
                                    int32_t kernel, int32_t *acc)
 {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const int32_t last = kernel * kernel - 1;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 7
-#endif
+    TT_UNROLL(7)
     for (int32_t ii = 0; ii < kernel; ii++) {
         const int16_t *gp = gr + ii * row_step;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 7
-#endif
+        TT_UNROLL(7)
         for (int32_t jj = 0; jj < kernel; jj++)
-            DWG_MAC4(gp + jj * c, table[last - ii * kernel - jj]);
+            DWHWC_MAC4(gp + jj * c, table[last - ii * kernel - jj]);
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -353,38 +343,33 @@ TT_ALWAYS_INLINE void dwg_interior(const int16_t *gr, int32_t c, int32_t row_ste
     acc[3] = a3;
 }
 
-#if defined(__GNUC__)
-#define DWG_NOINLINE __attribute__((noinline))
-#else
-#define DWG_NOINLINE
-#endif
-typedef void (*dwg_interior_fn)(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a);
-DWG_NOINLINE static void dwg_interior_3(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+typedef void (*dwhwc_interior_fn)(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a);
+TT_NOINLINE static void dwhwc_interior_3(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
 {
-    dwg_interior(gr, c, rs, t, 3, a);
+    dwhwc_interior(gr, c, rs, t, 3, a);
 }
-DWG_NOINLINE static void dwg_interior_5(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+TT_NOINLINE static void dwhwc_interior_5(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
 {
-    dwg_interior(gr, c, rs, t, 5, a);
+    dwhwc_interior(gr, c, rs, t, 5, a);
 }
-DWG_NOINLINE static void dwg_interior_7(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
+TT_NOINLINE static void dwhwc_interior_7(const int16_t *gr, int32_t c, int32_t rs, const uint32_t (*t)[2], int32_t *a)
 {
-    dwg_interior(gr, c, rs, t, 7, a);
+    dwhwc_interior(gr, c, rs, t, 7, a);
 }
 
 /* Groups of 4 channels; their weights repacked once into int16 pairs matching
  * the (g[c], g[c+1]) pairs of two int16x2 loads: 4 SMLAxy per tap. Inputs whose
  * taps all land on outputs (stride 1, away from the borders) take the unrolled
  * window; the others walk their valid taps. */
-TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                              int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                              ig_sink *k, int mode)
 {
     const int32_t kk = kernel * kernel;
-    const dwg_interior_fn interior = stride != 1 ? 0
-                                     : kernel == 3 ? dwg_interior_3
-                                     : kernel == 5 ? dwg_interior_5
-                                     : kernel == 7 ? dwg_interior_7
+    const dwhwc_interior_fn interior = stride != 1 ? 0
+                                     : kernel == 3 ? dwhwc_interior_3
+                                     : kernel == 5 ? dwhwc_interior_5
+                                     : kernel == 7 ? dwhwc_interior_7
                                                    : 0;
     /* stride 1: inputs ix whose outputs ix + pad - j, j < kernel, all exist */
     const int32_t ix_in0 = kernel - 1 - pad, ix_in1 = ow - pad < w ? ow - pad : w;
@@ -424,7 +409,7 @@ TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c
                     int32_t gi = (oy * ow + (ix + pad - j0) / stride) * c + c0;
                     const uint32_t *wp = table[i * kernel + j0];
                     for (int32_t b = 0; b < nj; b++, gi -= c, wp += 2 * stride)
-                        DWG_MAC4(g + gi, wp);
+                        DWHWC_MAC4(g + gi, wp);
                 }
                 ig_put(k, mode, out, a0);
                 ig_put(k, mode, out + 1, a1);
@@ -450,10 +435,10 @@ TT_ALWAYS_INLINE void dw_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c
  * Zero borders make every window complete, so the loops have no edges: per kernel row a block of 4
  * horizontally adjacent inputs takes the 2 NP + 2 int16 pairs under it and NP weight pairs, 4 NP
  * SMLAD (the sub-kernel row padded to an even width with a zero tap). */
-#define DWP_MAX_NA 7
-#define DWP_MAX_NP 4
-#define DWP_PW 16            /* plane row length (int16 elements): a compile-time constant */
-#define DWP_STACK_PLANES 160 /* int16 elements of plane scratch on the stack: one plane, 10 rows (8x8
+#define DWPLANE_MAX_NA 7
+#define DWPLANE_MAX_NP 4
+#define DWPLANE_ROW 16            /* plane row length (int16 elements): a compile-time constant */
+#define DWPLANE_STACK_PLANES 160 /* int16 elements of plane scratch on the stack: one plane, 10 rows (8x8
                                 inputs, kernel 3); the stack's high-water mark is part of the planned
                                 peak SRAM */
 
@@ -464,9 +449,10 @@ typedef struct {
     int32_t base[2]; /* plane coordinate of the first input's window */
     int32_t off;     /* plane coordinate of g's coordinate 0 */
     int32_t size;    /* plane extent */
-} dwp_axis;
+} dwplane_axis;
 
-static void dwp_axis_setup(dwp_axis *a, int32_t in, int32_t out, int32_t kernel, int32_t s, int32_t pad, int cols)
+static void dwplane_axis_setup(dwplane_axis *a, int32_t in, int32_t out, int32_t kernel, int32_t s, int32_t pad,
+                               int cols)
 {
     int32_t q0[2] = {0, 0};
     a->off = 0;
@@ -491,23 +477,23 @@ static void dwp_axis_setup(dwp_axis *a, int32_t in, int32_t out, int32_t kernel,
 }
 
 typedef struct {
-    dwp_axis y, x;
-    int32_t stride, kernel, plane; /* plane = DWP_PW * y.size elements */
-} dwp_geom;
+    dwplane_axis y, x;
+    int32_t stride, kernel, plane; /* plane = DWPLANE_ROW * y.size elements */
+} dwplane_geom;
 
 /* 1 if the plane form applies and a plane fits `elems` int16. */
-static int dwp_plan(dwp_geom *G, int32_t oh, int32_t ow, int32_t kernel, int32_t stride, int32_t pad, int32_t h,
+static int dwplane_plan(dwplane_geom *G, int32_t oh, int32_t ow, int32_t kernel, int32_t stride, int32_t pad, int32_t h,
                     int32_t w, int32_t elems)
 {
-    if ((stride != 1 && stride != 2) || kernel < 1 || (kernel + stride - 1) / stride > DWP_MAX_NA ||
-        ((kernel + stride - 1) / stride + 1) / 2 > DWP_MAX_NP || pad < 0 || pad >= kernel || oh < 1 || ow < 1)
+    if ((stride != 1 && stride != 2) || kernel < 1 || (kernel + stride - 1) / stride > DWPLANE_MAX_NA ||
+        ((kernel + stride - 1) / stride + 1) / 2 > DWPLANE_MAX_NP || pad < 0 || pad >= kernel || oh < 1 || ow < 1)
         return 0;
-    dwp_axis_setup(&G->y, h, oh, kernel, stride, pad, 0);
-    dwp_axis_setup(&G->x, w, ow, kernel, stride, pad, 1);
+    dwplane_axis_setup(&G->y, h, oh, kernel, stride, pad, 0);
+    dwplane_axis_setup(&G->x, w, ow, kernel, stride, pad, 1);
     G->stride = stride;
     G->kernel = kernel;
-    G->plane = DWP_PW * G->y.size;
-    return G->x.size <= DWP_PW && G->plane <= elems;
+    G->plane = DWPLANE_ROW * G->y.size;
+    return G->x.size <= DWPLANE_ROW && G->plane <= elems;
 }
 
 /* One class of inputs: (iy, ix) with (iy + pad) mod s = ry, (ix + pad) mod s = rx. */
@@ -515,29 +501,32 @@ typedef struct {
     int32_t rows, cols; /* inputs of the class */
     int32_t base;       /* plane element of the first input's window */
     int32_t out;        /* gx element of the first input, channel 0 */
-} dwp_cls;
+} dwplane_cls;
 
 typedef struct {
-    dwp_cls cls[4];              /* [ry * stride + rx] */
+    dwplane_cls cls[4];              /* [ry * stride + rx] */
     int32_t out_row, out_col;    /* gx elements between the rows / columns of a class */
     int32_t *gx32;
     int16_t *gx16;
     int32_t k0, sh;              /* IG_STORE16: rshift_round(v, s) = (v + k0) >> sh (k0 starts the sums) */
     uint32_t mx;                 /* IG_RANGE: max of v ^ (v >> 31) */
-} dwp_job;
+} dwplane_job;
 
 /* Word i of a table of words kept in uint64_t elements. */
-TT_ALWAYS_INLINE uint32_t dwp_word(const uint64_t *t, int32_t i)
+TT_ALWAYS_INLINE uint32_t dwplane_word(const uint64_t *t, int32_t i)
 {
     uint32_t v;
     TT_MEMCPY(&v, (const unsigned char *)t + 4 * i, 4);
     return v;
 }
 
-TT_ALWAYS_INLINE void dwp_set_word(uint64_t *t, int32_t i, uint32_t v) { TT_MEMCPY((unsigned char *)t + 4 * i, &v, 4); }
+TT_ALWAYS_INLINE void dwplane_set_word(uint64_t *t, int32_t i, uint32_t v)
+{
+    TT_MEMCPY((unsigned char *)t + 4 * i, &v, 4);
+}
 
 /* One output: store it (int32, or rounded int16) or track the max of v ^ (v >> 31). */
-TT_ALWAYS_INLINE void dwp_out(int mode, int32_t *o32, int16_t *o16, int32_t v, int32_t sh, uint32_t *mx)
+TT_ALWAYS_INLINE void dwplane_out(int mode, int32_t *o32, int16_t *o16, int32_t v, int32_t sh, uint32_t *mx)
 {
     if (mode == IG_STORE32) {
         *o32 = v;
@@ -551,7 +540,7 @@ TT_ALWAYS_INLINE void dwp_out(int mode, int32_t *o32, int16_t *o16, int32_t v, i
 
 /* The reversed taps of class (ry, rx) of one channel's kernel wc as na x np int16 pairs: window row a,
  * column b meets kernel tap (ry + s (na-1-a), rx + s (nb-1-b)); an odd nb ends with a zero tap. */
-TT_ALWAYS_INLINE void dwp_weights(const int8_t *wc, int32_t kernel, int32_t s, int32_t ry, int32_t rx, int32_t na,
+TT_ALWAYS_INLINE void dwplane_weights(const int8_t *wc, int32_t kernel, int32_t s, int32_t ry, int32_t rx, int32_t na,
                                   int32_t nb, uint64_t *wt)
 {
     const int32_t np = (nb + 1) / 2;
@@ -562,18 +551,18 @@ TT_ALWAYS_INLINE void dwp_weights(const int8_t *wc, int32_t kernel, int32_t s, i
         for (int32_t q = 0; q < np; q++) {
             const int32_t v0 = wr[s * (nb - 1 - 2 * q)];
             const int32_t v1 = 2 * q + 1 < nb ? wr[s * (nb - 2 - 2 * q)] : 0;
-            dwp_set_word(wt, a * np + q, tt_pack16(v0, v1));
+            dwplane_set_word(wt, a * np + q, tt_pack16(v0, v1));
         }
     }
 }
 
 /* The inputs of one class of one channel from its plane: rows x cols windows of na x (2 np) taps.
  * Blocks of 4 horizontally adjacent inputs: per kernel row the 2 np + 2 int16 pairs under them and
- * np weight pairs, 4 np SMLAD. The plane's rows are DWP_PW elements, so every load of a block is an
- * immediate offset from one pointer; cols a multiple of 4 (dwp_class_any takes the others). */
-TT_ALWAYS_INLINE void dwp_class(const dwp_cls *q, const int16_t *plane, const uint64_t *wtab, int32_t na, int32_t np,
-                                int32_t out_row, int32_t oc, int32_t *gx32, int16_t *gx16, int32_t k0, int32_t sh,
-                                uint32_t *mxp, int mode)
+ * np weight pairs, 4 np SMLAD. The plane's rows are DWPLANE_ROW elements, so every load of a block is an
+ * immediate offset from one pointer; cols a multiple of 4 (dwplane_class_any takes the others). */
+TT_ALWAYS_INLINE void dwplane_class(const dwplane_cls *q, const int16_t *plane, const uint64_t *wtab, int32_t na,
+                                    int32_t np, int32_t out_row, int32_t oc, int32_t *gx32, int16_t *gx16, int32_t k0,
+                                    int32_t sh, uint32_t *mxp, int mode)
 {
     const int32_t cols = q->cols, orow_step = out_row - cols * oc;
     uint32_t mx = *mxp;
@@ -588,10 +577,10 @@ TT_ALWAYS_INLINE void dwp_class(const dwp_cls *q, const int16_t *plane, const ui
             int32_t a0 = k0, a1 = k0, a2 = k0, a3 = k0;
             TT_UNROLL(7)
             for (int32_t a = 0; a < na; a++) {
-                const int16_t *pa = p + a * DWP_PW;
+                const int16_t *pa = p + a * DWPLANE_ROW;
                 TT_UNROLL(4)
                 for (int32_t t = 0; t < np; t++) {
-                    const uint32_t wq = dwp_word(wt, a * np + t);
+                    const uint32_t wq = dwplane_word(wt, a * np + t);
                     a0 = tt_smlad(tt_read_s16x2(pa + 2 * t), wq, a0);
                     a1 = tt_smlad(tt_read_s16x2(pa + 2 * t + 1), wq, a1);
                     a2 = tt_smlad(tt_read_s16x2(pa + 2 * t + 2), wq, a2);
@@ -599,34 +588,34 @@ TT_ALWAYS_INLINE void dwp_class(const dwp_cls *q, const int16_t *plane, const ui
                 }
             }
             p += 4;
-            dwp_out(mode, o32, o16, a0, sh, &mx);
+            dwplane_out(mode, o32, o16, a0, sh, &mx);
             o32 += oc, o16 += oc;
-            dwp_out(mode, o32, o16, a1, sh, &mx);
+            dwplane_out(mode, o32, o16, a1, sh, &mx);
             o32 += oc, o16 += oc;
-            dwp_out(mode, o32, o16, a2, sh, &mx);
+            dwplane_out(mode, o32, o16, a2, sh, &mx);
             o32 += oc, o16 += oc;
-            dwp_out(mode, o32, o16, a3, sh, &mx);
+            dwplane_out(mode, o32, o16, a3, sh, &mx);
             o32 += oc, o16 += oc;
         } while (p != pe);
-        p += DWP_PW - cols;
+        p += DWPLANE_ROW - cols;
         o32 += orow_step, o16 += orow_step;
     }
     *mxp = mx;
 }
 
 /* Any cols (a partial last block per row), run-time na and np. */
-static void dwp_class_any(const dwp_cls *q, const int16_t *plane, const uint64_t *wt, int32_t na, int32_t np,
-                          dwp_job *j, int32_t ch, int mode)
+static void dwplane_class_any(const dwplane_cls *q, const int16_t *plane, const uint64_t *wt, int32_t na, int32_t np,
+                          dwplane_job *j, int32_t ch, int mode)
 {
     const int32_t k0 = mode == IG_STORE16 ? j->k0 : 0;
     for (int32_t m = 0; m < q->rows; m++)
         for (int32_t b = 0; b < q->cols; b += 4) {
-            const int16_t *p = plane + q->base + m * DWP_PW + b;
+            const int16_t *p = plane + q->base + m * DWPLANE_ROW + b;
             int32_t a0 = k0, a1 = k0, a2 = k0, a3 = k0;
             for (int32_t a = 0; a < na; a++) {
-                const int16_t *pa = p + a * DWP_PW;
+                const int16_t *pa = p + a * DWPLANE_ROW;
                 for (int32_t t = 0; t < np; t++) {
-                    const uint32_t wq = dwp_word(wt, a * np + t);
+                    const uint32_t wq = dwplane_word(wt, a * np + t);
                     a0 = tt_smlad(tt_read_s16x2(pa + 2 * t), wq, a0);
                     a1 = tt_smlad(tt_read_s16x2(pa + 2 * t + 1), wq, a1);
                     a2 = tt_smlad(tt_read_s16x2(pa + 2 * t + 2), wq, a2);
@@ -636,15 +625,15 @@ static void dwp_class_any(const dwp_cls *q, const int16_t *plane, const uint64_t
             const int32_t v[4] = {a0, a1, a2, a3};
             for (int32_t t = 0; t < 4 && b + t < q->cols; t++) {
                 const int32_t o = q->out + ch + m * j->out_row + (b + t) * j->out_col;
-                dwp_out(mode, j->gx32 + o, j->gx16 + o, v[t], j->sh, &j->mx);
+                dwplane_out(mode, j->gx32 + o, j->gx16 + o, v[t], j->sh, &j->mx);
             }
         }
 }
 
 /* Every class of one channel (weights wc, its plane): kernel and stride constants of the instantiation
- * (0: run-time values K, S, through dwp_class_any). */
-TT_ALWAYS_INLINE void dwp_channel(dwp_job *j, const int16_t *plane, const int8_t *wc, int32_t ch, int32_t kernel,
-                                  int32_t s, int mode, uint64_t *wt)
+ * (0: run-time values K, S, through dwplane_class_any). */
+TT_ALWAYS_INLINE void dwplane_channel(dwplane_job *j, const int16_t *plane, const int8_t *wc, int32_t ch,
+                                      int32_t kernel, int32_t s, int mode, uint64_t *wt)
 {
     int32_t *gx32 = mode == IG_STORE32 ? j->gx32 + ch : 0;
     int16_t *gx16 = mode == IG_STORE16 ? j->gx16 + ch : 0;
@@ -655,7 +644,7 @@ TT_ALWAYS_INLINE void dwp_channel(dwp_job *j, const int16_t *plane, const int8_t
         TT_UNROLL(2)
         for (int32_t rx = 0; rx < s; rx++) {
             const int32_t nb = rx < kernel ? (kernel - rx + s - 1) / s : 0, np = (nb + 1) / 2;
-            const dwp_cls *q = &j->cls[ry * s + rx];
+            const dwplane_cls *q = &j->cls[ry * s + rx];
             if (q->rows == 0 || q->cols == 0)
                 continue;
             if (na == 0 || nb == 0) { /* no tap reaches these inputs */
@@ -670,58 +659,55 @@ TT_ALWAYS_INLINE void dwp_channel(dwp_job *j, const int16_t *plane, const int8_t
                         }
                 continue;
             }
-            dwp_weights(wc, kernel, s, ry, rx, na, nb, wt);
+            dwplane_weights(wc, kernel, s, ry, rx, na, nb, wt);
             if ((q->cols & 3) == 0)
-                dwp_class(q, plane, wt, na, np, j->out_row, j->out_col, gx32, gx16, k0, j->sh, &j->mx, mode);
+                dwplane_class(q, plane, wt, na, np, j->out_row, j->out_col, gx32, gx16, k0, j->sh, &j->mx, mode);
             else
-                dwp_class_any(q, plane, wt, na, np, j, ch, mode);
+                dwplane_class_any(q, plane, wt, na, np, j, ch, mode);
         }
     }
 }
 
-typedef void (*dwp_fn)(dwp_job *j, const int16_t *plane, const int8_t *wc, int32_t ch);
-/* GCC's pre-allocation scheduler hoists every load of an unrolled block and spills what it cannot hold. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define DWP_HOT __attribute__((noinline, optimize("no-schedule-insns")))
-#else
-#define DWP_HOT DWG_NOINLINE
-#endif
+typedef void (*dwplane_fn)(dwplane_job *j, const int16_t *plane, const int8_t *wc, int32_t ch);
 /* Words of the largest class's weight table: ceil(K / S) rows of ceil(K / S) taps in pairs. */
-#define DWP_WT(K, S) ((((K) + (S) - 1) / (S) * ((((K) + (S) - 1) / (S) + 1) / 2) + 1) / 2)
-#define DWP_INST(K, S)                                                                                         \
-    DWP_HOT static void dwp_r_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)             \
-    {                                                                                                          \
-        uint64_t wt[DWP_WT(K, S)];                                                                             \
-        dwp_channel(j, p, wc, ch, K, S, IG_RANGE, wt);                                                         \
-    }                                                                                                          \
-    DWP_HOT static void dwp_s16_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
-    {                                                                                                          \
-        uint64_t wt[DWP_WT(K, S)];                                                                             \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE16, wt);                                                       \
-    }                                                                                                          \
-    DWP_HOT static void dwp_s32_##K##_##S(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch)           \
-    {                                                                                                          \
-        uint64_t wt[DWP_WT(K, S)];                                                                             \
-        dwp_channel(j, p, wc, ch, K, S, IG_STORE32, wt);                                                       \
+#define DWPLANE_WT(K, S) ((((K) + (S) - 1) / (S) * ((((K) + (S) - 1) / (S) + 1) / 2) + 1) / 2)
+#define DWPLANE_INST(K, S)                                                                                            \
+    TT_NOINLINE_NOSCHED static void dwplane_r_##K##_##S(dwplane_job *j, const int16_t *p, const int8_t *wc,           \
+                                                       int32_t ch)                                                    \
+    {                                                                                                                 \
+        uint64_t wt[DWPLANE_WT(K, S)];                                                                                \
+        dwplane_channel(j, p, wc, ch, K, S, IG_RANGE, wt);                                                            \
+    }                                                                                                                 \
+    TT_NOINLINE_NOSCHED static void dwplane_s16_##K##_##S(dwplane_job *j, const int16_t *p, const int8_t *wc,         \
+                                                         int32_t ch)                                                  \
+    {                                                                                                                 \
+        uint64_t wt[DWPLANE_WT(K, S)];                                                                                \
+        dwplane_channel(j, p, wc, ch, K, S, IG_STORE16, wt);                                                          \
+    }                                                                                                                 \
+    TT_NOINLINE_NOSCHED static void dwplane_s32_##K##_##S(dwplane_job *j, const int16_t *p, const int8_t *wc,         \
+                                                         int32_t ch)                                                  \
+    {                                                                                                                 \
+        uint64_t wt[DWPLANE_WT(K, S)];                                                                                \
+        dwplane_channel(j, p, wc, ch, K, S, IG_STORE32, wt);                                                          \
     }
-DWP_INST(3, 1)
-DWP_INST(5, 1)
-DWP_INST(7, 1)
-DWP_INST(3, 2)
-DWP_INST(5, 2)
-DWP_INST(7, 2)
+DWPLANE_INST(3, 1)
+DWPLANE_INST(5, 1)
+DWPLANE_INST(7, 1)
+DWPLANE_INST(3, 2)
+DWPLANE_INST(5, 2)
+DWPLANE_INST(7, 2)
 
 /* Run-time kernel and stride (1 and 2, any kernel up to the limits): the rare geometries. */
-static int32_t dwp_any_kernel, dwp_any_stride;
-static void dwp_any(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch, int mode)
+static int32_t dwplane_any_kernel, dwplane_any_stride;
+static void dwplane_any(dwplane_job *j, const int16_t *p, const int8_t *wc, int32_t ch, int mode)
 {
-    uint64_t wt[DWP_MAX_NA * DWP_MAX_NP / 2];
-    const int32_t kernel = dwp_any_kernel, s = dwp_any_stride;
+    uint64_t wt[DWPLANE_MAX_NA * DWPLANE_MAX_NP / 2];
+    const int32_t kernel = dwplane_any_kernel, s = dwplane_any_stride;
     for (int32_t ry = 0; ry < s; ry++)
         for (int32_t rx = 0; rx < s; rx++) {
             const int32_t na = ry < kernel ? (kernel - ry + s - 1) / s : 0;
             const int32_t nb = rx < kernel ? (kernel - rx + s - 1) / s : 0;
-            const dwp_cls *q = &j->cls[ry * s + rx];
+            const dwplane_cls *q = &j->cls[ry * s + rx];
             if (q->rows == 0 || q->cols == 0)
                 continue;
             if (na == 0 || nb == 0) {
@@ -736,42 +722,53 @@ static void dwp_any(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch, 
                         }
                 continue;
             }
-            dwp_weights(wc, kernel, s, ry, rx, na, nb, wt);
-            dwp_class_any(q, p, wt, na, (nb + 1) / 2, j, ch, mode);
+            dwplane_weights(wc, kernel, s, ry, rx, na, nb, wt);
+            dwplane_class_any(q, p, wt, na, (nb + 1) / 2, j, ch, mode);
         }
 }
-static void dwp_any_r(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch) { dwp_any(j, p, wc, ch, IG_RANGE); }
-static void dwp_any_s16(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch) { dwp_any(j, p, wc, ch, IG_STORE16); }
-static void dwp_any_s32(dwp_job *j, const int16_t *p, const int8_t *wc, int32_t ch) { dwp_any(j, p, wc, ch, IG_STORE32); }
-
-static dwp_fn dwp_pick(int32_t kernel, int32_t stride, int mode)
+static void dwplane_any_r(dwplane_job *j, const int16_t *p, const int8_t *wc, int32_t ch)
 {
-#define DWP_CASE(K, S)                                                                                 \
-    case K * 8 + S:                                                                                    \
-        return mode == IG_RANGE ? dwp_r_##K##_##S : mode == IG_STORE16 ? dwp_s16_##K##_##S : dwp_s32_##K##_##S;
+    dwplane_any(j, p, wc, ch, IG_RANGE);
+}
+static void dwplane_any_s16(dwplane_job *j, const int16_t *p, const int8_t *wc, int32_t ch)
+{
+    dwplane_any(j, p, wc, ch, IG_STORE16);
+}
+static void dwplane_any_s32(dwplane_job *j, const int16_t *p, const int8_t *wc, int32_t ch)
+{
+    dwplane_any(j, p, wc, ch, IG_STORE32);
+}
+
+static dwplane_fn dwplane_pick(int32_t kernel, int32_t stride, int mode)
+{
+#define DWPLANE_CASE(K, S)                                                                                 \
+    case K * 8 + S:                                                                                        \
+        return mode == IG_RANGE     ? dwplane_r_##K##_##S                                                  \
+               : mode == IG_STORE16 ? dwplane_s16_##K##_##S                                                \
+                                    : dwplane_s32_##K##_##S;
     switch (kernel * 8 + stride) {
-        DWP_CASE(3, 1)
-        DWP_CASE(5, 1)
-        DWP_CASE(7, 1)
-        DWP_CASE(3, 2)
-        DWP_CASE(5, 2)
-        DWP_CASE(7, 2)
+        DWPLANE_CASE(3, 1)
+        DWPLANE_CASE(5, 1)
+        DWPLANE_CASE(7, 1)
+        DWPLANE_CASE(3, 2)
+        DWPLANE_CASE(5, 2)
+        DWPLANE_CASE(7, 2)
     default:
-        return mode == IG_RANGE ? dwp_any_r : mode == IG_STORE16 ? dwp_any_s16 : dwp_any_s32;
+        return mode == IG_RANGE ? dwplane_any_r : mode == IG_STORE16 ? dwplane_any_s16 : dwplane_any_s32;
     }
-#undef DWP_CASE
+#undef DWPLANE_CASE
 }
 
 /* Channel ch + t of g into plane t (t < nch, 1 or 2), inside its zero border. Two channels: two
  * positions (two int16 pairs) become the next two elements of each plane (PKHBT, PKHTB). */
-static void dwp_fill(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t ch, int32_t nch, const dwp_geom *G,
-                     int16_t *planes)
+static void dwplane_fill(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t ch, int32_t nch,
+                         const dwplane_geom *G, int16_t *planes)
 {
-    int16_t *d0 = planes + G->y.off * DWP_PW + G->x.off;
+    int16_t *d0 = planes + G->y.off * DWPLANE_ROW + G->x.off;
     const int16_t *gp = g + ch;
     if (nch == 2) {
         int16_t *d1 = d0 + G->plane;
-        for (int32_t oy = 0; oy < oh; oy++, d0 += DWP_PW, d1 += DWP_PW) {
+        for (int32_t oy = 0; oy < oh; oy++, d0 += DWPLANE_ROW, d1 += DWPLANE_ROW) {
             int32_t ox = 0;
             for (; ox + 1 < ow; ox += 2, gp += 2 * c) {
                 const uint32_t v0 = tt_read_s16x2(gp), v1 = tt_read_s16x2(gp + c);
@@ -786,7 +783,7 @@ static void dwp_fill(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_
             }
         }
     } else {
-        for (int32_t oy = 0; oy < oh; oy++, d0 += DWP_PW)
+        for (int32_t oy = 0; oy < oh; oy++, d0 += DWPLANE_ROW)
             for (int32_t ox = 0; ox < ow; ox++, gp += c)
                 d0[ox] = *gp;
     }
@@ -795,18 +792,18 @@ static void dwp_fill(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_
 /* One pass over every channel, nplanes (1 or 2) at a time (mode IG_RANGE: returns the max of
  * v ^ (v >> 31); the stores write gx32 / gx16, which may be g itself: a channel is in its plane before
  * its outputs are written). */
-static uint32_t dwp_pass(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
+static uint32_t dwplane_pass(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
                          const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int mode, int16_t *planes,
                          int32_t nplanes, int32_t *gx32, int16_t *gx16, int32_t s)
 {
     const int32_t kernel = G->kernel, kk = kernel * kernel, st = G->stride;
-    dwp_job j;
+    dwplane_job j;
     for (int32_t ry = 0; ry < st; ry++)
         for (int32_t rx = 0; rx < st; rx++) {
-            dwp_cls *q = &j.cls[ry * st + rx];
+            dwplane_cls *q = &j.cls[ry * st + rx];
             q->rows = G->y.cnt[ry];
             q->cols = G->x.cnt[rx];
-            q->base = G->y.base[ry] * DWP_PW + G->x.base[rx];
+            q->base = G->y.base[ry] * DWPLANE_ROW + G->x.base[rx];
             q->out = (G->y.i0[ry] * w + G->x.i0[rx]) * c;
         }
     j.out_row = st * w * c;
@@ -816,13 +813,13 @@ static uint32_t dwp_pass(const dwp_geom *G, const int16_t *g, int32_t oh, int32_
     j.k0 = s > 0 ? (int32_t)(UINT32_C(1) << (s - 1)) : 0;
     j.sh = s;
     j.mx = 0;
-    dwp_any_kernel = kernel;
-    dwp_any_stride = st;
-    const dwp_fn fn = dwp_pick(kernel, st, mode);
+    dwplane_any_kernel = kernel;
+    dwplane_any_stride = st;
+    const dwplane_fn fn = dwplane_pick(kernel, st, mode);
     memset(planes, 0, (size_t)(c > 1 ? nplanes : 1) * (size_t)G->plane * sizeof *planes);
     for (int32_t ch = 0; ch < c; ch += nplanes) {
         const int32_t nch = ch + 1 < c ? nplanes : 1;
-        dwp_fill(g, oh, ow, c, ch, nch, G, planes);
+        dwplane_fill(g, oh, ow, c, ch, nch, G, planes);
         fn(&j, planes, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ch);
         if (nch == 2)
             fn(&j, planes + G->plane, ch + 1 < c_lo ? w_lo + (ch + 1) * kk : w_hi + (ch + 1 - c_lo) * kk, ch + 1);
@@ -832,35 +829,35 @@ static uint32_t dwp_pass(const dwp_geom *G, const int16_t *g, int32_t oh, int32_
 
 /* The normalized form through planes: pass 1 the max (exactly, from max(v ^ (v >> 31)) unless it sits
  * next to a threshold of the shift, then by the HWC walk), pass 2 the stores. gx16 may be g. */
-IG_NOINLINE static void dwb_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+TT_NOINLINE static void dwhwc_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                                   int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
                                   int32_t c_lo, ig_sink *k);
 
-static int32_t dwp_normalized(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                              int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                              const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx16, int16_t *planes,
-                              int32_t nplanes)
+static int32_t dwplane_normalized(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
+                                  int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                  const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx16, int16_t *planes,
+                                  int32_t nplanes)
 {
-    const uint32_t x = dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_RANGE, planes, nplanes, 0, 0, 0);
+    const uint32_t x = dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_RANGE, planes, nplanes, 0, 0, 0);
     /* max |v| is x or x + 1 (x + 1 when reached only by a negative v) */
     int32_t s = tt_normalize_shift(x, bits);
     if (s != tt_normalize_shift((uint64_t)x + 1u, bits)) {
         ig_sink k = {0, 0, 0, 0, 0, 0};
-        dwb_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k);
+        dwhwc_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k);
         s = ig_start16(&k, bits);
     }
-    dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE16, planes, nplanes, 0, gx16, s);
+    dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE16, planes, nplanes, 0, gx16, s);
     return s;
 }
 #endif
 
-TT_ALWAYS_INLINE void depthwise_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+TT_ALWAYS_INLINE void dwhwc_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                          int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                                          const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL) {
-        dw_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode);
+        dwhwc_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode);
         return;
     }
 #endif
@@ -869,41 +866,41 @@ TT_ALWAYS_INLINE void depthwise_body_inl(const int16_t *g, int32_t oh, int32_t o
 
 /* The HWC walk, one function per sink mode: its weight table stays out of the callers' frames (the
  * stack's high-water mark counts). */
-#define DWB_ARGS                                                                                        \
+#define DWHWC_ARGS                                                                                               \
     const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad, int32_t h, \
         int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, ig_sink *k
-#define DWB_INST(NAME, MODE)                                                                            \
-    IG_NOINLINE static void NAME(DWB_ARGS)                                                              \
-    {                                                                                                   \
-        depthwise_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE);          \
+#define DWHWC_INST(NAME, MODE)                                                                            \
+    TT_NOINLINE static void NAME(DWHWC_ARGS)                                                              \
+    {                                                                                                     \
+        dwhwc_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE);               \
     }
-DWB_INST(dwb_range, IG_RANGE)
-DWB_INST(dwb_store16, IG_STORE16)
-DWB_INST(dwb_store32, IG_STORE32)
+DWHWC_INST(dwhwc_range, IG_RANGE)
+DWHWC_INST(dwhwc_store16, IG_STORE16)
+DWHWC_INST(dwhwc_store32, IG_STORE32)
 
-static void depthwise_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
+static void dwhwc_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                            int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                            ig_sink *k, int mode)
 {
-    (mode == IG_RANGE ? dwb_range : mode == IG_STORE16 ? dwb_store16 : dwb_store32)(g, oh, ow, c, kernel, stride, pad,
-                                                                                  h, w, w_lo, w_hi, c_lo, k);
+    (mode == IG_RANGE ? dwhwc_range : mode == IG_STORE16 ? dwhwc_store16 : dwhwc_store32)(g, oh, ow, c, kernel, stride,
+                                                                                        pad, h, w, w_lo, w_hi, c_lo, k);
 }
 
 #if TT_DSP
 /* The plane forms with their plane on the stack, in frames of their own. */
-IG_NOINLINE static void dwp32_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
-                                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+TT_NOINLINE static void dwplane32_stack(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
+                                        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
 {
-    int16_t planes[DWP_STACK_PLANES];
-    dwp_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
+    int16_t planes[DWPLANE_STACK_PLANES];
+    dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
 }
 
-IG_NOINLINE static int32_t dwp16_stack(const dwp_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
+TT_NOINLINE static int32_t dwplane16_stack(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
                                        int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
                                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
 {
-    int16_t planes[DWP_STACK_PLANES];
-    return dwp_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+    int16_t planes[DWPLANE_STACK_PLANES];
+    return dwplane_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
 }
 #endif
 
@@ -912,39 +909,42 @@ void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c
                              int32_t c_lo, int32_t *gx)
 {
 #if TT_DSP
-    dwp_geom G;
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        dwp32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx);
+    dwplane_geom G;
+    if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES)) {
+        dwplane32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx);
         return;
     }
 #endif
     ig_sink k = {gx, 0, 0, 0, 0, 0};
-    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32);
 }
 
 /* ------------------------------------------------------------------ internal (depthwise_grad_inplace.c) */
 
-int32_t tt_dwg_shift16(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad,
-                       int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits)
+int32_t tt_input_grad_depthwise16_shift(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                        int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                        const int8_t *w_hi, int32_t c_lo, int32_t bits)
 {
     ig_sink k = {0, 0, 0, 0, 0, 0};
-    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
     return ig_start16(&k, bits);
 }
 
-int tt_dwg_planes16(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad,
-                    int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits,
-                    int16_t *gx, int16_t *scratch, int32_t scratch_elems, int32_t *s)
+int tt_input_grad_depthwise16_planes(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
+                                     int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                     const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx, int16_t *scratch,
+                                     int32_t scratch_elems, int32_t *s)
 {
 #if TT_DSP
-    dwp_geom G;
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, scratch_elems)) {
+    dwplane_geom G;
+    if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, scratch_elems)) {
         const int32_t nplanes = 2 * G.plane <= scratch_elems ? 2 : 1;
-        *s = dwp_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, scratch, nplanes);
+        *s = dwplane_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, scratch,
+                                nplanes);
         return 1;
     }
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES)) {
-        *s = dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
+    if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES)) {
+        *s = dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
         return 1;
     }
 #else
@@ -959,14 +959,14 @@ int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32
                                   const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
 {
 #if TT_DSP
-    dwp_geom G;
-    if (dwp_plan(&G, oh, ow, kernel, stride, pad, h, w, DWP_STACK_PLANES))
-        return e + dwp16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
+    dwplane_geom G;
+    if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES))
+        return e + dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
 #endif
     ig_sink k = {0, gx, 0, 0, 0, 0};
-    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
     const int32_t s = ig_start16(&k, bits);
-    depthwise_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE16);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE16);
     return e + s;
 }
 

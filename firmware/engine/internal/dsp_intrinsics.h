@@ -17,27 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Hot-loop helpers must be inlined even where GCC's size heuristics would not. */
-#if defined(__GNUC__)
-#define TT_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define TT_ALWAYS_INLINE static inline
-#endif
-
-/* Complete unrolling of a loop with a small constant trip count (GCC; other compilers decide). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define TT_UNROLL(n) _Pragma(TT_STR(GCC unroll n))
-#define TT_STR(x) #x
-#else
-#define TT_UNROLL(n)
-#endif
-
-/* The builtin even under -ffreestanding, where a plain memcpy would be a call per load. */
-#if defined(__GNUC__)
-#define TT_MEMCPY __builtin_memcpy
-#else
-#define TT_MEMCPY memcpy
-#endif
+#include "compiler_hints.h"
 
 /* Unaligned little-endian loads: one LDR on Cortex-M7 (unaligned LDR is allowed; LDRD/LDM are not). */
 static inline uint32_t tt_read_s8x4(const int8_t *p)
@@ -56,14 +36,6 @@ static inline uint32_t tt_read_s16x2(const int16_t *p)
 
 /* Unaligned little-endian store of an int16 pair: one STR on Cortex-M7. */
 static inline void tt_write_s16x2(int16_t *p, uint32_t v) { TT_MEMCPY(p, &v, sizeof v); }
-
-/* Makes the compiler forget what it knows about x (no instruction): keeps a load that uses x as its
- * address inside the loop where it is written, instead of hoisted into a register that then spills. */
-#if defined(__GNUC__)
-#define TT_OPAQUE(x) __asm__("" : "+r"(x))
-#else
-#define TT_OPAQUE(x) ((void)0)
-#endif
 
 /* The signed int16 lanes of a word (SXTH, ASR #16). */
 static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
@@ -163,19 +135,19 @@ static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo)
 typedef struct {
     uint64_t d[512];
 } tt_ld64_region;
-#define tt_ld64(base, idx)                                                                         \
-    __extension__({                                                                                \
-        uint64_t v_;                                                                               \
-        if (__builtin_constant_p(idx)) {                                                           \
-            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
-            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
-                    : "=r"(v_)                                                                     \
+#define tt_ld64(base, idx)                                                                            \
+    __extension__({                                                                                   \
+        uint64_t v_;                                                                                  \
+        if (__builtin_constant_p(idx)) {                                                              \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")       \
+            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                         \
+                    : "=r"(v_)                                                                        \
                     : "r"(base), "i"((idx) * 8), "m"(*(const tt_ld64_region *)(const void *)(base))); \
-            _Pragma("GCC diagnostic pop")                                                          \
-        } else {                                                                                   \
-            v_ = (base)[idx];                                                                      \
-        }                                                                                          \
-        v_;                                                                                        \
+            _Pragma("GCC diagnostic pop")                                                             \
+        } else {                                                                                      \
+            v_ = (base)[idx];                                                                         \
+        }                                                                                             \
+        v_;                                                                                           \
     })
 
 
@@ -189,10 +161,10 @@ typedef struct {
     __extension__({                                                                                \
         uint64_t v_;                                                                               \
         if (__builtin_constant_p(off)) {                                                           \
-            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")    \
             __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
                     : "=r"(v_)                                                                     \
-                    : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));     \
+                    : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));    \
             _Pragma("GCC diagnostic pop")                                                          \
         } else {                                                                                   \
             TT_MEMCPY(&v_, (const char *)(p) + 4 * (off), 8);                                      \
