@@ -150,7 +150,6 @@ typedef struct {
         v_;                                                                                           \
     })
 
-
 /* The 32-bit words p[off], p[off + 1] (p word-aligned, any element type) in one LDRD, low word =
  * the first; off a compile-time constant (in words) after inlining and unrolling, else two loads.
  * The memory operand (a may_alias type: p may point to int16 data) names the region read. */
