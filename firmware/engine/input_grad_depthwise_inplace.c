@@ -11,7 +11,7 @@
 
 #include "tt_kernels.h"
 
-#include "internal/input_grad_internal.h"
+#include "internal/input_grad_depthwise.h"
 
 /* Row iy of gx = rshift_round(v, s) = (v + k0) >> s into g's row iy, the rows it reads through src. */
 static void row_put(int16_t *out, const int16_t *const *src, int32_t w, int32_t c, int32_t kernel, int32_t pad,

@@ -1,6 +1,6 @@
-/* Internal interface between input_grad.c and depthwise_grad_inplace.c (not part of tt_kernels.h). */
-#ifndef TT_INPUT_GRAD_INTERNAL_H
-#define TT_INPUT_GRAD_INTERNAL_H
+/* Internal interface between input_grad_depthwise.c and input_grad_depthwise_inplace.c (not part of tt_kernels.h). */
+#ifndef TT_INPUT_GRAD_DEPTHWISE_H
+#define TT_INPUT_GRAD_DEPTHWISE_H
 
 #include <stdint.h>
 
