@@ -42,6 +42,13 @@
 #define TT_NOINLINE_NOSCHED TT_NOINLINE
 #endif
 
+/* Tells the compiler a fact it cannot derive (no instruction; undefined behaviour if false). */
+#if defined(__GNUC__)
+#define TT_ASSUME(c) ((c) ? (void)0 : __builtin_unreachable())
+#else
+#define TT_ASSUME(c) ((void)0)
+#endif
+
 /* Makes the compiler forget what it knows about x (no instruction): keeps a load that uses x as its
  * address inside the loop where it is written, instead of hoisted into a register that then spills. */
 #if defined(__GNUC__)

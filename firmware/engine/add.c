@@ -1,6 +1,4 @@
-/* Element-wise forward ops: residual add (TFLite int8 ADD), global average pool, channel prefix save. */
-#include <string.h>
-
+/* Residual add, forward: TFLite int8 ADD (docs/numerics.md), y may alias a or b. */
 #include "tt_kernels.h"
 
 #include "internal/fixed_point.h"
@@ -201,28 +199,4 @@ void tt_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const tt_add
     }
     if (mask)
         tt_mask_finish(mask, (uint32_t)n);
-}
-
-void tt_avgpool(const int8_t *x, int32_t hw, int32_t c, int8_t *y, int32_t mult, int32_t shift,
-                int32_t zx, int32_t zy, uint8_t *mask)
-{
-    for (int32_t ch = 0; ch < c; ch++) {
-        int32_t acc = 0;
-        const int8_t *xp = x + ch;
-        for (int32_t p = 0; p < hw; p++, xp += c)
-            acc += *xp;
-        acc -= zx * hw;
-        const uint32_t f = tt_store_int8(tt_mbqm_inline(acc, mult, shift), zy, y + ch);
-        if (mask)
-            tt_mask_put(mask, (uint32_t)ch, f);
-    }
-    if (mask)
-        tt_mask_finish(mask, (uint32_t)c);
-}
-
-/* In place (xs == x) is safe: row p moves down to p*k <= p*c and never overtakes a row not yet read. */
-void tt_save_channels(const int8_t *x, int32_t hw, int32_t c, int32_t k, int8_t *xs)
-{
-    for (int32_t p = 0; p < hw; p++)
-        memmove(xs + p * k, x + p * c, (size_t)k);
 }
