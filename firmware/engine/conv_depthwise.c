@@ -11,12 +11,6 @@
 
 /* ------------------------------------------------------------------ portable */
 
-/* Weight of channel ch, tap t, from the lo (SRAM) or hi (flash) part. */
-static inline int32_t dw_weight(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kk, int32_t ch, int32_t t)
-{
-    return ch < c_lo ? w_lo[ch * kk + t] : w_hi[(ch - c_lo) * kk + t];
-}
-
 /* Channels [c_begin, c_end) one at a time: the portable path, and the channel tail of the DSP path. */
 static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                                int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,

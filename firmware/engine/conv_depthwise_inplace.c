@@ -20,17 +20,16 @@
 
 #if TT_DSP
 
-/* ------------------------------------------------------------------ depthwise through expanded rows
- *
- * The main DSP path (kernels 3, 5, 7; strides 1, 2), one channel at a time. The channel's input rows
- * are expanded once each into a ring of k rows of int16 on the stack, padding included (zx, whose
- * products the zero-point fold cancels), so that every output is branch-free: per kernel row
- * (k+1)/2 SMLAD of a word (X[u], X[u+1]) of the row with a pair of weights (w[2t], w[2t+1]), the odd
- * last tap paired with a 0 weight (its partner X is any defined value). Two horizontally adjacent
- * outputs share their weight loads (stride 1: one LDRD serves two pairs of the even output, the odd
- * one reads unaligned words; stride 2: both read aligned words). An output row is written only
- * after every input row it covers is in the ring, so the output may overwrite the input (in-place
- * stride 1: input row r + k/2 of the channel is expanded before its output row r is stored).
+/* Depthwise through expanded rows (kernels 3, 5, 7; stride 1; one column tile, so that it can run in
+ * place), one channel at a time: for rows wider than the staged 4-channel path's one tile, or
+ * channel counts that are not a multiple of 4. The channel's input rows are expanded once each into
+ * a ring of k rows of int16 on the stack, padding included (zx, whose products the zero-point fold
+ * cancels), so that every output is branch-free: per kernel row (k+1)/2 SMLAD of a word (X[u],
+ * X[u+1]) of the row with a pair of weights (w[2t], w[2t+1]), the odd last tap paired with a 0
+ * weight (its partner X is any defined value). Four horizontally adjacent outputs share every
+ * weight load. An output row is written only after every input row it covers is in the ring, so
+ * the output may overwrite the input (input row r + k/2 of the channel is expanded before its
+ * output row r is stored).
  *
  * Requantization of a channel whose constants allow it (multiplier >= 0, right shift e in 1..23,
  * |bias| < 2^29 - 2^21, so that 2 acc cannot overflow) in 4 instructions: with weights doubled and
@@ -39,13 +38,13 @@
  * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Other
  * channels (dead ones, biases near -2^31) take the general saturating form. */
 
-#define DWEXP_RING_HALFS 320 /* 640 bytes of stack: k rows of a column tile */
+#define DWEXP_RING_HALFS 320 /* 640 bytes of stack: k expanded rows of w + k halfwords (w <= dwexp_cols) */
 
 typedef struct {
     uint32_t w[DW_MAX_KERNEL][4]; /* kernel row i, pair t: (w[i][2t], w[i][2t+1]) (doubled: fast) */
     int32_t init;                 /* fast: 2 (bias - zx sum w); general: -zx sum w */
     int32_t m, k, e;              /* fast: multiplier, 2^(e-1) + zy 2^e, right shift */
-    int32_t bias, mult, shift, zy;
+    int32_t bias, shift, zy;
 } dwexp_chan;
 
 /* The channel's constants; returns whether it has the one-SMMLAR requantization. */
@@ -67,7 +66,6 @@ static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t
     q->e = e;
     q->k = fast ? (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e) : 0;
     q->bias = bias;
-    q->mult = mult;
     q->shift = shift;
     q->zy = zy;
     return fast;
@@ -105,40 +103,13 @@ TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int
         tt_mask_put(mask, bit, (uint32_t)(c == pre));
 }
 
-/* The weights of kernel row i as words w[0..P-1] (pairs), read two at a time. */
-#define DWEXP_LOAD_W(WQ, W, P)                                             \
-    do {                                                                   \
-        TT_UNROLL(4) for (int t_ = 0; t_ + 1 < (P); t_ += 2)               \
-        {                                                                  \
-            const uint64_t d_ = tt_ldrd_w(WQ, t_);                         \
-            W[t_] = (uint32_t)d_;                                          \
-            W[t_ + 1] = (uint32_t)(d_ >> 32);                              \
-        }                                                                  \
-        if ((P) & 1)                                                       \
-            W[(P) - 1] = (WQ)[(P) - 1];                                    \
-    } while (0)
-
-/* Aligned words V[0..n-1] from xr (word aligned), two at a time. */
-#define DWEXP_LOAD_V(XR, V, N)                                             \
-    do {                                                                   \
-        TT_UNROLL(8) for (int u_ = 0; u_ + 1 < (N); u_ += 2)               \
-        {                                                                  \
-            const uint64_t d_ = tt_ldrd_w(XR, u_);                         \
-            V[u_] = (uint32_t)d_;                                          \
-            V[u_ + 1] = (uint32_t)(d_ >> 32);                              \
-        }                                                                  \
-        if ((N) & 1)                                                       \
-            V[(N) - 1] = tt_read_s16x2((XR) + 2 * ((N) - 1));              \
-    } while (0)
-
 /* One output row of tow outputs of the channel from its K expanded input rows rp[0..K-1]: y is the
  * row's first output, c the step between outputs, bit its mask index. Four outputs at a time share
- * every weight load (and, stride 2, every input word; stride 1, the even outputs read aligned words
- * two at a time, the odd ones unaligned words). */
+ * every weight load; per pair of taps the even outputs read an aligned word, the odd ones the
+ * unaligned word after it, and the next pair reuses both. */
 TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
-                              uint8_t *mask, uint32_t bit, int K, int S, int fast, int masked)
+                                uint8_t *mask, uint32_t bit, int K, int fast, int masked)
 {
-    enum { MAXP = (DW_MAX_KERNEL + 1) / 2 };
     const int P = (K + 1) / 2; /* pairs per kernel row */
     const int32_t init = q->init;
     const dwexp_rq rq = dwexp_rq_of(q, fast);
@@ -147,38 +118,21 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
         int32_t a0 = init, a1 = init, a2 = init, a3 = init;
         TT_UNROLL(7) for (int i = 0; i < K; i++)
         {
-            const int16_t *xr = rp[i] + S * ox; /* word aligned: ox even, rows of even length */
+            const int16_t *xr = rp[i] + ox; /* word aligned: ox even, rows of even length */
             const uint32_t *wq = q->w[i];
             /* loads in the order they are consumed (few live registers, no spills) */
-            if (S == 1) {
-                /* output ox + j, pair t: the word at halfword ox + j + 2t (j odd: unaligned) */
-                uint32_t e0 = tt_read_s16x2(xr), o0 = tt_read_s16x2(xr + 1);
-                TT_UNROLL(4) for (int t = 0; t < P; t++)
-                {
-                    const uint32_t wv = wq[t];
-                    const uint32_t e1 = tt_read_s16x2(xr + 2 * t + 2), o1 = tt_read_s16x2(xr + 2 * t + 3);
-                    a0 = tt_smlad(e0, wv, a0);
-                    a1 = tt_smlad(o0, wv, a1);
-                    a2 = tt_smlad(e1, wv, a2);
-                    a3 = tt_smlad(o1, wv, a3);
-                    e0 = e1;
-                    o0 = o1;
-                }
-            } else {
-                /* output ox + j, pair t: the word at halfword 2 (ox + j + t) */
-                uint32_t v0 = tt_read_s16x2(xr), v1 = tt_read_s16x2(xr + 2), v2 = tt_read_s16x2(xr + 4);
-                TT_UNROLL(4) for (int t = 0; t < P; t++)
-                {
-                    const uint32_t wv = wq[t];
-                    const uint32_t v3 = tt_read_s16x2(xr + 2 * t + 6);
-                    a0 = tt_smlad(v0, wv, a0);
-                    a1 = tt_smlad(v1, wv, a1);
-                    a2 = tt_smlad(v2, wv, a2);
-                    a3 = tt_smlad(v3, wv, a3);
-                    v0 = v1;
-                    v1 = v2;
-                    v2 = v3;
-                }
+            /* output ox + j, pair t: the word at halfword ox + j + 2t (j odd: unaligned) */
+            uint32_t e0 = tt_read_s16x2(xr), o0 = tt_read_s16x2(xr + 1);
+            TT_UNROLL(4) for (int t = 0; t < P; t++)
+            {
+                const uint32_t wv = wq[t];
+                const uint32_t e1 = tt_read_s16x2(xr + 2 * t + 2), o1 = tt_read_s16x2(xr + 2 * t + 3);
+                a0 = tt_smlad(e0, wv, a0);
+                a1 = tt_smlad(o0, wv, a1);
+                a2 = tt_smlad(e1, wv, a2);
+                a3 = tt_smlad(o1, wv, a3);
+                e0 = e1;
+                o0 = o1;
             }
         }
         dwexp_out(a0, rq, fast, masked, y, mask, bit);
@@ -190,7 +144,7 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
         int32_t a0 = init;
         TT_UNROLL(7) for (int i = 0; i < K; i++)
         {
-            const int16_t *xr = rp[i] + S * ox;
+            const int16_t *xr = rp[i] + ox;
             TT_UNROLL(4) for (int t = 0; t < P; t++) a0 = tt_smlad(tt_read_s16x2(xr + 2 * t), q->w[i][t], a0);
         }
         dwexp_out(a0, rq, fast, masked, y, mask, bit);
@@ -243,15 +197,15 @@ TT_NOINLINE_NOSCHED static void dwexp_expand_row(const dw_args *g, int32_t ch, i
 /* Every output row of channel q's column tile [ox0, ox0 + tow): before each output row the input
  * rows it adds are expanded into their ring slots (row iy in slot (iy + pad_top) mod K). */
 TT_ALWAYS_INLINE void dwexp_tile(const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0,
-                               int32_t tow, int32_t n, int32_t pitch, int K, int S, int fast, int masked)
+                                 int32_t tow, int32_t n, int32_t pitch, int K, int fast, int masked)
 {
     const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top;
-    const int32_t ix0 = ox0 * S - g->pad_left;
+    const int32_t ix0 = ox0 - g->pad_left;
     int32_t next = -pt, first = 0; /* next input row to expand; slot of the output row's first input row */
     int8_t *y = g->y + ox0 * c + ch;
     uint32_t bit = (uint32_t)(ox0 * c + ch);
     for (int32_t oy = 0; oy < oh; oy++, y += ow * c, bit += (uint32_t)(ow * c)) {
-        const int32_t iy0 = oy * S - pt, end = iy0 + K;
+        const int32_t iy0 = oy - pt, end = iy0 + K;
         if (next < iy0)
             next = iy0;
         for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
@@ -263,8 +217,8 @@ TT_ALWAYS_INLINE void dwexp_tile(const dw_args *g, int32_t ch, const dwexp_chan 
             rp[i] = ring + slot * pitch;
             slot = slot + 1 == K ? 0 : slot + 1;
         }
-        dwexp_row(rp, tow, q, y, c, g->mask, bit, K, S, fast, masked);
-        first += S;
+        dwexp_row(rp, tow, q, y, c, g->mask, bit, K, fast, masked);
+        first++;
         if (first >= K)
             first -= K;
     }
@@ -272,60 +226,50 @@ TT_ALWAYS_INLINE void dwexp_tile(const dw_args *g, int32_t ch, const dwexp_chan 
 
 typedef void (*dwexp_tile_fn)(const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0,
                               int32_t tow, int32_t n, int32_t pitch);
-#define DWEXP_INST(K, S, FAST, MASKED)                                                                                \
-    TT_NOINLINE_NOSCHED static void dwexp_tile_##K##_##S##_##FAST##MASKED(                                            \
-        const dw_args *g, int32_t ch, const dwexp_chan *q, int16_t *ring, int32_t ox0, int32_t tow, int32_t n,        \
-        int32_t pitch)                                                                                                \
+#define DWEXP_INST(K, FAST, MASKED)                                                                                   \
+    TT_NOINLINE_NOSCHED static void dwexp_tile_##K##_##FAST##MASKED(const dw_args *g, int32_t ch,                     \
+                                                                    const dwexp_chan *q, int16_t *ring, int32_t ox0,  \
+                                                                    int32_t tow, int32_t n, int32_t pitch)            \
     {                                                                                                                 \
-        dwexp_tile(g, ch, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                           \
+        dwexp_tile(g, ch, q, ring, ox0, tow, n, pitch, K, FAST, MASKED);                                              \
     }
-#define DWEXP_INST_KS(K, S) DWEXP_INST(K, S, 1, 0) DWEXP_INST(K, S, 1, 1) DWEXP_INST(K, S, 0, 2)
-DWEXP_INST_KS(3, 1)
-DWEXP_INST_KS(5, 1)
-DWEXP_INST_KS(7, 1)
+#define DWEXP_INST_K(K) DWEXP_INST(K, 1, 0) DWEXP_INST(K, 1, 1) DWEXP_INST(K, 0, 2)
+DWEXP_INST_K(3)
+DWEXP_INST_K(5)
+DWEXP_INST_K(7)
 
-/* [kernel / 2 - 1][fast, fast masked, general (masked or not)]: stride 1 only (the path now runs only
- * in place, for rows wider than the staged 4-channel path's one tile; strides 2 were slower there) */
+/* [kernel / 2 - 1][fast, fast masked, general (masked or not)] */
 static const dwexp_tile_fn dwexp_fns[3][3] = {
-    {dwexp_tile_3_1_10, dwexp_tile_3_1_11, dwexp_tile_3_1_02},
-    {dwexp_tile_5_1_10, dwexp_tile_5_1_11, dwexp_tile_5_1_02},
-    {dwexp_tile_7_1_10, dwexp_tile_7_1_11, dwexp_tile_7_1_02},
+    {dwexp_tile_3_10, dwexp_tile_3_11, dwexp_tile_3_02},
+    {dwexp_tile_5_10, dwexp_tile_5_11, dwexp_tile_5_02},
+    {dwexp_tile_7_10, dwexp_tile_7_11, dwexp_tile_7_02},
 };
 
-/* Output columns per tile for a kernel and stride: k expanded rows of a tile fit the ring. */
-static int32_t dwexp_tile_cols(int32_t kernel, int32_t stride)
+/* The widest output row (one column tile) whose k expanded rows of w + k halfwords fit the ring. */
+static int32_t dwexp_cols(int32_t kernel)
 {
     const int32_t pitch = (DWEXP_RING_HALFS / kernel) & ~1;
-    const int32_t p = (kernel + 1) / 2;
-    return stride == 1 ? pitch - kernel : (pitch + 2) / 2 - p;
+    return pitch - kernel;
 }
 
-/* Every output of channel ch, in column tiles of at most dwexp_tile_cols (the input may be the
- * output when there is one tile and the stride is 1). */
+/* Every output of channel ch, as one column tile (the input may be the output). */
 static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8_t *wc, int16_t *ring)
 {
-    const int32_t stride = g->stride, ow = g->ow;
+    const int32_t ow = g->ow;
     const int masked = g->mask != 0;
     dwexp_chan q;
     const int fast = dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q);
     const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
-    const int32_t tile = dwexp_tile_cols(kernel, stride), p = (kernel + 1) / 2;
-    for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
-        const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
-        const int32_t n = stride == 1 ? tow + kernel : 2 * (tow + p) - 2; /* halfwords read per row */
-        fn(g, ch, &q, ring, ox0, tow, n, (n + 1) & ~1);
-    }
+    const int32_t n = ow + kernel; /* halfwords read per row */
+    fn(g, ch, &q, ring, 0, ow, n, (n + 1) & ~1);
 }
 
-/* Whether the expanded-rows path runs this conv (and with `inplace`, in place: one column tile). */
-static int dwexp_supported(int32_t kernel, int32_t stride, int32_t ow, int inplace)
+/* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
+static int dwexp_supported(int32_t kernel, int32_t w)
 {
-    /* 3x3 stride 2 (each input feeds only 2.25 MACs) and narrow outputs (per-channel costs over few
-     * outputs): the 4-lane path does better (measured: tools/kernel_bench.py) */
-    if ((kernel != 3 && kernel != 5 && kernel != 7) || (stride != 1 && stride != 2) || (kernel == 3 && stride == 2) ||
-        ow < 8)
-        return 0;
-    return inplace && stride == 1 && ow <= dwexp_tile_cols(kernel, stride);
+    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
+     * (measured: tools/kernel_bench.py) */
+    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= 8 && w <= dwexp_cols(kernel);
 }
 
 TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
@@ -352,7 +296,7 @@ TT_NOINLINE static int depthwise_inplace_dsp(int8_t *xy, int32_t h, int32_t w, i
     const dw_args g = {xy, h, w, c, xy, h, w, 1, pad, pad, bias, mult, shift, zx, zy, mask};
     if (dw4_supported(kernel, 1, c) && (c & 3) == 0 && w <= dw4_tile_cols(kernel, 1)) /* one column tile */
         tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo);
-    else if (dwexp_supported(kernel, 1, w, 1))
+    else if (dwexp_supported(kernel, w))
         dwexp_conv(&g, kernel, w_lo, w_hi, c_lo);
     else
         return 0;

@@ -170,7 +170,7 @@ static void conv_dsp(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t 
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
         const int dbl = pw_prepare_dbl(bias, mult, shift, zy, ob, nb, k, tab);
-        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, k, tab), best = rq == RQ_BEST;
+        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, tab), best = rq == RQ_BEST;
         conv_block_fn fn;
         if (dbl)
             fn = mask ? conv_any_dbl_m : k == 27 ? conv_k27_dbl : conv_any_dbl;

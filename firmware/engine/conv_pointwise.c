@@ -140,12 +140,6 @@ TT_ALWAYS_INLINE void pw_dot8(const int8_t *x0, int32_t sx, const int8_t *w0, in
     s[3] = s11;
 }
 
-/* the conv epilogue with the channel's constants prepared: y = clamp(MBQM(sat32(bias + sum)) + zy) */
-TT_ALWAYS_INLINE uint32_t requant_store(int32_t sum, const tt_requant_channel *q, int32_t zy, int8_t *y)
-{
-    return tt_store_int8(tt_requant_apply(sum, q), zy, y);
-}
-
 /* NP positions from p for output channels [ob, ob + nb): expanded once, every channel, then the
  * staged outputs copied to their rows. */
 TT_ALWAYS_INLINE void pw_block_np(const pw_args *g, int32_t p, int32_t ob, int32_t nb, const pw_rq *tab,
@@ -417,7 +411,7 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
         /* (not on the chunked path: there each block expands its chunks again, the doubling costs more
          * than it saves; measured) */
         const int dbl = expand && pw_prepare_dbl(bias, mult, shift, zy, ob, nb, cin, tab);
-        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, cin, tab);
+        const int rq = dbl ? RQ_DBL : pw_prepare(bias, mult, shift, zy, ob, nb, tab);
         for (int32_t j = 0; j < nb; j++) {
             const int32_t o = ob + j;
             zinit[j] = expand ? 0

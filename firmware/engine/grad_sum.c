@@ -88,7 +88,7 @@ static int32_t renormalize32(const unsigned char *src, int32_t n, int32_t bits, 
  * by r (>= 1; 0 once r >= 63). */
 typedef struct {
     const unsigned char *p;
-    int32_t is32, l, r;
+    int32_t l, r;
 } sum_part;
 
 TT_ALWAYS_INLINE int64_t sum_part_value(const sum_part *q, int32_t i, int is32)
@@ -202,7 +202,6 @@ int32_t tt_grad_sum(const void *const *parts, const uint8_t *is32, const int32_t
         sum_part q[2];
         for (int32_t j = 0; j < 2; j++) {
             q[j].p = (const unsigned char *)parts[j];
-            q[j].is32 = is32[j];
             q[j].l = exps[j] >= e ? exps[j] - e : 0;
             q[j].r = exps[j] >= e ? 0 : (e - exps[j] > 63 ? 63 : e - exps[j]);
         }

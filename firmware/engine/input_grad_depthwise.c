@@ -649,7 +649,7 @@ void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c
     dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32);
 }
 
-/* ------------------------------------------------------------------ internal (depthwise_grad_inplace.c) */
+/* ------------------------------------------------------------------ internal (input_grad_depthwise_inplace.c) */
 
 int32_t tt_input_grad_depthwise16_shift(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                         int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
@@ -660,12 +660,12 @@ int32_t tt_input_grad_depthwise16_shift(const int16_t *g, int32_t oh, int32_t ow
     return ig_start16(&k, bits);
 }
 
+#if TT_DSP
 int tt_input_grad_depthwise16_planes(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                      int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                                      const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx, int16_t *scratch,
                                      int32_t scratch_elems, int32_t *s)
 {
-#if TT_DSP
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, scratch_elems)) {
         const int32_t nplanes = 2 * G.plane <= scratch_elems ? 2 : 1;
@@ -677,12 +677,9 @@ int tt_input_grad_depthwise16_planes(const int16_t *g, int32_t oh, int32_t ow, i
         *s = dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
         return 1;
     }
-#else
-    (void)g, (void)oh, (void)ow, (void)c, (void)kernel, (void)stride, (void)pad, (void)h, (void)w, (void)w_lo;
-    (void)w_hi, (void)c_lo, (void)bits, (void)gx, (void)scratch, (void)scratch_elems, (void)s;
-#endif
     return 0;
 }
+#endif
 
 int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                   int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,

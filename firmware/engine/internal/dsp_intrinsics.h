@@ -49,7 +49,6 @@ static inline uint32_t tt_pack16(int32_t lo, int32_t hi)
 
 #if defined(__ARM_FEATURE_DSP) && !defined(TT_NO_DSP)
 #define TT_DSP 1
-#define TT_DSP_NATIVE 1
 #include <arm_acle.h>
 
 static inline uint32_t tt_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
@@ -119,13 +118,6 @@ static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi)
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
     return r;
 }
-/* PKHTB hi, lo, ASR #16: the top half of hi, the top half of lo at the bottom. */
-static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo)
-{
-    uint32_t r;
-    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
-    return r;
-}
 
 /* base[idx] of a word-aligned doubleword array in one LDRD (GCC's Cortex-M7 tuning splits 64-bit
  * loads into two LDR); idx a compile-time constant after inlining and unrolling (else a plain load). The
@@ -172,7 +164,6 @@ typedef struct {
     })
 
 #else
-#define TT_DSP_NATIVE 0
 #if defined(TT_EMULATE_DSP)
 #define TT_DSP 1
 #else
@@ -236,7 +227,6 @@ static inline int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
     return tt_s32((uint32_t)(v >> 32));
 }
 static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
-static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo) { return (hi & 0xFFFF0000u) | (lo >> 16); }
 #define tt_ld64(base, idx) ((base)[idx])
 static inline uint64_t tt_ldrd_w(const void *p, int32_t off)
 {

@@ -183,14 +183,12 @@ TT_ALWAYS_INLINE void pw_channels(const pw_args *g, const uint64_t *xl, const ui
 /* Expanded inputs of four positions: K inputs in groups of 4, plus one partial group of a second part. */
 #define PW_X16_WORDS(K) (((K) / 4 + 1) * 4)
 
-/* The requantization table of output channels [ob, ob + nb) and its mode (k: products per sum,
- * unused while every mode keeps the saturating bias add): tt_rq_prepare's and tt_rq_foldable's
- * constants (fixed_point.h), written out here, where GCC then keeps the loop as tight as when the
- * two kernels shared one file (out of line, as then). */
-TT_NOINLINE static int pw_prepare(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy, int32_t ob,
-                      int32_t nb, int32_t k, pw_rq *tab)
+/* The requantization table of output channels [ob, ob + nb) and its mode: tt_rq_prepare's and
+ * tt_rq_foldable's constants (fixed_point.h), written out here, where GCC then keeps the loop as tight
+ * as when the two kernels shared one file (out of line, as then). */
+TT_NOINLINE static int pw_prepare(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy,
+                                  int32_t ob, int32_t nb, pw_rq *tab)
 {
-    (void)k;
     int best = 1;
     for (int32_t j = 0; j < nb; j++) {
         const int32_t o = ob + j, b = bias[o], m = mult[o], e = -shift[o];
