@@ -99,7 +99,8 @@ static int add_fast(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, cons
 #if TT_DSP
 /* The DSP form of the common case, every MBQM as one SMMLAR: with X = 2 x (|x| < 2^29),
  * SMMLAR(X, m, K) = SRDHM(x, m) + K exactly, and for a right shift e >= 1, K = 2^(e-1) (+ zo 2^e for
- * the output): (SMMLAR + (X >> 31)) >> e = RDBPOT(SRDHM, e) (+ zo), as in conv_forward.c; e = 0 is
+ * the output): (SMMLAR + (X >> 31)) >> e = RDBPOT(SRDHM, e) (+ zo), as in the conv kernels' RQ_DBL
+ * form (internal/pointwise_block.h); e = 0 is
  * SRDHM alone. The inputs' 2 ((v - z) << ls) = v 2^(ls+1) - z 2^(ls+1). */
 typedef struct {
     int32_t ls1, zs1, zs2, m1, m2, k1, k2, e1, e2, mo, ko, eo;

@@ -14,9 +14,9 @@
 /* Channels [c_begin, c_end) one at a time: the portable path, and the channel tail of the DSP path. */
 static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                                int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
-                               const int8_t *w_hi,
-                               int32_t c_lo, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                               int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin, int32_t c_end)
+                               const int8_t *w_hi, int32_t c_lo, const int32_t *bias, const int32_t *mult,
+                               const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin,
+                               int32_t c_end)
 {
     const int32_t kk = kernel * kernel;
     for (int32_t oy = 0; oy < oh; oy++) {
@@ -42,14 +42,11 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
     }
 }
 
-/* ------------------------------------------------------------------ Cortex-M7 DSP */
-
-#if TT_DSP
-
-/* ------------------------------------------------------------------ depthwise, 4 channels on staged rows
+/* ------------------------------------------------------------------ Cortex-M7 DSP: 4 channels on staged rows
  *
- * Groups of 4 channels (c % 4 == 0): bands of a few rows (a patch stage's strips) and small tensors,
- * where the expanded-rows path's per-channel costs do not pay. The group's input rows are staged once
+ * Groups of 4 channels (the last c % 4 channels go to depthwise_channels): bands of a few rows (a
+ * patch stage's strips) and small tensors, where the expanded-rows path's per-channel costs
+ * (conv_depthwise_inplace.c) do not pay. The group's input rows are staged once
  * each into a ring of K rows on the stack, one word (its 4 channels' int8) per pixel, padding included
  * as zx bytes (whose products the zero-point fold cancels): every output is then branch-free with
  * constant offsets. Per tap: one word of the staged row, SXTB16 / SXTB16 ROR 8, one LDRD of the tap's
@@ -58,6 +55,8 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
  * path (weights doubled, one SMMLAR) when every channel of the group allows it, else the general form.
  * An output row is written only after every row it reads is in the ring, and each row is staged once,
  * so with one column tile (and stride 1) the output may overwrite the input. */
+
+#if TT_DSP
 
 typedef struct {
     uint64_t t[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* tap t: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
@@ -326,8 +325,8 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                                shift, zx, zy, mask, c & ~3, c);
     } else
 #endif
-        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy,
-                           mask, 0, c);
+        depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
+                           shift, zx, zy, mask, 0, c);
     if (mask)
         tt_mask_finish(mask, (uint32_t)(oh * ow * c));
 }

@@ -4,7 +4,7 @@
  * pad+1 rows and copied over input row r-pad once no later output row needs it.
  * Peak memory is the tensor plus (pad+1) rows instead of two tensors. Each row is
  * one call of the strip form of tt_conv_depthwise, so results are bit-identical.
- * DSP: the staged 4-channel path of tt_conv_depthwise and the expanded-rows path below read
+ * DSP: the staged 4-channel path (conv_depthwise.c) and the expanded-rows path below read
  * every input row they need before they write the row it overlaps, so they need no ring.
  */
 #include <string.h>
@@ -16,11 +16,9 @@
 #include "internal/fixed_point.h"
 #include "internal/mask_bits.h"
 
-/* ------------------------------------------------------------------ Cortex-M7 DSP */
-
-#if TT_DSP
-
-/* Depthwise through expanded rows (kernels 3, 5, 7; stride 1; one column tile, so that it can run in
+/* ------------------------------------------------------------------ Cortex-M7 DSP: expanded rows
+ *
+ * Depthwise through expanded rows (kernels 3, 5, 7; stride 1; one column tile, so that it can run in
  * place), one channel at a time: for rows wider than the staged 4-channel path's one tile, or
  * channel counts that are not a multiple of 4. The channel's input rows are expanded once each into
  * a ring of k rows of int16 on the stack, padding included (zx, whose products the zero-point fold
@@ -38,6 +36,8 @@
  * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Other
  * channels (dead ones, biases near -2^31) take the general saturating form. */
 
+#if TT_DSP
+
 #define DWEXP_RING_HALFS 320 /* 640 bytes of stack: k expanded rows of w + k halfwords (w <= dwexp_cols) */
 
 typedef struct {
@@ -49,7 +49,7 @@ typedef struct {
 
 /* The channel's constants; returns whether it has the one-SMMLAR requantization. */
 static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t mult, int32_t shift, int32_t zx,
-                       int32_t zy, dwexp_chan *q)
+                         int32_t zy, dwexp_chan *q)
 {
     const int32_t e = -shift;
     const int fast = mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
@@ -154,7 +154,7 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
 /* Halfwords X[0..n) of input row iy (any: rows outside [0, h) are all padding) of channel ch, from
  * input column ix0 on, into d (word aligned). */
 TT_NOINLINE_NOSCHED static void dwexp_expand_row(const dw_args *g, int32_t ch, int32_t iy, int32_t ix0, int32_t n,
-                                                  int16_t *d)
+                                                 int16_t *d)
 {
     const int32_t c = g->c, w = g->w;
     const int16_t zx = (int16_t)g->zx;
@@ -273,7 +273,7 @@ static int dwexp_supported(int32_t kernel, int32_t w)
 }
 
 TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
-                                            int32_t c_lo)
+                                           int32_t c_lo)
 {
     uint32_t ring32[DWEXP_RING_HALFS / 2]; /* word aligned */
     int16_t *ring = (int16_t *)(void *)ring32;

@@ -70,7 +70,7 @@ static int32_t weight_row_sum(const int8_t *w, int32_t n)
  * i+3) in the high word: what a weight word unpacked by SXTB16 / SXTB16 ROR 8 meets. Lanes past
  * n are 0. */
 TT_ALWAYS_INLINE void pw_expand(const int8_t *x0, int32_t sx, int32_t n, int32_t zx, uint64_t *out, int np,
-                               int dbl)
+                                int dbl)
 {
     const uint32_t zz = tt_pack16(zx, zx);
     int32_t i = 0;

@@ -11,6 +11,8 @@
 #include "internal/input_grad_sink.h"
 #include "internal/input_grad_depthwise.h"
 
+/* ------------------------------------------------------------------ portable: the HWC walk, one channel at a time */
+
 TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                            int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                                            const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode, int32_t c_begin,
@@ -39,6 +41,8 @@ TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t
     }
 }
 
+/* ------------------------------------------------------------------ DSP: the HWC walk, 4 channels at a time */
+
 #if TT_DSP
 #define DW_MAX_KERNEL 7
 
@@ -56,7 +60,7 @@ TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t
  * corner gr is output (iy + pad - kernel + 1, ix + pad - kernel + 1), against the
  * taps in reverse order. With a constant kernel the taps unroll completely. */
 TT_ALWAYS_INLINE void dwhwc_interior(const int16_t *gr, int32_t c, int32_t row_step, const uint32_t (*table)[2],
-                                   int32_t kernel, int32_t *acc)
+                                     int32_t kernel, int32_t *acc)
 {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const int32_t last = kernel * kernel - 1;
@@ -92,8 +96,8 @@ TT_NOINLINE static void dwhwc_interior_7(const int16_t *gr, int32_t c, int32_t r
  * taps all land on outputs (stride 1, away from the borders) take the unrolled
  * window; the others walk their valid taps. */
 TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                             int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
-                             ig_sink *k, int mode)
+                                int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                                ig_sink *k, int mode)
 {
     const int32_t kk = kernel * kernel;
     const dwhwc_interior_fn interior = stride != 1 ? 0
@@ -153,8 +157,7 @@ TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_
 }
 #endif
 
-#if TT_DSP
-/* ------------------------------------------------------------------ depthwise through channel planes
+/* ------------------------------------------------------------------ Cortex-M7 DSP: channel planes
  *
  * The paper's trained depthwise layers are tiny images (4x4, 8x8) with hundreds of channels, where
  * the HWC walk above spends most of its time on borders. Here each channel's g is first copied into
@@ -165,6 +168,8 @@ TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_
  * Zero borders make every window complete, so the loops have no edges: per kernel row a block of 4
  * horizontally adjacent inputs takes the 2 NP + 2 int16 pairs under it and NP weight pairs, 4 NP
  * SMLAD (the sub-kernel row padded to an even width with a zero tap). */
+
+#if TT_DSP
 #define DWPLANE_MAX_NA 7
 #define DWPLANE_MAX_NP 4
 #define DWPLANE_ROW 16            /* plane row length (int16 elements): a compile-time constant */
@@ -213,7 +218,7 @@ typedef struct {
 
 /* 1 if the plane form applies and a plane fits `elems` int16. */
 static int dwplane_plan(dwplane_geom *G, int32_t oh, int32_t ow, int32_t kernel, int32_t stride, int32_t pad, int32_t h,
-                    int32_t w, int32_t elems)
+                        int32_t w, int32_t elems)
 {
     if ((stride != 1 && stride != 2) || kernel < 1 || (kernel + stride - 1) / stride > DWPLANE_MAX_NA ||
         ((kernel + stride - 1) / stride + 1) / 2 > DWPLANE_MAX_NP || pad < 0 || pad >= kernel || oh < 1 || ow < 1)
@@ -271,7 +276,7 @@ TT_ALWAYS_INLINE void dwplane_out(int mode, int32_t *o32, int16_t *o16, int32_t 
 /* The reversed taps of class (ry, rx) of one channel's kernel wc as na x np int16 pairs: window row a,
  * column b meets kernel tap (ry + s (na-1-a), rx + s (nb-1-b)); an odd nb ends with a zero tap. */
 TT_ALWAYS_INLINE void dwplane_weights(const int8_t *wc, int32_t kernel, int32_t s, int32_t ry, int32_t rx, int32_t na,
-                                  int32_t nb, uint64_t *wt)
+                                      int32_t nb, uint64_t *wt)
 {
     const int32_t np = (nb + 1) / 2;
     TT_UNROLL(7)
@@ -335,7 +340,7 @@ TT_ALWAYS_INLINE void dwplane_class(const dwplane_cls *q, const int16_t *plane, 
 
 /* Any cols (a partial last block per row), run-time na and np. */
 static void dwplane_class_any(const dwplane_cls *q, const int16_t *plane, const uint64_t *wt, int32_t na, int32_t np,
-                          dwplane_job *j, int32_t ch, int mode)
+                              dwplane_job *j, int32_t ch, int mode)
 {
     const int32_t k0 = mode == IG_STORE16 ? j->k0 : 0;
     for (int32_t m = 0; m < q->rows; m++)
@@ -523,8 +528,8 @@ static void dwplane_fill(const int16_t *g, int32_t oh, int32_t ow, int32_t c, in
  * v ^ (v >> 31); the stores write gx32 / gx16, which may be g itself: a channel is in its plane before
  * its outputs are written). */
 static uint32_t dwplane_pass(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t w,
-                         const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int mode, int16_t *planes,
-                         int32_t nplanes, int32_t *gx32, int16_t *gx16, int32_t s)
+                             const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int mode, int16_t *planes,
+                             int32_t nplanes, int32_t *gx32, int16_t *gx16, int32_t s)
 {
     const int32_t kernel = G->kernel, kk = kernel * kernel, st = G->stride;
     dwplane_job j;
@@ -560,8 +565,8 @@ static uint32_t dwplane_pass(const dwplane_geom *G, const int16_t *g, int32_t oh
 /* The normalized form through planes: pass 1 the max (exactly, from max(v ^ (v >> 31)) unless it sits
  * next to a threshold of the shift, then by the HWC walk), pass 2 the stores. gx16 may be g. */
 TT_NOINLINE static void dwhwc_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                                  int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
-                                  int32_t c_lo, ig_sink *k);
+                                    int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
+                                    int32_t c_lo, ig_sink *k);
 
 static int32_t dwplane_normalized(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
                                   int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
@@ -581,9 +586,11 @@ static int32_t dwplane_normalized(const dwplane_geom *G, const int16_t *g, int32
 }
 #endif
 
+/* ------------------------------------------------------------------ kernels: the planes (DSP), else the HWC walk */
+
 TT_ALWAYS_INLINE void dwhwc_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                                         int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                         const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
+                                     int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
+                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL) {
@@ -609,8 +616,8 @@ DWHWC_INST(dwhwc_store16, IG_STORE16)
 DWHWC_INST(dwhwc_store32, IG_STORE32)
 
 static void dwhwc_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                           int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
-                           ig_sink *k, int mode)
+                       int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                       ig_sink *k, int mode)
 {
     (mode == IG_RANGE ? dwhwc_range : mode == IG_STORE16 ? dwhwc_store16 : dwhwc_store32)(g, oh, ow, c, kernel, stride,
                                                                                         pad, h, w, w_lo, w_hi, c_lo, k);
@@ -626,8 +633,9 @@ TT_NOINLINE static void dwplane32_stack(const dwplane_geom *G, const int16_t *g,
 }
 
 TT_NOINLINE static int32_t dwplane16_stack(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
-                                       int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
-                                       const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+                                           int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
+                                           const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits,
+                                           int16_t *gx)
 {
     int16_t planes[DWPLANE_STACK_PLANES];
     return dwplane_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);

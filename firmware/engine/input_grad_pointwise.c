@@ -8,10 +8,12 @@
 #include "internal/fixed_point.h"
 #include "internal/input_grad_sink.h"
 
+/* ------------------------------------------------------------------ portable: column by column */
+
 /* gx[p][i0 + i], i < n, for the input channels of one weight part (columns of a
  * [cout][stride] matrix starting at wcol = &w[0][first channel]); out = index of gx[p][i0]. */
 TT_ALWAYS_INLINE void igp_columns_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride,
-                                          int32_t n, ig_sink *k, int mode, int32_t out)
+                                           int32_t n, ig_sink *k, int mode, int32_t out)
 {
     for (int32_t i = 0; i < n; i++) {
         int32_t s = 0;
@@ -22,13 +24,15 @@ TT_ALWAYS_INLINE void igp_columns_portable(const int16_t *gp, int32_t cout, cons
     }
 }
 
+/* ------------------------------------------------------------------ DSP: transposed weight tables, 4 columns */
+
 #if TT_DSP
 /* 4 input channels x 1 position, 2 output channels per iteration: the int16
  * pair (g[o], g[o+1]) is one load; each weight word is unpacked into
  * (i, i+2) / (i+1, i+3) lanes and multiplied by the matching g half (SMLAxy):
  * 3 loads + 4 unpacks + 8 MACs. */
 TT_ALWAYS_INLINE void igp_columns_dsp(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
-                                     ig_sink *k, int mode, int32_t out)
+                                      ig_sink *k, int mode, int32_t out)
 {
     int32_t i = 0;
     for (; i + 3 < n; i += 4) {
@@ -74,7 +78,8 @@ TT_ALWAYS_INLINE void igp_columns_dsp(const int16_t *gp, int32_t cout, const int
 
 #if TT_DSP
 /* Output channels per transposed-weight table (on the stack: 4 input channels x 48 output pairs x 4 bytes =
- * 768 bytes, which keeps the stack's high-water mark within the planned 2 KB). */
+ * 768 bytes; the stack's high-water mark counts in the measured peak SRAM, and the compiler's plan allows
+ * 3 KB of stack for the whole firmware, host/tinytrain/sram_budget.py). */
 #define IGP_OC 96
 
 /* The weights of input channels wcol[0..3] (rows of `stride` bytes) for outputs [o0, o0 + no),

@@ -12,7 +12,15 @@
  *   depthwise:         lo = [c_lo][kk][kk], hi = [c - c_lo][kk][kk] (channels c_lo..c-1).
  * hi may be NULL when k_lo == cin (c_lo == c); lo may be NULL when k_lo == 0.
  *
- * No function allocates; scratch is never needed beyond the stack frame.
+ * No function allocates. Scratch that grows with a tensor is the caller's (the ring of the in-place
+ * depthwise kernels, planned in the arena); the Cortex-M7 DSP paths also keep fixed-size scratch on
+ * the stack (requantization tables, expanded or staged rows, transposed weights; the most, about
+ * 1.5 KB, the staged depthwise path's ring and channel constants), which the stack's high-water mark,
+ * part of the measured peak SRAM, includes. The portable paths keep small locals only (the largest: the
+ * in-place depthwise input gradient's 64 row pointers).
+ *
+ * One file per kernel and direction in firmware/engine/ (docs/firmware.md), its portable C and its
+ * DSP path side by side; the headers in firmware/engine/internal/ are not part of this interface.
  */
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H

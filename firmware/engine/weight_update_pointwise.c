@@ -5,6 +5,22 @@
 #include "internal/fixed_point.h"
 #include "internal/sgd_update.h"
 
+/* ------------------------------------------------------------------ portable (and the DSP path's tails) */
+
+/* sum_p g[p][o] (x[p][i] - zx), one element */
+static int32_t pw_grad_element(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t zx,
+                               int32_t o, int32_t i)
+{
+    int32_t s = 0;
+    const int16_t *gp = g + o;
+    const int8_t *xp = xs + i;
+    for (int32_t p = 0; p < hw; p++, gp += cout, xp += xs_c)
+        s += *gp * (*xp - zx);
+    return s;
+}
+
+/* ------------------------------------------------------------------ Cortex-M7 DSP */
+
 #if TT_DSP
 static inline int8_t add_clamp_weight(int8_t w, int32_t d)
 {
@@ -49,23 +65,7 @@ static void update_run(int8_t *w, const int32_t *grad, int32_t n, int32_t coef, 
         }
     }
 }
-#endif
 
-/* ------------------------------------------------------------------ portable (and the DSP path's tails) */
-
-/* sum_p g[p][o] (x[p][i] - zx), one element */
-static int32_t pw_grad_element(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t zx,
-                               int32_t o, int32_t i)
-{
-    int32_t s = 0;
-    const int16_t *gp = g + o;
-    const int8_t *xp = xs + i;
-    for (int32_t p = 0; p < hw; p++, gp += cout, xp += xs_c)
-        s += *gp * (*xp - zx);
-    return s;
-}
-
-#if TT_DSP
 /* 2 output channels x 4 input channels over all positions: per position one
  * int16x2 load of (g[o], g[o+1]) and one int8x4 load of x, 2 unpacks and 8
  * SMLAxy. The zero point is folded afterwards through sum_p g. */

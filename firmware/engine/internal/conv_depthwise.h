@@ -30,7 +30,8 @@ static inline int32_t dw4_tile_cols(int32_t kernel, int32_t stride)
     return (DW4_RING_WORDS / kernel - kernel) / stride + 1;
 }
 
-/* (c % 4 != 0: groups of 4 channels, the rest by depthwise_channels; not in place) */
+/* Whether the staged 4-channel path runs a conv (on channels 0 .. c - c % 4 - 1; out of place the
+ * caller adds the rest, in place it needs c % 4 == 0 and one column tile). */
 static inline int dw4_supported(int32_t kernel, int32_t stride, int32_t c)
 {
     return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4;

@@ -1,7 +1,8 @@
 /* The DSP pointwise engine shared by conv_pointwise.c and conv_generic.c (whose small full convs run
  * as pointwise on im2col rows): output channels in blocks of PW_BLOCK with their requantization
  * constants in a stack table, positions expanded to int16 (x - zx) once per group and served to
- * every channel of the block. Internal to the engine; DSP builds only.
+ * every channel of the block. Internal to the engine; DSP builds only. Its plain static functions
+ * stay out of line in each of the two files, which use them all.
  */
 #ifndef TT_POINTWISE_BLOCK_H
 #define TT_POINTWISE_BLOCK_H
@@ -46,8 +47,8 @@ static void mask_put_run(uint8_t *mask, uint32_t i, uint32_t v, uint32_t n)
 
 /* Requantization modes of a block of channels: the general form (RQ_SLOW); the one-multiply form
  * with zy added (RQ_FAST) or folded into its constants (RQ_BEST); on expanded inputs doubled,
- * 2 (x - zx), one SMMLAR with zy folded (RQ_DBL: the expanded-rows depthwise path's form; the
- * accumulator starts at 2 bias, table {2 bias | m << 32, 2^(e-1) + zy 2^e | e << 32}). */
+ * 2 (x - zx), one SMMLAR with zy folded (RQ_DBL, as in the depthwise DSP paths; the accumulator
+ * starts at 2 bias, table {2 bias | m << 32, 2^(e-1) + zy 2^e | e << 32}). */
 enum { RQ_SLOW = 0, RQ_FAST = 1, RQ_BEST = 2, RQ_DBL = 3 };
 
 typedef struct {
@@ -210,8 +211,8 @@ TT_NOINLINE static int pw_prepare(const int32_t *bias, const int32_t *mult, cons
 /* The RQ_DBL table of output channels [ob, ob + nb) of k products per sum (|x - zx| <= 255, |w| <= 127):
  * 1 if every channel allows it (multiplier >= 0, right shift 1..23, |bias| + 32385 k < 2^30 so that
  * the doubled accumulator cannot overflow), else 0. */
-TT_NOINLINE static int pw_prepare_dbl(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy, int32_t ob,
-                          int32_t nb, int32_t k, pw_rq *tab)
+TT_NOINLINE static int pw_prepare_dbl(const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zy,
+                                      int32_t ob, int32_t nb, int32_t k, pw_rq *tab)
 {
     if (k > 16384)
         return 0;

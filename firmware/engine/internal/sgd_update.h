@@ -1,4 +1,5 @@
-/* Fused weight/bias gradient + SGD update (QAS coefficient, rounding by mode, saturation).
+/* What the fused gradient + SGD update kernels share (weight_update_*.c, bias_update.c). Internal
+ * to the engine. The update: QAS coefficient, rounding by mode, saturation.
  *
  * The gradient of an element exists only in a register: it is summed, scaled
  * by the per-output-channel coefficient coef_mult 2^(e + coef_shift - 31),

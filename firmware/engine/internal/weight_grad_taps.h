@@ -25,8 +25,8 @@ static inline void valid_outputs(int32_t t, int32_t pad, int32_t stride, int32_t
 
 /* sum over the valid outputs of g[oy][ox][gc] (x[oy s + i - pad][ox s + j - pad][xc] - zx) */
 static inline int32_t tap_grad(const int16_t *g, int32_t ow, int32_t gstride, int32_t gc, const int8_t *xs, int32_t w,
-                        int32_t xs_c, int32_t xc, int32_t zx, int32_t stride, int32_t pad, int32_t i, int32_t j,
-                        int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1)
+                               int32_t xs_c, int32_t xc, int32_t zx, int32_t stride, int32_t pad, int32_t i, int32_t j,
+                               int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1)
 {
     int32_t s = 0;
     for (int32_t oy = oy0; oy < oy1; oy++) {
