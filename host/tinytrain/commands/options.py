@@ -6,6 +6,7 @@ import argparse
 
 from tinytrain.ir.graph import Model
 from tinytrain.model.loader import load_model
+from tinytrain.compile.compiler import model_lr
 from tinytrain.ir.program import CompileOptions
 
 
@@ -43,8 +44,9 @@ def model_from_args(args: argparse.Namespace) -> Model:
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr", type=positive_float, default=CompileOptions.lr,
-                   help="SGD learning rate (fp32-equivalent with QAS)")
+    p.add_argument("--lr", type=positive_float,
+                   help="SGD learning rate (fp32-equivalent with QAS); default: the model's own (its metadata lr, "
+                        "see tinytrain tune-lr), else 0.05")
     p.add_argument("--bias-lr", type=positive_float, help="learning rate of biases (default: --lr)")
     p.add_argument("--no-qas", action="store_true", help="ablation: no quantization-aware scaling of gradients")
     p.add_argument("--rounding", choices=["stochastic", "nearest", "truncate"], default="stochastic",
@@ -52,5 +54,6 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the stochastic-rounding PRNG")
 
 
-def options_from_args(args: argparse.Namespace) -> CompileOptions:
-    return CompileOptions(lr=args.lr, bias_lr=args.bias_lr, qas=not args.no_qas, rounding=args.rounding, seed=args.seed)
+def options_from_args(args: argparse.Namespace, model: Model) -> CompileOptions:
+    lr = args.lr if args.lr is not None else model_lr(model)
+    return CompileOptions(lr=lr, bias_lr=args.bias_lr, qas=not args.no_qas, rounding=args.rounding, seed=args.seed)
