@@ -33,14 +33,18 @@ def positive_float(text: str) -> float:
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a tinytrain model (.ttm, or a folder holding one) or one of the paper's .pkl models")
+    p.add_argument("model", help="a tinytrain model (.ttm, or a folder holding one), an int8 TFLite model (.tflite) or "
+                                 "one of the paper's .pkl models")
     p.add_argument("--classes", type=positive_int, help="number of classes; a different number replaces the head")
     p.add_argument("--new-head", action="store_true", help="replace the classifier by a fresh head even if --classes matches")
     p.add_argument("--head-seed", type=int, default=0, help="seed of the new head's initial weights")
+    p.add_argument("--source", metavar="HxWxC",
+                   help="the samples are images of this size (e.g. 28x28x1), made into the model's input (resized, "
+                        "gray/RGB) by the model itself, on the board as in the reference; as the build option source")
 
 
 def model_from_args(args: argparse.Namespace) -> Model:
-    return load_model(args.model, args.classes, args.new_head, args.head_seed)
+    return load_model(args.model, args.classes, args.new_head, args.head_seed, source=getattr(args, "source", None))
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:

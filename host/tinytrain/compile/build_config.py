@@ -46,6 +46,7 @@ class BuildConfig:
     new_head: bool = False
     head_seed: int = 0
     resolution: int | None = None
+    source: str | None = None  # HxWxC: samples are images of this size, made into the input on the board
 
     @classmethod
     def from_strings(cls, d: Mapping[str, str], project: Path) -> "BuildConfig":
@@ -95,7 +96,7 @@ class BuildConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     def load_model(self) -> Model:
-        return load_model(self.model, self.classes, self.new_head, self.head_seed, self.resolution)
+        return load_model(self.model, self.classes, self.new_head, self.head_seed, self.resolution, self.source)
 
     def options(self, model: Model) -> CompileOptions:
         return CompileOptions(lr=self.lr if self.lr is not None else model_lr(model), qas=self.qas,
