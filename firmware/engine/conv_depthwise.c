@@ -310,7 +310,7 @@ TT_NOINLINE_NOSCHED void tt_dw4_conv(const dw_args *a, int32_t kernel, const int
 
 #endif
 
-void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                        int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -329,4 +329,17 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                            shift, zx, zy, mask, 0, c);
     if (mask)
         tt_mask_finish(mask, (uint32_t)(oh * ow * c));
+}
+
+void tt_conv_depthwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
+{
+    tt_dw_conv_run(x, g->h, g->w, g->cin, y, g->oh, g->ow, g->kh, g->sh, g->pad_top, g->pad_left, l->w_lo, l->w_hi,
+                   l->k_lo, l->bias, l->mult, l->shift, l->zx, l->zy, mask);
+}
+
+void tt_conv_depthwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
+                            int32_t pad_top)
+{
+    tt_dw_conv_run(x, h, g->w, g->cin, y, oh, g->ow, g->kh, g->sh, pad_top, g->pad_left, l->w_lo, l->w_hi, l->k_lo,
+                   l->bias, l->mult, l->shift, l->zx, l->zy, NULL);
 }

@@ -309,7 +309,7 @@ TT_NOINLINE static int depthwise_inplace_dsp(int8_t *xy, int32_t h, int32_t w, i
 
 /* ------------------------------------------------------------------ portable (and the DSP fallback) */
 
-void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
+static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
                                const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring)
@@ -324,7 +324,7 @@ void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int3
         const int32_t first = r - pad;
         const int32_t start = first < 0 ? 0 : first;
         uint8_t *row_mask = mask ? mask + (r * row) / 8 : NULL; /* rows are byte-aligned (row % 8 == 0) */
-        tt_conv_depthwise(xy + start * row, h - start, w, c, ring + (r % slots) * row, 1, w, kernel, 1,
+        tt_dw_conv_run(xy + start * row, h - start, w, c, ring + (r % slots) * row, 1, w, kernel, 1,
                           start - first, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, row_mask);
         if (r >= pad) {
             memcpy(xy + (r - pad) * row, ring + ((r - pad) % slots) * row, (size_t)row);
@@ -333,4 +333,10 @@ void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int3
     for (int32_t r = h - pad < 0 ? 0 : h - pad; r < h; ++r) {
         memcpy(xy + r * row, ring + (r % slots) * row, (size_t)row);
     }
+}
+
+void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring)
+{
+    depthwise_inplace_run(xy, g->h, g->w, g->cin, g->kh, g->pad_top, l->w_lo, l->w_hi, l->k_lo, l->bias, l->mult,
+                          l->shift, l->zx, l->zy, mask, ring);
 }

@@ -439,7 +439,7 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
 
 #endif
 
-void tt_conv_pointwise(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout,
+TT_NOINLINE static void pointwise_run(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, const int32_t *wsum,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask)
@@ -452,4 +452,16 @@ void tt_conv_pointwise(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int3
 #endif
     if (mask)
         tt_mask_finish(mask, (uint32_t)(hw * cout));
+}
+
+void tt_conv_pointwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
+{
+    pointwise_run(x, g->h * g->w, g->cin, y, g->cout, l->w_lo, l->w_hi, l->k_lo, l->wsum, l->bias, l->mult, l->shift,
+                  l->zx, l->zy, mask);
+}
+
+void tt_conv_pointwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t rows)
+{
+    pointwise_run(x, rows * g->w, g->cin, y, g->cout, l->w_lo, l->w_hi, l->k_lo, l->wsum, l->bias, l->mult, l->shift,
+                  l->zx, l->zy, NULL);
 }

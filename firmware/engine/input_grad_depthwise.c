@@ -642,10 +642,11 @@ TT_NOINLINE static int32_t dwplane16_stack(const dwplane_geom *G, const int16_t 
 }
 #endif
 
-void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                             int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
-                             int32_t c_lo, int32_t *gx)
+void tt_input_grad_depthwise(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t *gx)
 {
+    const int32_t oh = gm->oh, ow = gm->ow, c = gm->cout, kernel = gm->kh, stride = gm->sh, pad = gm->pad_top;
+    const int32_t h = gm->h, w = gm->w, c_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
 #if TT_DSP
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES)) {
@@ -689,10 +690,12 @@ int tt_input_grad_depthwise16_planes(const int16_t *g, int32_t oh, int32_t ow, i
 }
 #endif
 
-int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                                  int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                  const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+int32_t tt_input_grad_depthwise16(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, int32_t bits,
+                                  int16_t *gx)
 {
+    const int32_t oh = gm->oh, ow = gm->ow, c = gm->cout, kernel = gm->kh, stride = gm->sh, pad = gm->pad_top;
+    const int32_t h = gm->h, w = gm->w, c_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
 #if TT_DSP
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES))

@@ -208,16 +208,19 @@ TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout,
     }
 }
 
-void tt_input_grad_pointwise(const int16_t *g, int32_t hw, int32_t cout,
-                             const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t *gx)
+void tt_input_grad_pointwise(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t *gx)
 {
+    const int32_t hw = gm->oh * gm->ow, cout = gm->cout, cin = gm->cin, k_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
     ig_sink k = {gx, 0, 0, 0, 0, 0};
     pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE32);
 }
 
-int32_t tt_input_grad_pointwise16(const int16_t *g, int32_t e, int32_t hw, int32_t cout, const int8_t *w_lo,
-                                  const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t bits, int16_t *gx)
+int32_t tt_input_grad_pointwise16(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, int32_t bits,
+                                  int16_t *gx)
 {
+    const int32_t hw = gm->oh * gm->ow, cout = gm->cout, cin = gm->cin, k_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
     ig_sink k = {0, gx, 0, 0, 0, 0};
     pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_RANGE);
     const int32_t s = ig_start16(&k, bits);

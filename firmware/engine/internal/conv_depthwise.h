@@ -8,6 +8,14 @@
 
 #include "dsp_intrinsics.h"
 
+/* tt_conv_depthwise with its geometry as arguments (square window, one stride): conv_depthwise.c; the
+ * portable in-place path runs it row by row. */
+void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+                    int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
+                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    int32_t zx, int32_t zy, uint8_t *mask);
+
 #if TT_DSP
 
 #define DW_MAX_KERNEL 7
