@@ -479,28 +479,29 @@ class Kernels:
     # ------------------------------------------------------------------ pooling, padding, concatenation, requantization
 
     def maxpool(self, x, g: Geom):
-        y = np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
-        self.lib.tt_maxpool(byref(g), _p(_i8(x)), _p(y))
+        x, y = _i8(x), np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
+        self.lib.tt_maxpool(byref(g), _p(x), _p(y))
         return y
 
     def maxpool_grad(self, gy, e, x, g: Geom, bits):
-        gx = np.full((g.h, g.w, g.cin), 0x5A5A, dtype=np.int16)
-        e2 = self.lib.tt_maxpool_grad(byref(g), _p(_i16(gy)), e, _p(_i8(x)), bits, _p(gx))
+        gy, x, gx = _i16(gy), _i8(x), np.full((g.h, g.w, g.cin), 0x5A5A, dtype=np.int16)
+        e2 = self.lib.tt_maxpool_grad(byref(g), _p(gy), e, _p(x), bits, _p(gx))
         return gx, e2
 
     def avgpool2d(self, x, g: Geom):
-        y = np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
-        self.lib.tt_avgpool2d(byref(g), _p(_i8(x)), _p(y))
+        x, y = _i8(x), np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
+        self.lib.tt_avgpool2d(byref(g), _p(x), _p(y))
         return y
 
     def avgpool2d_grad(self, gy, e, g: Geom, rm, rsh, eoff, bits):
+        gy, rm, rsh = _i16(gy), _i32(rm), _i32(rsh)  # kept alive across the call
         gx = np.full((g.h, g.w, g.cin), 0x5A5A, dtype=np.int16)
-        e2 = self.lib.tt_avgpool2d_grad(byref(g), _p(_i16(gy)), e, _p(_i32(rm)), _p(_i32(rsh)), eoff, bits, _p(gx))
+        e2 = self.lib.tt_avgpool2d_grad(byref(g), _p(gy), e, _p(rm), _p(rsh), eoff, bits, _p(gx))
         return gx, e2
 
     def pad(self, x, g: Geom, zx):
-        y = np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
-        self.lib.tt_pad(byref(g), _p(_i8(x)), zx, _p(y))
+        x, y = _i8(x), np.full((g.oh, g.ow, g.cout), 0x5A, dtype=np.int8)
+        self.lib.tt_pad(byref(g), _p(x), zx, _p(y))
         return y
 
     def pad_grad(self, gy, g: Geom, in_place: bool):
