@@ -146,8 +146,7 @@ typedef void (*conv_block_fn)(const conv_geom *c, const pw_args *g, int32_t ob, 
     TT_NOINLINE_NOSCHED static void NAME(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb,                \
                                          const pw_rq *tab)                                                            \
     {                                                                                                                 \
-        uint64_t x16[PW_X16_WORDS(XK)];                                                                               \
-        conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                            \
+        conv_block(c, g, ob, nb, tab, g->x16, K, RQ, MASKED);                                                         \
     }
 CONV_INST(conv_k27_dbl, 27, 27, RQ_DBL, 0)
 CONV_INST(conv_any_dbl, g->k_lo, PW_XMAX, RQ_DBL, 0)
@@ -160,15 +159,15 @@ CONV_INST(conv_any_best_m, g->k_lo, PW_XMAX, RQ_BEST, 1)
 CONV_INST(conv_any_fast_m, g->k_lo, PW_XMAX, RQ_FAST, 1)
 CONV_INST(conv_any_slow, g->k_lo, PW_XMAX, RQ_SLOW, g->mask != 0)
 
-static void conv_dsp(const tt_geom *gm, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
+static void conv_dsp(const tt_geom *gm, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
 {
+    pw_rq *tab = scratch; /* PW_TAB_BYTES, then the expanded patches */
     const int32_t k = gm->kh * gm->kw * gm->cin, cout = gm->cout, zy = l->zy;
     const int32_t *bias = l->bias, *mult = l->mult, *shift = l->shift;
     const conv_geom c = {x, gm->h, gm->w, gm->cin, gm->kh, gm->kw, gm->sh, gm->sw, gm->pad_top, gm->pad_left, gm->ow,
                          l->zx};
     const pw_args g = {x, gm->oh * gm->ow, k, y, cout, tt_generic_weights(gm, l, 0), 0, k, 0, bias, mult, shift, l->zx,
-                       zy, mask};
-    pw_rq tab[PW_BLOCK];
+                       zy, mask, (uint64_t *)(void *)((char *)scratch + PW_TAB_BYTES)};
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
         const int dbl = pw_prepare_dbl(bias, mult, shift, zy, ob, nb, k, tab);
@@ -190,29 +189,43 @@ static void conv_dsp(const tt_geom *gm, const tt_layer *l, const int8_t *x, int8
 
 #endif
 
-static void conv_run(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
+/* Whether the im2col path runs the conv (DSP builds). */
+static int conv_im2col(const tt_geom *g)
+{
+    return g->groups == 1 && g->kh * g->kw * g->cin <= PW_XMAX;
+}
+
+int32_t tt_conv_generic_scratch_bytes(const tt_geom *g)
+{
+    return conv_im2col(g) ? PW_TAB_BYTES + PW_X16_BYTES : 0;
+}
+
+static void conv_run(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
 {
 #if TT_DSP
-    if (g->groups == 1 && g->kh * g->kw * g->cin <= PW_XMAX)
-        conv_dsp(g, l, x, y, mask);
+    if (conv_im2col(g))
+        conv_dsp(g, l, x, y, mask, scratch);
     else
 #endif
+    {
+        (void)scratch;
         conv_portable(g, l, x, y, mask);
+    }
     if (mask)
         tt_mask_finish(mask, (uint32_t)(g->oh * g->ow * g->cout));
 }
 
-void tt_conv_generic(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
+void tt_conv_generic(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
 {
-    conv_run(g, l, x, y, mask);
+    conv_run(g, l, x, y, mask, scratch);
 }
 
 void tt_conv_generic_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
-                          int32_t pad_top)
+                          int32_t pad_top, void *scratch)
 {
     tt_geom band = *g;
     band.h = h;
     band.oh = oh;
     band.pad_top = pad_top;
-    conv_run(&band, l, x, y, NULL);
+    conv_run(&band, l, x, y, NULL, scratch);
 }

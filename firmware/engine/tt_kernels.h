@@ -12,12 +12,10 @@
  *   depthwise:         lo = [c_lo][kk][kk], hi = [c - c_lo][kk][kk] (channels c_lo..c-1).
  * hi may be NULL when k_lo == cin (c_lo == c); lo may be NULL when k_lo == 0.
  *
- * No function allocates. Scratch that grows with a tensor is the caller's (the ring of the in-place
- * depthwise kernels, planned in the arena); the Cortex-M7 DSP paths also keep fixed-size scratch on
- * the stack (requantization tables, expanded or staged rows, transposed weights; the most, about
- * 1.5 KB, the staged depthwise path's ring and channel constants), which the stack's high-water mark,
- * part of the measured peak SRAM, includes. The portable paths keep small locals only (the largest: the
- * in-place depthwise input gradient's 64 row pointers).
+ * No function allocates. Scratch is the caller's, planned in the arena: the rings of the in-place depthwise
+ * kernels, and the DSP paths' working memory, whose size a function per kernel gives
+ * (tt_<kernel>_scratch_bytes, below). The kernels keep small locals only (the largest: the in-place
+ * depthwise input gradient's 64 row pointers, the pointwise path's staged outputs).
  *
  * One file per kernel and direction in firmware/engine/ (docs/firmware.md), its portable C and its
  * DSP path side by side; the headers in firmware/engine/internal/ are not part of this interface.
@@ -86,31 +84,48 @@ typedef struct {
     const int32_t *bcoef_mult, *bcoef_shift;
 } tt_layer;
 
+/* ------------------------------------------------------------ scratch
+ * The Cortex-M7 DSP paths work in caller-supplied scratch (requantization tables, expanded or staged
+ * rows, transposed weights, channel planes), CMSIS-NN's get_buffer_size style: the kernels that take a
+ * `scratch` argument need at least tt_<kernel>_scratch_bytes(g) bytes there, 8-byte aligned, which the
+ * compiler plans in the arena as a buffer of the step (live during that step only; the Python twin of
+ * each function is in the op's rule). The sizes are those of the DSP path whatever the build (one plan
+ * for every build); the portable path reads and writes none of it, and scratch may be NULL when the
+ * size is 0. The band forms (_rows) need what the whole layer's geometry needs. */
+int32_t tt_conv_pointwise_scratch_bytes(const tt_geom *g);
+int32_t tt_conv_depthwise_scratch_bytes(const tt_geom *g);
+int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g);
+int32_t tt_conv_generic_scratch_bytes(const tt_geom *g);
+int32_t tt_input_grad_pointwise_scratch_bytes(const tt_geom *g);
+int32_t tt_input_grad_depthwise_scratch_bytes(const tt_geom *g);
+
 /* ------------------------------------------------------------ forward
  * mask may be NULL. acc = sat32(bias + sum w (x - zx)); y = clamp(MBQM(acc) + zy). */
 
 /* 1x1 conv (dense: h = w = oh = ow = 1, cin = the flattened input) over h * w positions. */
-void tt_conv_pointwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask);
+void tt_conv_pointwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch);
 /* Depthwise conv (groups = c), square window and one stride (kh = kw, sh = sw, any pads). */
-void tt_conv_depthwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask);
+void tt_conv_depthwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch);
 /* Any conv2d: any window, strides, pads; groups 1 or depthwise. */
-void tt_conv_generic(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask);
+void tt_conv_generic(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch);
 
 /* Bands of rows (a patch stage's strips, no mask): the geometry of the whole layer with three fields
  * overridden by the call, so that no per-strip struct sits in flash. x holds `h` input rows, the first
  * one being the input row (first output row) * sh - pad_top (pad_top: the rows of padding above x,
  * nonzero only in a strip at the top edge); `oh` output rows are written. Pointwise: `rows` rows of
  * g->w positions. */
-void tt_conv_pointwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t rows);
+void tt_conv_pointwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t rows,
+                            void *scratch);
 void tt_conv_depthwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
-                            int32_t pad_top);
+                            int32_t pad_top, void *scratch);
 void tt_conv_generic_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
-                          int32_t pad_top);
+                          int32_t pad_top, void *scratch);
 
 /* The stride-1 depthwise conv in place: xy, the [h][w][c] input, is overwritten by the output (kh = kw odd,
  * pads = kh / 2, oh = h, ow = w), exactly what tt_conv_depthwise writes into a separate buffer.
  * ring: (pad + 1) * w * c bytes of scratch; mask (may be NULL) needs w * c to be a multiple of 8. */
-void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring);
+void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring,
+                               void *scratch);
 
 typedef struct {
     int32_t left_shift;
@@ -182,13 +197,13 @@ void tt_broadcast_rows(const int16_t *src, int32_t hw, int32_t c, int16_t *out);
  * int32 form: the values, same exponent as gy. int16 form: normalize(v, e, bits) of those values
  * (2 <= bits <= 16), with no int32 buffer (two passes: the max |v|, then rshift_round(v, s)); returns
  * the exponent e + s; gx must not overlap gy. */
-void tt_input_grad_pointwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t *gx);
-void tt_input_grad_depthwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t *gx);
+void tt_input_grad_pointwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t *gx, void *scratch);
+void tt_input_grad_depthwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t *gx, void *scratch);
 void tt_input_grad_generic(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t *gx);
 int32_t tt_input_grad_pointwise16(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t e, int32_t bits,
-                                  int16_t *gx);
+                                  int16_t *gx, void *scratch);
 int32_t tt_input_grad_depthwise16(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t e, int32_t bits,
-                                  int16_t *gx);
+                                  int16_t *gx, void *scratch);
 int32_t tt_input_grad_generic16(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t e, int32_t bits,
                                 int16_t *gx);
 
@@ -199,7 +214,7 @@ int32_t tt_input_grad_generic16(const tt_geom *g, const tt_layer *l, const int16
  * values of a row of gy there before the row is overwritten, for the rows below that still read it (DSP
  * builds hold their channel planes there instead). kh <= 63. */
 int32_t tt_input_grad_depthwise16_inplace(const tt_geom *g, const tt_layer *l, int16_t *gy, int32_t e, int32_t bits,
-                                          int16_t *ring);
+                                          int16_t *ring, void *scratch); /* scratch: tt_input_grad_depthwise_scratch_bytes */
 
 /* Sum of n gradient parts (each int32 or int16, see is32) into int16 with `bits`; returns the exponent.
  * out may alias parts[0]. */

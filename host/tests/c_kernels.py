@@ -182,19 +182,39 @@ def layer(w_lo=None, w_hi=None, k_lo=0, wsum=None, bias=None, mult=None, shift=N
                  _p(wcoef_shift), _p(bcoef_mult), _p(bcoef_shift))
 
 
+# the kernels with DSP scratch: tt_<name>_scratch_bytes(const tt_geom *)
+SCRATCH_KERNELS = ("conv_pointwise", "conv_depthwise", "conv_depthwise_inplace", "conv_generic", "input_grad_pointwise",
+                   "input_grad_depthwise")
+GUARD = 32
+
+
+class Scratch:
+    """A kernel's scratch of exactly the size its C function gives, between guard bands that must stay
+    intact (the DSP path may not write past it)."""
+
+    def __init__(self, lib, kernel: str, g: "Geom"):
+        self.size = getattr(lib, f"tt_{kernel}_scratch_bytes")(ctypes.byref(g))
+        self.buf = np.full(self.size + 2 * GUARD, 0xA5, dtype=np.uint8)
+        self.ptr = self.buf.ctypes.data + GUARD
+
+    def check(self) -> None:
+        assert (self.buf[:GUARD] == 0xA5).all() and (self.buf[-GUARD:] == 0xA5).all(), "scratch written out of bounds"
+
+
 G = ctypes.POINTER(Geom)
 L = ctypes.POINTER(Layer)
 SIGNATURES = {
     "tt_mbqm": (I, [I, I, I]),
     "tt_mix32": (c_uint32, [c_uint32]),
     "tt_round_shift": (c_int64, [c_int64, I, I, c_uint32]),
-    "tt_conv_pointwise": (None, [G, L, P, P, P]),
-    "tt_conv_pointwise_rows": (None, [G, L, P, P, I]),
-    "tt_conv_depthwise": (None, [G, L, P, P, P]),
-    "tt_conv_depthwise_rows": (None, [G, L, P, P, I, I, I]),
-    "tt_conv_depthwise_inplace": (None, [G, L, P, P, P]),
-    "tt_conv_generic": (None, [G, L, P, P, P]),
-    "tt_conv_generic_rows": (None, [G, L, P, P, I, I, I]),
+    "tt_conv_pointwise": (None, [G, L, P, P, P, P]),
+    "tt_conv_pointwise_rows": (None, [G, L, P, P, I, P]),
+    "tt_conv_depthwise": (None, [G, L, P, P, P, P]),
+    "tt_conv_depthwise_rows": (None, [G, L, P, P, I, I, I, P]),
+    "tt_conv_depthwise_inplace": (None, [G, L, P, P, P, P]),
+    "tt_conv_generic": (None, [G, L, P, P, P, P]),
+    "tt_conv_generic_rows": (None, [G, L, P, P, I, I, I, P]),
+    **{f"tt_{k}_scratch_bytes": (I, [G]) for k in SCRATCH_KERNELS},
     "tt_add": (None, [P, P, P, I, P, P]),
     "tt_avgpool": (None, [P, I, I, P, I, I, I, I, P]),
     "tt_save_channels": (None, [P, I, I, I, P]),
@@ -211,13 +231,13 @@ SIGNATURES = {
     "tt_loss_grad": (I, [P, I, I, P, c_uint32, I, I, I, P]),
     "tt_requant_grad": (I, [P, I, P, I, I, P, P, I, I, P]),
     "tt_broadcast_rows": (None, [P, I, I, P]),
-    "tt_input_grad_pointwise": (None, [G, L, P, P]),
-    "tt_input_grad_depthwise": (None, [G, L, P, P]),
+    "tt_input_grad_pointwise": (None, [G, L, P, P, P]),
+    "tt_input_grad_depthwise": (None, [G, L, P, P, P]),
     "tt_input_grad_generic": (None, [G, L, P, P]),
-    "tt_input_grad_pointwise16": (I, [G, L, P, I, I, P]),
-    "tt_input_grad_depthwise16": (I, [G, L, P, I, I, P]),
+    "tt_input_grad_pointwise16": (I, [G, L, P, I, I, P, P]),
+    "tt_input_grad_depthwise16": (I, [G, L, P, I, I, P, P]),
     "tt_input_grad_generic16": (I, [G, L, P, I, I, P]),
-    "tt_input_grad_depthwise16_inplace": (I, [G, L, P, I, I, P]),
+    "tt_input_grad_depthwise16_inplace": (I, [G, L, P, I, I, P, P]),
     "tt_grad_sum": (I, [P, P, P, I, I, I, P]),
     "tt_weight_update_pointwise": (None, [G, L, P, I, P, I, P, P]),
     "tt_weight_update_depthwise": (None, [G, L, P, I, P, I, P, P]),
@@ -260,7 +280,9 @@ class Kernels:
         mask = mask_bytes(hw * cout) if with_mask else None
         g = geom(hw, 1, cin, hw, 1, cout)
         lay = layer(w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy)
-        self.lib.tt_conv_pointwise(byref(g), byref(lay), _p(x), _p(y), _p(mask))
+        sc = Scratch(self.lib, "conv_pointwise", g)
+        self.lib.tt_conv_pointwise(byref(g), byref(lay), _p(x), _p(y), _p(mask), sc.ptr)
+        sc.check()
         return y, mask
 
     def conv_depthwise(self, x, oh, ow, kernel, stride, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask,
@@ -272,7 +294,9 @@ class Kernels:
         mask = mask_bytes(oh * ow * c) if with_mask else None
         g = geom(h, w, c, oh, ow, c, kernel, kernel, stride, stride, pad, pad if pad_left is None else pad_left, c)
         lay = layer(w_lo, w_hi, c_lo, None, bias, mult, shift, zx, zy)
-        self.lib.tt_conv_depthwise(byref(g), byref(lay), _p(x), _p(y), _p(mask))
+        sc = Scratch(self.lib, "conv_depthwise", g)
+        self.lib.tt_conv_depthwise(byref(g), byref(lay), _p(x), _p(y), _p(mask), sc.ptr)
+        sc.check()
         return y, mask
 
     def conv_depthwise_inplace(self, x, kernel, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask):
@@ -285,7 +309,9 @@ class Kernels:
         ring = np.full((pad + 1) * w * c + 64, 0x5A, dtype=np.uint8)
         g = geom(h, w, c, h, w, c, kernel, kernel, 1, 1, pad, pad, c)
         lay = layer(w_lo, w_hi, c_lo, None, bias, mult, shift, zx, zy)
-        self.lib.tt_conv_depthwise_inplace(byref(g), byref(lay), _p(xy), _p(mask), ring.ctypes.data + 32)
+        sc = Scratch(self.lib, "conv_depthwise_inplace", g)
+        self.lib.tt_conv_depthwise_inplace(byref(g), byref(lay), _p(xy), _p(mask), ring.ctypes.data + 32, sc.ptr)
+        sc.check()
         assert (ring[:32] == 0x5A).all() and (ring[-32:] == 0x5A).all(), "ring scratch overrun"
         return xy, mask
 
@@ -299,7 +325,9 @@ class Kernels:
         g = geom(h, w, cin, oh, ow, cout, kernel, kernel, stride, stride, pad, pad if pad_left is None else pad_left,
                  groups)
         lay = layer(None, weights, 0, None, bias, mult, shift, zx, zy)
-        self.lib.tt_conv_generic(byref(g), byref(lay), _p(x), _p(y), _p(mask))
+        sc = Scratch(self.lib, "conv_generic", g)
+        self.lib.tt_conv_generic(byref(g), byref(lay), _p(x), _p(y), _p(mask), sc.ptr)
+        sc.check()
         return y, mask
 
     def add(self, a, b, params: AddParams, with_mask, out=None):
@@ -341,15 +369,19 @@ class Kernels:
     def input_grad_pointwise(self, g, w_lo, w_hi, k_lo, cin):
         hw, cout = g.shape
         gx = np.zeros((hw, cin), dtype=np.int32)
-        self.lib.tt_input_grad_pointwise(byref(geom(hw, 1, cin, hw, 1, cout)), byref(layer(w_lo, w_hi, k_lo)), _p(g),
-                                         _p(gx))
+        gm = geom(hw, 1, cin, hw, 1, cout)
+        sc = Scratch(self.lib, "input_grad_pointwise", gm)
+        self.lib.tt_input_grad_pointwise(byref(gm), byref(layer(w_lo, w_hi, k_lo)), _p(g), _p(gx), sc.ptr)
+        sc.check()
         return gx
 
     def input_grad_depthwise(self, g, kernel, stride, pad, h, w, w_lo, w_hi, c_lo):
         oh, ow, c = g.shape
         gx = np.zeros((h, w, c), dtype=np.int32)
         gm = geom(h, w, c, oh, ow, c, kernel, kernel, stride, stride, pad, pad, c)
-        self.lib.tt_input_grad_depthwise(byref(gm), byref(layer(w_lo, w_hi, c_lo)), _p(g), _p(gx))
+        sc = Scratch(self.lib, "input_grad_depthwise", gm)
+        self.lib.tt_input_grad_depthwise(byref(gm), byref(layer(w_lo, w_hi, c_lo)), _p(g), _p(gx), sc.ptr)
+        sc.check()
         return gx
 
     def input_grad_generic(self, g, kernel, stride, pad, groups, weights, h, w, cin):
@@ -362,15 +394,19 @@ class Kernels:
     def input_grad_pointwise16(self, g, e, w_lo, w_hi, k_lo, cin, bits):
         hw, cout = g.shape
         gx = np.full((hw, cin), 0x5A5A, dtype=np.int16)
-        e2 = self.lib.tt_input_grad_pointwise16(byref(geom(hw, 1, cin, hw, 1, cout)), byref(layer(w_lo, w_hi, k_lo)),
-                                                _p(g), e, bits, _p(gx))
+        gm = geom(hw, 1, cin, hw, 1, cout)
+        sc = Scratch(self.lib, "input_grad_pointwise", gm)
+        e2 = self.lib.tt_input_grad_pointwise16(byref(gm), byref(layer(w_lo, w_hi, k_lo)), _p(g), e, bits, _p(gx), sc.ptr)
+        sc.check()
         return gx, e2
 
     def input_grad_depthwise16(self, g, e, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits):
         oh, ow, c = g.shape
         gx = np.full((h, w, c), 0x5A5A, dtype=np.int16)
         gm = geom(h, w, c, oh, ow, c, kernel, kernel, stride, stride, pad, pad, c)
-        e2 = self.lib.tt_input_grad_depthwise16(byref(gm), byref(layer(w_lo, w_hi, c_lo)), _p(g), e, bits, _p(gx))
+        sc = Scratch(self.lib, "input_grad_depthwise", gm)
+        e2 = self.lib.tt_input_grad_depthwise16(byref(gm), byref(layer(w_lo, w_hi, c_lo)), _p(g), e, bits, _p(gx), sc.ptr)
+        sc.check()
         return gx, e2
 
     def input_grad_depthwise16_inplace(self, g, e, kernel, pad, w_lo, w_hi, c_lo, bits):
@@ -380,8 +416,10 @@ class Kernels:
         n = (pad + 1) * w * c
         ring = np.full(n + 64, 0x3C3C, dtype=np.int16)
         gm = geom(h, w, c, h, w, c, kernel, kernel, 1, 1, pad, pad, c)
+        sc = Scratch(self.lib, "input_grad_depthwise", gm)
         e2 = self.lib.tt_input_grad_depthwise16_inplace(byref(gm), byref(layer(w_lo, w_hi, c_lo)), _p(g), e, bits,
-                                                        _p(ring))
+                                                        _p(ring), sc.ptr)
+        sc.check()
         assert (ring[n:] == 0x3C3C).all(), "ring written past its (pad + 1) rows"
         return g, e2
 
@@ -445,7 +483,9 @@ class Kernels:
         y = np.zeros((g.oh, g.ow, g.cout), dtype=np.int8)
         mask = mask_bytes(y.size) if with_mask else None
         lay = layer(w_lo, w_hi, k_lo, None, bias, mult, shift, zx, zy)
-        self.lib.tt_conv_generic(byref(g), byref(lay), _p(x), _p(y), _p(mask))
+        sc = Scratch(self.lib, "conv_generic", g)
+        self.lib.tt_conv_generic(byref(g), byref(lay), _p(x), _p(y), _p(mask), sc.ptr)
+        sc.check()
         return y, mask
 
     def conv_rows(self, kind: str, x, g: Geom, h, oh, pad_top, w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy):
@@ -453,11 +493,16 @@ class Kernels:
         x = _i8(x)
         y = np.full((oh, g.ow, g.cout), 0x5A, dtype=np.int8)
         lay = layer(w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy)
+        sc = Scratch(self.lib, f"conv_{kind}", g)
         if kind == "pointwise":
-            self.lib.tt_conv_pointwise_rows(byref(g), byref(lay), _p(x), _p(y), oh)
+            self.lib.tt_conv_pointwise_rows(byref(g), byref(lay), _p(x), _p(y), oh, sc.ptr)
         else:
-            getattr(self.lib, f"tt_conv_{kind}_rows")(byref(g), byref(lay), _p(x), _p(y), h, oh, pad_top)
+            getattr(self.lib, f"tt_conv_{kind}_rows")(byref(g), byref(lay), _p(x), _p(y), h, oh, pad_top, sc.ptr)
+        sc.check()
         return y
+
+    def scratch_bytes(self, kernel: str, g: Geom) -> int:
+        return getattr(self.lib, f"tt_{kernel}_scratch_bytes")(byref(g))
 
     def input_grad_generic_geom(self, gy, g: Geom, w_lo, w_hi, k_lo):
         gx = np.zeros((g.h, g.w, g.cin), dtype=np.int32)

@@ -1271,3 +1271,23 @@ if SANITIZED:
             same(y, y_ref, f"{lib} y")
             if with_mask:
                 same(mask, packed(m_ref), f"{lib} mask")
+
+    # ------------------------------------------------------------------------------------- scratch sizes
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.integers(1, 130), st.integers(1, 130), st.integers(1, 300), st.integers(1, 300), st.integers(1, 9),
+           st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.booleans())
+    def test_scratch_sizes_match_the_python_twins(libs, h, w, cin, cout, kh, kw, sh, sw, depthwise) -> None:
+        """tt_<kernel>_scratch_bytes (C) equals its twin in tinytrain.ops.scratch, which the compiler plans."""
+        from tinytrain.ops import scratch
+
+        if depthwise:
+            cout = cin
+        fields = dict(h=h, w=w, cin=cin, oh=max(h // sh, 1), ow=max(w // sw, 1), cout=cout, kh=kh, kw=kw, sh=sh,
+                      sw=sw, pad_top=kh // 2, pad_left=kw // 2, groups=cin if depthwise else 1)
+        g = C.Geom(*fields.values())
+        assert list(fields) == list(C.GEOM_FIELDS)
+        assert set(scratch.SIZES) == set(C.SCRATCH_KERNELS)
+        for lib in libs:
+            for kernel, twin in scratch.SIZES.items():
+                assert lib.scratch_bytes(kernel, g) == twin(fields), (lib, kernel, fields)

@@ -4,6 +4,7 @@ against the NumPy reference: 50 steps must leave the trained tensors identical b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tinytrain.board.link import BoardErrorReply, Link
 from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
 from tinytrain.reference.executor import NumpyBackend
 from tinytrain.model.synthetic import random_model
+from tflite_models import EDGE_MODELS, KERAS_MODELS, tflite_model
 
 SHIPPED = project_root() / "models" / "fmnist-mbv2" / "model.ttm"
 
@@ -150,3 +152,21 @@ def test_bad_requests_change_nothing(synthetic_model):
         engine.params_set(bytes(state))
         assert engine.params_get() == bytes(state)
     assert host.sanitizer_report() is None
+
+
+# Imported TFLite models (general conv geometry, pooling, padding, concatenation, clamps): every model and
+# scheme with TT_ALL_IMPORTED=1 (the whole matrix, ~6 min); by default the ones that between them cover
+# every op kind and geometry.
+ALL_IMPORTED = os.environ.get("TT_ALL_IMPORTED") == "1"
+IMPORTED = [(m, s) for m in (*EDGE_MODELS, *KERAS_MODELS) for s in ("full", "last:3")] if ALL_IMPORTED else [
+    ("keras_kws", "full"), ("keras_sensor", "full"), ("edge_odd_sizes", "last:3")]
+
+
+@pytest.mark.parametrize("name,scheme", IMPORTED)
+def test_imported_tflite_model_matches_reference(name, scheme):
+    run_against_reference(BuildConfig(str(tflite_model(name)), scheme, lr=0.02), steps=5)
+
+
+def test_watch_imu_matches_reference():
+    run_against_reference(BuildConfig(str(project_root() / "models" / "watch-imu" / "model.ttm"),
+                                      str(project_root() / "models" / "watch-imu" / "scheme.json")), steps=5)

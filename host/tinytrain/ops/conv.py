@@ -10,6 +10,7 @@ import numpy as np
 from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, json_int
 from tinytrain.ir.program import ForwardAttrs, Step, StepKind
 from tinytrain.numerics import kernels as K
+from tinytrain.ops import scratch
 from tinytrain.ops.base import Builder, Emitter, Executor, geometry_fields, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
@@ -231,10 +232,22 @@ class ConvRule(WeightedRule):
 
     # ---------------------------------------------------------------- C
 
-    def geometry(self, node: Conv2D, em: Emitter) -> dict[str, int]:
-        h, w, cin = em.model.tensors[node.input].shape
-        oh, ow, cout = em.model.tensors[node.output].shape
+    def geometry(self, node: Conv2D, model: Model) -> dict[str, int]:
+        h, w, cin = model.tensors[node.input].shape
+        oh, ow, cout = model.tensors[node.output].shape
         return geometry_fields(h, w, cin, oh, ow, cout, node.kernel, node.strides, node.pads, node.groups)
+
+    def scratch_bytes(self, node: Conv2D, model: Model, step: Step) -> int:
+        kind = self.kernel_kind(node)
+        if step.kind.is_forward:
+            name = f"conv_{kind}_inplace" if kind == "depthwise" and step.attrs.ring is not None else f"conv_{kind}"
+        else:
+            name = f"input_grad_{kind}"
+        return getattr(scratch, name)(self.geometry(node, model))
+
+    def rows_scratch_bytes(self, node: Conv2D, model: Model) -> int:
+        """The scratch of its band kernel inside a streaming stage (the whole layer's need)."""
+        return getattr(scratch, f"conv_{self.kernel_kind(node)}")(self.geometry(node, model))
 
     def kernel_kind(self, node: Conv2D) -> str:
         """Which kernels run it: pointwise, depthwise (the fast kinds' shapes) or generic (everything else)."""
@@ -247,8 +260,9 @@ class ConvRule(WeightedRule):
         x, y = em.a8(node.input), em.a8(node.output)
         kind = self.kernel_kind(node)
         if kind == "depthwise" and step.attrs.ring is not None and em.offset(node.input) == em.offset(node.output):
-            return f"tt_conv_depthwise_inplace(&{n}_g, &{n}_l, {x}, {mask}, {em.a8(step.attrs.ring)});"
-        return f"tt_conv_{kind}(&{n}_g, &{n}_l, {x}, {y}, {mask});"
+            return (f"tt_conv_depthwise_inplace(&{n}_g, &{n}_l, {x}, {mask}, {em.a8(step.attrs.ring)}, "
+                    f"{em.scratch()});")
+        return f"tt_conv_{kind}(&{n}_g, &{n}_l, {x}, {y}, {mask}, {em.scratch()});"
 
     def emit_input_grad(self, node: Conv2D, step: Step, em: Emitter) -> str:
         n = ident(node.name)
@@ -256,8 +270,8 @@ class ConvRule(WeightedRule):
         if kind == "depthwise" and step.attrs.ring is not None:  # stride 1: gx overwrites g (same slot)
             g = step.reads[0]
             return (f"{em.exp(step.writes[0])} = tt_input_grad_depthwise16_inplace(&{n}_g, &{n}_l, {em.a16(g)}, "
-                    f"{em.exp(g)}, {step.attrs.bits}, {em.a16(step.attrs.ring)});")
-        return input_grad_call(step, em, f"tt_input_grad_{kind}")
+                    f"{em.exp(g)}, {step.attrs.bits}, {em.a16(step.attrs.ring)}, {em.scratch()});")
+        return input_grad_call(step, em, f"tt_input_grad_{kind}", scratch=kind != "generic")
 
     def weight_update_kernel(self, node: Conv2D) -> str:
         return f"tt_weight_update_{self.kernel_kind(node)}"
@@ -282,11 +296,13 @@ class ConvRule(WeightedRule):
         a, b = rows
         kind = self.kernel_kind(node)
         if kind == "pointwise":
-            return f"tt_conv_pointwise_rows(&{n}_g, &{n}_l, {row(node.input, a)}, {row(node.output, a)}, {b - a});"
+            return (f"tt_conv_pointwise_rows(&{n}_g, &{n}_l, {row(node.input, a)}, {row(node.output, a)}, {b - a}, "
+                    f"{em.scratch()});")
         first = a * node.strides[0] - node.pads[0]
         start, pad_top = (first, 0) if first >= 0 else (0, -first)
         x, h = row(node.input, start), rows_held(node.input) - start
-        return f"tt_conv_{kind}_rows(&{n}_g, &{n}_l, {x}, {row(node.output, a)}, {h}, {b - a}, {pad_top});"
+        return (f"tt_conv_{kind}_rows(&{n}_g, &{n}_l, {x}, {row(node.output, a)}, {h}, {b - a}, {pad_top}, "
+                f"{em.scratch()});")
 
 
 RULE = ConvRule()

@@ -10,6 +10,7 @@ import numpy as np
 from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode
 from tinytrain.ir.program import Step, StepKind
 from tinytrain.numerics import kernels as K
+from tinytrain.ops import scratch
 from tinytrain.ops.base import Emitter, Executor, geometry_fields, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
@@ -86,12 +87,17 @@ class DenseRule(WeightedRule):
     def weight_grad(self, node: Dense, g: np.ndarray, x: np.ndarray, zx: int, k: int) -> np.ndarray:
         return K.dense_weight_grad(g, x, zx, k)
 
-    def geometry(self, node: Dense, em: Emitter) -> dict[str, int]:
+    def geometry(self, node: Dense, model: Model) -> dict[str, int]:
         return geometry_fields(1, 1, node.in_channels, 1, 1, node.out_channels)  # one position of K inputs
+
+    def scratch_bytes(self, node: Dense, model: Model, step: Step) -> int:
+        size = scratch.conv_pointwise if step.kind.is_forward else scratch.input_grad_pointwise
+        return size(self.geometry(node, model))
 
     def emit_forward(self, node: Dense, step: Step, em: Emitter, mask: str) -> str:
         n = ident(node.name)
-        return f"tt_conv_pointwise(&{n}_g, &{n}_l, {em.a8(node.input)}, {em.a8(node.output)}, {mask});"
+        return (f"tt_conv_pointwise(&{n}_g, &{n}_l, {em.a8(node.input)}, {em.a8(node.output)}, {mask}, "
+                f"{em.scratch()});")
 
     def emit_input_grad(self, node: Dense, step: Step, em: Emitter) -> str:
         return input_grad_call(step, em, "tt_input_grad_pointwise")

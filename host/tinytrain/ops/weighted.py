@@ -115,6 +115,11 @@ class WeightedRule(OpRule):
             self._save_input(node, wspec.channels, b)
         train = Step(kind, node.name, tuple(node.inputs), (y,) + b.mask_for(node.output), macs=macs, rule=self)
         self.place(node, b, infer, train)
+        n = self.scratch_bytes(node, b.model, train)
+        if n:  # the DSP path's working memory, planned for this step only
+            s = b.buf(f"{node.name}.scratch", "int8", (n,), "scratch")
+            infer.writes += (s,)
+            train.writes += (s,)
         b.add_train(train)
 
     def _save_input(self, node: WeightedNode, k: int, b: Builder) -> None:
@@ -172,6 +177,9 @@ class WeightedRule(OpRule):
                 step.writes += (ring,)
                 step.inplace = {gx: gacc}
                 step.attrs = InputGradAttrs(out_bits, ring)
+            n = self.scratch_bytes(node, b.model, step)
+            if n:
+                step.writes += (b.buf(f"{node.name}.gx_scratch", "int8", (n,), "scratch"),)
             b.add_train(step)
         if wspec.trainable:
             wmacs = self.weight_grad_macs(node, b.model, wspec.channels)
@@ -266,7 +274,7 @@ class WeightedRule(OpRule):
         if bs.trainable:
             em.array("int32_t", f"{n}_bcoef_m", c.b_coef[0])
             em.array("int32_t", f"{n}_bcoef_s", c.b_coef[1])
-        declare_struct(em, "tt_geom", f"{n}_g", self.geometry(node, em))
+        declare_struct(em, "tt_geom", f"{n}_g", self.geometry(node, em.model))
         w_lo, w_hi, k_lo = em.weight_parts(node)
         declare_struct(em, "tt_layer", f"{n}_l", {
             "w_lo": w_lo, "w_hi": w_hi, "k_lo": k_lo, "wsum": f"{n}_wsum" if wsum else "NULL", "bias": f"{n}_b",
@@ -341,9 +349,14 @@ class WeightedRule(OpRule):
     def emit_input_grad(self, node: WeightedNode, step: Step, em: Emitter) -> str:
         raise NotImplementedError
 
-    def geometry(self, node: WeightedNode, em: Emitter) -> dict[str, int]:
+    def geometry(self, node: WeightedNode, model: Model) -> dict[str, int]:
         """The fields of the layer's tt_geom (ops.base.geometry_fields)."""
         raise NotImplementedError
+
+    def scratch_bytes(self, node: WeightedNode, model: Model, step: Step) -> int:
+        """Bytes of scratch the kernel of a forward or input-gradient step needs (ops.scratch: the twins of
+        the firmware's tt_<kernel>_scratch_bytes)."""
+        return 0
 
     def weight_update_kernel(self, node: WeightedNode) -> str:
         """The C function of its fused weight update."""
@@ -357,12 +370,14 @@ class WeightedRule(OpRule):
         """A chance to run the forward step in place (the depthwise conv)."""
 
 
-def input_grad_call(step: Step, em: Emitter, name: str) -> str:
+def input_grad_call(step: Step, em: Emitter, name: str, scratch: bool = True) -> str:
     """An input gradient kernel call of layer step.op: the int16 form (`name`16, normalizing, returns
-    the exponent) or the int32 form (values keep the incoming exponent)."""
+    the exponent) or the int32 form (values keep the incoming exponent); with the step's scratch unless
+    the kernel takes none."""
     n = ident(step.op)
     g, gx = step.reads[0], step.writes[0]
+    tail = f", {em.scratch()}" if scratch else ""
     if step.attrs.bits is not None:
         return (f"{em.exp(gx)} = {name}16(&{n}_g, &{n}_l, {em.a16(g)}, {em.exp(g)}, {step.attrs.bits}, "
-                f"{em.a16(gx)});")
-    return f"{em.exp(gx)} = {em.exp(g)};\n    {name}(&{n}_g, &{n}_l, {em.a16(g)}, {em.a32(gx)});"
+                f"{em.a16(gx)}{tail});")
+    return f"{em.exp(gx)} = {em.exp(g)};\n    {name}(&{n}_g, &{n}_l, {em.a16(g)}, {em.a32(gx)}{tail});"
