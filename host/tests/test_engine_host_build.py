@@ -20,6 +20,7 @@ from tinytrain.board.link import BoardErrorReply, Link
 from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
 from tinytrain.reference.executor import NumpyBackend
 from tinytrain.model.synthetic import random_model
+from tinytrain.numerics.sensor_input import SensorScaling, sensor_to_int8
 from tflite_models import EDGE_MODELS, KERAS_MODELS, tflite_model
 
 SHIPPED = project_root() / "models" / "fmnist-mbv2" / "model.ttm"
@@ -51,16 +52,21 @@ def run_against_reference(cfg: BuildConfig, steps: int = 50, seed: int = 0) -> N
         engine = EngineClient(link)
         assert engine.model.hash == compiled.model_hash
         assert engine.params_get() == ref.state_bytes()
+        sensor = model.metadata.get("sensor_to_input")
         for i in range(steps):
             x = rng.integers(-128, 128, size=model.input_spec.shape).astype(np.int8)
+            wire = x
+            if sensor is not None:  # the board takes int16 counts and scales them as the reference does
+                wire = rng.integers(-4000, 4000, size=model.input_spec.shape).astype(np.int16)
+                x = sensor_to_int8(wire, SensorScaling.from_json(sensor), model.input_spec.qparams.zero_point)
             y = int(rng.integers(0, model.num_classes))
             lr_scale = int(rng.integers(1 << 14, 1 << 17))
-            got = engine.train(x, y, lr_scale)
+            got = engine.train(wire, y, lr_scale)
             want = ref.train_step(x, y, lr_scale)
             assert np.array_equal(got.logits, want), f"step {i}"
             assert got.step_count == i + 1
         assert engine.params_get() == ref.state_bytes()
-        assert np.array_equal(engine.infer(x).logits, ref.infer(x))
+        assert np.array_equal(engine.infer(wire).logits, ref.infer(x))
     assert host.sanitizer_report() is None, host.sanitizer_report()
 
 
