@@ -59,11 +59,11 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
 #if TT_DSP
 
 typedef struct {
-    uint64_t t[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* tap t: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
     int32_t init[4];    /* lane mode 0: 2 (bias - zx sum w) (its weights doubled); else -zx sum w */
     int32_t q[4][4];    /* mode 0: multiplier, 2^(e-1) + zy 2^e, right shift e; mode 1: multiplier, khi, rsh,
                          * bias (fixed_point.h's one-multiply form); mode 2: multiplier, shift, bias */
     int32_t mode[4], zy;
+    uint64_t t[];       /* K x K taps: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
 } dw4_group;
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
@@ -291,13 +291,13 @@ static const dw4_tile_fn dw4_fns[3][2][3] = {
     {{dw4_tile_7_1_10, dw4_tile_7_1_11, dw4_tile_7_1_02}, {dw4_tile_7_2_10, dw4_tile_7_2_11, dw4_tile_7_2_02}},
 };
 
-_Static_assert(DW4_RING_WORDS * 4 + sizeof(dw4_group) <= DW4_SCRATCH_BYTES, "DW4_SCRATCH_BYTES");
+_Static_assert(sizeof(dw4_group) <= DW4_GROUP_HEAD, "DW4_GROUP_HEAD");
 
 TT_NOINLINE_NOSCHED void tt_dw4_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
                                      int32_t c_lo, void *scratch)
 {
-    uint32_t *ring = scratch; /* the caller's (tt_conv_depthwise_scratch_bytes) */
-    dw4_group *g = (dw4_group *)(void *)(ring + DW4_RING_WORDS);
+    uint32_t *ring = scratch; /* the caller's: dw4_scratch_bytes(kernel, stride, ow) */
+    dw4_group *g = (dw4_group *)(void *)((char *)scratch + 4 * dw4_ring_words(kernel, a->stride, a->ow));
     const int32_t stride = a->stride, ow = a->ow, tile = dw4_tile_cols(kernel, stride);
     const int masked = a->mask != 0;
     for (int32_t c0 = 0; c0 + 3 < a->c; c0 += 4) {
@@ -338,7 +338,7 @@ void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y,
 
 int32_t tt_conv_depthwise_scratch_bytes(const tt_geom *g)
 {
-    return dw4_supported(g->kh, g->sh, g->cin) ? DW4_SCRATCH_BYTES : 0;
+    return dw4_supported(g->kh, g->sh, g->cin) ? dw4_scratch_bytes(g->kh, g->sh, g->ow) : 0;
 }
 
 void tt_conv_depthwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)

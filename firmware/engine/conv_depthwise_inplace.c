@@ -337,8 +337,8 @@ static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, i
 /* The staged path (in place, or row by row through the ring), or the expanded rows. */
 int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
 {
-    const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? DW4_SCRATCH_BYTES : 0;
-    const int32_t expanded = dwexp_supported(g->kh, g->w) ? DWEXP_RING_HALFS * 2 : 0;
+    const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
+    const int32_t expanded = dwexp_supported(g->kh, g->w) ? 2 * g->kh * ((g->w + g->kh + 1) & ~1) : 0;
     return staged > expanded ? staged : expanded;
 }
 

@@ -16,9 +16,10 @@ Geom = Mapping[str, int]
 PW_BLOCK, PW_XMAX = 16, 64
 PW_TAB_BYTES = PW_BLOCK * 16
 PW_X16_BYTES = (PW_XMAX // 4 + 1) * 4 * 8
-# engine/internal/conv_depthwise.h: the staged path's ring of 264 words and its group constants
-DW4_SCRATCH_BYTES = 264 * 4 + 496
-# engine/conv_depthwise_inplace.c: the expanded rows' ring of 320 halfwords
+# engine/internal/conv_depthwise.h: the staged path's ring (at most 264 words: K rows of a column tile),
+# then the group's constants (104 bytes) and K x K taps of 8 bytes
+DW4_RING_WORDS, DW4_GROUP_HEAD = 264, 104
+# engine/conv_depthwise_inplace.c: the expanded rows' ring (at most 320 halfwords)
 DWEXP_RING_HALFS = 320
 # engine/input_grad_pointwise.c: outputs per transposed weight table
 IGP_OC = 96
@@ -38,13 +39,21 @@ def conv_pointwise(g: Geom) -> int:
     return PW_TAB_BYTES + PW_X16_BYTES + PW_BLOCK * 4
 
 
+def _dw4_bytes(kernel: int, stride: int, ow: int) -> int:
+    """K staged rows of the widest column tile (an even count of words), the group's constants and taps."""
+    tile = (DW4_RING_WORDS // kernel - kernel) // stride + 1
+    words = kernel * ((min(ow, tile) - 1) * stride + kernel)
+    return 4 * ((words + 1) & ~1) + DW4_GROUP_HEAD + 8 * kernel * kernel
+
+
 def conv_depthwise(g: Geom) -> int:
-    return DW4_SCRATCH_BYTES if _dw4_supported(g["kh"], g["sh"], g["cin"]) else 0
+    return _dw4_bytes(g["kh"], g["sh"], g["ow"]) if _dw4_supported(g["kh"], g["sh"], g["cin"]) else 0
 
 
 def conv_depthwise_inplace(g: Geom) -> int:
-    staged = DW4_SCRATCH_BYTES if _dw4_supported(g["kh"], 1, g["cin"]) else 0
-    expanded = DWEXP_RING_HALFS * 2 if _dwexp_supported(g["kh"], g["w"]) else 0
+    k, w = g["kh"], g["w"]
+    staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
+    expanded = 2 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # k rows of w + k halfwords
     return max(staged, expanded)
 
 
