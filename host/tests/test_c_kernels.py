@@ -1020,7 +1020,7 @@ if SANITIZED:
 
     # ------------------------------------------------------------------------------------- general conv geometry
 
-    GEO = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    GEO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
     @st.composite
     def general_conv(draw, max_hw: int = 9, max_k: int = 5, max_c: int = 6):

@@ -173,6 +173,8 @@ def test_imported_tflite_model_matches_reference(name, scheme):
     run_against_reference(BuildConfig(str(tflite_model(name)), scheme, lr=0.02), steps=5)
 
 
+@pytest.mark.skipif(not ALL_IMPORTED, reason="the IMU model runs in QEMU (hil_tests/test_imported_models.py); "
+                    "TT_ALL_IMPORTED=1 runs it here too")
 def test_watch_imu_matches_reference():
     run_against_reference(BuildConfig(str(project_root() / "models" / "watch-imu" / "model.ttm"),
                                       str(project_root() / "models" / "watch-imu" / "scheme.json")), steps=5)
