@@ -5,9 +5,11 @@
 #include "internal/fixed_point.h"
 #include "internal/sgd_update.h"
 
-void tt_bias_update(const int16_t *g, int32_t e, int32_t hw, int32_t c, int32_t *bias,
-                    const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+void tt_bias_update(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, int32_t *bias,
+                    const tt_update_ctx *u)
 {
+    const int32_t hw = gm->oh * gm->ow, c = gm->cout;
+    const int32_t *coef_mult = l->bcoef_mult, *coef_shift = l->bcoef_shift;
     const update_stream st = update_start(u);
     int32_t ch = 0;
 #if TT_DSP

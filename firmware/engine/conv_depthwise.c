@@ -47,7 +47,7 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
  * Groups of 4 channels (the last c % 4 channels go to depthwise_channels): bands of a few rows (a
  * patch stage's strips) and small tensors, where the expanded-rows path's per-channel costs
  * (conv_depthwise_inplace.c) do not pay. The group's input rows are staged once
- * each into a ring of K rows on the stack, one word (its 4 channels' int8) per pixel, padding included
+ * each into a ring of K rows in the caller's scratch, one word (its 4 channels' int8) per pixel, padding included
  * as zx bytes (whose products the zero-point fold cancels): every output is then branch-free with
  * constant offsets. Per tap: one word of the staged row, SXTB16 / SXTB16 ROR 8, one LDRD of the tap's
  * weights as int16 lanes ((c0, c0+2), (c0+1, c0+3)) and 4 SMLAxy; two horizontally adjacent outputs
@@ -59,11 +59,11 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
 #if TT_DSP
 
 typedef struct {
-    uint64_t t[DW_MAX_KERNEL * DW_MAX_KERNEL]; /* tap t: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
     int32_t init[4];    /* lane mode 0: 2 (bias - zx sum w) (its weights doubled); else -zx sum w */
     int32_t q[4][4];    /* mode 0: multiplier, 2^(e-1) + zy 2^e, right shift e; mode 1: multiplier, khi, rsh,
                          * bias (fixed_point.h's one-multiply form); mode 2: multiplier, shift, bias */
     int32_t mode[4], zy;
+    uint64_t t[];       /* K x K taps: (w[c0], w[c0+2]) | (w[c0+1], w[c0+3]) << 32 */
 } dw4_group;
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
@@ -291,42 +291,65 @@ static const dw4_tile_fn dw4_fns[3][2][3] = {
     {{dw4_tile_7_1_10, dw4_tile_7_1_11, dw4_tile_7_1_02}, {dw4_tile_7_2_10, dw4_tile_7_2_11, dw4_tile_7_2_02}},
 };
 
+_Static_assert(sizeof(dw4_group) <= DW4_GROUP_HEAD, "DW4_GROUP_HEAD");
+
 TT_NOINLINE_NOSCHED void tt_dw4_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
-                                     int32_t c_lo)
+                                     int32_t c_lo, void *scratch)
 {
-    uint32_t ring[DW4_RING_WORDS];
-    dw4_group g;
+    uint32_t *ring = scratch; /* the caller's: dw4_scratch_bytes(kernel, stride, ow) */
+    dw4_group *g = (dw4_group *)(void *)((char *)scratch + 4 * dw4_ring_words(kernel, a->stride, a->ow));
     const int32_t stride = a->stride, ow = a->ow, tile = dw4_tile_cols(kernel, stride);
     const int masked = a->mask != 0;
     for (int32_t c0 = 0; c0 + 3 < a->c; c0 += 4) {
-        const int fast = dw4_prepare(w_lo, w_hi, c_lo, kernel, c0, a->bias, a->mult, a->shift, a->zx, a->zy, &g);
+        const int fast = dw4_prepare(w_lo, w_hi, c_lo, kernel, c0, a->bias, a->mult, a->shift, a->zx, a->zy, g);
         const dw4_tile_fn fn = dw4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
         for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
             const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
-            fn(a, c0, &g, ring, ox0, tow, (tow - 1) * stride + kernel);
+            fn(a, c0, g, ring, ox0, tow, (tow - 1) * stride + kernel);
         }
     }
 }
 
 #endif
 
-void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                        int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                       int32_t zx, int32_t zy, uint8_t *mask)
+                       int32_t zx, int32_t zy, uint8_t *mask, void *scratch)
 {
 #if TT_DSP
     if (dw4_supported(kernel, stride, c)) { /* measured: better than the expanded rows on MCUNet's layers */
         const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
-        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo);
+        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
         if (c & 3)
             depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
                                shift, zx, zy, mask, c & ~3, c);
     } else
 #endif
+    {
+        (void)scratch;
         depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
                            shift, zx, zy, mask, 0, c);
+    }
     if (mask)
         tt_mask_finish(mask, (uint32_t)(oh * ow * c));
+}
+
+int32_t tt_conv_depthwise_scratch_bytes(const tt_geom *g)
+{
+    return dw4_supported(g->kh, g->sh, g->cin) ? dw4_scratch_bytes(g->kh, g->sh, g->ow) : 0;
+}
+
+void tt_conv_depthwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
+{
+    tt_dw_conv_run(x, g->h, g->w, g->cin, y, g->oh, g->ow, g->kh, g->sh, g->pad_top, g->pad_left, l->w_lo, l->w_hi,
+                   l->k_lo, l->bias, l->mult, l->shift, l->zx, l->zy, mask, scratch);
+}
+
+void tt_conv_depthwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
+                            int32_t pad_top, void *scratch)
+{
+    tt_dw_conv_run(x, h, g->w, g->cin, y, oh, g->ow, g->kh, g->sh, pad_top, g->pad_left, l->w_lo, l->w_hi, l->k_lo,
+                   l->bias, l->mult, l->shift, l->zx, l->zy, NULL, scratch);
 }

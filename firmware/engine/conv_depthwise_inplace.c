@@ -21,7 +21,7 @@
  * Depthwise through expanded rows (kernels 3, 5, 7; stride 1; one column tile, so that it can run in
  * place), one channel at a time: for rows wider than the staged 4-channel path's one tile, or
  * channel counts that are not a multiple of 4. The channel's input rows are expanded once each into
- * a ring of k rows of int16 on the stack, padding included (zx, whose products the zero-point fold
+ * a ring of k rows of int16 in the caller's scratch, padding included (zx, whose products the zero-point fold
  * cancels), so that every output is branch-free: per kernel row (k+1)/2 SMLAD of a word (X[u],
  * X[u+1]) of the row with a pair of weights (w[2t], w[2t+1]), the odd last tap paired with a 0
  * weight (its partner X is any defined value). Four horizontally adjacent outputs share every
@@ -36,9 +36,24 @@
  * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Other
  * channels (dead ones, biases near -2^31) take the general saturating form. */
 
-#if TT_DSP
+#define DWEXP_RING_HALFS 320 /* 640 bytes of scratch: k expanded rows of w + k halfwords (w <= dwexp_cols) */
 
-#define DWEXP_RING_HALFS 320 /* 640 bytes of stack: k expanded rows of w + k halfwords (w <= dwexp_cols) */
+/* The widest output row (one column tile) whose k expanded rows of w + k halfwords fit the ring. */
+static int32_t dwexp_cols(int32_t kernel)
+{
+    const int32_t pitch = (DWEXP_RING_HALFS / kernel) & ~1;
+    return pitch - kernel;
+}
+
+/* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
+static int dwexp_supported(int32_t kernel, int32_t w)
+{
+    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
+     * (measured: tools/kernel_bench.py) */
+    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= 8 && w <= dwexp_cols(kernel);
+}
+
+#if TT_DSP
 
 typedef struct {
     uint32_t w[DW_MAX_KERNEL][4]; /* kernel row i, pair t: (w[i][2t], w[i][2t+1]) (doubled: fast) */
@@ -245,13 +260,6 @@ static const dwexp_tile_fn dwexp_fns[3][3] = {
     {dwexp_tile_7_10, dwexp_tile_7_11, dwexp_tile_7_02},
 };
 
-/* The widest output row (one column tile) whose k expanded rows of w + k halfwords fit the ring. */
-static int32_t dwexp_cols(int32_t kernel)
-{
-    const int32_t pitch = (DWEXP_RING_HALFS / kernel) & ~1;
-    return pitch - kernel;
-}
-
 /* Every output of channel ch, as one column tile (the input may be the output). */
 static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const int8_t *wc, int16_t *ring)
 {
@@ -264,19 +272,10 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
     fn(g, ch, &q, ring, 0, ow, n, (n + 1) & ~1);
 }
 
-/* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
-static int dwexp_supported(int32_t kernel, int32_t w)
-{
-    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
-     * (measured: tools/kernel_bench.py) */
-    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= 8 && w <= dwexp_cols(kernel);
-}
-
 TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
-                                           int32_t c_lo)
+                                           int32_t c_lo, void *scratch)
 {
-    uint32_t ring32[DWEXP_RING_HALFS / 2]; /* word aligned */
-    int16_t *ring = (int16_t *)(void *)ring32;
+    int16_t *ring = scratch; /* the caller's, word aligned */
     const int32_t kk = kernel * kernel;
     for (int32_t ch = 0; ch < g->c; ch++)
         dwexp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
@@ -289,15 +288,15 @@ TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, con
 TT_NOINLINE static int depthwise_inplace_dsp(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
                                              const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                                             int32_t zx, int32_t zy, uint8_t *mask)
+                                             int32_t zx, int32_t zy, uint8_t *mask, void *scratch)
 {
     if (pad != kernel / 2)
         return 0;
     const dw_args g = {xy, h, w, c, xy, h, w, 1, pad, pad, bias, mult, shift, zx, zy, mask};
     if (dw4_supported(kernel, 1, c) && (c & 3) == 0 && w <= dw4_tile_cols(kernel, 1)) /* one column tile */
-        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo);
+        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
     else if (dwexp_supported(kernel, w))
-        dwexp_conv(&g, kernel, w_lo, w_hi, c_lo);
+        dwexp_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
     else
         return 0;
     if (mask)
@@ -309,13 +308,13 @@ TT_NOINLINE static int depthwise_inplace_dsp(int8_t *xy, int32_t h, int32_t w, i
 
 /* ------------------------------------------------------------------ portable (and the DSP fallback) */
 
-void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
+static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
                                const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                               int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring)
+                               int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring, void *scratch)
 {
 #if TT_DSP
-    if (depthwise_inplace_dsp(xy, h, w, c, kernel, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask))
+    if (depthwise_inplace_dsp(xy, h, w, c, kernel, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, mask, scratch))
         return;
 #endif
     const int32_t row = w * c;
@@ -324,8 +323,8 @@ void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int3
         const int32_t first = r - pad;
         const int32_t start = first < 0 ? 0 : first;
         uint8_t *row_mask = mask ? mask + (r * row) / 8 : NULL; /* rows are byte-aligned (row % 8 == 0) */
-        tt_conv_depthwise(xy + start * row, h - start, w, c, ring + (r % slots) * row, 1, w, kernel, 1,
-                          start - first, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, row_mask);
+        tt_dw_conv_run(xy + start * row, h - start, w, c, ring + (r % slots) * row, 1, w, kernel, 1,
+                          start - first, pad, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, row_mask, scratch);
         if (r >= pad) {
             memcpy(xy + (r - pad) * row, ring + ((r - pad) % slots) * row, (size_t)row);
         }
@@ -333,4 +332,19 @@ void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int3
     for (int32_t r = h - pad < 0 ? 0 : h - pad; r < h; ++r) {
         memcpy(xy + r * row, ring + (r % slots) * row, (size_t)row);
     }
+}
+
+/* The staged path (in place, or row by row through the ring), or the expanded rows. */
+int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
+{
+    const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
+    const int32_t expanded = dwexp_supported(g->kh, g->w) ? 2 * g->kh * ((g->w + g->kh + 1) & ~1) : 0;
+    return staged > expanded ? staged : expanded;
+}
+
+void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring,
+                               void *scratch)
+{
+    depthwise_inplace_run(xy, g->h, g->w, g->cin, g->kh, g->pad_top, l->w_lo, l->w_hi, l->k_lo, l->bias, l->mult,
+                          l->shift, l->zx, l->zy, mask, ring, scratch);
 }

@@ -1,4 +1,5 @@
-/* Forward generic convolution: any conv2d (full kxk, grouped, strided 1x1), weights in one piece.
+/* Forward generic convolution: any conv2d geometry (kh x kw window, a stride per axis, asymmetric
+ * padding), groups 1 or depthwise.
  *
  * acc = sat32(bias + sum w (x - zx)); y = clamp(MBQM(acc) + zy); mask = clamp inactive.
  */
@@ -6,39 +7,40 @@
 
 #include "internal/dsp_intrinsics.h"
 #include "internal/fixed_point.h"
+#include "internal/generic_weights.h"
 #include "internal/mask_bits.h"
 #include "internal/pointwise_block.h"
 
 /* ------------------------------------------------------------------ portable */
 
-/* Any groups, one output at a time: the portable path (and the DSP path's fallback). */
-TT_NOINLINE static void conv_portable(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh,
-                                      int32_t ow, int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top,
-                                      int32_t pad_left, int32_t groups, const int8_t *weights, const int32_t *bias,
-                                      const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
+/* Any geometry, groups 1 or depthwise, one output at a time: the portable path (and the DSP path's
+ * fallback). x holds g->h rows; g->oh rows are written. */
+TT_NOINLINE static void conv_portable(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask)
 {
+    const int32_t h = g->h, w = g->w, cin = g->cin, oh = g->oh, ow = g->ow, cout = g->cout;
+    const int32_t kh = g->kh, kw = g->kw, groups = g->groups;
     const int32_t ig = cin / groups, og = cout / groups;
-    const int32_t wrow = kernel * kernel * ig;
+    const int32_t zx = l->zx;
     for (int32_t oy = 0; oy < oh; oy++) {
-        const int32_t iy0 = oy * stride - pad_top;
-        const int32_t i_lo = iy0 < 0 ? -iy0 : 0, i_hi = iy0 + kernel > h ? h - iy0 : kernel;
+        const int32_t iy0 = oy * g->sh - g->pad_top;
+        const int32_t i_lo = iy0 < 0 ? -iy0 : 0, i_hi = iy0 + kh > h ? h - iy0 : kh;
         for (int32_t ox = 0; ox < ow; ox++) {
-            const int32_t ix0 = ox * stride - pad_left;
-            const int32_t j_lo = ix0 < 0 ? -ix0 : 0, j_hi = ix0 + kernel > w ? w - ix0 : kernel;
+            const int32_t ix0 = ox * g->sw - g->pad_left;
+            const int32_t j_lo = ix0 < 0 ? -ix0 : 0, j_hi = ix0 + kw > w ? w - ix0 : kw;
             const int32_t pos = oy * ow + ox;
             for (int32_t o = 0; o < cout; o++) {
                 const int32_t g0 = (o / og) * ig;
-                const int8_t *wo = weights + o * wrow;
+                const int8_t *wo = tt_generic_weights(g, l, o);
                 int32_t sum = 0;
                 for (int32_t i = i_lo; i < i_hi; i++) {
                     for (int32_t j = j_lo; j < j_hi; j++) {
                         const int8_t *xp = x + ((iy0 + i) * w + ix0 + j) * cin + g0;
-                        const int8_t *wp = wo + (i * kernel + j) * ig;
+                        const int8_t *wp = wo + (i * kw + j) * ig;
                         for (int32_t ci = 0; ci < ig; ci++)
                             sum += wp[ci] * (xp[ci] - zx);
                     }
                 }
-                const uint32_t f = tt_requant_store(sum, bias[o], mult[o], shift[o], zy, y + pos * cout + o);
+                const uint32_t f = tt_requant_store(sum, l->bias[o], l->mult[o], l->shift[o], l->zy, y + pos * cout + o);
                 if (mask)
                     tt_mask_put(mask, (uint32_t)(pos * cout + o), f);
             }
@@ -56,16 +58,16 @@ TT_NOINLINE static void conv_portable(const int8_t *x, int32_t h, int32_t w, int
  * (x - zx), and four positions serve every output channel of a block. */
 typedef struct {
     const int8_t *x;
-    int32_t h, w, cin, kernel, stride, pad_top, pad_left, ow, zx;
+    int32_t h, w, cin, kh, kw, sh, sw, pad_top, pad_left, ow, zx;
 } conv_geom;
 
 static void conv_patch(const conv_geom *c, int32_t pos, int8_t *patch)
 {
     const int32_t oy = pos / c->ow, ox = pos - oy * c->ow;
-    const int32_t iy0 = oy * c->stride - c->pad_top, ix0 = ox * c->stride - c->pad_left;
-    const int32_t cin = c->cin, kernel = c->kernel, row = kernel * cin;
-    const int cols_inside = ix0 >= 0 && ix0 + kernel <= c->w;
-    for (int32_t ky = 0; ky < kernel; ky++, patch += row) {
+    const int32_t iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
+    const int32_t cin = c->cin, kw = c->kw, row = kw * cin;
+    const int cols_inside = ix0 >= 0 && ix0 + kw <= c->w;
+    for (int32_t ky = 0; ky < c->kh; ky++, patch += row) {
         const int32_t iy = iy0 + ky;
         if (iy < 0 || iy >= c->h) {
             for (int32_t i = 0; i < row; i++)
@@ -77,7 +79,7 @@ static void conv_patch(const conv_geom *c, int32_t pos, int8_t *patch)
             copy_bytes(patch, src, row);
             continue;
         }
-        for (int32_t kx = 0; kx < kernel; kx++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
             const int inside = ix0 + kx >= 0 && ix0 + kx < c->w;
             for (int32_t ci = 0; ci < cin; ci++)
                 patch[kx * cin + ci] = inside ? src[kx * cin + ci] : (int8_t)c->zx;
@@ -144,8 +146,7 @@ typedef void (*conv_block_fn)(const conv_geom *c, const pw_args *g, int32_t ob, 
     TT_NOINLINE_NOSCHED static void NAME(const conv_geom *c, const pw_args *g, int32_t ob, int32_t nb,                \
                                          const pw_rq *tab)                                                            \
     {                                                                                                                 \
-        uint64_t x16[PW_X16_WORDS(XK)];                                                                               \
-        conv_block(c, g, ob, nb, tab, x16, K, RQ, MASKED);                                                            \
+        conv_block(c, g, ob, nb, tab, g->x16, K, RQ, MASKED);                                                         \
     }
 CONV_INST(conv_k27_dbl, 27, 27, RQ_DBL, 0)
 CONV_INST(conv_any_dbl, g->k_lo, PW_XMAX, RQ_DBL, 0)
@@ -158,15 +159,15 @@ CONV_INST(conv_any_best_m, g->k_lo, PW_XMAX, RQ_BEST, 1)
 CONV_INST(conv_any_fast_m, g->k_lo, PW_XMAX, RQ_FAST, 1)
 CONV_INST(conv_any_slow, g->k_lo, PW_XMAX, RQ_SLOW, g->mask != 0)
 
-static void conv_dsp(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
-                     const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx,
-                     int32_t zy, uint8_t *mask)
+static void conv_dsp(const tt_geom *gm, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
 {
-    const int32_t k = kernel * kernel * cin;
-    const conv_geom c = {x, h, w, cin, kernel, stride, pad_top, pad_left, ow, zx};
-    const pw_args g = {x, oh * ow, k, y, cout, weights, 0, k, 0, bias, mult, shift, zx, zy, mask};
-    pw_rq tab[PW_BLOCK];
+    pw_rq *tab = scratch; /* PW_TAB_BYTES, then the expanded patches */
+    const int32_t k = gm->kh * gm->kw * gm->cin, cout = gm->cout, zy = l->zy;
+    const int32_t *bias = l->bias, *mult = l->mult, *shift = l->shift;
+    const conv_geom c = {x, gm->h, gm->w, gm->cin, gm->kh, gm->kw, gm->sh, gm->sw, gm->pad_top, gm->pad_left, gm->ow,
+                         l->zx};
+    const pw_args g = {x, gm->oh * gm->ow, k, y, cout, tt_generic_weights(gm, l, 0), 0, k, 0, bias, mult, shift, l->zx,
+                       zy, mask, (uint64_t *)(void *)((char *)scratch + PW_TAB_BYTES)};
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
         const int dbl = pw_prepare_dbl(bias, mult, shift, zy, ob, nb, k, tab);
@@ -188,19 +189,43 @@ static void conv_dsp(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t 
 
 #endif
 
-void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,
-                     int32_t cout, int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, int32_t groups,
-                     const int8_t *weights, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                     int32_t zx, int32_t zy, uint8_t *mask)
+/* Whether the im2col path runs the conv (DSP builds). */
+static int conv_im2col(const tt_geom *g)
+{
+    return g->groups == 1 && g->kh * g->kw * g->cin <= PW_XMAX;
+}
+
+int32_t tt_conv_generic_scratch_bytes(const tt_geom *g)
+{
+    return conv_im2col(g) ? PW_TAB_BYTES + PW_X16_BYTES : 0;
+}
+
+static void conv_run(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
 {
 #if TT_DSP
-    if (groups == 1 && kernel * kernel * cin <= PW_XMAX)
-        conv_dsp(x, h, w, cin, y, oh, ow, cout, kernel, stride, pad_top, pad_left, weights, bias, mult, shift, zx, zy,
-                 mask);
+    if (conv_im2col(g))
+        conv_dsp(g, l, x, y, mask, scratch);
     else
 #endif
-        conv_portable(x, h, w, cin, y, oh, ow, cout, kernel, stride, pad_top, pad_left, groups, weights, bias, mult,
-                      shift, zx, zy, mask);
+    {
+        (void)scratch;
+        conv_portable(g, l, x, y, mask);
+    }
     if (mask)
-        tt_mask_finish(mask, (uint32_t)(oh * ow * cout));
+        tt_mask_finish(mask, (uint32_t)(g->oh * g->ow * g->cout));
+}
+
+void tt_conv_generic(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
+{
+    conv_run(g, l, x, y, mask, scratch);
+}
+
+void tt_conv_generic_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t h, int32_t oh,
+                          int32_t pad_top, void *scratch)
+{
+    tt_geom band = *g;
+    band.h = h;
+    band.oh = oh;
+    band.pad_top = pad_top;
+    conv_run(&band, l, x, y, NULL, scratch);
 }

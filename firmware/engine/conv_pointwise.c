@@ -259,10 +259,12 @@ TT_ALWAYS_INLINE void pw_chunked_np(const pw_args *g, int32_t p, int32_t ob, int
             mask_put_run(g->mask, (uint32_t)((p + q) * cout + ob), bits[q], (uint32_t)nb);
 }
 
+_Static_assert(PW_KC * 8 + PW_BLOCK * 16 <= PW_X16_BYTES, "the chunked path's scratch");
+
 TT_ALWAYS_INLINE void pw_chunked(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab, int rq, int masked)
 {
-    uint64_t x16[PW_KC];
-    int32_t part[PW_BLOCK][4];
+    uint64_t *x16 = g->x16; /* PW_KC words, then the partial sums */
+    int32_t(*part)[4] = (int32_t(*)[4])(void *)(x16 + PW_KC);
     int32_t p = 0;
     for (; p + 3 < g->hw; p += 4)
         pw_chunked_np(g, p, ob, nb, tab, x16, part, 4, rq, masked);
@@ -333,9 +335,8 @@ typedef void (*pw_block_fn)(const pw_args *g, int32_t ob, int32_t nb, const pw_r
     TT_NOINLINE_NOSCHED static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,                  \
                                          const int32_t *zinit)                                                        \
     {                                                                                                                 \
-        uint64_t x16[PW_X16_WORDS(XK)];                                                                               \
         (void)zinit;                                                                                                  \
-        pw_block(g, ob, nb, tab, x16, KLO, KHI, RQ, MASKED);                                                          \
+        pw_block(g, ob, nb, tab, g->x16, KLO, KHI, RQ, MASKED);                                                       \
     }
 #define PW_RAW(NAME, RQ, MASKED)                                                                                      \
     TT_NOINLINE_NOSCHED static void NAME(const pw_args *g, int32_t ob, int32_t nb, const pw_rq *tab,                  \
@@ -399,13 +400,15 @@ static pw_block_fn pw_fixed(int32_t k, int lo)
  * serve every channel of the block. */
 static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout, const int8_t *w_lo,
                           const int8_t *w_hi, int32_t k_lo, const int32_t *wsum, const int32_t *bias,
-                          const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
+                          const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask,
+                          void *scratch)
 {
     const int32_t k_hi = cin - k_lo;
-    const pw_args g = {x, hw, cin, y, cout, w_lo, w_hi, k_lo, k_hi, bias, mult, shift, zx, zy, mask};
+    pw_rq *tab = scratch; /* PW_TAB_BYTES, the expanded inputs, the weight sums' zero-point terms */
+    uint64_t *x16 = (uint64_t *)(void *)((char *)scratch + PW_TAB_BYTES);
+    int32_t *zinit = (int32_t *)(void *)((char *)scratch + PW_TAB_BYTES + PW_X16_BYTES);
+    const pw_args g = {x, hw, cin, y, cout, w_lo, w_hi, k_lo, k_hi, bias, mult, shift, zx, zy, mask, x16};
     const int expand = cin <= PW_XMAX;
-    pw_rq tab[PW_BLOCK];
-    int32_t zinit[PW_BLOCK];
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {
         const int32_t nb = cout - ob < PW_BLOCK ? cout - ob : PW_BLOCK;
         /* (not on the chunked path: there each block expands its chunks again, the doubling costs more
@@ -439,17 +442,38 @@ static void pointwise_dsp(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, i
 
 #endif
 
-void tt_conv_pointwise(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout,
+TT_NOINLINE static void pointwise_run(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout,
                        const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, const int32_t *wsum,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                       int32_t zx, int32_t zy, uint8_t *mask)
+                       int32_t zx, int32_t zy, uint8_t *mask, void *scratch)
 {
 #if TT_DSP
-    pointwise_dsp(x, hw, cin, y, cout, w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy, mask);
+    pointwise_dsp(x, hw, cin, y, cout, w_lo, w_hi, k_lo, wsum, bias, mult, shift, zx, zy, mask, scratch);
 #else
-    (void)wsum; /* a speed-up only: the portable path sums w (x - zx) directly */
+    (void)wsum;
+    (void)scratch; /* a speed-up only: the portable path sums w (x - zx) directly */
     pointwise_portable(x, hw, cin, y, cout, w_lo, w_hi, k_lo, bias, mult, shift, zx, zy, mask);
 #endif
     if (mask)
         tt_mask_finish(mask, (uint32_t)(hw * cout));
+}
+
+/* The requantization table, the expanded inputs, the zero-point terms of a block. */
+int32_t tt_conv_pointwise_scratch_bytes(const tt_geom *g)
+{
+    (void)g;
+    return PW_TAB_BYTES + PW_X16_BYTES + PW_BLOCK * 4;
+}
+
+void tt_conv_pointwise(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, uint8_t *mask, void *scratch)
+{
+    pointwise_run(x, g->h * g->w, g->cin, y, g->cout, l->w_lo, l->w_hi, l->k_lo, l->wsum, l->bias, l->mult, l->shift,
+                  l->zx, l->zy, mask, scratch);
+}
+
+void tt_conv_pointwise_rows(const tt_geom *g, const tt_layer *l, const int8_t *x, int8_t *y, int32_t rows,
+                            void *scratch)
+{
+    pointwise_run(x, rows * g->w, g->cin, y, g->cout, l->w_lo, l->w_hi, l->k_lo, l->wsum, l->bias, l->mult, l->shift,
+                  l->zx, l->zy, NULL, scratch);
 }

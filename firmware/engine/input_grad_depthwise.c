@@ -43,8 +43,8 @@ TT_ALWAYS_INLINE void dw_channels_portable(const int16_t *g, int32_t oh, int32_t
 
 /* ------------------------------------------------------------------ DSP: the HWC walk, 4 channels at a time */
 
-#if TT_DSP
 #define DW_MAX_KERNEL 7
+#if TT_DSP
 
 /* 4 channels x 1 tap: (g[c0], g[c0+1]) and (g[c0+2], g[c0+3]) times the packed weights. */
 #define DWHWC_MAC4(GP, WP)                                                                      \
@@ -97,7 +97,7 @@ TT_NOINLINE static void dwhwc_interior_7(const int16_t *gr, int32_t c, int32_t r
  * window; the others walk their valid taps. */
 TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                                 int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
-                                ig_sink *k, int mode)
+                                ig_sink *k, int mode, uint32_t (*table)[2])
 {
     const int32_t kk = kernel * kernel;
     const dwhwc_interior_fn interior = stride != 1 ? 0
@@ -107,7 +107,6 @@ TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_
                                                    : 0;
     /* stride 1: inputs ix whose outputs ix + pad - j, j < kernel, all exist */
     const int32_t ix_in0 = kernel - 1 - pad, ix_in1 = ow - pad < w ? ow - pad : w;
-    uint32_t table[DW_MAX_KERNEL * DW_MAX_KERNEL][2];
     int32_t c0 = 0;
     for (; c0 + 3 < c; c0 += 4) {
         for (int32_t t = 0; t < kk; t++) {
@@ -173,9 +172,8 @@ TT_ALWAYS_INLINE void dwhwc_dsp(const int16_t *g, int32_t oh, int32_t ow, int32_
 #define DWPLANE_MAX_NA 7
 #define DWPLANE_MAX_NP 4
 #define DWPLANE_ROW 16            /* plane row length (int16 elements): a compile-time constant */
-#define DWPLANE_STACK_PLANES 160 /* int16 elements of plane scratch on the stack: one plane, 10 rows (8x8
-                                inputs, kernel 3); the stack's high-water mark is part of the planned
-                                peak SRAM */
+#define DWPLANE_STACK_PLANES 160 /* int16 elements of planes in the caller's scratch (after the HWC walk's
+                                    table): one plane, 10 rows (8x8 inputs, kernel 3) */
 
 typedef struct {
     int32_t n[2];    /* taps of class r along the axis: kernel indices r, r + s, ... */
@@ -566,19 +564,19 @@ static uint32_t dwplane_pass(const dwplane_geom *G, const int16_t *g, int32_t oh
  * next to a threshold of the shift, then by the HWC walk), pass 2 the stores. gx16 may be g. */
 TT_NOINLINE static void dwhwc_range(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                                     int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
-                                    int32_t c_lo, ig_sink *k);
+                                    int32_t c_lo, ig_sink *k, uint32_t (*tab)[2]);
 
 static int32_t dwplane_normalized(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
                                   int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                                   const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx16, int16_t *planes,
-                                  int32_t nplanes)
+                                  int32_t nplanes, uint32_t (*tab)[2])
 {
     const uint32_t x = dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_RANGE, planes, nplanes, 0, 0, 0);
     /* max |v| is x or x + 1 (x + 1 when reached only by a negative v) */
     int32_t s = tt_normalize_shift(x, bits);
     if (s != tt_normalize_shift((uint64_t)x + 1u, bits)) {
         ig_sink k = {0, 0, 0, 0, 0, 0};
-        dwhwc_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k);
+        dwhwc_range(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, tab);
         s = ig_start16(&k, bits);
     }
     dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE16, planes, nplanes, 0, gx16, s);
@@ -590,13 +588,15 @@ static int32_t dwplane_normalized(const dwplane_geom *G, const int16_t *g, int32
 
 TT_ALWAYS_INLINE void dwhwc_body_inl(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                      int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode)
+                                     const int8_t *w_hi, int32_t c_lo, ig_sink *k, int mode, uint32_t (*tab)[2])
 {
 #if TT_DSP
     if (kernel <= DW_MAX_KERNEL) {
-        dwhwc_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode);
+        dwhwc_dsp(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, tab);
         return;
     }
+#else
+    (void)tab;
 #endif
     dw_channels_portable(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, mode, 0, c);
 }
@@ -605,11 +605,11 @@ TT_ALWAYS_INLINE void dwhwc_body_inl(const int16_t *g, int32_t oh, int32_t ow, i
  * stack's high-water mark counts). */
 #define DWHWC_ARGS                                                                                               \
     const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride, int32_t pad, int32_t h, \
-        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, ig_sink *k
+        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, ig_sink *k, uint32_t (*tab)[2]
 #define DWHWC_INST(NAME, MODE)                                                                            \
     TT_NOINLINE static void NAME(DWHWC_ARGS)                                                              \
     {                                                                                                     \
-        dwhwc_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE);               \
+        dwhwc_body_inl(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, MODE, tab);          \
     }
 DWHWC_INST(dwhwc_range, IG_RANGE)
 DWHWC_INST(dwhwc_store16, IG_STORE16)
@@ -617,54 +617,68 @@ DWHWC_INST(dwhwc_store32, IG_STORE32)
 
 static void dwhwc_body(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
                        int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
-                       ig_sink *k, int mode)
+                       ig_sink *k, int mode, void *scratch)
 {
-    (mode == IG_RANGE ? dwhwc_range : mode == IG_STORE16 ? dwhwc_store16 : dwhwc_store32)(g, oh, ow, c, kernel, stride,
-                                                                                        pad, h, w, w_lo, w_hi, c_lo, k);
+    (mode == IG_RANGE ? dwhwc_range : mode == IG_STORE16 ? dwhwc_store16 : dwhwc_store32)(
+        g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, k, (uint32_t(*)[2])scratch);
+}
+
+/* The caller's scratch: the HWC walk's weight table (DW_MAX_KERNEL^2 taps x 8 bytes), then the planes. */
+#define DWI_TABLE_BYTES (DW_MAX_KERNEL * DW_MAX_KERNEL * 8)
+
+int32_t tt_input_grad_depthwise_scratch_bytes(const tt_geom *g)
+{
+    (void)g;
+    return DWI_TABLE_BYTES + 160 * 2; /* + DWPLANE_STACK_PLANES int16 */
 }
 
 #if TT_DSP
-/* The plane forms with their plane on the stack, in frames of their own. */
+_Static_assert(160 == DWPLANE_STACK_PLANES, "tt_input_grad_depthwise_scratch_bytes");
+
+/* The plane forms with their plane in the caller's scratch (after the table). */
 TT_NOINLINE static void dwplane32_stack(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
-                                        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx)
+                                        int32_t w, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t *gx,
+                                        void *scratch)
 {
-    int16_t planes[DWPLANE_STACK_PLANES];
+    int16_t *planes = (int16_t *)(void *)((char *)scratch + DWI_TABLE_BYTES);
     dwplane_pass(G, g, oh, ow, c, w, w_lo, w_hi, c_lo, IG_STORE32, planes, 1, gx, 0, 0);
 }
 
 TT_NOINLINE static int32_t dwplane16_stack(const dwplane_geom *G, const int16_t *g, int32_t oh, int32_t ow, int32_t c,
                                            int32_t kernel, int32_t stride, int32_t pad, int32_t h, int32_t w,
                                            const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t bits,
-                                           int16_t *gx)
+                                           int16_t *gx, void *scratch)
 {
-    int16_t planes[DWPLANE_STACK_PLANES];
-    return dwplane_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1);
+    int16_t *planes = (int16_t *)(void *)((char *)scratch + DWI_TABLE_BYTES);
+    return dwplane_normalized(G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, planes, 1,
+                              (uint32_t(*)[2])scratch);
 }
 #endif
 
-void tt_input_grad_depthwise(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel, int32_t stride,
-                             int32_t pad, int32_t h, int32_t w, const int8_t *w_lo, const int8_t *w_hi,
-                             int32_t c_lo, int32_t *gx)
+void tt_input_grad_depthwise(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t *gx, void *scratch)
 {
+    const int32_t oh = gm->oh, ow = gm->ow, c = gm->cout, kernel = gm->kh, stride = gm->sh, pad = gm->pad_top;
+    const int32_t h = gm->h, w = gm->w, c_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
 #if TT_DSP
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES)) {
-        dwplane32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx);
+        dwplane32_stack(&G, g, oh, ow, c, w, w_lo, w_hi, c_lo, gx, scratch);
         return;
     }
 #endif
     ig_sink k = {gx, 0, 0, 0, 0, 0};
-    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE32, scratch);
 }
 
 /* ------------------------------------------------------------------ internal (input_grad_depthwise_inplace.c) */
 
 int32_t tt_input_grad_depthwise16_shift(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                         int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                        const int8_t *w_hi, int32_t c_lo, int32_t bits)
+                                        const int8_t *w_hi, int32_t c_lo, int32_t bits, void *ks)
 {
     ig_sink k = {0, 0, 0, 0, 0, 0};
-    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE, ks);
     return ig_start16(&k, bits);
 }
 
@@ -672,35 +686,37 @@ int32_t tt_input_grad_depthwise16_shift(const int16_t *g, int32_t oh, int32_t ow
 int tt_input_grad_depthwise16_planes(const int16_t *g, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
                                      int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
                                      const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx, int16_t *scratch,
-                                     int32_t scratch_elems, int32_t *s)
+                                     int32_t scratch_elems, int32_t *s, void *ks)
 {
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, scratch_elems)) {
         const int32_t nplanes = 2 * G.plane <= scratch_elems ? 2 : 1;
         *s = dwplane_normalized(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, scratch,
-                                nplanes);
+                                nplanes, (uint32_t(*)[2])ks);
         return 1;
     }
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES)) {
-        *s = dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
+        *s = dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, ks);
         return 1;
     }
     return 0;
 }
 #endif
 
-int32_t tt_input_grad_depthwise16(const int16_t *g, int32_t e, int32_t oh, int32_t ow, int32_t c, int32_t kernel,
-                                  int32_t stride, int32_t pad, int32_t h, int32_t w, const int8_t *w_lo,
-                                  const int8_t *w_hi, int32_t c_lo, int32_t bits, int16_t *gx)
+int32_t tt_input_grad_depthwise16(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, int32_t bits,
+                                  int16_t *gx, void *scratch)
 {
+    const int32_t oh = gm->oh, ow = gm->ow, c = gm->cout, kernel = gm->kh, stride = gm->sh, pad = gm->pad_top;
+    const int32_t h = gm->h, w = gm->w, c_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
 #if TT_DSP
     dwplane_geom G;
     if (dwplane_plan(&G, oh, ow, kernel, stride, pad, h, w, DWPLANE_STACK_PLANES))
-        return e + dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx);
+        return e + dwplane16_stack(&G, g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, bits, gx, scratch);
 #endif
     ig_sink k = {0, gx, 0, 0, 0, 0};
-    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_RANGE, scratch);
     const int32_t s = ig_start16(&k, bits);
-    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE16);
+    dwhwc_body(g, oh, ow, c, kernel, stride, pad, h, w, w_lo, w_hi, c_lo, &k, IG_STORE16, scratch);
     return e + s;
 }

@@ -35,18 +35,19 @@ static void row_put(int16_t *out, const int16_t *const *src, int32_t w, int32_t 
         }
 }
 
-int32_t tt_input_grad_depthwise16_inplace(int16_t *g, int32_t e, int32_t h, int32_t w, int32_t c, int32_t kernel,
-                                          int32_t pad, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
-                                          int32_t bits, int16_t *ring)
+int32_t tt_input_grad_depthwise16_inplace(const tt_geom *gm, const tt_layer *l, int16_t *g, int32_t e, int32_t bits,
+                                          int16_t *ring, void *scratch)
 {
+    const int32_t h = gm->h, w = gm->w, c = gm->cin, kernel = gm->kh, pad = gm->pad_top, c_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
     const int32_t rows = pad + 1, rowlen = w * c;
     int32_t s;
 #if TT_DSP
     if (tt_input_grad_depthwise16_planes(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits, g, ring,
-                                         rows * rowlen, &s))
+                                         rows * rowlen, &s, scratch))
         return e + s;
 #endif
-    s = tt_input_grad_depthwise16_shift(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits);
+    s = tt_input_grad_depthwise16_shift(g, h, w, c, kernel, 1, pad, h, w, w_lo, w_hi, c_lo, bits, scratch);
     const int32_t k0 = s > 0 ? (int32_t)(UINT32_C(1) << (s - 1)) : 0;
     const int16_t *src[64];
     for (int32_t iy = 0; iy < h; iy++) {

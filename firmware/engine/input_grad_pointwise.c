@@ -76,12 +76,18 @@ TT_ALWAYS_INLINE void igp_columns_dsp(const int16_t *gp, int32_t cout, const int
 #define IGP_COLUMNS igp_columns_portable
 #endif
 
-#if TT_DSP
-/* Output channels per transposed-weight table (on the stack: 4 input channels x 48 output pairs x 4 bytes =
- * 768 bytes; the stack's high-water mark counts in the measured peak SRAM, and the compiler's plan allows
- * 3 KB of stack for the whole firmware, host/tinytrain/sram_budget.py). */
+/* Output channels per transposed-weight table (in the caller's scratch: 4 input channels x up to 48 output
+ * pairs x 4 bytes, 768 bytes at most). */
 #define IGP_OC 96
 
+/* The table of min(cout, IGP_OC) outputs: 16 bytes per output pair (an odd last output paired with 0). */
+int32_t tt_input_grad_pointwise_scratch_bytes(const tt_geom *g)
+{
+    const int32_t no = g->cout < IGP_OC ? g->cout : IGP_OC;
+    return 16 * ((no + 1) / 2);
+}
+
+#if TT_DSP
 /* The weights of input channels wcol[0..3] (rows of `stride` bytes) for outputs [o0, o0 + no),
  * transposed into int16 pairs along the outputs: per output pair (o, o+1) the words (w[o][i],
  * w[o+1][i]), i = 0..3, which SMLAD meets with the int16 pair (g[o], g[o+1]). An odd last output
@@ -168,11 +174,10 @@ TT_ALWAYS_INLINE void igp_positions(const int16_t *g, int32_t hw, int32_t cout, 
  * accumulate over several tables; the normalized forms need one table: cout <= IGP_OC), the rest
  * column by column. Returns 0 when the part was not handled (normalized form, too many outputs). */
 TT_ALWAYS_INLINE int igp_part(const int16_t *g, int32_t hw, int32_t cout, const int8_t *wcol, int32_t stride,
-                              int32_t n, int32_t col0, int32_t cin, ig_sink *k, int mode)
+                              int32_t n, int32_t col0, int32_t cin, ig_sink *k, int mode, uint64_t *tab)
 {
     if (mode != IG_STORE32 && cout > IGP_OC)
         return 0;
-    uint64_t tab[IGP_OC];
     int32_t i = 0;
     for (; i + 3 < n; i += 4)
         for (int32_t o0 = 0; o0 < cout; o0 += IGP_OC) {
@@ -191,13 +196,15 @@ TT_ALWAYS_INLINE int igp_part(const int16_t *g, int32_t hw, int32_t cout, const 
 #endif
 
 TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout, const int8_t *w_lo,
-                                     const int8_t *w_hi, int32_t k_lo, int32_t cin, ig_sink *k, int mode)
+                                     const int8_t *w_hi, int32_t k_lo, int32_t cin, ig_sink *k, int mode, void *scratch)
 {
     const int32_t k_hi = cin - k_lo;
 #if TT_DSP
-    if ((!k_lo || igp_part(g, hw, cout, w_lo, k_lo, k_lo, 0, cin, k, mode)) &&
-        (!k_hi || igp_part(g, hw, cout, w_hi, k_hi, k_hi, k_lo, cin, k, mode)))
+    if ((!k_lo || igp_part(g, hw, cout, w_lo, k_lo, k_lo, 0, cin, k, mode, scratch)) &&
+        (!k_hi || igp_part(g, hw, cout, w_hi, k_hi, k_hi, k_lo, cin, k, mode, scratch)))
         return;
+#else
+    (void)scratch;
 #endif
     for (int32_t p = 0; p < hw; p++) {
         const int16_t *gp = g + p * cout;
@@ -208,19 +215,22 @@ TT_ALWAYS_INLINE void pointwise_body(const int16_t *g, int32_t hw, int32_t cout,
     }
 }
 
-void tt_input_grad_pointwise(const int16_t *g, int32_t hw, int32_t cout,
-                             const int8_t *w_lo, const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t *gx)
+void tt_input_grad_pointwise(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t *gx, void *scratch)
 {
+    const int32_t hw = gm->oh * gm->ow, cout = gm->cout, cin = gm->cin, k_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
     ig_sink k = {gx, 0, 0, 0, 0, 0};
-    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE32);
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE32, scratch);
 }
 
-int32_t tt_input_grad_pointwise16(const int16_t *g, int32_t e, int32_t hw, int32_t cout, const int8_t *w_lo,
-                                  const int8_t *w_hi, int32_t k_lo, int32_t cin, int32_t bits, int16_t *gx)
+int32_t tt_input_grad_pointwise16(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, int32_t bits,
+                                  int16_t *gx, void *scratch)
 {
+    const int32_t hw = gm->oh * gm->ow, cout = gm->cout, cin = gm->cin, k_lo = l->k_lo;
+    const int8_t *w_lo = l->w_lo, *w_hi = l->w_hi;
     ig_sink k = {0, gx, 0, 0, 0, 0};
-    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_RANGE);
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_RANGE, scratch);
     const int32_t s = ig_start16(&k, bits);
-    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE16);
+    pointwise_body(g, hw, cout, w_lo, w_hi, k_lo, cin, &k, IG_STORE16, scratch);
     return e + s;
 }

@@ -100,10 +100,11 @@ static void pw_grad_block_2x4(const int16_t *g, int32_t hw, int32_t cout, const 
 }
 #endif
 
-void tt_weight_update_pointwise(const int16_t *g, int32_t e, int32_t hw, int32_t cout,
-                                const int8_t *xs, int32_t xs_c, int32_t k, int32_t zx, int8_t *w_lo,
-                                const int32_t *coef_mult, const int32_t *coef_shift, const tt_update_ctx *u)
+void tt_weight_update_pointwise(const tt_geom *gm, const tt_layer *l, const int16_t *g, int32_t e, const int8_t *xs,
+                                int32_t xs_c, int8_t *w_lo, const tt_update_ctx *u)
 {
+    const int32_t hw = gm->oh * gm->ow, cout = gm->cout, k = l->k_lo, zx = l->zx;
+    const int32_t *coef_mult = l->wcoef_mult, *coef_shift = l->wcoef_shift;
     const update_stream st = update_start(u);
     int32_t o = 0;
 #if TT_DSP

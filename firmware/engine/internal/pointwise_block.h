@@ -13,13 +13,20 @@
 #include "fixed_point.h"
 #include "mask_bits.h"
 
-#if TT_DSP
-
-/* Output channels per block: their requantization constants sit in a stack table. */
+/* Output channels per block: their requantization constants sit in a table in the caller's scratch. */
 #define PW_BLOCK 16
-/* Input channels up to which four positions are expanded to int16 (x - zx) on the stack (wider
+/* Input channels up to which four positions are expanded to int16 (x - zx) in the scratch (wider
  * inputs: pairs of channels x pairs of positions on the raw int8 rows). */
 #define PW_XMAX 64
+/* Expanded inputs of four positions: K inputs in groups of 4, plus one partial group of a second part. */
+#define PW_X16_WORDS(K) (((K) / 4 + 1) * 4)
+/* The scratch of the block engine (conv_pointwise.c, conv_generic.c): the block's requantization table
+ * (PW_BLOCK x 16 bytes), then the expanded inputs (PW_X16_WORDS(PW_XMAX) words of 8 bytes; the
+ * chunked path's chunk and partial sums fit there too). */
+#define PW_TAB_BYTES (PW_BLOCK * 16)
+#define PW_X16_BYTES (PW_X16_WORDS(PW_XMAX) * 8)
+
+#if TT_DSP
 
 /* The r < 4 bytes w[0..r-1] as a little-endian word, the rest 0 (a row's last partial group,
  * without reading past the row). */
@@ -61,6 +68,7 @@ typedef struct {
     const int32_t *bias, *mult, *shift;
     int32_t zx, zy;
     uint8_t *mask;
+    uint64_t *x16; /* PW_X16_BYTES of the caller's scratch */
 } pw_args;
 
 /* acc[q] += w . x_q over one weight row w of n inputs and the expanded groups xg of NP positions.
@@ -180,9 +188,6 @@ TT_ALWAYS_INLINE void pw_channels(const pw_args *g, const uint64_t *xl, const ui
             TT_UNROLL(4) for (int q = 0; q < np; q++) bits[q] |= (uint32_t)(c[q] == pre[q]) << j;
     }
 }
-
-/* Expanded inputs of four positions: K inputs in groups of 4, plus one partial group of a second part. */
-#define PW_X16_WORDS(K) (((K) / 4 + 1) * 4)
 
 /* The requantization table of output channels [ob, ob + nb) and its mode: tt_rq_prepare's and
  * tt_rq_foldable's constants (fixed_point.h), written out here, where GCC then keeps the loop as tight

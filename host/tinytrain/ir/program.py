@@ -184,7 +184,7 @@ class Buffer:
     name: str
     dtype: str  # int8 | int16 | int32 | bits
     shape: tuple[int, ...]
-    role: str  # input | stream | activation | mask | saved | grad | grad32 | wgrad
+    role: str  # input | stream | activation | mask | saved | grad | grad32 | wgrad | scratch (a kernel's, one step)
     # (stream: the model input when its rows are received during a streaming stage; not in the arena)
 
     @property
