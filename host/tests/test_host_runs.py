@@ -41,7 +41,8 @@ def _dataset(path, model, n=40) -> str:
 @pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
 def test_run_library_steps_equal_the_reference(objects, rounding):
     """Every step's logits, the inferences and the learned state, for schemes that train partial
-    pointwise and depthwise slices, the first conv and biases, on a synthetic model."""
+    pointwise and depthwise slices, the first conv and biases, on a synthetic model; the program
+    itself and its host form (host_program) against the NumPy reference of the program."""
     model = random_model(5)
     n = len(model.weighted_ops)
     rng = np.random.default_rng(3)
@@ -54,15 +55,16 @@ def test_run_library_steps_equal_the_reference(objects, rounding):
                                                     "weight_update_ratio": [1, 0.25, 0.125]}, n)]
     for scheme in schemes:
         program = compile_program(model, scheme, CompileOptions(lr=0.05, seed=7, rounding=rounding))
-        ref = NumpyBackend(program)
         rows = np.array([5, 0, 9, 3, 3, 11, 1, 2, 7, 8, 4, 6])
-        with host_runs.RunLibrary(program, objects) as lib:
-            got = lib.train(x, rows, y[rows], scales)
-            want = np.stack([ref.train_step(x[r], int(y[r]), int(s)) for r, s in zip(rows, scales)])
-            assert np.array_equal(got, want), scheme.name
-            assert lib.state_bytes() == ref.state_bytes(), scheme.name
-            val = np.array([12, 13, 14, 15, 0])
-            assert np.array_equal(lib.infer(x, val), np.stack([ref.infer(x[r]) for r in val])), scheme.name
+        val = np.array([12, 13, 14, 15, 0])
+        ref = NumpyBackend(program)
+        want = np.stack([ref.train_step(x[r], int(y[r]), int(s)) for r, s in zip(rows, scales)])
+        want_val = np.stack([ref.infer(x[r]) for r in val])
+        for form in (program, host_runs.host_program(program)):
+            with host_runs.RunLibrary(form, objects) as lib:
+                assert np.array_equal(lib.train(x, rows, y[rows], scales), want), scheme.name
+                assert lib.state_bytes() == ref.state_bytes(), scheme.name
+                assert np.array_equal(lib.infer(x, val), want_val), scheme.name
 
 
 def test_measurer_backends_agree(tmp_path, objects):
@@ -99,7 +101,7 @@ def test_shipped_model_runs_equal_numpy(tmp_path, objects):
     index = {int(r): i for i, r in enumerate(used)}
     for scheme in (C.bias_scheme(n, 6), C.weight_scheme(n, 15, 4, 0.5)):
         program = C.run_program(model, proto, scheme.to_authors_json(), 2)
-        with host_runs.RunLibrary(program, objects) as lib:
+        with host_runs.RunLibrary(host_runs.host_program(program), objects) as lib:  # what CRuns runs
             got = lib.train(x, rows, y[rows], scales)
             got_val = lib.infer(x, val_rows)
             state = lib.state_bytes()

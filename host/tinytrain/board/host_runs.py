@@ -22,12 +22,14 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tinytrain.board.builds import BuildError, firmware_sources, host_build_dir, project_root
 from tinytrain.compile import codegen
+from tinytrain.compile.autodiff import compile_program
 from tinytrain.compile.compiler import plan_program
 from tinytrain.ir.graph import Model
 from tinytrain.ir.program import StepKind, TrainingProgram
@@ -87,6 +89,18 @@ def _gcc(args: list[str], what: str) -> None:
     r = subprocess.run(["gcc", *args], capture_output=True, text=True)
     if r.returncode != 0:
         raise BuildError(f"{what} for a host run failed:\n{r.stderr.strip()[-3000:]}")
+
+
+def host_program(program: TrainingProgram) -> TrainingProgram:
+    """The program as a run library executes it: the same scheme and options, but with every input
+    gradient kept as int32 and renormalized by its consumer (one pass instead of two) and no in-place
+    depthwise gradient rings. These forms only trade memory for speed: where the values live changes,
+    not what they are (both forms renormalize the same int32 sums to the same 16-bit mantissas), so the
+    logits and the learned state are the same bytes (tested), and on the host memory is free."""
+    model = program.model
+    options = replace(program.options, inplace_depthwise_grads=False,
+                      wide_input_grads=frozenset(op.name for op in model.weighted_ops))
+    return compile_program(model, program.scheme, options)
 
 
 class RunLibrary:
@@ -207,7 +221,7 @@ class CRuns:
                   labels: np.ndarray, scales: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
         self.prepare(program.model)
         samples = acts[program.model.input]
-        with RunLibrary(program, self.objects) as lib:
+        with RunLibrary(host_program(program), self.objects) as lib:
             lib.train(samples, rows, labels, scales)
             return lib.infer(samples, val_rows)
 
