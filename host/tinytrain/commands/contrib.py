@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tinytrain.commands.compile import check_out_folder
-from tinytrain.commands.options import add_model_arguments, model_from_args
+from tinytrain.commands.options import add_backend_argument, add_model_arguments, model_from_args, run_backend
 from tinytrain.compile.compiler import model_lr
 from tinytrain.compile.sram_budget import kb, parse_bytes
 from tinytrain.errors import TinytrainError
@@ -18,7 +18,8 @@ from tinytrain.learn.scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("contrib", help="choose the sparse-update scheme for a memory budget (contribution analysis)",
                        description="Measure how much each bias depth and each layer's weights (at ratios 1/8, 1/4, "
-                                   "1/2, 1) add to a short fine-tuning run (NumPy backend, fit/validation split of "
+                                   "1/2, 1) add to a short fine-tuning run (the engine's C code built for the host, or the NumPy "
+                                   "reference; fit/validation split of "
                                    "--data), then search the scheme with the best summed contributions whose planned "
                                    "peak SRAM fits --budget. Writes DIR/scheme.json (the authors' convention), "
                                    "DIR/report.json, DIR/report.md, DIR/contributions.png and DIR/search.png. "
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-seeds", default=",".join(map(str, VERIFY_SEEDS)), help="seeds of the re-measurements")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_backend_argument(p)
     p.set_defaults(func=run)
 
 
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     budget = parse_bytes(args.budget)
     scheme, result, c = choose(model, budget, args.out, protocol_from_args(args, model), args.workers,
                                not args.no_progress, args.verify, cache_dir=args.cache,
-                               verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples)
+                               verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples,
+                               backend=run_backend(args))
     b = result.best
     noise = c.noise.get("delta_std")
     print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "

@@ -43,6 +43,20 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "gray/RGB) by the model itself, on the board as in the reference; as the build option source")
 
 
+def add_backend_argument(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--backend: where fine-tuning runs on the host execute (tinytrain.board.host_runs)."""
+    p.add_argument("--backend", choices=["c", "numpy"], default="c",
+                   help=prefix + "where the fine-tuning runs execute: c = the engine's own C code built for the host "
+                                 "with gcc (default), numpy = the NumPy reference (the same results, bit for bit; "
+                                 "slower)")
+
+
+def run_backend(args: argparse.Namespace):
+    from tinytrain.board.host_runs import backend
+
+    return backend(args.backend)
+
+
 def model_from_args(args: argparse.Namespace) -> Model:
     return load_model(args.model, args.classes, args.new_head, args.head_seed, source=getattr(args, "source", None))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tinytrain.commands.options import add_model_arguments, model_from_args, positive_int
+from tinytrain.commands.options import add_backend_argument, add_model_arguments, model_from_args, positive_int, run_backend
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.errors import TinytrainError
 from tinytrain.learn.contribution import Protocol
@@ -15,8 +15,8 @@ from tinytrain.model import ttm
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune-lr", help="choose a model's base learning rate (host-side sweep)",
-                       description="Fine-tune MODEL with SCHEME at several learning rates through the NumPy reference "
-                                   "(the board's exact arithmetic), each run on the first part of DATA and scored on "
+                       description="Fine-tune MODEL with SCHEME at several learning rates with the board's exact "
+                                   "arithmetic (the engine's C code built for the host, or the NumPy reference), each run on the first part of DATA and scored on "
                                    "its last --val-samples samples; print the table and the chosen rate, write "
                                    "tune_lr.json and tune_lr.png to --out, and with --write keep the rate in the "
                                    "model file (metadata lr), where builds, stream and contrib take it from.")
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("build/tune-lr"), help="output folder (and the runs' cache)")
     p.add_argument("--write", action="store_true", help="store the chosen rate in the model file (a .ttm)")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
+    add_backend_argument(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                         seeds=_numbers(args.seeds, int, "seeds"), resize=args.resize)
     protocol.check()
     result = sweep(model, scheme, protocol, _numbers(args.lrs, float, "learning rates"), args.out / "runs",
-                   args.workers)
+                   args.workers, backend=run_backend(args))
     write_outputs(model, scheme, protocol, result, args.out)
     print(f"{model.name} / {scheme.name}, {protocol.fit_samples} steps on {protocol.data}, "
           f"validation on its last {protocol.val_samples}:")

@@ -200,7 +200,14 @@ def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOption
 def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
                   budget_bytes: int | None = None) -> Compiled:
     options = resolve_stage(model, scheme, options or CompileOptions(), budget_bytes)
-    program = compile_program(model, scheme, options)
+    return plan_program(compile_program(model, scheme, options), budget_bytes)
+
+
+def plan_program(program: TrainingProgram, budget_bytes: int | None = None) -> Compiled:
+    """The memory plans and SRAM figures of a program compiled with exactly its options (compile_model
+    first lets the compiler choose the streaming stage and the int32 input gradients; this takes the
+    program as it is, e.g. the one the contribution analysis' NumPy runs execute)."""
+    model, scheme, options = program.model, program.scheme, program.options
     plain = compile_program(model, scheme, replace(options, reorder=False))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)

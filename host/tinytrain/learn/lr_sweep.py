@@ -45,13 +45,13 @@ class Sweep:
 
 
 def sweep(model: Model, scheme: SparseScheme, protocol: Protocol, lrs: tuple[float, ...], cache_dir: Path,
-          workers: int | None = None, progress: bool = True) -> Sweep:
+          workers: int | None = None, progress: bool = True, backend=None) -> Sweep:
     if not lrs or any(not lr > 0 for lr in lrs):
         raise TinytrainError("learning rates to try must be positive numbers.")
     points = []
     for lr in lrs:
         proto = Protocol(**{**protocol.__dict__, "lr": float(lr)})
-        m = Measurer(model, proto, cache_dir, workers, progress)
+        m = Measurer(model, proto, cache_dir, workers, progress, backend)
         runs = m.measure([scheme], desc=f"lr {lr:g}")[scheme_key(model, scheme)]
         acc = {seed: r["accuracy"] for seed, r in runs.items()}
         loss = float(np.mean([r["loss"] for r in runs.values()]))

@@ -25,9 +25,10 @@ def fail(message):
 
 
 def auto_scheme(model, budget):  # `scheme = auto`: the contribution search (slow; its runs are cached)
+    from tinytrain.board.host_runs import backend
     from tinytrain.learn.scheme_search import auto_scheme
 
-    return auto_scheme(model, budget)
+    return auto_scheme(model, budget, backend=backend("c"))
 
 
 project = Path(env.subst("$PROJECT_DIR"))  # noqa: F821
