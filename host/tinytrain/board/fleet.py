@@ -56,7 +56,7 @@ from tinytrain.compile.build_config import BuildConfig, read_build_info
 from tinytrain.compile.compiler import Compiled
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
-from tinytrain.learn.datasets import load_dataset
+from tinytrain.learn.datasets import BUILTIN
 from tinytrain.learn.federated_average import StateLayout, federated_average, state_layout
 from tinytrain.learn.partitions import Partition, partition, round_samples, split_like
 from tinytrain.learn.sample_input import board_samples
@@ -214,14 +214,41 @@ class FleetData:
     held_out: Partition
 
 
+def _samples(spec: str, model: Model, program_hash: str, limit: int | None = None) -> tuple[np.ndarray, ...]:
+    """board_samples of a dataset spec; a built-in dataset's (fixed content) are kept in a cache file
+    per model, because a deployment's ClientApp is a new process every round and parsing mnist's CSV
+    alone takes seconds."""
+    base = re.sub(r"\[[^\]]*\]$", "", spec)
+    builtin = base in BUILTIN or base.startswith("watch:subject=")
+    if not builtin:
+        return board_samples(spec, model, limit)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinytrain" / "fleet-samples"
+    path = cache / (hashlib.sha256(f"{program_hash}|{spec}|{limit}".encode()).hexdigest()[:24] + ".npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["wire"], z["inputs"], z["labels"]
+    except (OSError, ValueError, KeyError, EOFError):
+        pass
+    wire, x, y = board_samples(spec, model, limit)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, wire=wire, inputs=x, labels=y)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache: slower, not wrong
+    return wire, x, y
+
+
 @functools.lru_cache(maxsize=4)
 def fleet_data(program_hash: str, hint: str, data: str, eval_data: str, eval_samples: int, boards: int, split: str,
                alpha: float, seed: int) -> FleetData:
     """Every board computes the same split from the same (seeded) specification: a board's data never
     travels, only the specification of which samples are its own."""
     model = _model(program_hash, hint)
-    wire, x, y = board_samples(data, model)
-    ewire, ex, ey = board_samples(eval_data, model, eval_samples or None)
+    wire, x, y = _samples(data, model, program_hash)
+    ewire, ex, ey = _samples(eval_data, model, program_hash, eval_samples or None)
     shares = partition(y, boards, split, alpha, seed, model.num_classes)
     held = split_like(ey, shares.proportions, seed)
     return FleetData(wire, x, y, ewire, ex, ey, shares, held)

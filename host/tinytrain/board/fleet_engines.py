@@ -36,7 +36,7 @@ from tinytrain.board.fleet import ERROR_FILE, FLOWER_APP, FleetConfig, client_ap
 from tinytrain.board.host_board import HostBoard
 from tinytrain.errors import TinytrainError
 
-QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
 
 
 def hide_tensorflow() -> None:
@@ -272,7 +272,9 @@ class DeploymentEngine:
         self.home = self.dir / "home"
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.port = 0
-        self.env = dict(os.environ, FLWR_HOME=str(self.home), **QUIET)
+        # The SuperLink and SuperNodes start their SuperExec (and it the apps) by name: this venv's bin first.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        self.env = dict(os.environ, FLWR_HOME=str(self.home), PATH=path, **QUIET)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "ab")

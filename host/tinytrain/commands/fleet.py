@@ -300,7 +300,7 @@ def plot_fleet(s: dict, path: Path) -> None:
     bx.set_xlabel("round")
     bx.set_ylabel("KB per board per round")
     bx.set_xticks(rs)
-    bx.set_title(f"bytes on the wire ({s['scheme']})", fontsize=10)
+    bx.set_title(f"bytes on the wire per board (trained tensors: {s['state_bytes']:,} B)", fontsize=10)
     bx.legend(loc="lower right", fontsize=8)
     fig.suptitle(f"tinytrain fleet: {s['model']} on Flower's {s['engine']} engine", fontsize=11)
     fig.tight_layout()
