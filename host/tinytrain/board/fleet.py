@@ -326,8 +326,7 @@ def train_board(url: str, board: int, global_state: bytes, cfg: ConfigRecord, bu
             for done, j in enumerate(idx, start=1):
                 r = engine.train(data.wire[j], int(data.labels[j]))
                 correct += int(r.prediction == int(data.labels[j]))
-                if done % 10 == 0 or done == local:
-                    _progress(cfg, board, round_, done, local)
+                _progress(cfg, board, round_, done, local)
             learned = engine.params_get()
             steps = struct.unpack_from("<I", learned, 0)[0]
             if steps != (base + local) & 0xFFFFFFFF:

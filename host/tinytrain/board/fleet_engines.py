@@ -124,7 +124,7 @@ class Supervisor(threading.Thread):
     """Watches a fleet run through its output folder (works for both engines)."""
 
     def __init__(self, cfg: FleetConfig, boards: list[LocalBoard], kill: tuple[int, int, int] | None = None,
-                 progress: bool = True, interval: float = 0.2):
+                 progress: bool = True, interval: float = 0.05):
         super().__init__(daemon=True)
         self.cfg = cfg
         self.out = Path(cfg.out)
@@ -274,7 +274,9 @@ class DeploymentEngine:
         self.port = 0
         # The SuperLink and SuperNodes start their SuperExec (and it the apps) by name: this venv's bin first.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        self.env = dict(os.environ, FLWR_HOME=str(self.home), PATH=path, **QUIET)
+        # SuperExec asks for new app processes to start once a second by default; a board's round is short.
+        self.env = dict(os.environ, FLWR_HOME=str(self.home), PATH=path, FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.2",
+                        **QUIET)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "ab")
