@@ -50,7 +50,7 @@ class ReferenceGrid:
                 err = fleet.BoardDropped(board, self.fail[(r, board)])
                 replies.append(Message(Error(code=1, reason=f"<class 'ClientAppException'>:<'{err}'>"), reply_to=m))
                 continue
-            data = fleet.fleet_data(*fleet._data_key(cfg, str(cfg["program-hash"])))
+            data = fleet.fleet_data(*fleet.data_key(cfg, str(cfg["program-hash"])))
             ref = self.ref
             state = m.content["arrays"]["state"].numpy().tobytes()
             base = int(cfg["step-base"]) + board * local
@@ -160,3 +160,23 @@ def test_run_config_round_trips_with_the_flower_app():
                                  "clientapp": "tinytrain.board.fleet:client_app"}
     cfg = fleet.FleetConfig(boards=7, alpha=0.25, resume=True, out="/x")
     assert fleet.FleetConfig.from_run_config(cfg.to_run_config()) == cfg
+
+
+def test_flower_and_ray_stay_in_the_board_layer():
+    import ast
+
+    import tinytrain
+
+    root = Path(tinytrain.__file__).parent
+    users = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n.split(".")[0] in ("flwr", "ray") for n in names):
+                users.add(path.relative_to(root).as_posix())
+    assert users == {"board/fleet.py", "board/fleet_engines.py"}

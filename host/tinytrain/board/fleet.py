@@ -254,7 +254,7 @@ def fleet_data(program_hash: str, hint: str, data: str, eval_data: str, eval_sam
     return FleetData(wire, x, y, ewire, ex, ey, shares, held)
 
 
-def _data_key(cfg: FleetConfig | ConfigRecord, program_hash: str) -> tuple:
+def data_key(cfg: FleetConfig | ConfigRecord, program_hash: str) -> tuple:
     get = (lambda k: cfg[k]) if isinstance(cfg, ConfigRecord) else (lambda k: getattr(cfg, k.replace("-", "_")))
     return (program_hash, str(get("build")), str(get("data")), str(get("eval-data")), int(get("eval-samples")),
             int(get("boards")), str(get("split")), float(get("alpha")), int(get("seed")))
@@ -316,7 +316,7 @@ def train_board(url: str, board: int, global_state: bytes, cfg: ConfigRecord, bu
         with Link(url) as link:
             engine = EngineClient(link)
             _check_board(engine, board, url, cfg)
-            key = _data_key(cfg, str(cfg["program-hash"]))
+            key = data_key(cfg, str(cfg["program-hash"]))
             data = fleet_data(key[0], build or key[1], *key[2:])
             idx = round_samples(data.shares.shares[board], round_, local)
             base = int(cfg["step-base"]) + board * local
@@ -438,6 +438,11 @@ class FleetStrategy(FedAvg):
                 continue
             m = msg.content["metrics"]
             board = int(m["board"])
+            if board in per_board:
+                dropped.append({"board": board, "node": node, "refused": True,
+                                "reason": f"two nodes answered as board {board}: give every SuperNode its own "
+                                          "partition-id (the second one was left out)."})
+                continue
             self.board_of_node[node] = board
             states.append(msg.content["arrays"]["state"].numpy().tobytes())
             weights.append(int(m["num-examples"]))
@@ -504,7 +509,7 @@ class FleetServer:
         return 1, state, 0
 
     def _data(self) -> FleetData:
-        return fleet_data(*_data_key(self.cfg, self.info["program_hash"]))
+        return fleet_data(*data_key(self.cfg, self.info["program_hash"]))
 
     def run(self, grid: Grid) -> None:
         cfg = self.cfg
@@ -550,7 +555,8 @@ class FleetServer:
                 "serial_bytes_per_board": float(np.mean([m["serial-bytes"] for m in pb.values()])) if pb else 0.0,
                 "local_accuracy": local_acc,
                 "mean_local_accuracy": float(np.mean(list(local_acc.values()))) if local_acc else None,
-                "held_out_accuracy": {str(b): m["held-out-accuracy"] for b, m in sorted(pb.items())},
+                "held_out_accuracy": {str(b): m["held-out-accuracy"] if m["held-out-samples"] else None
+                                      for b, m in sorted(pb.items())},
                 "train_accuracy": {str(b): m["train-accuracy"] for b, m in sorted(pb.items())},
                 "board_seconds": {str(b): m["seconds"] for b, m in sorted(pb.items())},
                 "dropped": o["dropped"],

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinytrain.board.engine_client import EngineClient
-from tinytrain.board.fleet import FleetConfig, FleetData, accuracy, fleet_data, _data_key
+from tinytrain.board.fleet import FleetConfig, FleetData, accuracy, fleet_data, data_key
 from tinytrain.board.link import Link
 from tinytrain.compile.compiler import Compiled
 from tinytrain.errors import TinytrainError
@@ -78,7 +78,7 @@ class Baselines:
 def run_baselines(cfg: FleetConfig, compiled: Compiled, urls: list[str], on: str = "board",
                   progress: bool = True) -> Baselines:
     """Both baselines; `urls` are the boards to train on (on="board"), one thread each."""
-    data: FleetData = fleet_data(*_data_key(cfg, compiled.program_hash))
+    data: FleetData = fleet_data(*data_key(cfg, compiled.program_hash))
     initial = NumpyBackend(compiled.program).state_bytes()
     n = cfg.boards
     per_round_c = n * cfg.local_samples
