@@ -47,7 +47,8 @@ class ReferenceGrid:
             if r == self.crash_in_round:
                 raise Crash()
             if (r, board) in self.fail:
-                err = fleet.BoardDropped(board, self.fail[(r, board)])
+                reason = self.fail[(r, board)]
+                err = fleet.BoardDropped(board, reason, refused="runs another" in reason)
                 replies.append(Message(Error(code=1, reason=f"<class 'ClientAppException'>:<'{err}'>"), reply_to=m))
                 continue
             data = fleet.fleet_data(*fleet.data_key(cfg, str(cfg["program-hash"])))
@@ -136,6 +137,14 @@ def test_a_dropped_board_is_left_out_of_its_round_only(build_json, tmp_path):
     r0 = fleet.load_round(fleet.round_path(tmp_path, 0))
     assert r0["record"]["global_accuracy"] >= 0
     assert r1["step_count"] == 18  # the dropped board's counters are not handed out again
+
+
+def test_a_fleet_whose_every_board_is_refused_stops_in_one_sentence(build_json, tmp_path):
+    cfg = config(build_json, tmp_path, boards=2, rounds=2)
+    server = fleet.FleetServer(cfg)
+    fail = {(1, b): f"board {b} at socket://x runs another model; flash it with the fleet's build." for b in (0, 1)}
+    with pytest.raises(TinytrainError, match="every board was refused in round 1, e.g. board 0 at socket://x runs"):
+        server.run(ReferenceGrid(2, server.compiled.program, fail=fail))
 
 
 def test_error_reasons_become_one_sentence():

@@ -467,6 +467,9 @@ class FleetServer:
     def __init__(self, cfg: FleetConfig):
         self.cfg = cfg
         self.out = Path(cfg.out).resolve()
+        if not cfg.build:
+            raise TinytrainError("the fleet's run config names no build: give build='PATH/tinytrain.json' of the "
+                                 "boards' firmware (flwr run ... --run-config).")
         build_cfg, info = read_build_info(Path(cfg.build))
         compiled: Compiled = build_cfg.compile()
         if compiled.program_hash != info.get("program_hash"):
@@ -535,6 +538,8 @@ class FleetServer:
             replies = grid.send_and_receive(messages, timeout=cfg.timeout)
             new, _ = strategy.aggregate_train(r, replies)
             o = strategy.outcome
+            if new is None and o["dropped"] and all(d["refused"] for d in o["dropped"]):
+                raise TinytrainError(f"every board was refused in round {r}, e.g. {o['dropped'][0]['reason']}")
             if new is not None:
                 state = new["state"].numpy().tobytes()
                 step = strategy.step_after
