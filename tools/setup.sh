@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Idempotent setup of a tinytrain checkout on Debian 12 (run by `make setup`,
 # hence by `make demo` and `make test`). A second run checks and changes nothing:
-#   1. Debian packages: cross compiler, newlib, QEMU, openocd, host gcc;
+#   1. Debian packages: cross compiler, newlib, QEMU, openocd, host gcc, Fashion-MNIST;
 #   2. .venv with `pip install -e '.[data,test,tools]'` (again when pyproject.toml changes);
 #   3. PlatformIO's tool-scons from PyPI's SCons (tools/pio_offline.py), so that
 #      `pio run` needs no PlatformIO registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openocd gcc libc6-dev make git)
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openocd gcc libc6-dev make git
+              dataset-fashion-mnist)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -12,7 +12,15 @@
  *   depthwise:         lo = [c_lo][kk][kk], hi = [c - c_lo][kk][kk] (channels c_lo..c-1).
  * hi may be NULL when k_lo == cin (c_lo == c); lo may be NULL when k_lo == 0.
  *
- * No function allocates; scratch is never needed beyond the stack frame.
+ * No function allocates. Scratch that grows with a tensor is the caller's (the ring of the in-place
+ * depthwise kernels, planned in the arena); the Cortex-M7 DSP paths also keep fixed-size scratch on
+ * the stack (requantization tables, expanded or staged rows, transposed weights; the most, about
+ * 1.5 KB, the staged depthwise path's ring and channel constants), which the stack's high-water mark,
+ * part of the measured peak SRAM, includes. The portable paths keep small locals only (the largest: the
+ * in-place depthwise input gradient's 64 row pointers).
+ *
+ * One file per kernel and direction in firmware/engine/ (docs/firmware.md), its portable C and its
+ * DSP path side by side; the headers in firmware/engine/internal/ are not part of this interface.
  */
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H
@@ -51,6 +59,14 @@ void tt_conv_depthwise(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t 
                        const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                        int32_t zx, int32_t zy, uint8_t *mask);
+
+/* The stride-1 depthwise conv in place: xy, the [h][w][c] input, is overwritten by the output (kernel odd,
+ * pad = kernel / 2), exactly what tt_conv_depthwise writes into a separate buffer. ring: (pad + 1) * w * c
+ * bytes of scratch; mask (may be NULL) needs w * c to be a multiple of 8. */
+void tt_conv_depthwise_inplace(int8_t *xy, int32_t h, int32_t w, int32_t c, int32_t kernel, int32_t pad,
+                               const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                               int32_t zx, int32_t zy, uint8_t *mask, int8_t *ring);
 
 /* Any conv2d (full kxk, grouped, strided 1x1): weights [cout][kernel][kernel][cin/groups] in one piece. */
 void tt_conv_generic(const int8_t *x, int32_t h, int32_t w, int32_t cin, int8_t *y, int32_t oh, int32_t ow,

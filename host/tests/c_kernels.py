@@ -1,5 +1,8 @@
 """firmware/engine/*.c as host shared libraries (ASan + UBSan), loaded with ctypes.
 
+The kernels are the .c files of firmware/engine/ (one per op and direction); their
+internal headers sit in firmware/engine/internal/ and hold no sources.
+
 Two builds of the same sources: the portable C path, and the Cortex-M DSP fast
 path with its intrinsics emulated in C (-DTT_EMULATE_DSP), so the exact DSP
 loop structure runs on the host too. An ASan library can only be loaded into a
@@ -56,17 +59,17 @@ def compile_objects(compiler: str, flags: list[str]) -> None:
     """Compiles every engine source (no link, in parallel), failing on any warning."""
     out = BUILD_DIR / "objects" / hashlib.sha256(f"{compiler} {flags}".encode()).hexdigest()[:12]
     out.mkdir(parents=True, exist_ok=True)
-    cmds = [[compiler, *WARNINGS, *flags, f"-I{FIRMWARE}", f"-I{ENGINE}", "-c", str(src), "-o", str(out / (src.stem + ".o"))]
+    cmds = [[compiler, *WARNINGS, *flags, f"-I{FIRMWARE}", "-c", str(src), "-o", str(out / (src.stem + ".o"))]
             for src in engine_sources()]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(_run, cmds))
 
 
 def library_path(variant: str) -> tuple[Path, list[str]]:
-    flags = [*WARNINGS, "-g", "-O1", "-fPIC", "-shared", *SANITIZE, *VARIANTS[variant], f"-I{FIRMWARE}", f"-I{ENGINE}"]
+    flags = [*WARNINGS, "-g", "-O1", "-fPIC", "-shared", *SANITIZE, *VARIANTS[variant], f"-I{FIRMWARE}"]
     h = hashlib.sha256(" ".join(flags).encode())
-    for f in sorted([*engine_sources(), *ENGINE.glob("*.h")]):
-        h.update(f.name.encode() + f.read_bytes())
+    for f in sorted([*engine_sources(), *ENGINE.rglob("*.h")]):
+        h.update(str(f.relative_to(ENGINE)).encode() + f.read_bytes())
     return BUILD_DIR / f"libtt_kernels_{variant}_{h.hexdigest()[:16]}.so", flags
 
 
@@ -230,7 +233,7 @@ class Kernels:
         return y, mask
 
     def conv_depthwise_inplace(self, x, kernel, w_lo, w_hi, c_lo, bias, mult, shift, zx, zy, with_mask):
-        """tt_conv_depthwise_inplace (depthwise_inplace.h): stride 1, pad k//2, the output over a copy of x
+        """tt_conv_depthwise_inplace: stride 1, pad k//2, the output over a copy of x
         (the ring scratch guarded by canaries)."""
         xy = _i8(x).copy()
         h, w, c = xy.shape

@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "demo",
     "bench",
     "contrib",
+    "tune_lr",
     "fleet",
 ]
 

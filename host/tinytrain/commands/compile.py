@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     budget = parse_bytes(args.budget) if args.budget else None
     scheme = sparse_scheme.load(args.scheme, model, budget, auto=lambda m, b: auto_scheme(
         m, b, data=args.contrib_data, cache_dir=args.contrib_dir))
-    compiled = compile_model(model, scheme, options_from_args(args), budget)
+    compiled = compile_model(model, scheme, options_from_args(args, model), budget)
     report = write_outputs(compiled, args.out, budget)
     print(f"{model.name} / {scheme.name}: planned peak SRAM {kb(report['planned_peak_sram_bytes'])} "
           f"(arena {kb(report['arena_bytes'])}, trainable {kb(report['trainable_sram_bytes'])}; "

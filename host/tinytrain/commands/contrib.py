@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tinytrain.commands.compile import check_out_folder
 from tinytrain.commands.options import add_model_arguments, model_from_args
+from tinytrain.compile.compiler import model_lr
 from tinytrain.compile.sram_budget import kb, parse_bytes
 from tinytrain.errors import TinytrainError
 from tinytrain.learn.contribution import Protocol
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = Protocol()
     p.add_argument("--val-samples", type=int, default=d.val_samples, help="validation slice size")
     p.add_argument("--fit-samples", type=int, default=d.fit_samples, help="training steps of one measurement")
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the measurements (decays linearly to 0)")
+    p.add_argument("--lr", type=float, help="learning rate of the measurements (decays linearly to 0); default: the "
+                                             "model's own (metadata lr, see tinytrain tune-lr), else 0.05")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)),
                    help="comma-separated seeds; every scheme is measured once per seed and averaged")
     p.add_argument("--verify", type=int, default=VERIFY,
@@ -55,8 +57,9 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def protocol_from_args(args: argparse.Namespace) -> Protocol:
-    return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=args.lr,
+def protocol_from_args(args: argparse.Namespace, model) -> Protocol:
+    lr = args.lr if args.lr is not None else model_lr(model)
+    return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=lr,
                     seeds=_seeds(args.seeds))
 
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget)
-    scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,
+    scheme, result, c = choose(model, budget, args.out, protocol_from_args(args, model), args.workers,
                                not args.no_progress, args.verify, cache_dir=args.cache,
                                verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples)
     b = result.best

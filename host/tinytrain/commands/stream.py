@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_arguments(p)
     p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
+    p.add_argument("--lr", type=float, help="learning rate of this stream (default: the build's, i.e. the model's "
+                                            "own); sent as each TRAIN's scale, no rebuild (up to 4x the build's)")
     p.set_defaults(func=run)
 
 
@@ -37,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         model = s.config.load_model()
         wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
         unit = "window" if wire.dtype == np.int16 else "sample"
+        built_lr = float(s.info["options"]["lr"])
         res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
-                     wire=wire, unit=unit)
+                     wire=wire, unit=unit, lr_factor=(args.lr / built_lr) if args.lr else 1.0)
         n = res.samples
         print(f"{n} {unit}s in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running accuracy "
               f"{sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "

@@ -180,7 +180,7 @@ class _Emitter:
             "#include <stdint.h>\n#include <stddef.h>\n#include <string.h>\n",
             step_kind_enum(),
             '#include "boards/board.h"\n#include "engine/tt_kernels.h"\n#include "engine/tt_model.h"\n'
-            '#include "engine/tt_check.h"\n#include "engine/depthwise_inplace.h"\n',
+            '#include "engine/tt_check.h"\n',
             f"uint8_t tt_arena[{c.arena_bytes}u] __attribute__((aligned(8)));",
             "uint32_t tt_train_step_count;",
             f"int8_t tt_logits[{m.num_classes}u];",

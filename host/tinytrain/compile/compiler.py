@@ -87,6 +87,15 @@ def state_bytes(program: TrainingProgram) -> int:
     return 4 + program.trainable_sram_bytes
 
 
+def model_lr(model: Model) -> float:
+    """The model's base learning rate: its metadata's `lr` (chosen by `tinytrain tune-lr` and kept with
+    the model), else CompileOptions' default. TRAIN's lr_scale multiplies it per step."""
+    lr = model.metadata.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+        return float(lr)
+    return CompileOptions.lr
+
+
 def runtime_state_bytes(program: TrainingProgram) -> int:
     """What the generated code allocates besides arena and parameters (tt_model_gen.c): one u32
     counter per profiled step, the logits, the step counter; 8 bytes of alignment per object."""

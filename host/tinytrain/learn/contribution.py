@@ -75,10 +75,13 @@ class Protocol:
     # Score on this dataset (all of it) and fit on all of `data` instead of splitting `data`. Only for
     # the final held-out evaluation of chosen schemes (tools/contrib_table.py), never for the analysis.
     eval_data: str | None = None
+    resize: bool = False  # images of another size or channel count are resized (datasets.to_model_input)
 
     def key(self) -> dict:
         k = {"data": self.data, "val_samples": self.val_samples, "fit_samples": self.fit_samples,
              "lr": self.lr, "schedule": self.schedule, "format": FORMAT}
+        if self.resize:
+            k["resize"] = True
         if self.eval_data:
             k["eval_data"] = self.eval_data
             del k["val_samples"]  # unused: all of `data` is fitted, all of eval_data scored
@@ -331,13 +334,13 @@ class Measurer:
         """The samples and every frozen activation of them, in _STATE (workers inherit it by fork).
         Measurers of the same model and data in one process share them."""
         p = self.protocol
-        data_key = (self.model_hash, p.data, p.val_samples, p.eval_data)
+        data_key = (self.model_hash, p.data, p.val_samples, p.eval_data, p.resize)
         if _STATE.get("data_key") != data_key:
             _STATE.clear()
-            x, y = model_samples(p.data, self.model)
+            x, y = model_samples(p.data, self.model, resize=p.resize)
             n = len(y)
             if p.eval_data:
-                xe, ye = model_samples(p.eval_data, self.model)
+                xe, ye = model_samples(p.eval_data, self.model, resize=p.resize)
                 x, y = np.concatenate([x, xe]), np.concatenate([y, ye])
                 fit_rows, val_rows = np.arange(0, n), np.arange(n, len(y))
             else:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tinytrain.model import ttm as model_file
-from tinytrain.compile.compiler import predict_peak_sram
+from tinytrain.compile.compiler import model_lr, predict_peak_sram
 from tinytrain.learn.contribution import Contributions, Measurer, Protocol, analyze, plot_contributions, scheme_key
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
@@ -431,7 +431,8 @@ def auto_scheme(model: Model, budget: int | None, data: str = "mnist:train", cac
         raise SearchError("--scheme auto needs a memory budget (--budget, e.g. 256KB).")
     base = Path(cache_dir) if cache_dir else default_cache_dir(model)
     out = base / f"budget-{budget}"
-    scheme, result, _ = choose(model, budget, out, Protocol(data=data), workers, progress, cache_dir=base)
+    scheme, result, _ = choose(model, budget, out, Protocol(data=data, lr=model_lr(model)), workers, progress,
+                               cache_dir=base)
     print(f"auto scheme for {kb(budget)}: {result.best.point.describe()} (planned peak {kb(result.best.peak_bytes)}, "
           f"validation accuracy {100 * (result.best.measured_mean or result.best.score):.1f}%); report in {out}")
     return scheme
