@@ -70,7 +70,7 @@ def other_build_board():
     """A host build of the shipped model with another learning rate: same model and trained tensors,
     another program."""
     cfg = default_build_config()
-    cfg.lr = cfg.lr / 2
+    cfg.lr = 0.0123
     with HostBoard(build_host_firmware(cfg)) as board:
         yield board.url
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -127,8 +128,8 @@ def _build_of_port(url: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinytrain.board.fleet import FleetConfig, load_records, load_round, round_files
-    from tinytrain.board.fleet_engines import DeploymentEngine, LocalBoard, Supervisor, run_simulation_engine
+    from tinytrain.board.fleet import round_files
+    from tinytrain.board.fleet_engines import LocalBoard
 
     t0 = time.monotonic()
     n = len(args.port) + args.emulate + args.host_boards
@@ -149,6 +150,20 @@ def run(args: argparse.Namespace) -> int:
         b.index = i
     kill = parse_kill(args.kill, plan, args.rounds, args.local_samples)
     args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, n, plan, kill, build_json, json_out, t0)
+    except KeyboardInterrupt:
+        # The boards and Ray are stopped by now; Flower's ServerApp thread may still wait for replies
+        # that will not come, and the interpreter would wait for it.
+        print(f"tinytrain: interrupted; the finished rounds are in {args.out} (continue with --resume).",
+              file=sys.stderr, flush=True)
+        os._exit(130)
+
+
+def _run(args, n, plan, kill, build_json, json_out, t0) -> int:
+    from tinytrain.board.fleet import FleetConfig, load_records, load_round, round_files
+    from tinytrain.board.fleet_engines import DeploymentEngine, Supervisor, run_simulation_engine
+
     with contextlib.ExitStack() as stack:
         for b in plan:
             b.start()
