@@ -318,6 +318,9 @@ def train_board(url: str, board: int, global_state: bytes, cfg: ConfigRecord, bu
             _check_board(engine, board, url, cfg)
             key = data_key(cfg, str(cfg["program-hash"]))
             data = fleet_data(key[0], build or key[1], *key[2:])
+            if not 0 <= board < len(data.shares):
+                raise BoardDropped(board, f"node of board {board} has partition-id {board} but the fleet has "
+                                          f"{len(data.shares)} boards (0..{len(data.shares) - 1}).", refused=True)
             idx = round_samples(data.shares.shares[board], round_, local)
             base = int(cfg["step-base"]) + board * local
             engine.params_set(struct.pack("<I", base & 0xFFFFFFFF) + global_state[4:], engine.model.state_hash)
