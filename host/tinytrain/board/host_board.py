@@ -13,15 +13,16 @@ from tinytrain.errors import TinytrainError
 class HostBoard:
     """Runs build/host/.../tinytrain_host on a free port; `with HostBoard(exe) as b: Link(b.url)`."""
 
-    def __init__(self, exe: Path):
+    def __init__(self, exe: Path, port: int = 0):
         self.exe = exe
+        self.port = port  # 0: a free port; another: that one (a restarted board keeps its address)
         self.url = ""
         self._lines: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
 
     def __enter__(self) -> "HostBoard":
-        self._proc = subprocess.Popen([str(self.exe), "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._proc = subprocess.Popen([str(self.exe), str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         match = re.search(r"socket://\S+", line)

@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "bench",
     "contrib",
     "tune_lr",
+    "fleet",
 ]
 
 
