@@ -75,7 +75,8 @@ def format_report(url: str, info: BoardInfo, stats: BoardStats, elf_static: int 
         f"  .bss            {stats.bss_bytes} bytes",
         f"  stack           {stats.stack_used_bytes} of {stats.stack_reserved_bytes} bytes used (high-water mark)",
         f"  peak SRAM       {stats.peak_sram_bytes} bytes "
-        f"({100.0 * stats.peak_sram_bytes / info.ram_bytes:.1f}% of {info.ram_bytes // kb} KB)",
+        f"({100.0 * stats.peak_sram_bytes / info.ram_bytes:.1f}% of {info.ram_bytes // kb} KB; a high-water mark "
+        f"since boot: the training peak only once a TRAIN step has run)",
         f"  last count      {stats.last_count} {unit}",
     ]
     if stats.rx_overruns is not None:
