@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  lr {p.lr:<8g} accuracy {100 * p.accuracy:5.1f} %  loss {p.loss:.3f}{flag}")
     if args.write and Path(args.model).suffix == ".pkl":
         chosen_by = {"command": "tinytrain tune-lr", "data": args.data, "resize": args.resize,
-                     "input": list(model.input_spec.shape), "source": args.source, "classes": args.classes,
+                     "input": list(model.tensors[model.ops[0].output].shape if args.source else model.input_spec.shape),
+                     "source": args.source, "classes": args.classes,
                      "new_head": args.new_head, "scheme": scheme.name, "lrs": [p.lr for p in result.points],
                      "fit_samples": protocol.fit_samples, "val_samples": protocol.val_samples,
                      "seeds": list(protocol.seeds), "accuracy": result.best.accuracy,
