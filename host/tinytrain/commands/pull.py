@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -11,9 +12,15 @@ import numpy as np
 
 from tinytrain.board.session import add_board_arguments, open_board
 from tinytrain.errors import TinytrainError
+from tinytrain.ir.graph import Model
+from tinytrain.model import ttm
+from tinytrain.reference.executor import NumpyBackend
 
 STATE_FORMAT = 2  # 2: bound to the trained-state layout (state_hash); 1 (no format key): model hash only
 STATE_KEYS = ("model_hash", "state_hash", "state")
+# What `tinytrain export` reads besides: "model" (the .ttm bytes of the model the board ran) and each
+# layer's whole learned tensors under these prefixes plus its node name.
+WEIGHT_PREFIX, BIAS_PREFIX = "weight.", "bias."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Save the board's learned state (trainable tensors + step counter) with its "
                                    "model hash and the hashes of its program and trained-state layout.")
     add_board_arguments(p)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    p.add_argument("--tflite", type=Path, metavar="OUT",
+                   help="also write the fine-tuned model as a TFLite file (a model imported from TFLite only; as "
+                        "`tinytrain export`)")
+    p.add_argument("--base", type=Path, metavar="BASE.tflite",
+                   help="with --tflite: the TFLite file the model was imported from (default: the build's model, or "
+                        "the .tflite named in the .ttm's metadata next to it)")
+    p.add_argument("--force", action="store_true", help="with --tflite: overwrite OUT if it exists")
     p.set_defaults(func=run_pull)
     q = sub.add_parser("push", help="restore saved trained tensors to a board",
                        description="Restore a state saved by `tinytrain pull` (or `tinytrain train --out`); refuses a "
@@ -42,13 +56,27 @@ def check_out_path(path: Path) -> None:
 
 
 def save_state(path: Path, model_hash: str, model_name: str, state: bytes, state_hash: str,
-               program_hash: str = "", scheme: str = "") -> None:
+               program_hash: str = "", scheme: str = "", *, model: Model | None = None,
+               learned: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+               config: dict | None = None) -> None:
+    """The state and its hashes; with `model` and `learned` (every layer's whole weights and biases after
+    learning, by node name) also what `tinytrain export` needs: the model the board ran (the .ttm bytes)
+    and its learned tensors; `config` is the build configuration (informative)."""
     check_out_path(path)
+    extra: dict[str, np.ndarray] = {}
+    if model is not None and learned is not None:
+        extra["model"] = np.frombuffer(ttm.to_bytes(model), dtype=np.uint8)
+        weights, biases = learned
+        for node in model.weighted_ops:
+            extra[f"{WEIGHT_PREFIX}{node.name}"] = np.asarray(weights[node.name], dtype=np.int8)
+            extra[f"{BIAS_PREFIX}{node.name}"] = np.asarray(biases[node.name], dtype=np.int32)
+    if config is not None:
+        extra["config"] = np.array(json.dumps(config, sort_keys=True))
     try:
         with open(path, "wb") as f:
             np.savez(f, format=np.array(STATE_FORMAT), model_hash=np.array(model_hash), model_name=np.array(model_name),
                      state_hash=np.array(state_hash), program_hash=np.array(program_hash), scheme=np.array(scheme),
-                     state=np.frombuffer(state, dtype=np.uint8))
+                     state=np.frombuffer(state, dtype=np.uint8), **extra)
     except OSError as exc:
         raise TinytrainError(f"cannot write {path} ({exc.strerror or exc}).") from None
 
@@ -94,11 +122,26 @@ def load_state(path: Path) -> dict:
 
 def run_pull(args: argparse.Namespace) -> int:
     check_out_path(args.out)
+    if args.tflite is not None:
+        from tinytrain.commands.export import check_tflite_out
+
+        check_tflite_out(args.tflite, args.force)
+    elif args.base is not None:
+        raise TinytrainError("--base is the base file of --tflite; give --tflite OUT too.")
     with open_board(args) as s:
         state = s.engine.params_get()
         m = s.engine.model
-        save_state(args.out, m.hash, m.name, state, m.state_hash, m.program_hash, m.scheme)
+        ref = NumpyBackend(s.verify_program().program, use_arena=False)
+        ref.load_state_bytes(state)
+        save_state(args.out, m.hash, m.name, state, m.state_hash, m.program_hash, m.scheme, model=ref.model,
+                   learned=(ref.weights, ref.biases), config=s.config.to_json())
         print(f"saved {len(state)} bytes of learned state of {m.name} ({m.hash[:12]}, scheme {m.scheme}) to {args.out}")
+        model_path = Path(s.config.model)
+    if args.tflite is not None:
+        from tinytrain.commands.export import base_of, export_file
+
+        base = args.base if args.base is not None else base_of(ref.model, model_path)
+        print(export_file(base, args.out, args.tflite, args.force))
     return 0
 
 
