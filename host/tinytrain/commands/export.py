@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytrain.commands.pull import BIAS_PREFIX, WEIGHT_PREFIX, load_state
+from tinytrain.commands.state_file import BIAS_PREFIX, WEIGHT_PREFIX, load_state
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
 from tinytrain.model import ttm

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args, positive_int
-from tinytrain.commands.pull import check_out_path, save_state
+from tinytrain.commands.state_file import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
 from tinytrain.learn.sample_input import model_samples
