@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytrain.commands.cli import main
-from tinytrain.commands.pull import load_state
+from tinytrain.commands.state_file import load_state
 from tinytrain.model import ttm as model_file
 from tinytrain.model.synthetic import random_model
 
@@ -28,5 +28,8 @@ def test_train_backends_learn_the_same_state(tmp_path, capsys) -> None:
         text = capsys.readouterr().out
         assert "accuracy before" in text and "accuracy after" in text
         states[backend] = load_state(out)
+        with np.load(out) as z:
+            states[backend]["arrays"] = {k: z[k].tobytes() for k in z.files}
     assert states["c"]["state"] == states["numpy"]["state"]
+    assert states["c"]["arrays"] == states["numpy"]["arrays"]  # also the model and learned tensors for export
     assert states["c"]["program_hash"] == states["numpy"]["program_hash"]

@@ -11,12 +11,11 @@ from tqdm import tqdm
 
 from tinytrain.commands.options import (add_backend_argument, add_model_arguments, add_training_arguments, model_from_args,
                                        options_from_args, positive_int, run_backend)
-from tinytrain.commands.pull import check_out_path, save_state
+from tinytrain.commands.state_file import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
-from tinytrain.model.ttm import model_hash
 from tinytrain.reference.executor import NumpyBackend
 
 
@@ -75,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if ex is not None:
         print(f"accuracy after {accuracy(backend, ex, ey, 'eval after'):.4f} on {len(ey)} samples of {args.eval_data}")
     if args.out:
-        save_state(args.out, model_hash(model), model.name, backend.state_bytes(), compiled.state_hash,
-                   compiled.program_hash, compiled.program.scheme.name)
+        save_state(args.out, compiled.model_hash, model.name, backend.state_bytes(), compiled.state_hash,
+                   compiled.program_hash, compiled.program.scheme.name, model=compiled.program.model,
+                   learned=(backend.weights, backend.biases))
         print(f"saved the learned state to {args.out}")
     return 0
 
@@ -111,7 +111,11 @@ def run_c(args: argparse.Namespace, model, compiled, xs: np.ndarray, ys: np.ndar
             after = float(np.mean(np.argmax(lib.infer(ex, np.arange(len(ex))), axis=1) == ey))
             print(f"accuracy after {after:.4f} on {len(ey)} samples of {args.eval_data}")
         if args.out:
-            save_state(args.out, model_hash(model), model.name, lib.state_bytes(), compiled.state_hash,
-                       compiled.program_hash, compiled.program.scheme.name)
+            state = lib.state_bytes()
+            learned = NumpyBackend(compiled.program, use_arena=False)  # its tensors, for `tinytrain export`
+            learned.load_state_bytes(state)
+            save_state(args.out, compiled.model_hash, model.name, state, compiled.state_hash,
+                       compiled.program_hash, compiled.program.scheme.name, model=compiled.program.model,
+                       learned=(learned.weights, learned.biases))
             print(f"saved the learned state to {args.out}")
     return 0
