@@ -21,7 +21,7 @@ import pytest
 from tinytrain.board.builds import build_firmware, build_host_firmware
 from tinytrain.board.emulator import QemuBoard
 from tinytrain.board.host_board import HostBoard
-from tinytrain.board.link import Link
+from tinytrain.board.link import DEFAULT_BAUDRATE, Link
 from tinytrain.board.messages import PROTOCOL_VERSION, BoardInfo
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -35,7 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tinytrain HIL")
     group.addoption("--port", metavar="URL", help="serial line of a board already running the firmware "
                     "(/dev/ttyACM0, socket://127.0.0.1:PORT); default: boot QEMU")
-    group.addoption("--baud", type=int, default=115200, help="baud rate for --port (default 115200)")
+    group.addoption("--baud", type=int, default=DEFAULT_BAUDRATE,
+                    help=f"baud rate for --port (default {DEFAULT_BAUDRATE}, the DISCO firmware's)")
     group.addoption("--elf", metavar="PATH", help="the firmware image running at --port, for the checks against the ELF")
     group.addoption("--target", choices=["qemu", "host"], default="qemu",
                     help="without --port: qemu (default) or host (the firmware as a Linux process)")

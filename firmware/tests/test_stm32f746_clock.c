@@ -55,6 +55,18 @@ int main(void)
     double error = (double)STM32F746_PCLK2_HZ / brr / 115200.0 - 1.0;
     check(error < 0.001 && error > -0.001, "baud error 115200 < 0.1%", (unsigned long long)(error * 1e6), 0);
     EQ("BRR 921600", stm32f746_usart_brr(STM32F746_PCLK2_HZ, 921600u), 117u);
+    EQ("BRR 2000000", stm32f746_usart_brr(STM32F746_PCLK2_HZ, 2000000u), 54u);
+    /* The rates the board may be built with (TT_UART_BAUD; platformio.ini's is 921600): the real rate
+     * PCLK2 / BRR within 2 % of the nominal one (a UART tolerates about 3 % between the two ends). */
+    static const uint32_t rates[] = {115200u, 230400u, 460800u, 921600u, 1000000u, 2000000u};
+    for (unsigned i = 0; i < sizeof rates / sizeof rates[0]; ++i) {
+        uint32_t b = stm32f746_usart_brr(STM32F746_PCLK2_HZ, rates[i]);
+        double e = (double)STM32F746_PCLK2_HZ / b / rates[i] - 1.0;
+        printf("baud %u: BRR %u, real %.0f, error %+.3f %%\n", (unsigned)rates[i], (unsigned)b,
+               (double)STM32F746_PCLK2_HZ / b, 100.0 * e);
+        check(e < 0.02 && e > -0.02, "baud error < 2%", (unsigned long long)rates[i], 0);
+        IN("BRR >= 16 (OVER8 = 0)", b, 16u, 0xFFFFu);
+    }
     EQ("BRR 9600", stm32f746_usart_brr(STM32F746_PCLK2_HZ, 9600u), 11250u);
     IN("BRR >= 16 (OVER8 = 0)", brr, 16u, 0xFFFFu);
 

@@ -10,12 +10,12 @@
 #include "boards/stm32f746/stm32f746_regs.h"
 
 #ifndef TT_UART_BAUD
-#define TT_UART_BAUD 115200u
+#define TT_UART_BAUD 921600u
 #endif
 
 _Static_assert(STM32F746_SYSCLK_HZ == 216000000u, "the PLL must give 216 MHz");
 
-/* Received bytes wait here: at 115200 baud a byte arrives every ~19000 cycles,
+/* Received bytes wait here: at 921600 baud a byte arrives every ~2340 cycles,
  * but a handler may be busy for longer than one byte time. The host never has more
  * than this many bytes on the way while the board computes (docs/protocol.md, CREDIT). */
 #define RX_RING_BYTES 512u

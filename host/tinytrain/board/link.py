@@ -38,7 +38,9 @@ from tinytrain.board.messages import (
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRIES = 2
-DEFAULT_BAUDRATE = 115200
+# The serial rate of a real port: the STM32F746G-DISCO firmware's TT_UART_BAUD (platformio.ini; the
+# ST-LINK V2-1 virtual COM port carries it; host/tests/test_stm32f746_clock.py checks they agree).
+DEFAULT_BAUDRATE = 921600
 CRC_RESENDS = 3  # BAD_CRC replies answered by sending the same request again, per request
 
 # Request types that may be sent again after a timeout. The training engine adds

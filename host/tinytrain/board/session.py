@@ -19,7 +19,7 @@ from tinytrain.compile.compiler import Compiled
 from tinytrain.board.emulator import QemuBoard
 from tinytrain.board.engine_client import EngineClient
 from tinytrain.errors import TinytrainError
-from tinytrain.board.link import Link
+from tinytrain.board.link import DEFAULT_BAUDRATE, Link
 from tinytrain.reference.executor import NumpyBackend
 
 
@@ -29,7 +29,8 @@ def add_board_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--emulate", action="store_true", help="boot the qemu_m7 image in QEMU for the occasion")
     p.add_argument("--build", type=Path, help="the firmware's build folder or its tinytrain.json "
                                               "(default: the .pio/build/* folder whose model the board runs)")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate of a real serial port")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE,
+                   help=f"baud rate of a real serial port (default {DEFAULT_BAUDRATE}, the DISCO firmware's)")
 
 
 @dataclass
@@ -115,7 +116,7 @@ def open_board(args: argparse.Namespace, env: str = "qemu_m7", verify: bool = Tr
             url = qemu.url
         else:
             url = args.port
-        link = stack.enter_context(Link(url, baudrate=getattr(args, "baud", 115200)))
+        link = stack.enter_context(Link(url, baudrate=getattr(args, "baud", DEFAULT_BAUDRATE)))
         link.wait_ready(timeout=15.0) if qemu else link.info()
         engine = EngineClient(link)
         cfg, info = find_build(engine.model.hash, getattr(args, "build", None), engine.model.program_hash)

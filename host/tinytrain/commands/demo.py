@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytrain.board.builds import build_firmware
+from tinytrain.board.link import DEFAULT_BAUDRATE
 from tinytrain.board.session import open_board
 from tinytrain.board.streaming import evaluate, stream
 from tinytrain.commands import demo_imu
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--port", metavar="URL", help="a real board running the firmware instead of QEMU")
     p.add_argument("--env", default="qemu_m7", help="PlatformIO environment to build for QEMU")
     p.add_argument("--build", type=Path, help="build folder of the firmware on --port")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE, help="baud rate of --port")
     p.add_argument("--train", default="mnist:train", help="training samples")
     p.add_argument("--test", default="mnist:test", help="held-out samples")
     p.add_argument("--train-samples", type=positive_int, default=1000)

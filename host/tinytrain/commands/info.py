@@ -10,7 +10,7 @@ from pathlib import Path
 from tinytrain.board.builds import firmware_elf
 from tinytrain.board.elf_memory import static_memory
 from tinytrain.board.emulator import QemuBoard
-from tinytrain.board.link import DEFAULT_TIMEOUT, Link
+from tinytrain.board.link import DEFAULT_BAUDRATE, DEFAULT_TIMEOUT, Link
 from tinytrain.board.messages import BoardInfo, BoardStats
 
 COUNTER_UNITS = {0: "instructions", 1: "cycles", 2: "ns"}
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--emulate", action="store_true", help="boot the firmware image in QEMU and ask it")
     p.add_argument("--elf", type=Path, help="firmware image (default for --emulate: .pio/build/qemu_m7/firmware.elf); "
                    "its static sections are compared with what the board reports")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate of a real serial port")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE,
+                   help=f"baud rate of a real serial port (default {DEFAULT_BAUDRATE}, the DISCO firmware's)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for each reply")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -74,7 +75,8 @@ def format_report(url: str, info: BoardInfo, stats: BoardStats, elf_static: int 
         f"  .bss            {stats.bss_bytes} bytes",
         f"  stack           {stats.stack_used_bytes} of {stats.stack_reserved_bytes} bytes used (high-water mark)",
         f"  peak SRAM       {stats.peak_sram_bytes} bytes "
-        f"({100.0 * stats.peak_sram_bytes / info.ram_bytes:.1f}% of {info.ram_bytes // kb} KB)",
+        f"({100.0 * stats.peak_sram_bytes / info.ram_bytes:.1f}% of {info.ram_bytes // kb} KB; a high-water mark "
+        f"since boot: the training peak only once a TRAIN step has run)",
         f"  last count      {stats.last_count} {unit}",
     ]
     if stats.rx_overruns is not None:

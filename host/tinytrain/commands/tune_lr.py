@@ -10,7 +10,7 @@ from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.errors import TinytrainError
 from tinytrain.learn.contribution import Protocol
 from tinytrain.learn.lr_sweep import DEFAULT_LRS, sweep, write_outputs
-from tinytrain.model import ttm
+from tinytrain.model import known_models, ttm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,9 +47,10 @@ def _numbers(text: str, kind, what: str) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.write and Path(args.model).suffix != ".ttm":
-        raise TinytrainError("--write stores the rate in a .ttm model file; import the model first "
-                             "(tinytrain import) or pass the rate to builds as TINYTRAIN_LR.")
+    if args.write and Path(args.model).suffix not in (".ttm", ".pkl"):
+        raise TinytrainError("--write stores the rate in a .ttm model file (or, for one of the paper's .pkl files, in "
+                             "the package's known-models table); import the model first (tinytrain import) or pass "
+                             "the rate to builds as TINYTRAIN_LR.")
     model = model_from_args(args)
     scheme = sparse_scheme.load(args.scheme, model)
     protocol = Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples,
@@ -63,7 +64,17 @@ def run(args: argparse.Namespace) -> int:
     for p in result.points:
         flag = "  diverged" if result.diverged(p) else ("  <- chosen" if p is result.best else "")
         print(f"  lr {p.lr:<8g} accuracy {100 * p.accuracy:5.1f} %  loss {p.loss:.3f}{flag}")
-    if args.write:
+    if args.write and Path(args.model).suffix == ".pkl":
+        chosen_by = {"command": "tinytrain tune-lr", "data": args.data, "resize": args.resize,
+                     "input": list(model.tensors[model.ops[0].output].shape if args.source else model.input_spec.shape),
+                     "source": args.source, "classes": args.classes,
+                     "new_head": args.new_head, "scheme": scheme.name, "lrs": [p.lr for p in result.points],
+                     "fit_samples": protocol.fit_samples, "val_samples": protocol.val_samples,
+                     "seeds": list(protocol.seeds), "accuracy": result.best.accuracy,
+                     "points": {f"{p.lr:g}": round(p.accuracy, 4) for p in result.points}}
+        table = known_models.remember(args.model, result.best.lr, chosen_by)
+        print(f"stored lr {result.best.lr:g} for {Path(args.model).name} in {table}")
+    elif args.write:
         m = ttm.load(args.model)
         m.metadata["lr"] = result.best.lr
         m.metadata["lr_tuning"] = {"data": args.data, "scheme": scheme.name, "fit_samples": protocol.fit_samples,

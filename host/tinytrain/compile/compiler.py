@@ -19,6 +19,7 @@ from tinytrain.compile.sram_budget import FIRMWARE_BASE, BudgetError, SramEstima
 from tinytrain.ir.graph import Model
 from tinytrain.ir.program import CompileOptions, StepKind, TrainingProgram
 from tinytrain.model import ttm as model_file
+from tinytrain.model.known_models import known_lr
 
 FIRMWARE_FLASH_BYTES = 24 * 1024  # code of the firmware without the model (measured, see sram_budget)
 
@@ -89,11 +90,13 @@ def state_bytes(program: TrainingProgram) -> int:
 
 def model_lr(model: Model) -> float:
     """The model's base learning rate: its metadata's `lr` (chosen by `tinytrain tune-lr` and kept with
-    the model), else CompileOptions' default. TRAIN's lr_scale multiplies it per step."""
+    the model), else the known-models table's rate for the file it came from (the paper's .pkl files,
+    model.known_models), else CompileOptions' default. TRAIN's lr_scale multiplies it per step."""
     lr = model.metadata.get("lr")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
         return float(lr)
-    return CompileOptions.lr
+    known = known_lr(model)
+    return known if known is not None else CompileOptions.lr
 
 
 def runtime_state_bytes(program: TrainingProgram) -> int:

@@ -8,6 +8,7 @@ so a hostile file cannot run code. PyTorch is not needed.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -148,8 +149,11 @@ def load(path: str | Path) -> Model:
         raise ImportError_(f"{path} does not exist (the paper's models live in ../shared/models/tiny-training/).")
     d = read_pickle(path)
     try:
-        return from_dict(d, path.stem)
+        model = from_dict(d, path.stem)
     except TinytrainError:
         raise
     except Exception as exc:  # noqa: BLE001 - a dict without the layout of the authors' models
         raise ImportError_(f"{path} is not one of the paper's models ({_why(exc)}).") from None
+    # A .pkl carries no metadata: its hash finds its base learning rate in model.known_models.
+    model.metadata["file_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return model
