@@ -53,7 +53,7 @@ def conv_depthwise(g: Geom) -> int:
 def conv_depthwise_inplace(g: Geom) -> int:
     k, w = g["kh"], g["w"]
     staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
-    expanded = 2 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # k rows of w + k halfwords
+    expanded = 8 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # 4 planes of k rows of w + k halfwords
     return max(staged, expanded)
 
 
