@@ -174,6 +174,51 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
     }
 }
 
+/* dwexp_row at stride 2: output ox + j, pair t reads the aligned word of halfwords 2 (ox + j + t) and
+ * 2 (ox + j + t) + 1, so four outputs share every word and every weight load. */
+TT_ALWAYS_INLINE void dwexp_row2(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
+                                 uint8_t *mask, uint32_t bit, int K, int fast, int masked)
+{
+    const int P = (K + 1) / 2;
+    const int32_t init = q->init;
+    const dwexp_rq rq = dwexp_rq_of(q, fast);
+    int32_t ox = 0;
+    for (; ox + 3 < tow; ox += 4, y += 4 * c, bit += 4 * (uint32_t)c) {
+        int32_t a0 = init, a1 = init, a2 = init, a3 = init;
+        TT_UNROLL(7) for (int i = 0; i < K; i++)
+        {
+            const int16_t *xr = rp[i] + 2 * ox; /* word aligned */
+            const uint32_t *wq = q->w[i];
+            uint32_t v0 = tt_read_s16x2(xr), v1 = tt_read_s16x2(xr + 2), v2 = tt_read_s16x2(xr + 4);
+            TT_UNROLL(4) for (int t = 0; t < P; t++)
+            {
+                const uint32_t wv = wq[t];
+                const uint32_t v3 = tt_read_s16x2(xr + 2 * t + 6);
+                a0 = tt_smlad(v0, wv, a0);
+                a1 = tt_smlad(v1, wv, a1);
+                a2 = tt_smlad(v2, wv, a2);
+                a3 = tt_smlad(v3, wv, a3);
+                v0 = v1;
+                v1 = v2;
+                v2 = v3;
+            }
+        }
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+        dwexp_out(a2, rq, fast, masked, y + 2 * c, mask, bit + 2 * (uint32_t)c);
+        dwexp_out(a3, rq, fast, masked, y + 3 * c, mask, bit + 3 * (uint32_t)c);
+    }
+    for (; ox < tow; ox++, y += c, bit += (uint32_t)c) {
+        int32_t a0 = init;
+        TT_UNROLL(7) for (int i = 0; i < K; i++)
+        {
+            const int16_t *xr = rp[i] + 2 * ox;
+            TT_UNROLL(4) for (int t = 0; t < P; t++) a0 = tt_smlad(tt_read_s16x2(xr + 2 * t), q->w[i][t], a0);
+        }
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+    }
+}
+
 /* Halfwords X[0..n) of input row iy (any: rows outside [0, h) are all padding) of channel ch, from
  * input column ix0 on, into d (word aligned). */
 TT_NOINLINE_NOSCHED static void dwexp_expand_row(const dw_args *g, int32_t ch, int32_t iy, int32_t ix0, int32_t n,
@@ -330,17 +375,19 @@ TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, 
         d0[u] = d1[u] = d2[u] = d3[u] = zx;
 }
 
-/* Every output row of the group of channels c0..c0+3 (one column tile: the input may be the output). */
-TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t n,
-                                  int32_t pitch, int K, int fast, int masked)
+/* Every output row of the group of channels c0..c0+3 in the column tile [ox0, ox0 + tow) (with one
+ * tile at stride 1 the input may be the output: every input row is expanded before the output row
+ * that overwrites it is written). */
+TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0,
+                                  int32_t tow, int32_t n, int32_t pitch, int K, int S, int fast, int masked)
 {
     const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top;
-    const int32_t ix0 = -g->pad_left, plane = K * pitch;
+    const int32_t ix0 = ox0 * S - g->pad_left, plane = K * pitch;
     int32_t next = -pt, first = 0; /* next input row to expand; slot of the output row's first input row */
-    int8_t *y = g->y + c0;
-    uint32_t bit = (uint32_t)c0;
+    int8_t *y = g->y + ox0 * c + c0;
+    uint32_t bit = (uint32_t)(ox0 * c + c0);
     for (int32_t oy = 0; oy < oh; oy++, y += ow * c, bit += (uint32_t)(ow * c)) {
-        const int32_t iy0 = oy - pt, end = iy0 + K;
+        const int32_t iy0 = oy * S - pt, end = iy0 + K;
         if (next < iy0)
             next = iy0;
         for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
@@ -353,40 +400,51 @@ TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan
                 rp[i] = ring + j * plane + slot * pitch;
                 slot = slot + 1 == K ? 0 : slot + 1;
             }
-            dwexp_row(rp, ow, q + j, y + j, c, g->mask, bit + (uint32_t)j, K, fast, masked);
+            if (S == 1)
+                dwexp_row(rp, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, K, fast, masked);
+            else
+                dwexp_row2(rp, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, K, fast, masked);
         }
-        first++;
+        first += S;
         if (first >= K)
             first -= K;
     }
 }
 
-typedef void (*dwexp4_tile_fn)(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t n,
-                               int32_t pitch);
-#define DWEXP4_INST(K, FAST, MASKED)                                                                                 \
-    TT_NOINLINE_NOSCHED static void dwexp4_tile_##K##_##FAST##MASKED(const dw_args *g, int32_t c0,                   \
-                                                                     const dwexp_chan *q, int16_t *ring, int32_t n,  \
-                                                                     int32_t pitch)                                  \
+typedef void (*dwexp4_tile_fn)(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0,
+                               int32_t tow, int32_t n, int32_t pitch);
+#define DWEXP4_INST(K, S, FAST, MASKED)                                                                              \
+    TT_NOINLINE_NOSCHED static void dwexp4_tile_##K##_##S##_##FAST##MASKED(                                          \
+        const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0, int32_t tow, int32_t n,       \
+        int32_t pitch)                                                                                               \
     {                                                                                                                \
-        dwexp4_tile(g, c0, q, ring, n, pitch, K, FAST, MASKED);                                                      \
+        dwexp4_tile(g, c0, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                         \
     }
-#define DWEXP4_INST_K(K) DWEXP4_INST(K, 1, 0) DWEXP4_INST(K, 1, 1) DWEXP4_INST(K, 0, 2)
-DWEXP4_INST_K(3)
-DWEXP4_INST_K(5)
-DWEXP4_INST_K(7)
+#define DWEXP4_INST_KS(K, S) DWEXP4_INST(K, S, 1, 0) DWEXP4_INST(K, S, 1, 1) DWEXP4_INST(K, S, 0, 2)
+DWEXP4_INST_KS(3, 1)
+DWEXP4_INST_KS(3, 2)
+DWEXP4_INST_KS(5, 1)
+DWEXP4_INST_KS(5, 2)
+DWEXP4_INST_KS(7, 1)
+DWEXP4_INST_KS(7, 2)
 
-static const dwexp4_tile_fn dwexp4_fns[3][3] = {
-    {dwexp4_tile_3_10, dwexp4_tile_3_11, dwexp4_tile_3_02},
-    {dwexp4_tile_5_10, dwexp4_tile_5_11, dwexp4_tile_5_02},
-    {dwexp4_tile_7_10, dwexp4_tile_7_11, dwexp4_tile_7_02},
+/* [kernel / 2 - 1][stride - 1][fast, fast masked, general (masked or not)] */
+static const dwexp4_tile_fn dwexp4_fns[3][2][3] = {
+    {{dwexp4_tile_3_1_10, dwexp4_tile_3_1_11, dwexp4_tile_3_1_02},
+     {dwexp4_tile_3_2_10, dwexp4_tile_3_2_11, dwexp4_tile_3_2_02}},
+    {{dwexp4_tile_5_1_10, dwexp4_tile_5_1_11, dwexp4_tile_5_1_02},
+     {dwexp4_tile_5_2_10, dwexp4_tile_5_2_11, dwexp4_tile_5_2_02}},
+    {{dwexp4_tile_7_1_10, dwexp4_tile_7_1_11, dwexp4_tile_7_1_02},
+     {dwexp4_tile_7_2_10, dwexp4_tile_7_2_11, dwexp4_tile_7_2_02}},
 };
 
-/* Channels 0 .. c - c % 4 - 1 in groups of 4 (one form per group: the fast one when all 4 allow it). */
-TT_NOINLINE_NOSCHED static void dwexp4_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
-                                            int32_t c_lo, void *scratch)
+/* Channels 0 .. c - c % 4 - 1 in groups of 4 (one form per group: the fast one when all 4 allow it),
+ * in column tiles of tile outputs. */
+static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_t tile, const int8_t *w_lo,
+                        const int8_t *w_hi, int32_t c_lo, void *scratch)
 {
     int16_t *ring = scratch; /* the caller's, word aligned: 4 planes of kernel rows of pitch halfwords */
-    const int32_t kk = kernel * kernel, n = g->ow + kernel, pitch = (n + 1) & ~1;
+    const int32_t kk = kernel * kernel, ow = g->ow;
     const int masked = g->mask != 0;
     dwexp_chan q[4];
     for (int32_t c0 = 0; c0 + 3 < g->c; c0 += 4) {
@@ -398,8 +456,20 @@ TT_NOINLINE_NOSCHED static void dwexp4_conv(const dw_args *g, int32_t kernel, co
             (void)dwexp_prepare(ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, kernel, g->bias[ch],
                                 g->mult[ch], g->shift[ch], g->zx, g->zy, &q[j], fast);
         }
-        dwexp4_fns[kernel / 2 - 1][fast ? masked : 2](g, c0, q, ring, n, pitch);
+        const dwexp4_tile_fn fn = dwexp4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
+        for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
+            const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
+            const int32_t n = (tow - 1) * stride + kernel + 1; /* + the partner of the odd last tap */
+            fn(g, c0, q, ring, ox0, tow, n, (n + 1) & ~1);
+        }
     }
+}
+
+/* The planar path out of place (conv_depthwise.c): channels 0 .. c - c % 4 - 1. */
+TT_NOINLINE_NOSCHED void tt_dwp_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
+                                     int32_t c_lo, void *scratch)
+{
+    dwexp4_conv(a, kernel, a->stride, dwp_tile_cols(kernel, a->stride), w_lo, w_hi, c_lo, scratch);
 }
 
 TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
@@ -407,7 +477,7 @@ TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, con
 {
     int16_t *ring = scratch; /* the caller's, word aligned */
     const int32_t kk = kernel * kernel;
-    dwexp4_conv(g, kernel, w_lo, w_hi, c_lo, scratch);
+    dwexp4_conv(g, kernel, 1, g->ow, w_lo, w_hi, c_lo, scratch);
     for (int32_t ch = g->c & ~3; ch < g->c; ch++)
         dwexp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
 }
@@ -470,7 +540,10 @@ int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
 {
     const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
     const int32_t expanded = dwexp_supported(g->kh, g->w) ? 8 * g->kh * ((g->w + g->kh + 1) & ~1) : 0;
-    return staged > expanded ? staged : expanded;
+    /* the ring form's rows run tt_dw_conv_run, which may take the planar path */
+    const int32_t rows = dwp_supported(g->kh, 1, g->cin, g->w) ? dwp_scratch_bytes(g->kh, 1, g->w) : 0;
+    const int32_t m = staged > expanded ? staged : expanded;
+    return m > rows ? m : rows;
 }
 
 void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring,
