@@ -48,9 +48,9 @@ static int32_t dwexp_cols(int32_t kernel)
 /* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
 static int dwexp_supported(int32_t kernel, int32_t w)
 {
-    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
-     * (measured: tools/kernel_bench.py) */
-    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= 8 && w <= dwexp_cols(kernel);
+    /* narrow outputs (per-channel costs over few outputs), and 3x3 rows narrower than 16: the staged
+     * 4-channel path does better (measured: tools/kernel_bench.py dwk, MCUNet-5fps's 8x8 3x3 layers) */
+    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= (kernel == 3 ? 16 : 8) && w <= dwexp_cols(kernel);
 }
 
 #if TT_DSP
