@@ -267,8 +267,12 @@ BENCHES = {
 }
 
 
-def run(cmd: list[str], env: dict, what: str) -> str:
-    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+def run(cmd: list[str], env: dict, what: str, tries: int = 1) -> str:
+    """tries > 1: again after a failure (a QEMU step can miss its reply deadline on a loaded machine)."""
+    for _ in range(tries):
+        r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode == 0:
+            break
     if r.returncode != 0:
         sys.exit(f"{what} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
     return r.stdout
@@ -299,7 +303,7 @@ def measure(bench: Bench, verbose: bool) -> list[dict]:
     rows = []
     for program in bench.programs:
         out = run([str(bins / "tinytrain"), "profile", "--emulate", "--build", str(build_dir / "qemu_m7"),
-                   "--program", program, "--json"], env, f"profile of {bench.name}")
+                   "--program", program, "--json"], env, f"profile of {bench.name}", tries=3)
         prof = json.loads(out)
         seen = set()
         for r in prof:
