@@ -208,7 +208,7 @@ def bench_dw_kernels() -> Builder:
     nothing is streamed; the inference program has no masks): 3x3 / 5x5 / 7x7, stride 1 (in place)
     and 2 (out of place)."""
     b = Builder("dwk", (32, 32, 48))
-    b.conv(0, 3, 1, True, label="dw 3x3/1 32x32x48 (in place)")
+    b.conv(0, 3, 1, True, label="dw 3x3/1 32x32x48 (out of place: reads the input)")
     b.conv(0, 3, 2, True, label="dw 3x3/2 32x32x48 (out of place)")
     b.conv(120)
     b.conv(0, 3, 1, True, label="dw 3x3/1 16x16x120 (in place)")
