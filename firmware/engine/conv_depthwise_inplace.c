@@ -61,6 +61,7 @@ typedef struct {
     int32_t m, k, e;              /* fast: multiplier, 2^(e-1) + zy 2^e, right shift */
     int32_t bias, shift, zy;
 } dwexp_chan;
+_Static_assert(4 * sizeof(dwexp_chan) == DWP_CHAN_BYTES, "DWP_CHAN_BYTES");
 
 /* The channel's constants; returns whether it has the one-SMMLAR requantization. */
 static int dwexp_fast(int32_t bias, int32_t mult, int32_t shift)
@@ -446,7 +447,8 @@ static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_
     int16_t *ring = scratch; /* the caller's, word aligned: 4 planes of kernel rows of pitch halfwords */
     const int32_t kk = kernel * kernel, ow = g->ow;
     const int masked = g->mask != 0;
-    dwexp_chan q[4];
+    /* the 4 channels' constants after the widest tile's ring */
+    dwexp_chan *q = (dwexp_chan *)(void *)((char *)scratch + 8 * kernel * dwp_pitch(kernel, stride, ow < tile ? ow : tile));
     for (int32_t c0 = 0; c0 + 3 < g->c; c0 += 4) {
         int fast = 1;
         for (int32_t j = 0; j < 4; j++)
@@ -539,7 +541,8 @@ static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, i
 int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
 {
     const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
-    const int32_t expanded = dwexp_supported(g->kh, g->w) ? 8 * g->kh * ((g->w + g->kh + 1) & ~1) : 0;
+    const int32_t expanded =
+        dwexp_supported(g->kh, g->w) ? 8 * g->kh * ((g->w + g->kh + 1) & ~1) + DWP_CHAN_BYTES : 0;
     /* the ring form's rows run tt_dw_conv_run, which may take the planar path */
     const int32_t rows = dwp_supported(g->kh, 1, g->cin, g->w) ? dwp_scratch_bytes(g->kh, 1, g->w) : 0;
     const int32_t m = staged > expanded ? staged : expanded;

@@ -76,10 +76,20 @@ static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32
     return (kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
 }
 
-static inline int32_t dwp_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)
+/* The 4 channels' constants after the ring (4 x 140 bytes: conv_depthwise_inplace.c's dwexp_chan), in
+ * the scratch and not on the stack. */
+#define DWP_CHAN_BYTES 560
+
+/* Bytes of the ring of rows of ow outputs (the widest column tile); the constants follow it. */
+static inline int32_t dwp_ring_bytes(int32_t kernel, int32_t stride, int32_t ow)
 {
     const int32_t tile = dwp_tile_cols(kernel, stride), tow = ow < tile ? ow : tile;
     return 8 * kernel * dwp_pitch(kernel, stride, tow);
+}
+
+static inline int32_t dwp_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)
+{
+    return dwp_ring_bytes(kernel, stride, ow) + DWP_CHAN_BYTES;
 }
 
 #if TT_DSP

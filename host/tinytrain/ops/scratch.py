@@ -23,6 +23,8 @@ DW4_RING_WORDS, DW4_GROUP_HEAD = 264, 104
 DWEXP_RING_HALFS = 320
 # engine/internal/conv_depthwise.h: the planar path's ring (4 planes of K rows of a column tile)
 DWP_RING_BYTES = 2304
+# then the 4 channels' constants (4 x 140 bytes)
+DWP_CHAN_BYTES = 560
 # engine/input_grad_pointwise.c: outputs per transposed weight table
 IGP_OC = 96
 # engine/input_grad_depthwise.c: the HWC walk's table (7 x 7 taps of 8 bytes), then 160 int16 of planes
@@ -55,7 +57,7 @@ def _dwp_supported(kernel: int, stride: int, c: int, ow: int) -> bool:
 def _dwp_bytes(kernel: int, stride: int, ow: int) -> int:
     """4 planes of K int16 rows of the widest column tile (+ the odd last tap's partner, an even pitch)."""
     tile = (((DWP_RING_BYTES // (8 * kernel)) & ~1) - kernel - 2) // stride + 1
-    return 8 * kernel * (((min(ow, tile) - 1) * stride + kernel + 2) & ~1)
+    return 8 * kernel * (((min(ow, tile) - 1) * stride + kernel + 2) & ~1) + DWP_CHAN_BYTES
 
 
 def conv_depthwise(g: Geom) -> int:
@@ -67,7 +69,8 @@ def conv_depthwise(g: Geom) -> int:
 def conv_depthwise_inplace(g: Geom) -> int:
     k, w = g["kh"], g["w"]
     staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
-    expanded = 8 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # 4 planes of k rows of w + k halfwords
+    # 4 planes of k rows of w + k halfwords, the 4 channels' constants
+    expanded = 8 * k * ((w + k + 1) & ~1) + DWP_CHAN_BYTES if _dwexp_supported(k, w) else 0
     rows = _dwp_bytes(k, 1, w) if _dwp_supported(k, 1, g["cin"], w) else 0  # the ring form's rows
     return max(staged, expanded, rows)
 
