@@ -263,6 +263,11 @@ SCHEME_CASES: dict[str, object] = {
 }
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def scheme_file(tmp: Path, name: str) -> Path:
     path = tmp / f"scheme-{name}.json"
     path.write_text(json.dumps(SCHEME_CASES[name]))
@@ -282,6 +287,8 @@ def _cases() -> list[tuple[str, Callable[[Path], list[str]]]]:
         out.append((f"data-{name}", lambda t, make=make: ["train", str(good_ttm(t)), "--data", str(make(t))]))
     for name, make in STATE_CASES.items():
         out.append((f"push-{name}", lambda t, make=make: ["push", "--port", NOBODY, str(make(t))]))
+        out.append((f"export-{name}", lambda t, make=make: ["export", str(t / "base.tflite"), str(make(t)),
+                                                            "--out", str(t / "tuned.tflite")]))
     for name in SCHEME_CASES:
         out.append((f"scheme-{name}", lambda t, name=name: ["compile", str(good_ttm(t)), "--scheme",
                                                             str(scheme_file(t, name)), "--out", str(t / "out")]))
@@ -316,6 +323,17 @@ def _cases() -> list[tuple[str, Callable[[Path], list[str]]]]:
         ("eval-samples-abc", lambda t: ["eval", "--port", NOBODY, "--data", "mnist:test", "--samples", "abc"]),
         ("pull-out-folder-missing", lambda t: ["pull", "--port", NOBODY, "--out", str(t / "no" / "such" / "x.npz")]),
         ("pull-out-is-a-folder", lambda t: ["pull", "--port", NOBODY, "--out", str(t)]),
+        ("pull-tflite-not-tflite", lambda t: ["pull", "--port", NOBODY, "--out", str(t / "l.npz"),
+                                              "--tflite", str(t / "tuned.onnx")]),
+        ("pull-base-without-tflite", lambda t: ["pull", "--port", NOBODY, "--out", str(t / "l.npz"),
+                                                "--base", str(t / "m.tflite")]),
+        ("export-no-out", lambda t: ["export", str(t / "m.tflite"), str(t / "l.npz")]),
+        ("export-out-folder-missing", lambda t: ["export", str(t / "m.tflite"), str(t / "l.npz"),
+                                                 "--out", str(t / "no" / "such" / "t.tflite")]),
+        ("export-out-is-a-folder", lambda t: ["export", str(t / "m.tflite"), str(t / "l.npz"),
+                                              "--out", str(_folder(t / "x.tflite"))]),
+        ("export-npz-missing", lambda t: ["export", str(t / "m.tflite"), str(t / "l.npz"),
+                                          "--out", str(t / "t.tflite")]),
         ("dataset-bad-slice", lambda t: ["train", str(good_ttm(t)), "--data", "mnist:train[5:2]"]),
         ("dataset-unknown", lambda t: ["train", str(good_ttm(t)), "--data", "cifar:train"]),
         ("no-command", lambda t: []),

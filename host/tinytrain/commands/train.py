@@ -10,12 +10,11 @@ import numpy as np
 from tqdm import tqdm
 
 from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args, positive_int
-from tinytrain.commands.pull import check_out_path, save_state
+from tinytrain.commands.state_file import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
-from tinytrain.model.ttm import model_hash
 from tinytrain.reference.executor import NumpyBackend
 
 
@@ -71,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     if ex is not None:
         print(f"accuracy after {accuracy(backend, ex, ey, 'eval after'):.4f} on {len(ey)} samples of {args.eval_data}")
     if args.out:
-        save_state(args.out, model_hash(model), model.name, backend.state_bytes(), compiled.state_hash,
-                   compiled.program_hash, compiled.program.scheme.name)
+        save_state(args.out, compiled.model_hash, model.name, backend.state_bytes(), compiled.state_hash,
+                   compiled.program_hash, compiled.program.scheme.name, model=compiled.program.model,
+                   learned=(backend.weights, backend.biases))
         print(f"saved the learned state to {args.out}")
     return 0
 

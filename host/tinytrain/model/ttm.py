@@ -82,8 +82,17 @@ def load(path: str | Path) -> Model:
         raise ModelFileError(f"model file {path} does not exist.")
     if not path.is_file():
         raise ModelFileError(f"{path} is not a file.")
+    return _load(path, path)
+
+
+def from_bytes(data: bytes, name: str = "the embedded model") -> Model:
+    """The model of to_bytes' bytes (e.g. the one a `tinytrain pull` file carries); errors name `name`."""
+    return _load(io.BytesIO(data), name)
+
+
+def _load(source, path) -> Model:
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(source) as z:
             doc = json.loads(z.read("model.json"))
             if not isinstance(doc, dict):
                 raise ModelFileError(f"{path} is not a tinytrain model (its model.json is not an object).")

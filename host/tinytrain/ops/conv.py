@@ -10,7 +10,7 @@ import numpy as np
 from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, json_int
 from tinytrain.ir.program import ForwardAttrs, Step, StepKind
 from tinytrain.numerics import kernels as K
-from tinytrain.ops import scratch
+import tinytrain.ops.scratch as scratch
 from tinytrain.ops.base import Builder, Emitter, Executor, geometry_fields, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
