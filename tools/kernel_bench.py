@@ -203,6 +203,38 @@ def bench_dw_train() -> Builder:
     return b
 
 
+def bench_dw_kernels() -> Builder:
+    """Every depthwise forward form of MCUNet-5fps as its own op (scheme bias-only: no layer is frozen, so
+    nothing is streamed; the inference program has no masks): 3x3 / 5x5 / 7x7, stride 1 (in place)
+    and 2 (out of place)."""
+    b = Builder("dwk", (32, 32, 48))
+    b.conv(0, 3, 1, True, label="dw 3x3/1 32x32x48 (out of place: reads the input)")
+    b.conv(0, 3, 2, True, label="dw 3x3/2 32x32x48 (out of place)")
+    b.conv(120)
+    b.conv(0, 3, 1, True, label="dw 3x3/1 16x16x120 (in place)")
+    b.conv(0, 5, 1, True, label="dw 5x5/1 16x16x120 (in place)")
+    b.conv(0, 3, 2, True, label="dw 3x3/2 16x16x120 (out of place)")
+    b.conv(160)
+    b.conv(0, 7, 1, True, label="dw 7x7/1 8x8x160 (in place)")
+    b.conv(0, 5, 1, True, label="dw 5x5/1 8x8x160 (in place)")
+    b.conv(0, 3, 1, True, label="dw 3x3/1 8x8x160 (in place)")
+    b.conv(0, 7, 2, True, label="dw 7x7/2 8x8x160 (out of place)")
+    b.conv(384)
+    b.conv(0, 5, 1, True, label="dw 5x5/1 4x4x384 (in place)")
+    return b
+
+
+def bench_pw_update() -> Builder:
+    """Pointwise weight gradients + updates (the fused weight_update kernel) of MCUNet-5fps's trained
+    1x1 layers: 8x8 positions, 48 inputs, 144 / 240 outputs (scheme full: every weight trained)."""
+    b = Builder("pwu", (8, 8, 48))
+    b.conv(144, label="pw 1x1/1 8x8x48->144")
+    b.conv(0, 3, 1, True)
+    b.conv(48, relu=False)
+    b.conv(240, label="pw 1x1/1 8x8x48->240")
+    return b
+
+
 def bench_first() -> Builder:
     b = Builder("first", (64, 64, 3))
     b.conv(16, 3, 2, label="conv 3x3/2 64x64x3->16 (whole tensor)")
@@ -228,13 +260,19 @@ BENCHES = {
     "pw": Bench("pw", bench_pw),
     "dw": Bench("dw", bench_dw),
     "dwm": Bench("dwm", bench_dw_train, scheme="bias-only", programs=("train",)),
+    "dwk": Bench("dwk", bench_dw_kernels, scheme="bias-only"),
+    "pwu": Bench("pwu", bench_pw_update, scheme="full", programs=("train",)),
     "first": Bench("first", bench_first),
     "front": Bench("front", bench_front),
 }
 
 
-def run(cmd: list[str], env: dict, what: str) -> str:
-    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+def run(cmd: list[str], env: dict, what: str, tries: int = 1) -> str:
+    """tries > 1: again after a failure (a QEMU step can miss its reply deadline on a loaded machine)."""
+    for _ in range(tries):
+        r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode == 0:
+            break
     if r.returncode != 0:
         sys.exit(f"{what} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
     return r.stdout
@@ -265,18 +303,22 @@ def measure(bench: Bench, verbose: bool) -> list[dict]:
     rows = []
     for program in bench.programs:
         out = run([str(bins / "tinytrain"), "profile", "--emulate", "--build", str(build_dir / "qemu_m7"),
-                   "--program", program, "--json"], env, f"profile of {bench.name}")
+                   "--program", program, "--json"], env, f"profile of {bench.name}", tries=3)
         prof = json.loads(out)
         seen = set()
         for r in prof:
-            if r["kind"] in ("loss_grad",) or r["op"] in seen and program == "train" and r["kind"] != "save_channels":
+            if r["kind"] in ("loss_grad",) or (r["op"] in seen and program == "train"
+                                               and r["kind"] not in ("save_channels", "weight_update")):
                 continue
             if program == "train" and r["kind"] not in ("pointwise", "depthwise", "conv", "patch_stage", "add",
-                                                        "avgpool", "save_channels"):
+                                                        "avgpool", "save_channels", "weight_update"):
                 continue
             seen.add(r["op"])
+            label = b.labels.get(r["op"], r["op"])
+            if r["kind"] == "weight_update":
+                label = f"weight grad + update of {label}"
             rows.append({"model": bench.name, "program": program, "op": r["op"], "kind": r["kind"],
-                         "label": b.labels.get(r["op"], r["op"]), "macs": r["macs"],
+                         "label": label, "macs": r["macs"],
                          "instructions": r["instructions"],
                          "per_mac": round(r["instructions"] / r["macs"], 3) if r["macs"] else None,
                          "row": profile_row(r)})

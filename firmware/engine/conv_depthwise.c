@@ -319,7 +319,13 @@ void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y,
                        int32_t zx, int32_t zy, uint8_t *mask, void *scratch)
 {
 #if TT_DSP
-    if (dw4_supported(kernel, stride, c)) { /* measured: better than the expanded rows on MCUNet's layers */
+    if (dwp_supported(kernel, stride, c, ow)) { /* measured: tools/kernel_bench.py dwk */
+        const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
+        tt_dwp_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
+        if (c & 3)
+            depthwise_channels(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
+                               shift, zx, zy, mask, c & ~3, c);
+    } else if (dw4_supported(kernel, stride, c)) {
         const dw_args g = {x, h, w, c, y, oh, ow, stride, pad_top, pad_left, bias, mult, shift, zx, zy, mask};
         tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
         if (c & 3)
@@ -338,6 +344,8 @@ void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y,
 
 int32_t tt_conv_depthwise_scratch_bytes(const tt_geom *g)
 {
+    if (dwp_supported(g->kh, g->sh, g->cin, g->ow))
+        return dwp_scratch_bytes(g->kh, g->sh, g->ow);
     return dw4_supported(g->kh, g->sh, g->cin) ? dw4_scratch_bytes(g->kh, g->sh, g->ow) : 0;
 }
 

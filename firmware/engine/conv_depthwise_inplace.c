@@ -48,9 +48,9 @@ static int32_t dwexp_cols(int32_t kernel)
 /* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
 static int dwexp_supported(int32_t kernel, int32_t w)
 {
-    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
-     * (measured: tools/kernel_bench.py) */
-    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= 8 && w <= dwexp_cols(kernel);
+    /* narrow outputs (per-channel costs over few outputs), and 3x3 rows narrower than 16: the staged
+     * 4-channel path does better (measured: tools/kernel_bench.py dwk, MCUNet-5fps's 8x8 3x3 layers) */
+    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= (kernel == 3 ? 16 : 8) && w <= dwexp_cols(kernel);
 }
 
 #if TT_DSP
@@ -61,13 +61,22 @@ typedef struct {
     int32_t m, k, e;              /* fast: multiplier, 2^(e-1) + zy 2^e, right shift */
     int32_t bias, shift, zy;
 } dwexp_chan;
+_Static_assert(4 * sizeof(dwexp_chan) == DWP_CHAN_BYTES, "DWP_CHAN_BYTES");
 
 /* The channel's constants; returns whether it has the one-SMMLAR requantization. */
-static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t mult, int32_t shift, int32_t zx,
-                         int32_t zy, dwexp_chan *q)
+static int dwexp_fast(int32_t bias, int32_t mult, int32_t shift)
 {
     const int32_t e = -shift;
-    const int fast = mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
+    return mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
+}
+
+/* allow_fast 0: the general form even where the channel allows the fast one (a group of 4 channels
+ * shares one form). */
+static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t mult, int32_t shift, int32_t zx,
+                         int32_t zy, dwexp_chan *q, int allow_fast)
+{
+    const int32_t e = -shift;
+    const int fast = allow_fast && dwexp_fast(bias, mult, shift);
     const int32_t f = fast ? 2 : 1;
     int32_t sum = 0;
     for (int32_t i = 0; i < kernel; i++)
@@ -160,6 +169,51 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
         TT_UNROLL(7) for (int i = 0; i < K; i++)
         {
             const int16_t *xr = rp[i] + ox;
+            TT_UNROLL(4) for (int t = 0; t < P; t++) a0 = tt_smlad(tt_read_s16x2(xr + 2 * t), q->w[i][t], a0);
+        }
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+    }
+}
+
+/* dwexp_row at stride 2: output ox + j, pair t reads the aligned word of halfwords 2 (ox + j + t) and
+ * 2 (ox + j + t) + 1, so four outputs share every word and every weight load. */
+TT_ALWAYS_INLINE void dwexp_row2(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
+                                 uint8_t *mask, uint32_t bit, int K, int fast, int masked)
+{
+    const int P = (K + 1) / 2;
+    const int32_t init = q->init;
+    const dwexp_rq rq = dwexp_rq_of(q, fast);
+    int32_t ox = 0;
+    for (; ox + 3 < tow; ox += 4, y += 4 * c, bit += 4 * (uint32_t)c) {
+        int32_t a0 = init, a1 = init, a2 = init, a3 = init;
+        TT_UNROLL(7) for (int i = 0; i < K; i++)
+        {
+            const int16_t *xr = rp[i] + 2 * ox; /* word aligned */
+            const uint32_t *wq = q->w[i];
+            uint32_t v0 = tt_read_s16x2(xr), v1 = tt_read_s16x2(xr + 2), v2 = tt_read_s16x2(xr + 4);
+            TT_UNROLL(4) for (int t = 0; t < P; t++)
+            {
+                const uint32_t wv = wq[t];
+                const uint32_t v3 = tt_read_s16x2(xr + 2 * t + 6);
+                a0 = tt_smlad(v0, wv, a0);
+                a1 = tt_smlad(v1, wv, a1);
+                a2 = tt_smlad(v2, wv, a2);
+                a3 = tt_smlad(v3, wv, a3);
+                v0 = v1;
+                v1 = v2;
+                v2 = v3;
+            }
+        }
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+        dwexp_out(a2, rq, fast, masked, y + 2 * c, mask, bit + 2 * (uint32_t)c);
+        dwexp_out(a3, rq, fast, masked, y + 3 * c, mask, bit + 3 * (uint32_t)c);
+    }
+    for (; ox < tow; ox++, y += c, bit += (uint32_t)c) {
+        int32_t a0 = init;
+        TT_UNROLL(7) for (int i = 0; i < K; i++)
+        {
+            const int16_t *xr = rp[i] + 2 * ox;
             TT_UNROLL(4) for (int t = 0; t < P; t++) a0 = tt_smlad(tt_read_s16x2(xr + 2 * t), q->w[i][t], a0);
         }
         dwexp_out(a0, rq, fast, masked, y, mask, bit);
@@ -266,10 +320,158 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
     const int32_t ow = g->ow;
     const int masked = g->mask != 0;
     dwexp_chan q;
-    const int fast = dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q);
+    const int fast = dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q, 1);
     const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
     const int32_t n = ow + kernel; /* halfwords read per row */
     fn(g, ch, &q, ring, 0, ow, n, (n + 1) & ~1);
+}
+
+/* Four channels at a time: the group's input rows are expanded once each into four int16 planes (one
+ * per channel, the channel rows of dwexp_expand_row) from word loads of the 4 channels' bytes: per
+ * pair of pixels two LDR, four SXTB16 and four PKHBT / PKHTB give one word (two pixels) of each plane,
+ * instead of a byte load per pixel and channel. The outputs of each channel are then dwexp_row's.
+ * Plane j of ring slot s starts at ring + (j K + s) pitch. */
+TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t n,
+                                                  int16_t *d, int32_t plane)
+{
+    const int32_t c = g->c, w = g->w;
+    const int16_t zx = (int16_t)g->zx;
+    int16_t *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane, *d3 = d + 3 * plane;
+    int32_t u = 0;
+    if (iy >= 0 && iy < g->h) {
+        const int32_t lo = -ix0 > n ? n : -ix0;       /* u < lo: column < 0 */
+        const int32_t hi = w - ix0 > n ? n : w - ix0; /* u < hi: column < w */
+        for (; u < lo; u++)
+            d0[u] = d1[u] = d2[u] = d3[u] = zx;
+        const int8_t *xp = g->x + (iy * w + ix0 + u) * c + c0;
+        if (u & 1 && u < hi) {
+            const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
+            d0[u] = (int16_t)tt_lane_lo(e);
+            d2[u] = (int16_t)tt_lane_hi(e);
+            d1[u] = (int16_t)tt_lane_lo(o);
+            d3[u] = (int16_t)tt_lane_hi(o);
+            u++;
+            xp += c;
+        }
+        const int32_t c2 = 2 * c;
+        for (; u + 1 < hi; u += 2, xp += c2) { /* u even: word aligned in every plane */
+            const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xp + c);
+            const uint32_t ea = tt_sxtb16(va), eb = tt_sxtb16(vb);
+            tt_write_s16x2(d0 + u, tt_pkhbt(ea, eb));
+            tt_write_s16x2(d2 + u, tt_pkhtb_hi(ea, eb));
+            const uint32_t oa = tt_sxtb16_ror8(va), ob = tt_sxtb16_ror8(vb);
+            tt_write_s16x2(d1 + u, tt_pkhbt(oa, ob));
+            tt_write_s16x2(d3 + u, tt_pkhtb_hi(oa, ob));
+        }
+        if (u < hi) {
+            const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
+            d0[u] = (int16_t)tt_lane_lo(e);
+            d2[u] = (int16_t)tt_lane_hi(e);
+            d1[u] = (int16_t)tt_lane_lo(o);
+            d3[u] = (int16_t)tt_lane_hi(o);
+            u++;
+        }
+    }
+    for (; u < n; u++)
+        d0[u] = d1[u] = d2[u] = d3[u] = zx;
+}
+
+/* Every output row of the group of channels c0..c0+3 in the column tile [ox0, ox0 + tow) (with one
+ * tile at stride 1 the input may be the output: every input row is expanded before the output row
+ * that overwrites it is written). */
+TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0,
+                                  int32_t tow, int32_t n, int32_t pitch, int K, int S, int fast, int masked)
+{
+    const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top;
+    const int32_t ix0 = ox0 * S - g->pad_left, plane = K * pitch;
+    int32_t next = -pt, first = 0; /* next input row to expand; slot of the output row's first input row */
+    int8_t *y = g->y + ox0 * c + c0;
+    uint32_t bit = (uint32_t)(ox0 * c + c0);
+    for (int32_t oy = 0; oy < oh; oy++, y += ow * c, bit += (uint32_t)(ow * c)) {
+        const int32_t iy0 = oy * S - pt, end = iy0 + K;
+        if (next < iy0)
+            next = iy0;
+        for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
+            dwexp4_expand_row(g, c0, next, ix0, n, ring + (slot >= K ? slot - K : slot) * pitch, plane);
+        for (int32_t j = 0; j < 4; j++) {
+            const int16_t *rp[DW_MAX_KERNEL];
+            int32_t slot = first;
+            TT_UNROLL(7) for (int i = 0; i < K; i++)
+            {
+                rp[i] = ring + j * plane + slot * pitch;
+                slot = slot + 1 == K ? 0 : slot + 1;
+            }
+            if (S == 1)
+                dwexp_row(rp, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, K, fast, masked);
+            else
+                dwexp_row2(rp, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, K, fast, masked);
+        }
+        first += S;
+        if (first >= K)
+            first -= K;
+    }
+}
+
+typedef void (*dwexp4_tile_fn)(const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0,
+                               int32_t tow, int32_t n, int32_t pitch);
+#define DWEXP4_INST(K, S, FAST, MASKED)                                                                              \
+    TT_NOINLINE_NOSCHED static void dwexp4_tile_##K##_##S##_##FAST##MASKED(                                          \
+        const dw_args *g, int32_t c0, const dwexp_chan *q, int16_t *ring, int32_t ox0, int32_t tow, int32_t n,       \
+        int32_t pitch)                                                                                               \
+    {                                                                                                                \
+        dwexp4_tile(g, c0, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                         \
+    }
+#define DWEXP4_INST_KS(K, S) DWEXP4_INST(K, S, 1, 0) DWEXP4_INST(K, S, 1, 1) DWEXP4_INST(K, S, 0, 2)
+DWEXP4_INST_KS(3, 1)
+DWEXP4_INST_KS(3, 2)
+DWEXP4_INST_KS(5, 1)
+DWEXP4_INST_KS(5, 2)
+DWEXP4_INST_KS(7, 1)
+DWEXP4_INST_KS(7, 2)
+
+/* [kernel / 2 - 1][stride - 1][fast, fast masked, general (masked or not)] */
+static const dwexp4_tile_fn dwexp4_fns[3][2][3] = {
+    {{dwexp4_tile_3_1_10, dwexp4_tile_3_1_11, dwexp4_tile_3_1_02},
+     {dwexp4_tile_3_2_10, dwexp4_tile_3_2_11, dwexp4_tile_3_2_02}},
+    {{dwexp4_tile_5_1_10, dwexp4_tile_5_1_11, dwexp4_tile_5_1_02},
+     {dwexp4_tile_5_2_10, dwexp4_tile_5_2_11, dwexp4_tile_5_2_02}},
+    {{dwexp4_tile_7_1_10, dwexp4_tile_7_1_11, dwexp4_tile_7_1_02},
+     {dwexp4_tile_7_2_10, dwexp4_tile_7_2_11, dwexp4_tile_7_2_02}},
+};
+
+/* Channels 0 .. c - c % 4 - 1 in groups of 4 (one form per group: the fast one when all 4 allow it),
+ * in column tiles of tile outputs. */
+static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_t tile, const int8_t *w_lo,
+                        const int8_t *w_hi, int32_t c_lo, void *scratch)
+{
+    int16_t *ring = scratch; /* the caller's, word aligned: 4 planes of kernel rows of pitch halfwords */
+    const int32_t kk = kernel * kernel, ow = g->ow;
+    const int masked = g->mask != 0;
+    /* the 4 channels' constants after the widest tile's ring */
+    dwexp_chan *q = (dwexp_chan *)(void *)((char *)scratch + 8 * kernel * dwp_pitch(kernel, stride, ow < tile ? ow : tile));
+    for (int32_t c0 = 0; c0 + 3 < g->c; c0 += 4) {
+        int fast = 1;
+        for (int32_t j = 0; j < 4; j++)
+            fast &= dwexp_fast(g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j]);
+        for (int32_t j = 0; j < 4; j++) {
+            const int32_t ch = c0 + j;
+            (void)dwexp_prepare(ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, kernel, g->bias[ch],
+                                g->mult[ch], g->shift[ch], g->zx, g->zy, &q[j], fast);
+        }
+        const dwexp4_tile_fn fn = dwexp4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
+        for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
+            const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
+            const int32_t n = (tow - 1) * stride + kernel + 1; /* + the partner of the odd last tap */
+            fn(g, c0, q, ring, ox0, tow, n, (n + 1) & ~1);
+        }
+    }
+}
+
+/* The planar path out of place (conv_depthwise.c): channels 0 .. c - c % 4 - 1. */
+TT_NOINLINE_NOSCHED void tt_dwp_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
+                                     int32_t c_lo, void *scratch)
+{
+    dwexp4_conv(a, kernel, a->stride, dwp_tile_cols(kernel, a->stride), w_lo, w_hi, c_lo, scratch);
 }
 
 TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi,
@@ -277,7 +479,8 @@ TT_NOINLINE_NOSCHED static void dwexp_conv(const dw_args *g, int32_t kernel, con
 {
     int16_t *ring = scratch; /* the caller's, word aligned */
     const int32_t kk = kernel * kernel;
-    for (int32_t ch = 0; ch < g->c; ch++)
+    dwexp4_conv(g, kernel, 1, g->ow, w_lo, w_hi, c_lo, scratch);
+    for (int32_t ch = g->c & ~3; ch < g->c; ch++)
         dwexp_channel(g, ch, kernel, ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, ring);
 }
 
@@ -293,10 +496,10 @@ TT_NOINLINE static int depthwise_inplace_dsp(int8_t *xy, int32_t h, int32_t w, i
     if (pad != kernel / 2)
         return 0;
     const dw_args g = {xy, h, w, c, xy, h, w, 1, pad, pad, bias, mult, shift, zx, zy, mask};
-    if (dw4_supported(kernel, 1, c) && (c & 3) == 0 && w <= dw4_tile_cols(kernel, 1)) /* one column tile */
-        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
-    else if (dwexp_supported(kernel, w))
+    if (dwexp_supported(kernel, w)) /* measured: tools/kernel_bench.py */
         dwexp_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
+    else if (dw4_supported(kernel, 1, c) && (c & 3) == 0 && w <= dw4_tile_cols(kernel, 1)) /* one column tile */
+        tt_dw4_conv(&g, kernel, w_lo, w_hi, c_lo, scratch);
     else
         return 0;
     if (mask)
@@ -338,8 +541,12 @@ static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, i
 int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
 {
     const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
-    const int32_t expanded = dwexp_supported(g->kh, g->w) ? 2 * g->kh * ((g->w + g->kh + 1) & ~1) : 0;
-    return staged > expanded ? staged : expanded;
+    const int32_t expanded =
+        dwexp_supported(g->kh, g->w) ? 8 * g->kh * ((g->w + g->kh + 1) & ~1) + DWP_CHAN_BYTES : 0;
+    /* the ring form's rows run tt_dw_conv_run, which may take the planar path */
+    const int32_t rows = dwp_supported(g->kh, 1, g->cin, g->w) ? dwp_scratch_bytes(g->kh, 1, g->w) : 0;
+    const int32_t m = staged > expanded ? staged : expanded;
+    return m > rows ? m : rows;
 }
 
 void tt_conv_depthwise_inplace(const tt_geom *g, const tt_layer *l, int8_t *xy, uint8_t *mask, int8_t *ring,

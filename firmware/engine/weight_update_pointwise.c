@@ -66,19 +66,45 @@ static void update_run(int8_t *w, const int32_t *grad, int32_t n, int32_t coef, 
     }
 }
 
-/* 2 output channels x 4 input channels over all positions: per position one
- * int16x2 load of (g[o], g[o+1]) and one int8x4 load of x, 2 unpacks and 8
- * SMLAxy. The zero point is folded afterwards through sum_p g. */
-static void pw_grad_block_2x4(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t o,
-                              int32_t i0, int32_t *a)
+/* 2 output channels x 4 input channels over all positions, accumulators starting at init0 / init1
+ * (-zx sum_p g: the zero-point fold). Positions in pairs (p, p+1) on SMLAD: one int16x2 load of
+ * (g[p][o], g[p][o+1]) and one of (g[p+1][o], ...), PKHBT / PKHTB into (g[p][o], g[p+1][o]) and
+ * (g[p][o+1], g[p+1][o+1]); one int8x4 load of x[p][i0..] and one of x[p+1][i0..], PKHBT / PKHTB into
+ * the bytes (x[p][i0], x[p][i0+1], x[p+1][i0], x[p+1][i0+1]) and the same of i0+2, i0+3, whose
+ * SXTB16 / SXTB16 ROR 8 are the four (x[p][i], x[p+1][i]) pairs; 8 SMLAD per 16 MACs. An odd last
+ * position on SMLAxy. Sums wrap modulo 2^32 as the element-wise ones do. */
+TT_NOINLINE_NOSCHED static void pw_grad_block_2x4(const int16_t *g, int32_t hw, int32_t cout, const int8_t *xs, int32_t xs_c, int32_t o,
+                              int32_t i0, int32_t init0, int32_t init1, int32_t *a)
 {
-    const int16_t *gp = g + o;
+    const char *gp = (const char *)(g + o);
     const int8_t *xp = xs + i0;
-    int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-    for (int32_t p = hw; p > 0; --p) {
-        const uint32_t gg = tt_read_s16x2(gp), xv = tt_read_s8x4(xp);
-        gp += cout;
-        xp += xs_c;
+    int32_t a00 = init0, a01 = init0, a02 = init0, a03 = init0;
+    int32_t a10 = init1, a11 = init1, a12 = init1, a13 = init1;
+    const int32_t gs = 2 * cout; /* bytes between positions */
+    const int8_t *const xend = xp + (hw & ~1) * xs_c;
+    while (xp != xend) {
+        const uint32_t ga = tt_read_s16x2((const int16_t *)(const void *)gp);
+        const uint32_t gb = tt_read_s16x2((const int16_t *)(const void *)(gp + gs));
+        gp += 2 * gs;
+        const uint32_t xa = tt_read_s8x4(xp), xb = tt_read_s8x4(xp + xs_c);
+        xp += 2 * xs_c;
+        const uint32_t g0 = tt_pkhbt(ga, gb), g1 = tt_pkhtb_hi(ga, gb);
+        const uint32_t xl = tt_pkhbt(xa, xb), xh = tt_pkhtb_hi(xa, xb);
+        uint32_t xv = tt_sxtb16(xl);
+        a00 = tt_smlad(g0, xv, a00);
+        a10 = tt_smlad(g1, xv, a10);
+        xv = tt_sxtb16_ror8(xl);
+        a01 = tt_smlad(g0, xv, a01);
+        a11 = tt_smlad(g1, xv, a11);
+        xv = tt_sxtb16(xh);
+        a02 = tt_smlad(g0, xv, a02);
+        a12 = tt_smlad(g1, xv, a12);
+        xv = tt_sxtb16_ror8(xh);
+        a03 = tt_smlad(g0, xv, a03);
+        a13 = tt_smlad(g1, xv, a13);
+    }
+    if (hw & 1) {
+        const uint32_t gg = tt_read_s16x2((const int16_t *)(const void *)gp), xv = tt_read_s8x4(xp);
         const uint32_t xe = tt_sxtb16(xv), xo = tt_sxtb16_ror8(xv);
         a00 = tt_smlabb(gg, xe, a00);
         a02 = tt_smlabt(gg, xe, a02);
@@ -123,11 +149,8 @@ void tt_weight_update_pointwise(const tt_geom *gm, const tt_layer *l, const int1
         int32_t i = 0;
         for (; i + 3 < k; i += 4) {
             int32_t a[8];
-            pw_grad_block_2x4(g, hw, cout, xs, xs_c, o, i, a);
-            for (int32_t j = 0; j < 4; j++) {
-                a[j] -= zg0;
-                a[4 + j] -= zg1;
-            }
+            pw_grad_block_2x4(g, hw, cout, xs, xs_c, o, i, (int32_t)(0u - (uint32_t)zg0), (int32_t)(0u - (uint32_t)zg1),
+                              a);
             update_run(w0 + i, a, 4, m0, e0, st, idx0 + (uint32_t)i);
             update_run(w1 + i, a + 4, 4, m1, e1, st, idx1 + (uint32_t)i);
         }

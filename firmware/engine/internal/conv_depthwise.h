@@ -52,6 +52,46 @@ static inline int32_t dw4_scratch_bytes(int32_t kernel, int32_t stride, int32_t 
     return 4 * dw4_ring_words(kernel, stride, ow) + DW4_GROUP_HEAD + 8 * kernel * kernel;
 }
 
+/* The planar path (conv_depthwise_inplace.c): groups of 4 channels expanded into four int16 planes of
+ * K rows of a column tile (one SMLAD per pair of taps). Its ring of 4 K rows of pitch halfwords is at
+ * most DWP_RING_BYTES. */
+#define DWP_RING_BYTES 2304
+
+static inline int32_t dwp_pitch(int32_t kernel, int32_t stride, int32_t tow)
+{
+    return ((tow - 1) * stride + kernel + 2) & ~1;
+}
+
+/* Output columns per tile: the widest whose ring fits DWP_RING_BYTES. */
+static inline int32_t dwp_tile_cols(int32_t kernel, int32_t stride)
+{
+    const int32_t pitch = (DWP_RING_BYTES / (8 * kernel)) & ~1;
+    return (pitch - kernel - 2) / stride + 1;
+}
+
+/* Kernels 5 and 7 only: at 3x3 the staged 4-channel path does better out of place (measured,
+ * tools/kernel_bench.py dwk and MCUNet-5fps's streamed front). */
+static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32_t ow)
+{
+    return (kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
+}
+
+/* The 4 channels' constants after the ring (4 x 140 bytes: conv_depthwise_inplace.c's dwexp_chan), in
+ * the scratch and not on the stack. */
+#define DWP_CHAN_BYTES 560
+
+/* Bytes of the ring of rows of ow outputs (the widest column tile); the constants follow it. */
+static inline int32_t dwp_ring_bytes(int32_t kernel, int32_t stride, int32_t ow)
+{
+    const int32_t tile = dwp_tile_cols(kernel, stride), tow = ow < tile ? ow : tile;
+    return 8 * kernel * dwp_pitch(kernel, stride, tow);
+}
+
+static inline int32_t dwp_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)
+{
+    return dwp_ring_bytes(kernel, stride, ow) + DWP_CHAN_BYTES;
+}
+
 #if TT_DSP
 
 typedef struct {
@@ -68,6 +108,11 @@ typedef struct {
  * tile at stride 1 also in place (a->y = a->x): every input row of a group is staged before the output
  * row that overwrites it is written. */
 void tt_dw4_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                 void *scratch);
+
+/* The planar path (conv_depthwise_inplace.c) over channels 0 .. c - c % 4 - 1, out of place, in column
+ * tiles of dwp_tile_cols; scratch: dwp_scratch_bytes. */
+void tt_dwp_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
                  void *scratch);
 
 #endif

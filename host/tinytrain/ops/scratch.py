@@ -21,6 +21,10 @@ PW_X16_BYTES = (PW_XMAX // 4 + 1) * 4 * 8
 DW4_RING_WORDS, DW4_GROUP_HEAD = 264, 104
 # engine/conv_depthwise_inplace.c: the expanded rows' ring (at most 320 halfwords)
 DWEXP_RING_HALFS = 320
+# engine/internal/conv_depthwise.h: the planar path's ring (4 planes of K rows of a column tile)
+DWP_RING_BYTES = 2304
+# then the 4 channels' constants (4 x 140 bytes)
+DWP_CHAN_BYTES = 560
 # engine/input_grad_pointwise.c: outputs per transposed weight table
 IGP_OC = 96
 # engine/input_grad_depthwise.c: the HWC walk's table (7 x 7 taps of 8 bytes), then 160 int16 of planes
@@ -32,7 +36,7 @@ def _dw4_supported(kernel: int, stride: int, c: int) -> bool:
 
 
 def _dwexp_supported(kernel: int, w: int) -> bool:
-    return kernel in (3, 5, 7) and 8 <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
+    return kernel in (3, 5, 7) and (16 if kernel == 3 else 8) <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
 
 
 def conv_pointwise(g: Geom) -> int:
@@ -46,15 +50,29 @@ def _dw4_bytes(kernel: int, stride: int, ow: int) -> int:
     return 4 * ((words + 1) & ~1) + DW4_GROUP_HEAD + 8 * kernel * kernel
 
 
+def _dwp_supported(kernel: int, stride: int, c: int, ow: int) -> bool:
+    return kernel in (5, 7) and stride in (1, 2) and c >= 4 and ow >= 4
+
+
+def _dwp_bytes(kernel: int, stride: int, ow: int) -> int:
+    """4 planes of K int16 rows of the widest column tile (+ the odd last tap's partner, an even pitch)."""
+    tile = (((DWP_RING_BYTES // (8 * kernel)) & ~1) - kernel - 2) // stride + 1
+    return 8 * kernel * (((min(ow, tile) - 1) * stride + kernel + 2) & ~1) + DWP_CHAN_BYTES
+
+
 def conv_depthwise(g: Geom) -> int:
+    if _dwp_supported(g["kh"], g["sh"], g["cin"], g["ow"]):
+        return _dwp_bytes(g["kh"], g["sh"], g["ow"])
     return _dw4_bytes(g["kh"], g["sh"], g["ow"]) if _dw4_supported(g["kh"], g["sh"], g["cin"]) else 0
 
 
 def conv_depthwise_inplace(g: Geom) -> int:
     k, w = g["kh"], g["w"]
     staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
-    expanded = 2 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # k rows of w + k halfwords
-    return max(staged, expanded)
+    # 4 planes of k rows of w + k halfwords, the 4 channels' constants
+    expanded = 8 * k * ((w + k + 1) & ~1) + DWP_CHAN_BYTES if _dwexp_supported(k, w) else 0
+    rows = _dwp_bytes(k, 1, w) if _dwp_supported(k, 1, g["cin"], w) else 0  # the ring form's rows
+    return max(staged, expanded, rows)
 
 
 def conv_generic(g: Geom) -> int:
