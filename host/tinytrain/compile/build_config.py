@@ -45,6 +45,9 @@ class BuildConfig:
     new_head: bool = False
     head_seed: int = 0
     resolution: int | None = None
+    # Checkpoints in flash (docs/checkpoints.md): the last 512 KB of the 1 MB flash hold two slots, so the
+    # image gets 512 KB; 0 gives the image the whole flash (the paper's larger models need it).
+    checkpoints: bool = True
 
     @classmethod
     def from_strings(cls, d: Mapping[str, str], project: Path) -> "BuildConfig":
@@ -94,7 +97,7 @@ class BuildConfig:
         model = self.load_model()
         budget = parse_bytes(self.budget) if self.budget else None
         scheme = sparse_scheme.load(self.scheme, model, budget, auto=auto)
-        return compile_model(model, scheme, self.options(), budget)
+        return compile_model(model, scheme, self.options(), budget, checkpoints=self.checkpoints)
 
 
 def option_names(name: str) -> tuple[str, str]:
