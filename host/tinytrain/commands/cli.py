@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "eval",
     "check",
     "pull",
+    "checkpoint",
     "profile",
     "demo",
     "bench",

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_arguments(p)
     p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="N",
+                   help="have the board checkpoint its learned state in flash when the stream starts, every N "
+                        "steps and at the end (docs/checkpoints.md)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on where the board is in this stream (same --data, --samples, --epochs, --schedule), "
+                        "also after the board is reset on the way: from the step it restored, so no sample is "
+                        "trained twice or skipped")
     p.set_defaults(func=run)
 
 
@@ -38,9 +45,14 @@ def run(args: argparse.Namespace) -> int:
         wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
         unit = "window" if wire.dtype == np.int16 else "sample"
         res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
-                     wire=wire, unit=unit)
+                     wire=wire, unit=unit, checkpoint_every=args.checkpoint_every, resume=args.resume)
         n = res.samples
-        print(f"{n} {unit}s in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running accuracy "
-              f"{sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
+        total = len(xs) * args.epochs
+        began = f" from {unit} {res.start + 1} of {total}" if res.start else ""
+        print(f"{n} {unit}s{began} in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running "
+              f"accuracy {sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
               f"{min(n, 100)}; {sum(res.counts) / max(n, 1):.0f} counter units per step")
+        if args.checkpoint_every or res.resumes:
+            print(f"{res.checkpoints} checkpoints ({res.erases} flash sector erases since the board started), "
+                  f"{res.resumes} resets survived; the board's step counter is {s.engine.step_count()}")
     return 0
