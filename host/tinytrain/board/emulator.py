@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,12 +40,20 @@ NV_MAILBOX = 0x003FFFF0
 NV_MAILBOX_MAGIC = 0x564E5454
 
 
+_NV_REGIONS: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+
 def nv_region(elf: str | os.PathLike[str]) -> tuple[int, int]:
     """(address, bytes) of an image's checkpoint sectors (bytes 0: built without checkpoints)."""
-    from tinytrain.board.elf_memory import symbol_value
+    from tinytrain.board.elf_memory import symbol_values
 
-    start, size = symbol_value(elf, "__nv_start__"), symbol_value(elf, "__tt_nv_bytes__")
-    return (start or 0, size or 0) if start is not None and size is not None else (0, 0)
+    st = os.stat(elf)
+    key = (str(Path(elf).resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _NV_REGIONS:  # reading a symbol table takes a while; restarts of one image read it once
+        found = symbol_values(elf, ["__nv_start__", "__tt_nv_bytes__"])
+        start, size = found.get("__nv_start__"), found.get("__tt_nv_bytes__")
+        _NV_REGIONS[key] = (start, size) if start is not None and size is not None else (0, 0)
+    return _NV_REGIONS[key]
 
 
 def prepare_nv_file(path: str | os.PathLike[str], size: int) -> Path:
@@ -194,7 +203,9 @@ class QemuBoard:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                # The death signal follows the thread that forks, not the process: a QEMU started from a
+                # short-lived thread (a restart from a timer) would die with that thread.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ NO_STREAM = 0xFFFFFFFF  # stream_base of a checkpoint no stream took (a pushed s
 # Seconds for requests that erase flash: a 256 KB STM32F746 sector takes up to 4 s (x32 parallelism),
 # CLEAR erases two, and the state is programmed word by word after that.
 FLASH_TIMEOUT = 30.0
+DATA_FLASH_TIMEOUT = 10.0  # PARAMS_SET DATA staged in flash: 2 KB programmed word by word
 TRAIN_TRIES = 3  # a TRAIN without a reply is sent again (the board applies a step number once)
 LR_SCALE_MAX = 4 * LR_ONE  # the largest TRAIN lr_scale a board accepts (docs/protocol.md)
 PARAMS_CHUNK = 2048  # state bytes per PARAMS_GET / PARAMS_SET DATA frame
@@ -403,11 +404,15 @@ class EngineClient:
         self.link.request(MSG_PARAMS_SET, struct.pack("<B", RESTORE_BEGIN) + layout + struct.pack("<I", len(state)),
                           timeout=FLASH_TIMEOUT, retry=2)
         staged = 0
+        # DATA programs flash when the board stages the state in a checkpoint slot: a stall of the board
+        # (or of an emulator's host) is waited for rather than sent again early.
+        data_timeout = DATA_FLASH_TIMEOUT if self.model.checkpoint_slot_bytes else None
         try:
             for off in range(0, len(state), PARAMS_CHUNK):
                 # DATA is idempotent (the same bytes at the same offset), so it may be retried.
                 chunk = state[off : off + PARAMS_CHUNK]
-                self.link.request(MSG_PARAMS_SET, struct.pack("<BI", RESTORE_DATA, off) + chunk, retry=2)
+                self.link.request(MSG_PARAMS_SET, struct.pack("<BI", RESTORE_DATA, off) + chunk,
+                                  timeout=data_timeout, retry=2)
                 staged = off + len(chunk)
             commit = struct.pack("<B", RESTORE_COMMIT) + hashlib.sha256(state).digest()
             try:

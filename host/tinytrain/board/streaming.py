@@ -84,10 +84,11 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     the frames carry instead (a sensor model's int16 counts, which the board scales to xs).
 
     checkpoint_every: the board checkpoints its state when the stream starts, after every N steps and
-    at the end. resume: the stream continues where the board is (a previous stream of the same samples
-    that stopped, after the board's newest checkpoint says where it started), and survives resets of
-    the board on the way, going on from the step the board restored. Otherwise a step the board did not
-    take as expected (a reset, silence) stops the stream with the sample it happened at.
+    at the end, and the stream survives resets of the board: it waits for the board to come back and
+    goes on from the step it restored. resume: the stream starts where the board is in it (a previous
+    run of the same samples that stopped; the board's newest checkpoint says where it started), and
+    survives resets as well. Otherwise a step the board did not take as expected (a reset, silence)
+    stops the stream with the sample it happened at.
     on_step(i) runs after sample i (0-based) was trained (tests inject faults there)."""
     if epochs < 1:
         raise TinytrainError(f"the number of epochs must be at least 1, not {epochs}.")
@@ -112,11 +113,11 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     last_checkpoint: int | None = None
 
     def checkpoint(at: int) -> None:
+        if reference is not None:  # first: the board may restore this checkpoint even if its reply is lost
+            snapshots[at] = reference.state_bytes()
         taken = engine.checkpoint(res.base, sid)
         res.checkpoints += 1
         res.erases = taken.erases_since_boot
-        if reference is not None:
-            snapshots[at] = reference.state_bytes()
 
     bar = progress_bar(n, desc, unit, disable=not progress, initial=i)
     try:
@@ -134,7 +135,7 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
                 # A reset, or a line that went away: a resumed stream waits for the board and goes on.
                 resumable = isinstance(exc, (BoardReset, LinkError)) and not isinstance(exc, (BoardFault,
                                                                                                BoardErrorReply))
-                if not resume or not resumable:
+                if not (resume or checkpoint_every is not None) or not resumable:
                     raise _stopped(exc, i, n, res, checkpoint_every) from None
                 resumes_here += 1
                 if resumes_here > MAX_RESUMES_WITHOUT_PROGRESS:
@@ -222,7 +223,7 @@ def _resume(engine: EngineClient, res: StreamResult, i: int, n: int, reference: 
 
 def _stopped(exc: Exception, i: int, n: int, res: StreamResult, checkpoint_every: int | None) -> StreamStopped:
     hint = ""
-    if isinstance(exc, BoardReset) and checkpoint_every is not None and exc.steps >= res.base:
+    if isinstance(exc, BoardReset) and exc.steps >= res.base + res.start and exc.steps > 0:
         hint = (f"; it restored step {exc.steps} (sample {exc.steps - res.base} of this stream), so run the "
                 "stream again with --resume to go on from there")
     return StreamStopped(f"{_sentence(exc)}{hint}; the stream stopped at sample {i + 1} of {n}.", exc, i)

@@ -31,11 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
     p.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                    help="have the board checkpoint its learned state in flash when the stream starts, every N "
-                        "steps and at the end (docs/checkpoints.md)")
+                        "steps and at the end, and survive resets of the board: wait for it and go on from the "
+                        "step it restored (docs/checkpoints.md)")
     p.add_argument("--resume", action="store_true",
-                   help="go on where the board is in this stream (same --data, --samples, --epochs, --schedule), "
-                        "also after the board is reset on the way: from the step it restored, so no sample is "
-                        "trained twice or skipped")
+                   help="start where the board is in this stream, after an earlier run stopped (same --data, "
+                        "--samples, --epochs, --schedule): from the step it restored, so no sample is trained "
+                        "twice or skipped")
     p.set_defaults(func=run)
 
 
