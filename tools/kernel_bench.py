@@ -269,10 +269,10 @@ def measure(bench: Bench, verbose: bool) -> list[dict]:
         prof = json.loads(out)
         seen = set()
         for r in prof:
-            if r["kind"] in ("loss",) or r["op"] in seen and program == "train" and r["kind"] != "save":
+            if r["kind"] in ("loss_grad",) or r["op"] in seen and program == "train" and r["kind"] != "save_channels":
                 continue
             if program == "train" and r["kind"] not in ("pointwise", "depthwise", "conv", "patch_stage", "add",
-                                                        "avgpool", "save"):
+                                                        "avgpool", "save_channels"):
                 continue
             seen.add(r["op"])
             rows.append({"model": bench.name, "program": program, "op": r["op"], "kind": r["kind"],

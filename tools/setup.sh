@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Idempotent setup of a tinytrain checkout on Debian 12 (run by `make setup`,
 # hence by `make demo` and `make test`). A second run checks and changes nothing:
-#   1. Debian packages: cross compiler, newlib, QEMU, openocd, host gcc;
-#   2. .venv with `pip install -e '.[data,test,tools]'` (again when pyproject.toml changes);
+#   1. Debian packages: cross compiler, newlib, QEMU, openocd, host gcc, Fashion-MNIST;
+#   2. .venv with `pip install -e '.[data,test,tools,fleet]'` (again when pyproject.toml changes);
 #   3. PlatformIO's tool-scons from PyPI's SCons (tools/pio_offline.py), so that
 #      `pio run` needs no PlatformIO registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openocd gcc libc6-dev make git clang libclang-rt-14-dev)
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openocd gcc libc6-dev make git
+              dataset-fashion-mnist clang libclang-rt-14-dev)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -36,8 +37,8 @@ fi
 stamp=.venv/.tinytrain-pip-stamp
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: pip install -e '.[data,test,tools]'"
-    .venv/bin/python -m pip install --quiet -e '.[data,test,tools]'
+    echo "setup: pip install -e '.[data,test,tools,fleet]'"
+    .venv/bin/python -m pip install --quiet -e '.[data,test,tools,fleet]'
     echo "$want" > "$stamp"
 fi
 

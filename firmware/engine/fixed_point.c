@@ -1,5 +1,5 @@
 /* Public fixed-point primitives of tt_kernels.h (the kernels use the inline forms in fixed_point.h). */
-#include "fixed_point.h"
+#include "internal/fixed_point.h"
 
 #include "tt_kernels.h"
 

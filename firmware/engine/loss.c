@@ -1,7 +1,7 @@
 /* Softmax cross-entropy gradient on int8 logits, all integer (docs/numerics.md, "Loss"). */
 #include "tt_kernels.h"
 
-#include "fixed_point.h"
+#include "internal/fixed_point.h"
 
 /* dL/dq_i before scaling: floor(T[max - q_i] 2^15 / S) - 2^15 [i = label]. */
 static inline int64_t softmax_grad(const int8_t *logits, int32_t i, int32_t label, int32_t qmax, const uint32_t *table,

@@ -1,12 +1,12 @@
 /* Arena write checks of the host's checked build (see tt_check.h). */
-#include "engine/tt_check.h"
+#include "tt_check.h"
 
 #ifdef TT_CHECKED
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/tt_model.h"
+#include "tt_model.h"
 
 static uint8_t *snapshot;
 

@@ -14,6 +14,7 @@ report aborts the child and fails `test_c_kernels_sanitized`.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -48,6 +49,29 @@ if not SANITIZED:
             pytest.skip("arm-none-eabi-gcc not installed")
         C.compile_objects("arm-none-eabi-gcc", ["-O2", *C.ARM_FLAGS])
         C.compile_objects("arm-none-eabi-gcc", ["-O2", *C.ARM_FLAGS, "-DTT_NO_DSP"])
+
+    def test_struct_layouts_match_ctypes(tmp_path) -> None:
+        """c_kernels.Geom and Layer are tt_geom and tt_layer: every field at the same offset, same size
+        (printed by a small C program built against engine/tt_kernels.h)."""
+        if shutil.which("gcc") is None:
+            pytest.skip("gcc not installed")
+        structs = {"tt_geom": C.Geom, "tt_layer": C.Layer, "tt_update_ctx": C.UpdateCtx, "tt_add_params": C.AddParams}
+        lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "engine/tt_kernels.h"', "int main(void)", "{"]
+        for cname, cls in structs.items():
+            lines.append(f'    printf("{cname} sizeof %zu\\n", sizeof({cname}));')
+            for field, _ in cls._fields_:
+                lines.append(f'    printf("{cname} {field} %zu\\n", offsetof({cname}, {field}));')
+        lines += ["    return 0;", "}"]
+        src = tmp_path / "layout.c"
+        src.write_text("\n".join(lines) + "\n")
+        exe = tmp_path / "layout"
+        subprocess.run(["gcc", *C.WARNINGS, f"-I{C.FIRMWARE}", str(src), "-o", str(exe)], check=True)
+        got = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+        want = []
+        for cname, cls in structs.items():
+            want.append(f"{cname} sizeof {ctypes.sizeof(cls)}")
+            want += [f"{cname} {field} {getattr(cls, field).offset}" for field, _ in cls._fields_]
+        assert got == want
 
     def test_c_kernels_sanitized() -> None:
         env = C.sanitizer_env()
@@ -993,3 +1017,298 @@ if SANITIZED:
                 same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), gx_want.reshape(hw, cin), f"{lib} {what} gx")
                 check_input_grad16(lib.input_grad_pointwise16(g, -20, w_lo, w_hi, k_lo, cin, 16), gx_want, -20, 16,
                                    f"{lib} {what}")
+
+    # ------------------------------------------------------------------------------------- general conv geometry
+
+    GEO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+    @st.composite
+    def general_conv(draw, max_hw: int = 9, max_k: int = 5, max_c: int = 6):
+        """A conv of any geometry: kh x kw window, a stride per axis, (top, bottom, left, right) padding each
+        below the window (TFLite SAME's asymmetric pads among them), W = 1 or H = 1 inputs, groups 1 or
+        depthwise. Returns (tt_geom, pads, cin, cout, groups)."""
+        kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
+        sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        h = draw(st.one_of(st.just(1), st.integers(1, max_hw)))
+        w = draw(st.one_of(st.just(1), st.integers(1, max_hw)))
+        t, left = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+        b, r = draw(st.integers(0, kh - 1 - t)), draw(st.integers(0, kw - 1 - left))  # at most k - 1 in all
+        oh, ow = K.out_hw(h, w, (kh, kw), (sh, sw), (t, b, left, r))
+        assume(oh >= 1 and ow >= 1)
+        cin = draw(st.integers(1, max_c))
+        depthwise = draw(st.booleans())
+        groups, cout = (cin, cin) if depthwise else (1, draw(st.integers(1, max_c)))
+        return C.geom(h, w, cin, oh, ow, cout, kh, kw, sh, sw, t, left, groups), (t, b, left, r), cin, cout, groups
+
+    def split_weights(wt: np.ndarray, groups: int, k_lo: int):
+        """(w_lo, w_hi) as tt_layer holds them: depthwise split by channel, groups 1 in one part (w_lo when
+        k_lo > 0)."""
+        if groups > 1:
+            return (np.ascontiguousarray(wt[:k_lo]) if k_lo else None,
+                    np.ascontiguousarray(wt[k_lo:]) if k_lo < wt.shape[0] else None)
+        return (wt, None) if k_lo else (None, wt)
+
+    @GEO
+    @given(st.data(), general_conv(), zero_points, zero_points, st.booleans())
+    def test_conv_generic_any_geometry(libs, data, conv, zx, zy, with_mask) -> None:
+        g, pads, cin, cout, groups = conv
+        x = data.draw(int8_values((g.h, g.w, cin)))
+        wt = data.draw(int8_values((cout, g.kh, g.kw, cin // groups), -127, 127))
+        amax = acc_max(K.conv_accumulate(x, zx, wt, np.zeros(cout), (g.sh, g.sw), groups, pads))
+        bias = data.draw(biases(cout, amax))
+        mult, shift = data.draw(requant(cout, amax))
+        acc = K.conv_accumulate(x, zx, wt, bias, (g.sh, g.sw), groups, pads)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+        k_lo = data.draw(split_count(cout)) if groups > 1 else data.draw(st.sampled_from([0, cin]))
+        w_lo, w_hi = split_weights(wt, groups, k_lo)
+        frozen = Frozen(x=x, wt=wt, bias=bias, mult=mult, shift=shift)
+        for lib in libs:
+            y, m = lib.conv_generic_geom(x, g, w_lo, w_hi, k_lo, bias, mult, shift, zx, zy, with_mask)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+            # a band of output rows [a, b) from the input rows it starts at (a patch stage's strip)
+            a = data.draw(st.integers(0, g.oh - 1))
+            b = data.draw(st.integers(a + 1, g.oh))
+            first = a * g.sh - g.pad_top
+            start = max(first, 0)
+            band = lib.conv_rows("generic", np.ascontiguousarray(x[start:]), g, g.h - start, b - a, start - first,
+                                 w_lo, w_hi, k_lo, None, bias, mult, shift, zx, zy)
+            same(band, y_ref[a:b], f"{lib} rows [{a}, {b})")
+        frozen.check()
+
+    @GEO
+    @given(st.data(), general_conv(), st.booleans())
+    def test_input_grad_generic_any_geometry(libs, data, conv, frozen_whole) -> None:
+        g, pads, cin, cout, groups = conv
+        gy = data.draw(int_values((g.oh, g.ow, cout), 16))
+        wt = data.draw(int8_values((cout, g.kh, g.kw, cin // groups), -127, 127))
+        want = K.conv_backward_input(gy, wt, (g.sh, g.sw), groups, pads, (g.h, g.w, cin))
+        k_lo = 0 if frozen_whole else data.draw(split_count(cout)) if groups > 1 else cin
+        w_lo, w_hi = split_weights(wt, groups, k_lo)
+        e, bits = data.draw(grad_exponents), data.draw(grad_bits)
+        frozen = Frozen(gy=gy, wt=wt)
+        for lib in libs:
+            same(lib.input_grad_generic_geom(gy, g, w_lo, w_hi, k_lo), want, f"{lib}")
+            check_input_grad16(lib.input_grad_generic16_geom(gy, e, g, w_lo, w_hi, k_lo, bits), want, e, bits, f"{lib}")
+        frozen.check()
+
+    @GEO
+    @given(st.data(), general_conv(), zero_points, updates())
+    def test_weight_update_generic_any_geometry(libs, data, conv, zx, u) -> None:
+        """Groups 1: the whole tensor in SRAM, input channels [0, k) updated; depthwise: channels [0, k) of
+        [k][kh][kw] (the depthwise update, any window)."""
+        g, pads, cin, cout, groups = conv
+        gy = data.draw(int_values((g.oh, g.ow, cout), 12))
+        k = data.draw(st.integers(1, cin if groups == 1 else cout))
+        xs_c = data.draw(st.sampled_from([k, cin]))
+        x = data.draw(int8_values((g.h, g.w, cin)))
+        xs = np.ascontiguousarray(x[:, :, :xs_c])
+        wt = data.draw(int8_values((cout, g.kh, g.kw, cin // groups), -127, 127))
+        mult, shift = data.draw(coefficients(cout))
+        grad = K.conv_weight_grad(gy, xs, zx, (g.kh, g.kw), (g.sh, g.sw), groups, pads, k)
+        e = data.draw(update_exponent(grad, mult, shift))
+        if groups > 1:
+            w_lo = np.ascontiguousarray(wt[:k])
+            want = expected_sgd(w_lo, grad, e, mult[:k], shift[:k], u, w_lo.size, -127, 127)
+        else:
+            w_lo = wt.copy()
+            rand = fp.random_bits(u.seed, u.step, u.elem_offset, wt.size).reshape(wt.shape)[..., :k]
+            part = K.sgd_update(np.ascontiguousarray(wt[..., :k]), grad, e, mult.astype(np.int64),
+                                shift.astype(np.int64), u.mode, rand, -127, 127)
+            want = wt.copy()
+            want[..., :k] = part
+        frozen = Frozen(gy=gy, xs=xs, mult=mult, shift=shift)
+        for lib in libs:
+            got = lib.weight_update_generic_geom(gy, e, xs, g, k, zx, w_lo.copy(), mult, shift, u)
+            same(got, want, f"{lib} ({u.mode})")
+        frozen.check()
+
+    def test_conv_shapes_of_the_imported_models(libs) -> None:
+        """The geometries of the TFLite models (KWS 10x4 stride 2 with asymmetric SAME padding, k x 1 time
+        kernels, W = 1 with many channels, 1-D windows), forward and both backward directions."""
+        r = np.random.default_rng(5)
+        cases = [  # h, w, cin, cout, (kh, kw), (sh, sw), (t, b, l, r), depthwise
+            (49, 10, 1, 8, (10, 4), (2, 2), (4, 5, 1, 2), False),
+            (98, 1, 104, 8, (3, 1), (1, 1), (1, 1, 0, 0), False),
+            (128, 3, 1, 4, (9, 1), (2, 1), (3, 4, 0, 0), False),
+            (100, 1, 6, 6, (5, 1), (1, 1), (2, 2, 0, 0), True),
+            (25, 5, 8, 8, (4, 3), (2, 1), (1, 1, 1, 1), True),
+            (13, 7, 5, 3, (3, 1), (3, 1), (0, 0, 0, 0), False),
+        ]
+        for h, w, cin, cout, (kh, kw), (sh, sw), pads, dw in cases:
+            groups = cin if dw else 1
+            oh, ow = K.out_hw(h, w, (kh, kw), (sh, sw), pads)
+            g = C.geom(h, w, cin, oh, ow, cout, kh, kw, sh, sw, pads[0], pads[2], groups)
+            x = r.integers(-128, 128, (h, w, cin)).astype(np.int8)
+            wt = r.integers(-127, 128, (cout, kh, kw, cin // groups)).astype(np.int8)
+            acc = K.conv_accumulate(x, 3, wt, np.zeros(cout, np.int32), (sh, sw), groups, pads)
+            amax = acc_max(acc)
+            pairs = [fp.quantize_multiplier(float(2.0 ** r.uniform(4, 8)) / amax) for _ in range(cout)]
+            mult, shift = (np.array(v, dtype=np.int32) for v in zip(*pairs))
+            bias = np.zeros(cout, np.int32)
+            y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), -5).apply(acc)
+            gy = r.integers(-(2**11), 2**11, (oh, ow, cout)).astype(np.int16)
+            gx_want = K.conv_backward_input(gy, wt, (sh, sw), groups, pads, (h, w, cin))
+            what = f"{h}x{w}x{cin} -> {cout} k{kh}x{kw} s{sh}x{sw} pads {pads}"
+            for lib in libs:
+                y, m = lib.conv_generic_geom(x, g, None, wt, 0, bias, mult, shift, 3, -5, True)
+                same(y, y_ref, f"{lib} {what} y")
+                same(m, packed(m_ref), f"{lib} {what} mask")
+                same(lib.input_grad_generic_geom(gy, g, None, wt, 0), gx_want, f"{lib} {what} gx")
+                check_input_grad16(lib.input_grad_generic16_geom(gy, -9, g, None, wt, 0, 16), gx_want, -9, 16,
+                                   f"{lib} {what}")
+
+    # ------------------------------------------------------------------------------------- pooling, pad, concat
+
+    @st.composite
+    def pool_geometry(draw, max_hw: int = 8):
+        """A pooling window: any kh x kw, strides (overlapping windows or not), padding below the window,
+        W = 1, 1x1 windows. Returns (tt_geom, pads, c)."""
+        kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        h = draw(st.one_of(st.just(1), st.integers(1, max_hw)))
+        w = draw(st.one_of(st.just(1), st.integers(1, max_hw)))
+        padded = draw(st.booleans())
+        t, b = (draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1))) if padded else (0, 0)
+        left, r = (draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1))) if padded else (0, 0)
+        oh, ow = K.out_hw(h, w, (kh, kw), (sh, sw), (t, b, left, r))
+        assume(oh >= 1 and ow >= 1)
+        c = draw(st.integers(1, 9))
+        return C.geom(h, w, c, oh, ow, c, kh, kw, sh, sw, t, left, 1), (t, b, left, r), c
+
+    @GEO
+    @given(st.data(), pool_geometry(), grad_bits)
+    def test_maxpool(libs, data, pool, bits) -> None:
+        g, pads, c = pool
+        x = data.draw(int8_values((g.h, g.w, c)))
+        if data.draw(st.booleans()):  # ties: the first maximum of a window takes its gradient
+            x = np.ascontiguousarray(x // 64, dtype=np.int8)
+        gy = data.draw(int_values((g.oh, g.ow, c), 16))
+        e = data.draw(grad_exponents)
+        y_ref = K.maxpool_forward(x, (g.kh, g.kw), (g.sh, g.sw), pads)
+        gx_ref, e_ref = K.maxpool_backward(gy, e, x, (g.kh, g.kw), (g.sh, g.sw), pads, bits)
+        frozen = Frozen(x=x, gy=gy)
+        for lib in libs:
+            same(lib.maxpool(x, g), y_ref, f"{lib} y")
+            gx, e2 = lib.maxpool_grad(gy, e, x, g, bits)
+            same(gx, gx_ref, f"{lib} gx")
+            assert e2 == e_ref, (lib, e2, e_ref)
+        frozen.check()
+
+    @GEO
+    @given(st.data(), st.integers(1, 40), st.integers(1, 40), st.sampled_from([1, 3]), st.integers(1, 40),
+           st.integers(1, 40), st.sampled_from([1, 3]))
+    def test_image_resize(libs, data, h, w, c, oh, ow, oc) -> None:
+        """Source pixels to the model's input: up and down, gray and RGB both ways, whole and in row bands
+        (the streaming stage hands it the source rows its output rows read)."""
+        pixels = (data.draw(int8_values((h, w, c))).view(np.uint8)).copy()
+        lut = data.draw(int8_values((256,)))
+        want = K.image_resize(pixels, (oh, ow), oc, lut)
+        g = C.geom(h, w, c, oh, ow, oc, 2, 2)
+        a = data.draw(st.integers(0, oh - 1))
+        b = data.draw(st.integers(a + 1, oh))
+        y0, y1, _ = K.resize_coords(h, oh)
+        first = int(y0[a])
+        assert int(y1[b - 1]) >= first
+        frozen = Frozen(pixels=pixels, lut=lut)
+        for lib in libs:
+            same(lib.image_resize(pixels, g, lut), want, f"{lib} whole")
+            same(lib.image_resize(pixels, g, lut, a, b - a, first), want[a:b], f"{lib} rows {a}..{b}")
+        frozen.check()
+
+    @GEO
+    @given(st.data(), pool_geometry(), grad_bits)
+    def test_avgpool2d(libs, data, pool, bits) -> None:
+        g, pads, c = pool
+        x = data.draw(int8_values((g.h, g.w, c)))
+        gy = data.draw(int_values((g.oh, g.ow, c), 16))
+        e = data.draw(grad_exponents)
+        y_ref = K.avgpool2d_forward(x, (g.kh, g.kw), (g.sh, g.sw), pads)
+        gx_ref, e_ref = K.avgpool2d_backward(gy, e, (g.h, g.w, c), (g.kh, g.kw), (g.sh, g.sw), pads, bits)
+        rm, rsh, eoff = K.pool_reciprocals((g.kh, g.kw))
+        frozen = Frozen(x=x, gy=gy)
+        for lib in libs:
+            same(lib.avgpool2d(x, g), y_ref, f"{lib} y")
+            gx, e2 = lib.avgpool2d_grad(gy, e, g, rm, rsh, eoff, bits)
+            same(gx, gx_ref, f"{lib} gx")
+            assert e2 == e_ref, (lib, e2, e_ref)
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 6), st.integers(1, 6), st.integers(1, 5), st.tuples(*[st.integers(0, 3)] * 4),
+           zero_points, st.booleans())
+    def test_pad(libs, data, h, w, c, pads, zx, in_place) -> None:
+        t, b, left, r = pads
+        g = C.geom(h, w, c, h + t + b, w + left + r, c, 1, 1, 1, 1, t, left, 1)
+        x = data.draw(int8_values((h, w, c)))
+        gy = data.draw(int_values((g.oh, g.ow, c), 16))
+        frozen = Frozen(x=x, gy=gy)
+        for lib in libs:
+            same(lib.pad(x, g, zx), K.pad_forward(x, pads, zx), f"{lib} y")
+            same(lib.pad_grad(gy, g, in_place), K.pad_backward(gy, pads), f"{lib} gx (in place: {in_place})")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 12), st.lists(st.integers(1, 7), min_size=1, max_size=4))
+    def test_concat_channels(libs, data, hw, widths) -> None:
+        xs = [data.draw(int8_values((hw, c))) for c in widths]
+        ctot = sum(widths)
+        gy = data.draw(int_values((hw, ctot), 16))
+        frozen = Frozen(gy=gy, **{f"x{i}": x for i, x in enumerate(xs)})
+        for lib in libs:
+            y = np.full((hw, ctot), 0x5A, dtype=np.int8)
+            at = 0
+            for x in xs:
+                lib.copy_channels(x, y, at)
+                same(lib.slice_channels16(gy, at, x.shape[1]), gy[:, at : at + x.shape[1]], f"{lib} slice at {at}")
+                at += x.shape[1]
+            same(y, np.concatenate(xs, axis=1), f"{lib} y")
+        frozen.check()
+
+    @FAST
+    @given(st.data(), st.integers(1, 70), zero_points, zero_points, st.booleans(), st.booleans(), st.booleans())
+    def test_requantize(libs, data, n, zx, zy, raw, with_mask, in_place) -> None:
+        x = data.draw(int8_values(n))
+        if raw:
+            m, s = data.draw(st.integers(0, 2**31 - 1)), data.draw(st.integers(-31, 8))
+        else:
+            m, s = fp.quantize_multiplier(data.draw(st.floats(0.05, 20.0)))
+        y_ref, m_ref = K.requantize_forward(x, zx, m, s, zy)
+        for lib in libs:
+            y, mask = lib.requantize(x, zx, m, s, zy, with_mask, in_place)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(mask, packed(m_ref), f"{lib} mask")
+
+    @FAST
+    @given(st.data(), st.integers(1, 70), st.integers(-128, 127), st.integers(-128, 127), st.booleans(), st.booleans())
+    def test_clamp(libs, data, n, lo, hi, with_mask, in_place) -> None:
+        lo, hi = min(lo, hi), max(lo, hi)
+        x = data.draw(int8_values(n))
+        y_ref, m_ref = K.clamp_forward(x, lo, hi)
+        for lib in libs:
+            y, mask = lib.clamp(x, lo, hi, with_mask, in_place)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(mask, packed(m_ref), f"{lib} mask")
+
+    # ------------------------------------------------------------------------------------- scratch sizes
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.integers(1, 130), st.integers(1, 130), st.integers(1, 300), st.integers(1, 300), st.integers(1, 9),
+           st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.booleans())
+    def test_scratch_sizes_match_the_python_twins(libs, h, w, cin, cout, kh, kw, sh, sw, depthwise) -> None:
+        """tt_<kernel>_scratch_bytes (C) equals its twin in tinytrain.ops.scratch, which the compiler plans."""
+        from tinytrain.ops import scratch
+
+        if depthwise:
+            cout = cin
+        fields = dict(h=h, w=w, cin=cin, oh=max(h // sh, 1), ow=max(w // sw, 1), cout=cout, kh=kh, kw=kw, sh=sh,
+                      sw=sw, pad_top=kh // 2, pad_left=kw // 2, groups=cin if depthwise else 1)
+        g = C.Geom(*fields.values())
+        assert list(fields) == list(C.GEOM_FIELDS)
+        assert set(scratch.SIZES) == set(C.SCRATCH_KERNELS)
+        for lib in libs:
+            for kernel, twin in scratch.SIZES.items():
+                assert lib.scratch_bytes(kernel, g) == twin(fields), (lib, kernel, fields)

@@ -4,6 +4,7 @@ against the NumPy reference: 50 steps must leave the trained tensors identical b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from tinytrain.board.link import BoardErrorReply, Link
 from tinytrain.board.messages import ErrorCode, ErrorReply, MessageType
 from tinytrain.reference.executor import NumpyBackend
 from tinytrain.model.synthetic import random_model
+from tinytrain.numerics.sensor_input import SensorScaling, sensor_to_int8
+from tflite_models import EDGE_MODELS, KERAS_MODELS, tflite_model
 
 SHIPPED = project_root() / "models" / "fmnist-mbv2" / "model.ttm"
 
@@ -49,16 +52,21 @@ def run_against_reference(cfg: BuildConfig, steps: int = 50, seed: int = 0) -> N
         engine = EngineClient(link)
         assert engine.model.hash == compiled.model_hash
         assert engine.params_get() == ref.state_bytes()
+        sensor = model.metadata.get("sensor_to_input")
         for i in range(steps):
             x = rng.integers(-128, 128, size=model.input_spec.shape).astype(np.int8)
+            wire = x
+            if sensor is not None:  # the board takes int16 counts and scales them as the reference does
+                wire = rng.integers(-4000, 4000, size=model.input_spec.shape).astype(np.int16)
+                x = sensor_to_int8(wire, SensorScaling.from_json(sensor), model.input_spec.qparams.zero_point)
             y = int(rng.integers(0, model.num_classes))
             lr_scale = int(rng.integers(1 << 14, 1 << 17))
-            got = engine.train(x, y, lr_scale)
+            got = engine.train(wire, y, lr_scale)
             want = ref.train_step(x, y, lr_scale)
             assert np.array_equal(got.logits, want), f"step {i}"
             assert got.step_count == i + 1
         assert engine.params_get() == ref.state_bytes()
-        assert np.array_equal(engine.infer(x).logits, ref.infer(x))
+        assert np.array_equal(engine.infer(wire).logits, ref.infer(x))
     assert host.sanitizer_report() is None, host.sanitizer_report()
 
 
@@ -150,3 +158,48 @@ def test_bad_requests_change_nothing(synthetic_model):
         engine.params_set(bytes(state))
         assert engine.params_get() == bytes(state)
     assert host.sanitizer_report() is None
+
+
+# Imported TFLite models (general conv geometry, pooling, padding, concatenation, clamps): every model and
+# scheme with TT_ALL_IMPORTED=1 (the whole matrix, ~6 min); by default the ones that between them cover
+# every op kind and geometry.
+ALL_IMPORTED = os.environ.get("TT_ALL_IMPORTED") == "1"
+IMPORTED = [(m, s) for m in (*EDGE_MODELS, *KERAS_MODELS) for s in ("full", "last:3")] if ALL_IMPORTED else [
+    ("keras_kws", "full"), ("keras_sensor", "full"), ("edge_odd_sizes", "last:3")]
+
+
+@pytest.mark.parametrize("name,scheme", IMPORTED)
+def test_imported_tflite_model_matches_reference(name, scheme):
+    run_against_reference(BuildConfig(str(tflite_model(name)), scheme, lr=0.02), steps=5)
+
+
+@pytest.mark.skipif(not ALL_IMPORTED, reason="the IMU model runs in QEMU (hil_tests/test_imported_models.py); "
+                    "TT_ALL_IMPORTED=1 runs it here too")
+def test_watch_imu_matches_reference():
+    run_against_reference(BuildConfig(str(project_root() / "models" / "watch-imu" / "model.ttm"),
+                                      str(project_root() / "models" / "watch-imu" / "scheme.json")), steps=5)
+
+
+@pytest.mark.parametrize("source", ["28x28x1", "50x61x3"])
+def test_image_source_matches_reference(tmp_path, source):
+    """A model built with an image source takes the source's pixels: the board makes its input
+    (gray/RGB, bilinear resize, pixel table) in the streamed front, as the reference does."""
+    path = tmp_path / "wide.ttm"
+    model_file.save(random_model(21, size=40, classes=4, width=8), path)
+    cfg = BuildConfig(str(path), "last:2", lr=0.02, source=source)
+    compiled = cfg.compile()
+    h, w, c = (int(v) for v in source.split("x"))
+    assert compiled.program.model.input_spec.shape == (h, w, c)
+    assert any(n.op_type == "image_resize" for n in compiled.program.model.ops)
+    ref = NumpyBackend(compiled.program)
+    rng = np.random.default_rng(5)
+    with HostBoard(build_host_firmware(cfg)) as host, Link(host.url) as link:
+        link.wait_ready(10.0)
+        engine = EngineClient(link)
+        for i in range(8):
+            pixels = rng.integers(0, 256, size=(h, w, c)).astype(np.uint8).view(np.int8)
+            got = engine.train(pixels, i % 4)
+            assert np.array_equal(got.logits, ref.train_step(pixels, i % 4)), f"step {i}"
+        assert engine.params_get() == ref.state_bytes()
+        assert np.array_equal(engine.infer(pixels).logits, ref.infer(pixels))
+    assert host.sanitizer_report() is None, host.sanitizer_report()

@@ -16,15 +16,17 @@ POWER_CUT_STATUS = 86  # exit status of a host build whose simulated power cut (
 class HostBoard:
     """Runs build/host/.../tinytrain_host on a free port; `with HostBoard(exe) as b: Link(b.url)`.
 
-    nv: the file of its non-volatile storage (checkpoints), kept across restarts (None: RAM, lost when it
-    stops). env: extra environment, e.g. TT_HOST_NV_CUT_AFTER for a power cut during a flash write."""
+    port: 0 picks a free port; another, that one (a restarted board keeps its address anyway). nv: the
+    file of its non-volatile storage (checkpoints), kept across restarts (None: RAM, lost when it stops).
+    env: extra environment, e.g. TT_HOST_NV_CUT_AFTER for a power cut during a flash write."""
 
-    def __init__(self, exe: Path, nv: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None):
+    def __init__(self, exe: Path, port: int = 0, nv: str | os.PathLike[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.exe = exe
+        self.port = port
         self.nv = Path(nv) if nv is not None else None
         self.env = dict(env or {})
         self.url = ""
-        self.port = 0
         self._lines: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None

@@ -87,6 +87,8 @@ class Link:
         self.crc_resends = 0  # requests sent again after a BAD_CRC reply
         self.credits = 0  # CREDIT frames that let a streamed frame go on
         self.replies = 0  # good replies received: the board has answered on this link
+        self.bytes_sent = 0  # every byte written to the line, frames and raw bytes alike
+        self.bytes_received = 0  # every byte read from it
         self.rx_ring_bytes: int | None = None  # from INFO; None until the board said
         self._port = self._open()
         self._decoder = FrameDecoder()
@@ -144,6 +146,7 @@ class Link:
         try:
             self._port.write(data)
             self._port.flush()
+            self.bytes_sent += len(data)
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"Writing to {self.url} failed: {exc}.") from None
 
@@ -154,7 +157,9 @@ class Link:
             if not first:
                 return b""
             self._port.timeout = 0
-            return first + self._port.read(65536)
+            data = first + self._port.read(65536)
+            self.bytes_received += len(data)
+            return data
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"Reading from {self.url} failed: {exc}.") from None
 

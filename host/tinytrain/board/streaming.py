@@ -28,6 +28,39 @@ MAX_RESUMES_WITHOUT_PROGRESS = 5
 RECONNECT_SECONDS = 60.0
 
 
+def scaled_lr(scales: np.ndarray, factor: float) -> np.ndarray:
+    """Per-step Q16 lr scales times a factor; one sentence when the board could not take them."""
+    from tinytrain.board.engine_client import LR_SCALE_MAX
+
+    if not factor > 0:
+        raise TinytrainError("the learning rate must be a positive number.")
+    out = np.rint(np.asarray(scales, dtype=np.float64) * factor).astype(np.int64)
+    if out.size and out.max() > LR_SCALE_MAX:
+        raise TinytrainError(f"a learning rate {factor:g} times the build's is more than a TRAIN frame can ask for "
+                             f"(at most {LR_SCALE_MAX / 65536:g} times); rebuild with TINYTRAIN_LR.")
+    return out
+
+
+class DivergenceWatch:
+    """Says once when a run's loss diverges: its recent mean well above where it started and above a
+    guess (uniform over the classes) — usually a learning rate too high for the model."""
+
+    def __init__(self, n_classes: int, window: int = 50):
+        self.window, self.floor, self.warned = window, 2 * np.log(n_classes), False
+
+    def update(self, losses: list[float]) -> str | None:
+        n = len(losses)
+        if self.warned or n < 2 * self.window or n % 10:
+            return None
+        first, recent = np.mean(losses[: self.window]), np.mean(losses[-self.window:])
+        if not np.isfinite(recent) or (recent > max(1.5 * first, self.floor)):
+            self.warned = True
+            return (f"warning: the loss is diverging (mean {recent:.2f} over the last {self.window} steps, "
+                    f"{first:.2f} over the first); the learning rate may be too high for this model — try "
+                    f"`stream --lr` lower or `tinytrain tune-lr`.")
+        return None
+
+
 class StreamStopped(TinytrainError):
     """A TRAIN step failed mid-stream; `cause` says why, `done` how many steps the board took."""
 
@@ -78,7 +111,7 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
            schedule: str = "constant", reference: NumpyBackend | None = None, progress: bool = True,
            desc: str = "train", wire: np.ndarray | None = None, unit: str = "sample",
            checkpoint_every: int | None = None, resume: bool = False,
-           on_step: Callable[[int], None] | None = None) -> StreamResult:
+           on_step: Callable[[int], None] | None = None, lr_factor: float = 1.0) -> StreamResult:
     """TRAIN frames for every sample (epochs times); with a reference, the same steps run in NumPy
     and the logits of every step are compared. xs are the int8 model inputs; wire, if given, what
     the frames carry instead (a sensor model's int16 counts, which the board scales to xs).
@@ -89,6 +122,8 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     run of the same samples that stopped; the board's newest checkpoint says where it started), and
     survives resets as well. Otherwise a step the board did not take as expected (a reset, silence)
     stops the stream with the sample it happened at.
+    lr_factor scales the build's learning rate for this stream (through each TRAIN's lr_scale, no
+    rebuild); a loss that keeps growing is reported as a warning.
     on_step(i) runs after sample i (0-based) was trained (tests inject faults there)."""
     if epochs < 1:
         raise TinytrainError(f"the number of epochs must be at least 1, not {epochs}.")
@@ -97,7 +132,8 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
     if checkpoint_every is not None and checkpoint_every < 1:
         raise TinytrainError(f"checkpoints are taken every N steps with N at least 1, not {checkpoint_every}.")
     n = len(xs) * epochs
-    scales = lr_scales(n, schedule)
+    scales = scaled_lr(lr_scales(n, schedule), lr_factor)
+    watch = DivergenceWatch(n_classes=max(2, int(np.max(ys)) + 1))
     sent = xs if wire is None else wire
     sid = stream_id(sent, ys, epochs, schedule)
     res = StreamResult()
@@ -150,6 +186,8 @@ def stream(engine: EngineClient, xs: np.ndarray, ys: np.ndarray, logit_scale: fl
             resumes_here = 0
             y = int(ys[k])
             res.losses.append(cross_entropy(r.logits, y, logit_scale))
+            if warning := watch.update(res.losses):
+                bar.write(warning)
             res.correct.append(r.prediction == y)
             res.counts.append(r.count)
             if reference is not None:

@@ -26,6 +26,8 @@ COMMAND_MODULES: list[str] = [
     "demo",
     "bench",
     "contrib",
+    "tune_lr",
+    "fleet",
 ]
 
 

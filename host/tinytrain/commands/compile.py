@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tinytrain.commands.options import add_model_arguments, add_training_arguments, model_from_args, options_from_args
+from tinytrain.commands.options import (add_backend_argument, add_model_arguments, add_training_arguments, model_from_args,
+                                       options_from_args, run_backend)
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model, write_outputs
 from tinytrain.compile.sram_budget import kb, parse_bytes
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrib-dir", type=Path,
                    help="--scheme auto: folder of the cached contribution runs (default build/contrib/<model hash>)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_backend_argument(p, "--scheme auto: ")
     add_training_arguments(p)
     p.set_defaults(func=run)
 
@@ -40,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     budget = parse_bytes(args.budget) if args.budget else None
     scheme = sparse_scheme.load(args.scheme, model, budget, auto=lambda m, b: auto_scheme(
-        m, b, data=args.contrib_data, cache_dir=args.contrib_dir))
-    compiled = compile_model(model, scheme, options_from_args(args), budget)
+        m, b, data=args.contrib_data, cache_dir=args.contrib_dir, backend=run_backend(args)))
+    compiled = compile_model(model, scheme, options_from_args(args, model), budget)
     report = write_outputs(compiled, args.out, budget)
     print(f"{model.name} / {scheme.name}: planned peak SRAM {kb(report['planned_peak_sram_bytes'])} "
           f"(arena {kb(report['arena_bytes'])}, trainable {kb(report['trainable_sram_bytes'])}; "

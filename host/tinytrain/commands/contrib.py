@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from tinytrain.commands.compile import check_out_folder
-from tinytrain.commands.options import add_model_arguments, model_from_args
+from tinytrain.commands.options import add_backend_argument, add_model_arguments, model_from_args, run_backend
+from tinytrain.compile.compiler import model_lr
 from tinytrain.compile.sram_budget import kb, parse_bytes
 from tinytrain.errors import TinytrainError
 from tinytrain.learn.contribution import Protocol
@@ -17,7 +18,8 @@ from tinytrain.learn.scheme_search import VERIFY, VERIFY_SAMPLES, VERIFY_SEEDS, 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("contrib", help="choose the sparse-update scheme for a memory budget (contribution analysis)",
                        description="Measure how much each bias depth and each layer's weights (at ratios 1/8, 1/4, "
-                                   "1/2, 1) add to a short fine-tuning run (NumPy backend, fit/validation split of "
+                                   "1/2, 1) add to a short fine-tuning run (the engine's C code built for the host, or the NumPy "
+                                   "reference; fit/validation split of "
                                    "--data), then search the scheme with the best summed contributions whose planned "
                                    "peak SRAM fits --budget. Writes DIR/scheme.json (the authors' convention), "
                                    "DIR/report.json, DIR/report.md, DIR/contributions.png and DIR/search.png. "
@@ -31,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = Protocol()
     p.add_argument("--val-samples", type=int, default=d.val_samples, help="validation slice size")
     p.add_argument("--fit-samples", type=int, default=d.fit_samples, help="training steps of one measurement")
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the measurements (decays linearly to 0)")
+    p.add_argument("--lr", type=float, help="learning rate of the measurements (decays linearly to 0); default: the "
+                                             "model's own (metadata lr, see tinytrain tune-lr), else 0.05")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)),
                    help="comma-separated seeds; every scheme is measured once per seed and averaged")
     p.add_argument("--verify", type=int, default=VERIFY,
@@ -42,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-seeds", default=",".join(map(str, VERIFY_SEEDS)), help="seeds of the re-measurements")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_backend_argument(p)
     p.set_defaults(func=run)
 
 
@@ -55,8 +59,9 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def protocol_from_args(args: argparse.Namespace) -> Protocol:
-    return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=args.lr,
+def protocol_from_args(args: argparse.Namespace, model) -> Protocol:
+    lr = args.lr if args.lr is not None else model_lr(model)
+    return Protocol(data=args.data, val_samples=args.val_samples, fit_samples=args.fit_samples, lr=lr,
                     seeds=_seeds(args.seeds))
 
 
@@ -65,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     model = model_from_args(args)
     budget = parse_bytes(args.budget)
-    scheme, result, c = choose(model, budget, args.out, protocol_from_args(args), args.workers,
+    scheme, result, c = choose(model, budget, args.out, protocol_from_args(args, model), args.workers,
                                not args.no_progress, args.verify, cache_dir=args.cache,
-                               verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples)
+                               verify_seeds=_seeds(args.verify_seeds), verify_samples=args.verify_samples,
+                               backend=run_backend(args))
     b = result.best
     noise = c.noise.get("delta_std")
     print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "

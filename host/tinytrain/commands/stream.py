@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start where the board is in this stream, after an earlier run stopped (same --data, "
                         "--samples, --epochs, --schedule): from the step it restored, so no sample is trained "
                         "twice or skipped")
+    p.add_argument("--lr", type=float, help="learning rate of this stream (default: the build's, i.e. the model's "
+                                            "own); sent as each TRAIN's scale, no rebuild (up to 4x the build's)")
     p.set_defaults(func=run)
 
 
@@ -45,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
         model = s.config.load_model()
         wire, xs, ys = board_samples(args.data, model, args.samples, args.resize)
         unit = "window" if wire.dtype == np.int16 else "sample"
+        built_lr = float(s.info["options"]["lr"])
         res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
-                     wire=wire, unit=unit, checkpoint_every=args.checkpoint_every, resume=args.resume)
+                     wire=wire, unit=unit, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                     lr_factor=(args.lr / built_lr) if args.lr else 1.0)
         n = res.samples
         total = len(xs) * args.epochs
         began = f" from {unit} {res.start + 1} of {total}" if res.start else ""

@@ -44,12 +44,17 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_out_path(args.out)
     model = model_from_args(args)
-    compiled = compile_model(model, sparse_scheme.load(args.scheme, model), options_from_args(args))
+    compiled = compile_model(model, sparse_scheme.load(args.scheme, model), options_from_args(args, model))
     backend = NumpyBackend(compiled.program, use_arena=False)
     xs, ys = model_samples(args.data, model, args.samples, args.resize)
     n = len(xs) * args.epochs
     scales = lr_scales(n, args.schedule)
     scale = model.tensors[model.output].qparams.scale
+    ex = ey = None
+    if args.eval_data:
+        ex, ey = model_samples(args.eval_data, model, args.eval_samples, args.resize)
+        before = accuracy(backend, ex, ey, "eval before")
+        print(f"accuracy before {before:.4f} on {len(ey)} samples of {args.eval_data}")
     losses, correct = [], []
     t0 = time.monotonic()
     with progress(n, "train (numpy)", "sample") as bar:
@@ -63,12 +68,15 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix(loss=f"{np.mean(losses[-100:]):.3f}", acc=f"{np.mean(correct[-100:]):.3f}")
     print(f"{n} steps in {time.monotonic() - t0:.1f} s; running accuracy {np.mean(correct[-100:]):.3f} "
           f"over the last {min(n, 100)}")
-    if args.eval_data:
-        ex, ey = model_samples(args.eval_data, model, args.eval_samples, args.resize)
-        acc = np.mean([backend.predict(x) == y for x, y in zip(ex, ey)])
-        print(f"accuracy {acc:.4f} on {len(ey)} samples of {args.eval_data}")
+    if ex is not None:
+        print(f"accuracy after {accuracy(backend, ex, ey, 'eval after'):.4f} on {len(ey)} samples of {args.eval_data}")
     if args.out:
         save_state(args.out, model_hash(model), model.name, backend.state_bytes(), compiled.state_hash,
                    compiled.program_hash, compiled.program.scheme.name)
         print(f"saved the learned state to {args.out}")
     return 0
+
+
+def accuracy(backend: NumpyBackend, xs: np.ndarray, ys: np.ndarray, desc: str) -> float:
+    hits = [backend.predict(x) == y for x, y in tqdm(list(zip(xs, ys)), desc=desc, unit="sample", dynamic_ncols=True)]
+    return float(np.mean(hits))

@@ -20,6 +20,7 @@ from tinytrain.compile import codegen as codegen_c
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import Compiled, compile_model
 from tinytrain.compile.scheme import SparseScheme
+from tinytrain.compile.compiler import model_lr
 from tinytrain.compile.sram_budget import parse_bytes
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
@@ -38,7 +39,7 @@ class BuildConfig:
     scheme: str = "classifier"
     classes: int | None = None
     budget: str | None = None
-    lr: float = CompileOptions.lr
+    lr: float | None = None  # None: the model's own (metadata lr, see `tinytrain tune-lr`), else 0.05
     rounding: str = CompileOptions.rounding
     seed: int = CompileOptions.seed
     qas: bool = CompileOptions.qas
@@ -48,6 +49,7 @@ class BuildConfig:
     # Checkpoints in flash (docs/checkpoints.md): the last 512 KB of the 1 MB flash hold two slots, so the
     # image gets 512 KB; 0 gives the image the whole flash (the paper's larger models need it).
     checkpoints: bool = True
+    source: str | None = None  # HxWxC: samples are images of this size, made into the input on the board
 
     @classmethod
     def from_strings(cls, d: Mapping[str, str], project: Path) -> "BuildConfig":
@@ -82,22 +84,33 @@ class BuildConfig:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """Every option with its value and where it came from (resolve records that)."""
+        sources = getattr(self, "sources", {})
+        def value(name: str) -> str:
+            v = getattr(self, name)
+            return "the model's" if name == "lr" and v is None else ("none" if v is None else str(v))
+
+        return ", ".join(f"{f.name}={value(f.name)} ({sources.get(f.name, 'given')})" for f in fields(self)
+                         if f.name != "model")
+
     @classmethod
     def from_json(cls, d: dict) -> "BuildConfig":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     def load_model(self) -> Model:
-        return load_model(self.model, self.classes, self.new_head, self.head_seed, self.resolution)
+        return load_model(self.model, self.classes, self.new_head, self.head_seed, self.resolution, self.source)
 
-    def options(self) -> CompileOptions:
-        return CompileOptions(lr=self.lr, qas=self.qas, rounding=self.rounding, seed=self.seed)
+    def options(self, model: Model) -> CompileOptions:
+        return CompileOptions(lr=self.lr if self.lr is not None else model_lr(model), qas=self.qas,
+                              rounding=self.rounding, seed=self.seed)
 
     def compile(self, auto: Callable[[Model, int | None], SparseScheme] | None = None) -> Compiled:
         """`auto` resolves the scheme `auto` (see compile.scheme.load)."""
         model = self.load_model()
         budget = parse_bytes(self.budget) if self.budget else None
         scheme = sparse_scheme.load(self.scheme, model, budget, auto=auto)
-        return compile_model(model, scheme, self.options(), budget, checkpoints=self.checkpoints)
+        return compile_model(model, scheme, self.options(model), budget, checkpoints=self.checkpoints)
 
 
 def option_names(name: str) -> tuple[str, str]:
@@ -109,12 +122,17 @@ def resolve(ini: Callable[[str], str | None], project: Path, environ: Mapping[st
     """The configuration of a build: each option from the environment (TINYTRAIN_<NAME>), else from
     platformio.ini (`ini(option)`, None when the env does not set it), else BuildConfig's default."""
     environ = os.environ if environ is None else environ
-    values = {}
+    values, sources = {}, {}
     for f in fields(BuildConfig):
         option, variable = option_names(f.name)
         value = environ.get(variable)
-        values[f.name] = value if value is not None else (ini(option) or "")
+        if value is not None:
+            values[f.name], sources[f.name] = value, variable
+        else:
+            values[f.name] = ini(option) or ""
+            sources[f.name] = option if values[f.name] else "default"
     cfg = BuildConfig.from_strings(values, project)
+    cfg.sources = sources
     if not Path(cfg.model).exists():
         raise TinytrainError(f"the model {cfg.model} (custom_tinytrain_model / TINYTRAIN_MODEL) does not exist.")
     return cfg
@@ -138,6 +156,7 @@ def compile_for_build(cfg: BuildConfig, out_dir: Path, auto: Callable[[Model, in
     codegen_c.generate(compiled, out_dir)
     info = compiled.report()
     info["input_bytes"] = compiled.program.model.input_spec.size
+    info["budget_bytes"] = parse_bytes(cfg.budget) if cfg.budget else None
     info["program_hash"] = compiled.program_hash  # what the board's MODEL reply must report
     info["state_hash"] = compiled.state_hash
     # A sensor model's samples travel as int16 counts (docs/protocol.md, "Sensor samples").

@@ -18,6 +18,7 @@ import numpy as np
 from tinytrain import ops
 from tinytrain.compile.arena_plan import ArenaPlan
 from tinytrain.compile.compiler import Compiled
+from tinytrain.compile.staging import kernel_scratch_bytes, kernel_scratch_offset
 from tinytrain.ir.graph import Node
 from tinytrain.ir.program import CompileError, Step, StepKind
 from tinytrain.numerics.sensor_input import SensorScaling
@@ -81,6 +82,17 @@ class _Emitter:
     def mask(self, buf: str | None) -> str:
         return self._ptr(buf, "uint8_t") if buf else "NULL"
 
+    def scratch(self) -> str:
+        """The kernel scratch of the step being emitted: its buffer of role `scratch` (a streaming stage:
+        the part of its buffer after the row windows), else NULL (the kernel needs none)."""
+        s = self.step
+        if s.kind is StepKind.PATCH_STAGE:
+            if not kernel_scratch_bytes(self.model, s.attrs.stage):
+                return "NULL"
+            return f"((void *)(tt_arena + {self.plan.offsets[s.writes[1]] + kernel_scratch_offset(s.attrs.stage)}u))"
+        bufs = [b for b in s.writes if self.program.buffers[b].role == "scratch"]
+        return f"((void *)(tt_arena + {self.plan.offsets[bufs[0]]}u))" if bufs else "NULL"
+
     def exp(self, buf: str) -> str:
         return f"e_{ident(buf)}"
 
@@ -128,6 +140,7 @@ class _Emitter:
         # Counts exclude the time spent receiving a streamed sample (tt_input_counter_total).
         body.append("    uint64_t t0 = board_counter_read() - tt_input_counter_total, t1;")
         for i, s in enumerate(steps):
+            self.step = s
             code = s.rule.emit(s, self)
             body.append(f"    TT_CHECK_BEGIN({i});")
             body.append(f"    {code}")
@@ -180,7 +193,7 @@ class _Emitter:
             "#include <stdint.h>\n#include <stddef.h>\n#include <string.h>\n",
             step_kind_enum(),
             '#include "boards/board.h"\n#include "engine/tt_kernels.h"\n#include "engine/tt_model.h"\n'
-            '#include "engine/tt_check.h"\n#include "engine/depthwise_inplace.h"\n',
+            '#include "engine/tt_check.h"\n',
             f"uint8_t tt_arena[{c.arena_bytes}u] __attribute__((aligned(8)));",
             "uint32_t tt_train_step_count;",
             f"int8_t tt_logits[{m.num_classes}u];",

@@ -103,6 +103,15 @@ def check_checkpoint_slot(program: TrainingProgram) -> None:
                           f"{kb(CHECKPOINT_SLOT_BYTES)}; build without checkpoints (checkpoints = 0).")
 
 
+def model_lr(model: Model) -> float:
+    """The model's base learning rate: its metadata's `lr` (chosen by `tinytrain tune-lr` and kept with
+    the model), else CompileOptions' default. TRAIN's lr_scale multiplies it per step."""
+    lr = model.metadata.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+        return float(lr)
+    return CompileOptions.lr
+
+
 def runtime_state_bytes(program: TrainingProgram) -> int:
     """What the generated code allocates besides arena and parameters (tt_model_gen.c): one u32
     counter per profiled step, the logits, the step counter; 8 bytes of alignment per object."""
@@ -212,6 +221,14 @@ def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | 
     program = compile_program(model, scheme, options)
     if checkpoints:
         check_checkpoint_slot(program)
+    return plan_program(program, budget_bytes, checkpoints)
+
+
+def plan_program(program: TrainingProgram, budget_bytes: int | None = None, checkpoints: bool = True) -> Compiled:
+    """The memory plans and SRAM figures of a program compiled with exactly its options (compile_model
+    first lets the compiler choose the streaming stage and the int32 input gradients; this takes the
+    program as it is, e.g. the one the contribution analysis' NumPy runs execute)."""
+    model, scheme, options = program.model, program.scheme, program.options
     plain = compile_program(model, scheme, replace(options, reorder=False))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)

@@ -12,7 +12,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 ROLE_COLORS = {
     "input": "#4c72b0", "activation": "#8fb0d9", "mask": "#dd8452", "saved": "#55a868",
-    "grad": "#c44e52", "grad32": "#e89a9c", "wgrad": "#8172b3",
+    "grad": "#c44e52", "grad32": "#e89a9c", "wgrad": "#8172b3", "scratch": "#937860",
 }
 
 

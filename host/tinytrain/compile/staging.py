@@ -205,8 +205,21 @@ class StageRule(OpRule):
 STAGE = StageRule()
 
 
+def kernel_scratch_offset(stage: PatchStage) -> int:
+    """Where the kernels' scratch starts in the stage's buffer: after the windows, 8-byte aligned."""
+    return (stage.scratch_bytes + 7) // 8 * 8
+
+
+def kernel_scratch_bytes(model: Model, stage: PatchStage) -> int:
+    """The largest scratch a kernel of the stage needs (one kernel runs at a time)."""
+    nodes = {op.name: op for op in model.ops}
+    return max((ops.rule_for(nodes[n]).rows_scratch_bytes(nodes[n], model) for n in stage.ops), default=0)
+
+
 def stage_step(model: Model, stage: PatchStage) -> tuple[Step, Buffer]:
-    scratch = Buffer(f"{stage.output}.stage_windows", "int8", (max(stage.scratch_bytes, 1),), "activation")
+    """The stage's step and its one buffer: the row windows, then the kernels' scratch."""
+    size = kernel_scratch_offset(stage) + kernel_scratch_bytes(model, stage)
+    scratch = Buffer(f"{stage.output}.stage_windows", "int8", (max(size, 1),), "activation")
     step = Step(StepKind.PATCH_STAGE, stage.output, (stage.input,), (stage.output, scratch.name),
                 StageAttrs(stage), macs=stage.macs, rule=STAGE)
     return step, scratch

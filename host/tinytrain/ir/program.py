@@ -79,6 +79,7 @@ class StepKind(str, enum.Enum):
     REQUANTIZE_GRAD = "requantize_grad", Phase.BACKWARD
     CLAMP = "clamp", Phase.FORWARD
     CLAMP_GRAD = "clamp_grad", Phase.BACKWARD
+    IMAGE_RESIZE = "image_resize", Phase.FORWARD
 
     @property
     def is_forward(self) -> bool:
@@ -148,7 +149,7 @@ ATTRS = {
     **{k: ForwardAttrs for k in (StepKind.CONV, StepKind.POINTWISE, StepKind.DEPTHWISE, StepKind.DENSE,
                                  StepKind.ADD, StepKind.AVGPOOL, StepKind.MAXPOOL, StepKind.AVGPOOL2D,
                                  StepKind.PAD, StepKind.CONCAT, StepKind.RESHAPE, StepKind.REQUANTIZE,
-                                 StepKind.CLAMP)},
+                                 StepKind.CLAMP, StepKind.IMAGE_RESIZE)},
     StepKind.SAVE_CHANNELS: SaveAttrs,
     StepKind.PATCH_STAGE: StageAttrs,
     StepKind.LOSS_GRAD: GradAttrs,
@@ -183,7 +184,7 @@ class Buffer:
     name: str
     dtype: str  # int8 | int16 | int32 | bits
     shape: tuple[int, ...]
-    role: str  # input | stream | activation | mask | saved | grad | grad32 | wgrad
+    role: str  # input | stream | activation | mask | saved | grad | grad32 | wgrad | scratch (a kernel's, one step)
     # (stream: the model input when its rows are received during a streaming stage; not in the arena)
 
     @property

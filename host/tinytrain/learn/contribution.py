@@ -1,5 +1,7 @@
 """Contribution analysis (Lin et al. 2022, Sec. 3.2): how much each bias depth and each weight slice
-adds to the accuracy of a short fine-tuning run, measured with the NumPy backend.
+adds to the accuracy of a short fine-tuning run of the board's exact arithmetic: the NumPy reference
+(NumpyRuns) or the engine's own C code built for the host (tinytrain.board.host_runs), which give
+the same bytes.
 
 Two families of measurements, each a fine-tuning run on a *fit* slice of the dataset scored on a
 disjoint *validation* slice (never a test set), with the same sample order and seeds for every run:
@@ -14,9 +16,10 @@ disjoint *validation* slice (never a test set), with the same sample order and s
 Every run is cached on disk (one JSON file per run, keyed by model hash, protocol, scheme and seed),
 so an interrupted analysis resumes where it stopped. Runs go to worker processes (one per core).
 
-Speed: the layers below the lowest trained one never change, so their outputs are a function of the
-input sample only. They are computed once per sample (one inference pass) and reused by every run and
-step (`PrefixCachedBackend`); the result is identical to a plain NumpyBackend run (tested).
+Speed, NumPy: the layers below the lowest trained one never change, so their outputs are a function of
+the input sample only. They are computed once per sample (one inference pass) and reused by every run
+and step (`PrefixCachedBackend`); the result is identical to a plain NumpyBackend run (tested). The C
+backend runs the whole generated step, a few milliseconds on the host.
 """
 
 from __future__ import annotations
@@ -75,10 +78,13 @@ class Protocol:
     # Score on this dataset (all of it) and fit on all of `data` instead of splitting `data`. Only for
     # the final held-out evaluation of chosen schemes (tools/contrib_table.py), never for the analysis.
     eval_data: str | None = None
+    resize: bool = False  # images of another size or channel count are resized (datasets.to_model_input)
 
     def key(self) -> dict:
         k = {"data": self.data, "val_samples": self.val_samples, "fit_samples": self.fit_samples,
              "lr": self.lr, "schedule": self.schedule, "format": FORMAT}
+        if self.resize:
+            k["resize"] = True
         if self.eval_data:
             k["eval_data"] = self.eval_data
             del k["val_samples"]  # unused: all of `data` is fitted, all of eval_data scored
@@ -244,32 +250,73 @@ def run_cost(model: Model, program: TrainingProgram, fit: int, val: int) -> floa
     return cost(program.train_steps, fit) + cost(program.infer_steps, val)
 
 
-_STATE: dict = {}  # per process: model, protocol, activations, labels, rows (inherited by fork)
+_STATE: dict = {}  # per process: model, protocol, backend, activations, labels, rows (inherited by fork)
+
+
+# ---------------------------------------------------------------- backends: where a run's steps execute
+
+
+class NumpyRuns:
+    """Fine-tuning runs on the NumPy reference (reference/executor.py), with the frozen prefix of the
+    network computed once per sample for all runs (PrefixCachedBackend). A backend's `fine_tune` gets
+    the program of a run, its training rows, labels and lr scales in order, and the validation rows,
+    and returns the validation logits; every backend returns the same bytes (the C engine on the host,
+    tinytrain.board.host_runs, is tested against this one), so cached runs do not record which
+    one measured them except for information."""
+
+    name = "numpy"
+    prefix_cache = True  # wants every frozen activation of every sample in _STATE["acts"]
+
+    def prepare(self, model: Model) -> None:
+        """Called in the measuring process before the workers start (they inherit what it made)."""
+
+    def cost(self, model: Model, program: TrainingProgram, fit: int, val: int) -> float:
+        return run_cost(model, program, fit, val)
+
+    def fine_tune(self, program: TrainingProgram, acts: dict[str, np.ndarray], rows: np.ndarray,
+                  labels: np.ndarray, scales: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
+        b = PrefixCachedBackend(program, acts)
+        for row, label, scale in zip(rows, labels, scales):
+            b.train_row(int(row), int(label), int(scale))
+        return np.concatenate([b.infer_rows(val_rows[at:at + VAL_BATCH])
+                               for at in range(0, len(val_rows), VAL_BATCH)])
+
+
+def run_program(model: Model, protocol: Protocol, scheme: dict, seed: int) -> TrainingProgram:
+    """The training program of one run (also what a C run generates its code from)."""
+    return compile_program(model, from_authors("run", scheme, len(model.weighted_ops)),
+                           CompileOptions(lr=protocol.lr, seed=seed))
+
+
+def run_samples(protocol: Protocol, fit_rows: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, lr scales) of a run's training steps, in order."""
+    order = sample_order(len(fit_rows), protocol.fit_samples or len(fit_rows), seed)
+    return fit_rows[order], lr_scales(len(order), protocol.schedule)
+
+
+def score_logits(model: Model, logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of validation logits [N, classes] against their labels."""
+    scale = model.tensors[model.output].qparams.scale
+    correct, loss = 0, 0.0
+    for row_logits, label in zip(logits, labels):
+        correct += int(np.argmax(row_logits) == label)
+        loss += cross_entropy(row_logits, int(label), scale)
+    return correct / len(labels), loss / len(labels)
 
 
 def _run(job: Job) -> tuple[str, dict]:
     model: Model = _STATE["model"]
     proto: Protocol = _STATE["protocol"]
+    backend = _STATE["backend"]
     acts, labels = _STATE["acts"], _STATE["labels"]
     fit_rows, val_rows = _STATE["fit_rows"], _STATE["val_rows"]
     t0 = time.monotonic()
-    scheme = from_authors("run", job.scheme, len(model.weighted_ops))
-    program = compile_program(model, scheme, CompileOptions(lr=proto.lr, seed=job.seed))
-    b = PrefixCachedBackend(program, acts)
-    order = sample_order(len(fit_rows), proto.fit_samples or len(fit_rows), job.seed)
-    scales = lr_scales(len(order), proto.schedule)
-    for i, j in enumerate(order):
-        row = fit_rows[j]
-        b.train_row(row, int(labels[row]), int(scales[i]))
-    scale = model.tensors[model.output].qparams.scale
-    correct, loss = 0, 0.0
-    for at in range(0, len(val_rows), VAL_BATCH):
-        rows = val_rows[at:at + VAL_BATCH]
-        for row, logits in zip(rows, b.infer_rows(rows)):
-            correct += int(np.argmax(logits) == labels[row])
-            loss += cross_entropy(logits, int(labels[row]), scale)
-    return job.key, {"accuracy": correct / len(val_rows), "loss": loss / len(val_rows),
-                     "seconds": time.monotonic() - t0, "seed": job.seed, "scheme": job.scheme}
+    program = run_program(model, proto, job.scheme, job.seed)
+    rows, scales = run_samples(proto, fit_rows, job.seed)
+    logits = backend.fine_tune(program, acts, rows, labels[rows], scales, val_rows)
+    accuracy, loss = score_logits(model, logits, labels[val_rows])
+    return job.key, {"accuracy": accuracy, "loss": loss, "seconds": time.monotonic() - t0, "seed": job.seed,
+                     "scheme": job.scheme, "backend": backend.name}
 
 
 def sample_order(n_rows: int, count: int, seed: int) -> np.ndarray:
@@ -288,13 +335,17 @@ def _activations_chunk(args) -> dict[str, np.ndarray]:
 
 
 class Measurer:
-    """Runs fine-tuning measurements in parallel, caching each finished run as DIR/runs/<key>.json."""
+    """Runs fine-tuning measurements in parallel, caching each finished run as DIR/runs/<key>.json.
+
+    `backend` executes the runs: NumpyRuns (the default) or the engine's C code built for the host
+    (tinytrain.board.host_runs.CRuns). Both give the same bytes, so the cache keys do not name it."""
 
     def __init__(self, model: Model, protocol: Protocol, cache_dir: Path, workers: int | None = None,
-                 progress: bool = True):
+                 progress: bool = True, backend=None):
         protocol.check()
         self.model = model
         self.protocol = protocol
+        self.backend = backend or NumpyRuns()
         self.cache_dir = Path(cache_dir) / "runs"
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.progress = progress
@@ -328,16 +379,18 @@ class Measurer:
     # -- data
 
     def _load_data(self) -> None:
-        """The samples and every frozen activation of them, in _STATE (workers inherit it by fork).
-        Measurers of the same model and data in one process share them."""
+        """The samples and, for a backend with a prefix cache, every frozen activation of them, in
+        _STATE (workers inherit it by fork). Measurers of the same model and data in one process share
+        them."""
         p = self.protocol
-        data_key = (self.model_hash, p.data, p.val_samples, p.eval_data)
-        if _STATE.get("data_key") != data_key:
+        data_key = (self.model_hash, p.data, p.val_samples, p.eval_data, p.resize)
+        prefix = self.backend.prefix_cache
+        if _STATE.get("data_key") != data_key or (prefix and not _STATE.get("prefix")):
             _STATE.clear()
-            x, y = model_samples(p.data, self.model)
+            x, y = model_samples(p.data, self.model, resize=p.resize)
             n = len(y)
             if p.eval_data:
-                xe, ye = model_samples(p.eval_data, self.model)
+                xe, ye = model_samples(p.eval_data, self.model, resize=p.resize)
                 x, y = np.concatenate([x, xe]), np.concatenate([y, ye])
                 fit_rows, val_rows = np.arange(0, n), np.arange(n, len(y))
             else:
@@ -345,15 +398,19 @@ class Measurer:
                     raise ContributionError(f"{p.data} has {n} samples; it needs more than the "
                                             f"{p.val_samples} validation samples plus a fit slice.")
                 fit_rows, val_rows = np.arange(0, n - p.val_samples), np.arange(n - p.val_samples, n)
-            _STATE.update(model=self.model, x=x)
-            chunks = np.linspace(0, len(x), self.workers * 4 + 1).astype(int)
-            parts = self._map(_activations_chunk, list(zip(chunks[:-1], chunks[1:])), ordered=True)
-            acts = {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
+            if prefix:
+                _STATE.update(model=self.model, x=x)
+                chunks = np.linspace(0, len(x), self.workers * 4 + 1).astype(int)
+                parts = self._map(_activations_chunk, list(zip(chunks[:-1], chunks[1:])), ordered=True)
+                acts = {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
+                del _STATE["x"]
+            else:
+                acts = {self.model.input: np.ascontiguousarray(x, dtype=np.int8)}
             for a in acts.values():
                 a.setflags(write=False)
-            del _STATE["x"]
-            _STATE.update(acts=acts, labels=y, fit_rows=fit_rows, val_rows=val_rows, data_key=data_key)
-        _STATE.update(model=self.model, protocol=p)
+            _STATE.update(acts=acts, labels=y, fit_rows=fit_rows, val_rows=val_rows, data_key=data_key,
+                          prefix=prefix)
+        _STATE.update(model=self.model, protocol=p, backend=self.backend)
         self.fit_rows, self.val_rows = _STATE["fit_rows"], _STATE["val_rows"]
 
     def _map(self, fn, items, ordered=False):
@@ -382,10 +439,12 @@ class Measurer:
         if not todo:
             return out
         self._load_data()
+        self.backend.prepare(self.model)
         jobs = list(todo.values())
         for j in jobs:
             prog = compile_program(self.model, from_authors("c", j.scheme, self.n_layers))
-            j.cost = run_cost(self.model, prog, self.protocol.fit_samples or len(self.fit_rows), len(self.val_rows))
+            j.cost = self.backend.cost(self.model, prog, self.protocol.fit_samples or len(self.fit_rows),
+                                       len(self.val_rows))
         jobs.sort(key=lambda j: -j.cost)  # longest first: the last runs finish together
         by_key = {j.key: j for j in jobs}
         t0 = time.monotonic()
@@ -515,12 +574,12 @@ def noise_estimate(bias: dict[int, Score], weights: dict[tuple[int, float], Scor
 
 
 def analyze(model: Model, protocol: Protocol, cache_dir: Path | None = None, workers: int | None = None,
-            progress: bool = True, ratios: tuple[float, ...] = RATIOS, measurer: Measurer | None = None
-            ) -> Contributions:
+            progress: bool = True, ratios: tuple[float, ...] = RATIOS, measurer: Measurer | None = None,
+            backend=None) -> Contributions:
     """Measures (or loads from cache_dir/runs) every bias depth, then every weight slice on top of the best depth."""
     if measurer is None and cache_dir is None:
         raise ContributionError("analyze needs a cache folder or a Measurer.")
-    m = measurer or Measurer(model, protocol, cache_dir, workers, progress)
+    m = measurer or Measurer(model, protocol, cache_dir, workers, progress, backend)
     n = len(model.weighted_ops)
     bias_schemes = {k: bias_scheme(n, k) for k in range(1, n + 1)}
     res = m.measure(list(bias_schemes.values()), desc="bias runs")

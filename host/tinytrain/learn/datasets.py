@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytrain.model.pixels import pixel_lut
 from tinytrain.errors import TinytrainError
 from tinytrain.numerics.sensor_input import SensorScaling, SensorScalingError, sensor_to_int8
 
@@ -440,21 +441,6 @@ def _palette_is_gray(im) -> bool:
 # ---------------------------------------------------------------- model input
 
 
-def pixel_lut(model) -> np.ndarray:
-    """int8 value of every pixel 0..255 at the model's input (see to_model_input)."""
-    try:
-        a, b = (float(v) for v in model.metadata["pixel_to_real"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"model {model.name} has no metadata pixel_to_real = [a, b] (real = pixel * a + b).") from exc
-    qp = model.input_spec.qparams
-    v = (np.arange(256, dtype=np.float64) * a + b) / qp.scale
-    # Exact halves round down (toward -inf), with a tolerance for float error in the scales: the
-    # paper's models (p/127.5 - 1 at scale 1/127.5, i.e. p - 127.5) then get exactly q = p - 128,
-    # which maps 0..255 onto the whole int8 range.
-    q = np.ceil(v - 0.5 - 1e-6) + qp.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
 def sensor_scaling(model) -> SensorScaling | None:
     """The model's per-channel scaling of raw sensor counts (metadata sensor_to_input), if it has one."""
     entry = model.metadata.get("sensor_to_input")
@@ -488,6 +474,9 @@ def to_model_input(images: np.ndarray, model) -> np.ndarray:
     """uint8 images [N,H,W,C] (or [N,H,W]) -> the model's int8 input [N,h,w,c]; int16 sensor
     windows go through windows_to_model_input.
 
+    A model with a pixel source (model.pixels.with_pixel_source) takes the pixels themselves, fitted to
+    its source's size and channels as below (its first node makes the int8 input).
+
     Channels: gray is repeated to RGB, RGB becomes gray by ITU-R 601 luma (PIL's "L"),
     only when the model needs it. Size: resized with PIL's bilinear filter only when
     (H, W) differs from the model's input. Then real = pixel * a + b with
@@ -506,6 +495,7 @@ def to_model_input(images: np.ndarray, model) -> np.ndarray:
     h, w, c = model.input_spec.shape
     if c not in (1, 3):
         raise DatasetError(f"model {model.name} takes {c}-channel input; only 1 (gray) or 3 (RGB) are supported.")
+    source = model.metadata.get("pixel_source") is not None  # the model takes the pixels themselves
     n, ih, iw, ic = images.shape
     if (ih, iw) != (h, w) or ic != c:
         from PIL import Image
@@ -520,4 +510,6 @@ def to_model_input(images: np.ndarray, model) -> np.ndarray:
             a = np.asarray(im)
             out[i] = np.repeat(a[..., None], 3, axis=2) if (ic == 1 and c == 3) else a.reshape(h, w, c)
         images = out
+    if source:  # the board makes the input (ops.image_resize); the pixels travel as they are
+        return np.ascontiguousarray(images).view(np.int8)
     return pixel_lut(model)[images]

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tinytrain.model import ttm as model_file
-from tinytrain.compile.compiler import predict_peak_sram
+from tinytrain.compile.compiler import model_lr, predict_peak_sram
 from tinytrain.learn.contribution import Contributions, Measurer, Protocol, analyze, plot_contributions, scheme_key
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
@@ -403,19 +403,20 @@ def verify(result: SearchResult, measurer: Measurer, count: int = VERIFY,
 
 def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None = None, workers: int | None = None,
            progress: bool = True, verify_count: int = VERIFY, cache_dir: Path | None = None,
-           verify_seeds: tuple[int, ...] = VERIFY_SEEDS,
-           verify_samples: int = VERIFY_SAMPLES) -> tuple[SparseScheme, SearchResult, Contributions]:
+           verify_seeds: tuple[int, ...] = VERIFY_SEEDS, verify_samples: int = VERIFY_SAMPLES,
+           backend=None) -> tuple[SparseScheme, SearchResult, Contributions]:
     """Contribution analysis (runs cached in cache_dir/runs, default out_dir/runs) + search + verification
-    for one budget; writes the scheme, the report and the plots to out_dir."""
+    for one budget; writes the scheme, the report and the plots to out_dir. `backend` runs the
+    fine-tuning (see Measurer; default the NumPy reference)."""
     protocol = protocol or Protocol()
     t0 = time.monotonic()
-    measurer = Measurer(model, protocol, Path(cache_dir or out_dir), workers, progress)
+    measurer = Measurer(model, protocol, Path(cache_dir or out_dir), workers, progress, backend)
     c = analyze(model, protocol, measurer=measurer)
     with Planner(model, workers) as planner:
         result = search(model, c, budget, planner)
         lighter = lighter_optima(model, c, budget, planner) if verify_count > 0 else []
     checker = Measurer(model, verification_protocol(protocol, verify_seeds, verify_samples), Path(cache_dir or out_dir), workers,
-                       progress)
+                       progress, backend)
     result = verify(result, checker, verify_count, lighter)
     scheme = result.best.point.scheme(len(model.weighted_ops), f"auto@{kb(budget).replace(' ', '')}")
     result.seconds = time.monotonic() - t0
@@ -424,14 +425,15 @@ def choose(model: Model, budget: int, out_dir: Path, protocol: Protocol | None =
 
 
 def auto_scheme(model: Model, budget: int | None, data: str = "mnist:train", cache_dir: Path | None = None,
-                workers: int | None = None, progress: bool = True) -> SparseScheme:
+                workers: int | None = None, progress: bool = True, backend=None) -> SparseScheme:
     """The scheme `--scheme auto` stands for: the contribution search for this model and budget, with its
     measurements cached in build/contrib/<model hash>/ (reused by every later budget)."""
     if budget is None:
         raise SearchError("--scheme auto needs a memory budget (--budget, e.g. 256KB).")
     base = Path(cache_dir) if cache_dir else default_cache_dir(model)
     out = base / f"budget-{budget}"
-    scheme, result, _ = choose(model, budget, out, Protocol(data=data), workers, progress, cache_dir=base)
+    scheme, result, _ = choose(model, budget, out, Protocol(data=data, lr=model_lr(model)), workers, progress,
+                               cache_dir=base, backend=backend)
     print(f"auto scheme for {kb(budget)}: {result.best.point.describe()} (planned peak {kb(result.best.peak_bytes)}, "
           f"validation accuracy {100 * (result.best.measured_mean or result.best.score):.1f}%); report in {out}")
     return scheme
@@ -470,6 +472,7 @@ def write_outputs(model: Model, c: Contributions, r: SearchResult, scheme: Spars
         "contributions": c.to_json(),
         "verification_protocol": {**asdict(checker.protocol), "seeds": list(checker.protocol.seeds)} if checker else None,
         "runs_measured": sum(m.runs_done for m in (measurer, checker) if m),
+        "backend": measurer.backend.name if measurer else None,  # of the runs measured now (cached ones: any)
         "measuring_seconds": sum(m.measured_seconds for m in (measurer, checker) if m),
         "visited": [{"describe": v.point.describe(), "peak_sram_bytes": v.peak_bytes, "predicted_accuracy": v.score}
                     for v in sorted(r.visited, key=lambda v: v.peak_bytes)],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tinytrain.model import head
 from tinytrain.model import tiny_training as import_tiny_training
+from tinytrain.model.pixels import parse_source, with_pixel_source
 from tinytrain.model.tflite import import_tflite
 from tinytrain.model import ttm as model_file
 from tinytrain.errors import TinytrainError
@@ -14,7 +15,9 @@ from tinytrain.ir.graph import Model, with_input_size
 
 
 def load_model(path: str | Path, classes: int | None = None, new_head: bool = False, head_seed: int = 0,
-               resolution: int | None = None) -> Model:
+               resolution: int | None = None, source: str | None = None) -> Model:
+    """The model of a file, at another input resolution, with a new head of `classes` classes, and
+    taking its images from an HxWxC `source` (resized on the board, model.pixels), as asked."""
     path = Path(path)
     if path.is_dir():
         candidates = sorted(path.glob("*.ttm"))
@@ -36,4 +39,6 @@ def load_model(path: str | Path, classes: int | None = None, new_head: bool = Fa
         model = head.replace_head(model, classes, seed=head_seed)
     elif new_head:
         model = head.replace_head(model, model.num_classes, seed=head_seed)
+    if source:
+        model = with_pixel_source(model, parse_source(source))
     return model

@@ -455,3 +455,44 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, e: int, coef_mult: np.ndarra
     r = None if rand is None else np.asarray(rand).reshape(c, -1)
     new = param.reshape(c, -1).astype(np.int64) + fp.round_shift(prod, exps, mode, r)
     return fp.saturate(new, lo, hi).astype(param.dtype).reshape(param.shape)
+
+
+# ------------------------------------------------------------------ image input on the board
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """RGB -> gray as PIL's "L": (19595 R + 38470 G + 7471 B + 32768) >> 16, on uint8 [..., 3]."""
+    v = rgb.astype(np.int64)
+    return ((v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 32768) >> 16).astype(np.uint8)[..., None]
+
+
+def resize_coords(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear sample positions with pixel centres aligned (as PIL), in Q8: for output index o the
+    source position is ((2o + 1) size_in 256) // (2 size_out) - 128, clamped to [0, (size_in - 1) 256];
+    returns (first source index, second source index, weight of the second in 0..255)."""
+    o = np.arange(size_out, dtype=np.int64)
+    f = np.clip((2 * o + 1) * size_in * 256 // (2 * size_out) - 128, 0, (size_in - 1) * 256)
+    i0 = f >> 8
+    return i0, np.minimum(i0 + 1, size_in - 1), f & 255
+
+
+def image_resize(pixels: np.ndarray, out_hw: tuple[int, int], out_c: int, lut: np.ndarray) -> np.ndarray:
+    """uint8 pixels [..., h, w, c] -> the model's int8 input [..., H, W, C]: RGB becomes gray first (luma)
+    when C = 1, bilinear resize in Q8 ((p00 (256 - wx) + p01 wx) (256 - wy) + (p10 (256 - wx) + p11 wx) wy
+    + 32768) >> 16 with resize_coords, gray repeated to RGB when C = 3, then the 256-entry table `lut`."""
+    p = np.asarray(pixels, dtype=np.uint8)
+    if p.shape[-1] == 3 and out_c == 1:
+        p = luma(p)
+    h, w = p.shape[-3], p.shape[-2]
+    y0, y1, wy = resize_coords(h, out_hw[0])
+    x0, x1, wx = resize_coords(w, out_hw[1])
+    v = p.astype(np.int64)
+    top = v[..., y0, :, :]
+    bot = v[..., y1, :, :]
+    wxc, wyc = wx[:, None], wy[:, None, None]
+    row_top = top[..., :, x0, :] * (256 - wxc) + top[..., :, x1, :] * wxc
+    row_bot = bot[..., :, x0, :] * (256 - wxc) + bot[..., :, x1, :] * wxc
+    out = (row_top * (256 - wyc) + row_bot * wyc + 32768) >> 16
+    if out.shape[-1] == 1 and out_c == 3:
+        out = np.repeat(out, 3, axis=-1)
+    return np.asarray(lut, dtype=np.int8)[out]

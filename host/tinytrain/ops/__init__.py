@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from tinytrain.ir.graph import Node
 from tinytrain.ir.program import CompileError
-from tinytrain.ops import add, avgpool2d, clamp, concat, conv, dense, grad_sum, loss, maxpool, mean, pad, requantize, reshape
+from tinytrain.ops import (add, avgpool2d, clamp, concat, conv, dense, grad_sum, image_resize, loss, maxpool, mean, pad,
+                           requantize, reshape)
 from tinytrain.ops.add import Add
 from tinytrain.ops.base import OpRule
 from tinytrain.ops.conv import Conv2D
 from tinytrain.ops.dense import Dense
+from tinytrain.ops.image_resize import ImageResize
 from tinytrain.ops.avgpool2d import AveragePool2D
 from tinytrain.ops.clamp import Clamp
 from tinytrain.ops.concat import Concat
@@ -22,12 +24,12 @@ from tinytrain.ops.weighted import SAVE_CHANNELS
 
 RULES: dict[type[Node], OpRule] = {rule.node_type: rule for rule in (
     conv.RULE, dense.RULE, add.RULE, mean.RULE, maxpool.RULE, avgpool2d.RULE, pad.RULE, concat.RULE, reshape.RULE,
-    requantize.RULE, clamp.RULE)}
+    requantize.RULE, clamp.RULE, image_resize.RULE)}
 NODE_TYPES: dict[str, type[Node]] = {cls.op_type: cls for cls in RULES}
 LOSS = loss.RULE
 GRAD_SUM = grad_sum.RULE
 
-__all__ = ["Add", "AveragePool2D", "Clamp", "Concat", "Conv2D", "Dense", "GlobalAveragePool", "GRAD_SUM", "LOSS",
+__all__ = ["Add", "AveragePool2D", "Clamp", "Concat", "Conv2D", "Dense", "GlobalAveragePool", "GRAD_SUM", "ImageResize", "LOSS",
            "MaxPool2D", "NODE_TYPES", "Pad", "Requantize", "Reshape", "RULES", "SAVE_CHANNELS", "rule_for"]
 
 

@@ -75,6 +75,7 @@ class Emitter(Protocol):
     def a16(self, buf: str) -> str: ...
     def a32(self, buf: str) -> str: ...
     def mask(self, buf: str | None) -> str: ...
+    def scratch(self) -> str: ...  # the kernel scratch of the step being emitted (a pointer, or NULL)
     def exp(self, buf: str) -> str: ...
     def offset(self, buf: str) -> int: ...
     def decl(self, text: str) -> None: ...
@@ -91,18 +92,30 @@ def ident(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", name)
 
 
+def declare_struct(em: Emitter, ctype: str, name: str, fields: dict[str, object]) -> str:
+    """`static const <ctype> <name> = {.field = value, ...};` (designated initializers: a field cannot
+    be given to another by its position); returns the name."""
+    em.decl(f"static const {ctype} {name} = {{{', '.join(f'.{k} = {v}' for k, v in fields.items())}}};\n")
+    return name
+
+
+def geometry_fields(h: int, w: int, cin: int, oh: int, ow: int, cout: int, kernel: tuple[int, int] = (1, 1),
+                    stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                    groups: int = 1) -> dict[str, int]:
+    """The fields of a tt_geom, in its order (engine/tt_kernels.h)."""
+    return dict(h=h, w=w, cin=cin, oh=oh, ow=ow, cout=cout, kh=kernel[0], kw=kernel[1], sh=stride[0], sw=stride[1],
+                pad_top=pads[0], pad_left=pads[2], groups=groups)
+
+
 def declare_geometry(node: Node, em: Emitter, kernel: tuple[int, int], stride: tuple[int, int],
                      pads: tuple[int, int, int, int], groups: int = 1) -> str:
     """The node's `static const tt_geom <name>_g` (engine/tt_kernels.h), shared by every kernel call
     of the node (forward, input gradient, weight update); returns its name. Padding below and right
     is what the output size implies."""
-    name = f"{ident(node.name)}_g"
     h, w, cin = em.model.tensors[node.inputs[0]].shape
     oh, ow, cout = em.model.tensors[node.output].shape
-    fields = dict(h=h, w=w, cin=cin, oh=oh, ow=ow, cout=cout, kh=kernel[0], kw=kernel[1], sh=stride[0],
-                  sw=stride[1], pad_top=pads[0], pad_left=pads[2], groups=groups)
-    em.decl(f"static const tt_geom {name} = {{{', '.join(f'.{k} = {v}' for k, v in fields.items())}}};\n")
-    return name
+    return declare_struct(em, "tt_geom", f"{ident(node.name)}_g",
+                          geometry_fields(h, w, cin, oh, ow, cout, kernel, stride, pads, groups))
 
 
 class OpRule:
@@ -171,6 +184,10 @@ class OpRule:
         return out_rows
 
     def row_macs(self, node: Node, model: Model) -> int:
+        return 0
+
+    def rows_scratch_bytes(self, node: Node, model: Model) -> int:
+        """Bytes of kernel scratch its emit_rows call needs (em.scratch() there)."""
         return 0
 
     def emit_rows(self, node: Node, em: Emitter, row: Callable[[str, int], str], rows: tuple[int, int],

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode, json_int
-from tinytrain.ir.program import CompileError, ForwardAttrs, ParamSpec, Step, StepKind
+from tinytrain.ir.program import ForwardAttrs, Step, StepKind
 from tinytrain.numerics import kernels as K
-from tinytrain.ops.base import Builder, Emitter, Executor, ident
+import tinytrain.ops.scratch as scratch
+from tinytrain.ops.base import Builder, Emitter, Executor, geometry_fields, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
 
@@ -134,10 +135,10 @@ class Conv2D(WeightedNode):
                    ints(d["stride"]), json_int(d["groups"]), ints(d["padding"]))
 
 
-def _needs_regular(node: Conv2D) -> None:
-    if not node.regular:
-        raise CompileError(f"conv {node.name} has a {node.kernel[0]}x{node.kernel[1]} kernel, strides {node.strides} "
-                           f"and padding {node.pads}: the firmware has no kernel for that shape yet.")
+def fast_depthwise(node: Conv2D) -> bool:
+    """A depthwise conv the depthwise kernels take (square window, one stride, the same padding above and
+    left); any other depthwise conv runs on the generic kernels."""
+    return node.is_depthwise and node.regular
 
 
 def same_size_depthwise(node: Conv2D) -> bool:
@@ -231,70 +232,49 @@ class ConvRule(WeightedRule):
 
     # ---------------------------------------------------------------- C
 
-    def emit_forward(self, node: Conv2D, step: Step, em: Emitter, mask: str) -> str:
-        _needs_regular(node)
-        n = ident(node.name)
-        t = em.model.tensors
-        q = self.requant_args(node, em, mask)
-        h, w, cin = t[node.input].shape
-        oh, ow, cout = t[node.output].shape
-        k0 = node.kernel[0]
-        x, y = em.a8(node.input), em.a8(node.output)
+    def geometry(self, node: Conv2D, model: Model) -> dict[str, int]:
+        h, w, cin = model.tensors[node.input].shape
+        oh, ow, cout = model.tensors[node.output].shape
+        return geometry_fields(h, w, cin, oh, ow, cout, node.kernel, node.strides, node.pads, node.groups)
+
+    def scratch_bytes(self, node: Conv2D, model: Model, step: Step) -> int:
+        kind = self.kernel_kind(node)
+        if step.kind.is_forward:
+            name = f"conv_{kind}_inplace" if kind == "depthwise" and step.attrs.ring is not None else f"conv_{kind}"
+        else:
+            name = f"input_grad_{kind}"
+        return getattr(scratch, name)(self.geometry(node, model))
+
+    def rows_scratch_bytes(self, node: Conv2D, model: Model) -> int:
+        """The scratch of its band kernel inside a streaming stage (the whole layer's need)."""
+        return getattr(scratch, f"conv_{self.kernel_kind(node)}")(self.geometry(node, model))
+
+    def kernel_kind(self, node: Conv2D) -> str:
+        """Which kernels run it: pointwise, depthwise (the fast kinds' shapes) or generic (everything else)."""
         if node.kind == "pointwise":
-            lo, hi, k = em.weight_parts(node)
-            wsum = f"{n}_wsum" if not em.program.param(node.name, "weight").trainable else "NULL"
-            return f"tt_conv_pointwise({x}, {h * w}, {cin}, {y}, {cout}, {lo}, {hi}, {k}, {wsum}, {q});"
-        if node.is_depthwise:
-            lo, hi, k = em.weight_parts(node)
-            if step.attrs.ring is not None and em.offset(node.input) == em.offset(node.output):
-                return (f"tt_conv_depthwise_inplace({x}, {h}, {w}, {cin}, {k0}, {node.pad}, {lo}, {hi}, {k}, {q}, "
-                        f"{em.a8(step.attrs.ring)});")
-            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {k0}, {node.strides[0]}, {node.pad}, "
-                    f"{node.pad}, {lo}, {hi}, {k}, {q});")
-        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {y}, {oh}, {ow}, {cout}, {k0}, {node.strides[0]}, {node.pad}, "
-                f"{node.pad}, {node.groups}, {em.weights_whole(node)}, {q});")
+            return "pointwise"
+        return "depthwise" if fast_depthwise(node) else "generic"
+
+    def emit_forward(self, node: Conv2D, step: Step, em: Emitter, mask: str) -> str:
+        n = ident(node.name)
+        x, y = em.a8(node.input), em.a8(node.output)
+        kind = self.kernel_kind(node)
+        if kind == "depthwise" and step.attrs.ring is not None and em.offset(node.input) == em.offset(node.output):
+            return (f"tt_conv_depthwise_inplace(&{n}_g, &{n}_l, {x}, {mask}, {em.a8(step.attrs.ring)}, "
+                    f"{em.scratch()});")
+        return f"tt_conv_{kind}(&{n}_g, &{n}_l, {x}, {y}, {mask}, {em.scratch()});"
 
     def emit_input_grad(self, node: Conv2D, step: Step, em: Emitter) -> str:
-        _needs_regular(node)
-        t = em.model.tensors
-        h, w, cin = t[node.input].shape
-        oh, ow, cout = t[node.output].shape
-        k0, s, p = node.kernel[0], node.strides[0], node.pad
-        g = step.reads[0]
-        if node.kind == "pointwise":
-            lo, hi, k = em.weight_parts(node)
-            return input_grad_call(step, em, "tt_input_grad_pointwise", f"{oh * ow}, {cout}, {lo}, {hi}, {k}, {cin}")
-        if node.is_depthwise and step.attrs.ring is not None:  # stride 1: gx overwrites g (same slot)
-            lo, hi, k = em.weight_parts(node)
-            return (f"{em.exp(step.writes[0])} = tt_input_grad_depthwise16_inplace({em.a16(g)}, {em.exp(g)}, {h}, {w}, "
-                    f"{cout}, {k0}, {p}, {lo}, {hi}, {k}, {step.attrs.bits}, {em.a16(step.attrs.ring)});")
-        if node.is_depthwise:
-            lo, hi, k = em.weight_parts(node)
-            return input_grad_call(step, em, "tt_input_grad_depthwise",
-                                   f"{oh}, {ow}, {cout}, {k0}, {s}, {p}, {h}, {w}, {lo}, {hi}, {k}")
-        return input_grad_call(step, em, "tt_input_grad_generic",
-                               f"{oh}, {ow}, {cout}, {k0}, {s}, {p}, {node.groups}, {em.weights_whole(node)}, "
-                               f"{h}, {w}, {cin}")
-
-    def emit_weight_update(self, node: Conv2D, step: Step, em: Emitter, spec: ParamSpec, tail: str) -> str:
-        _needs_regular(node)
         n = ident(node.name)
-        c = em.program.consts[node.name]
-        t = em.model.tensors
-        g, xs = step.reads
-        h, w, _ = t[node.input].shape
-        oh, ow, cout = t[node.output].shape
-        xs_c = em.program.buffers[xs].shape[-1]
-        k, k0 = spec.channels, node.kernel[0]
-        ge = f"{em.a16(g)}, {em.exp(g)}"
-        if node.kind == "pointwise":
-            return (f"tt_weight_update_pointwise({ge}, {oh * ow}, {cout}, {em.a8(xs)}, {xs_c}, {k}, {c.zx}, "
-                    f"{n}_w_lo, {tail}")
-        if node.is_depthwise:
-            return (f"tt_weight_update_depthwise({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, "
-                    f"{k0}, {node.strides[0]}, {node.pad}, {c.zx}, {n}_w_lo, {tail}")
-        return (f"tt_weight_update_generic({ge}, {oh}, {ow}, {cout}, {em.a8(xs)}, {h}, {w}, {xs_c}, {k}, {k0}, "
-                f"{node.strides[0]}, {node.pad}, {c.zx}, {n}_w_lo, {node.in_channels}, {tail}")
+        kind = self.kernel_kind(node)
+        if kind == "depthwise" and step.attrs.ring is not None:  # stride 1: gx overwrites g (same slot)
+            g = step.reads[0]
+            return (f"{em.exp(step.writes[0])} = tt_input_grad_depthwise16_inplace(&{n}_g, &{n}_l, {em.a16(g)}, "
+                    f"{em.exp(g)}, {step.attrs.bits}, {em.a16(step.attrs.ring)}, {em.scratch()});")
+        return input_grad_call(step, em, f"tt_input_grad_{kind}", scratch=kind != "generic")
+
+    def weight_update_kernel(self, node: Conv2D) -> str:
+        return f"tt_weight_update_{self.kernel_kind(node)}"
 
     # ---------------------------------------------------------------- streaming stage
 
@@ -310,23 +290,19 @@ class ConvRule(WeightedRule):
 
     def emit_rows(self, node: Conv2D, em: Emitter, row: Callable[[str, int], str], rows: tuple[int, int],
                   rows_held: Callable[[str], int]) -> str:
+        """The layer's own tt_geom and tt_layer, with the band's input rows, output rows and padding above
+        given by the call (no struct per strip)."""
         n = ident(node.name)
-        t = em.model.tensors
         a, b = rows
-        _, ow, cout = t[node.output].shape
-        _, w, cin = t[node.input].shape
-        q = self.requant_args(node, em, "NULL")
-        if node.kind == "pointwise":
-            return (f"tt_conv_pointwise({row(node.input, a)}, {(b - a) * w}, {cin}, {row(node.output, a)}, {cout}, "
-                    f"NULL, {n}_w, 0, {n}_wsum, {q});")
-        first = a * node.strides[0] - node.pad
+        kind = self.kernel_kind(node)
+        if kind == "pointwise":
+            return (f"tt_conv_pointwise_rows(&{n}_g, &{n}_l, {row(node.input, a)}, {row(node.output, a)}, {b - a}, "
+                    f"{em.scratch()});")
+        first = a * node.strides[0] - node.pads[0]
         start, pad_top = (first, 0) if first >= 0 else (0, -first)
         x, h = row(node.input, start), rows_held(node.input) - start
-        if node.is_depthwise:
-            return (f"tt_conv_depthwise({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {node.kernel[0]}, "
-                    f"{node.strides[0]}, {pad_top}, {node.pad}, NULL, {n}_w, 0, {q});")
-        return (f"tt_conv_generic({x}, {h}, {w}, {cin}, {row(node.output, a)}, {b - a}, {ow}, {cout}, "
-                f"{node.kernel[0]}, {node.strides[0]}, {pad_top}, {node.pad}, {node.groups}, {n}_w, {q});")
+        return (f"tt_conv_{kind}_rows(&{n}_g, &{n}_l, {x}, {row(node.output, a)}, {h}, {b - a}, {pad_top}, "
+                f"{em.scratch()});")
 
 
 RULE = ConvRule()

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytrain.ir.graph import Model, ModelError, Shape, WeightedNode
-from tinytrain.ir.program import ParamSpec, Step, StepKind
+from tinytrain.ir.program import Step, StepKind
 from tinytrain.numerics import kernels as K
-from tinytrain.ops.base import Emitter, Executor, ident
+import tinytrain.ops.scratch as scratch
+from tinytrain.ops.base import Emitter, Executor, geometry_fields, ident
 from tinytrain.ops.weighted import WeightedRule, input_grad_call
 
 
@@ -86,23 +87,26 @@ class DenseRule(WeightedRule):
     def weight_grad(self, node: Dense, g: np.ndarray, x: np.ndarray, zx: int, k: int) -> np.ndarray:
         return K.dense_weight_grad(g, x, zx, k)
 
+    def geometry(self, node: Dense, model: Model) -> dict[str, int]:
+        return geometry_fields(1, 1, node.in_channels, 1, 1, node.out_channels)  # one position of K inputs
+
+    def scratch_bytes(self, node: Dense, model: Model, step: Step) -> int:
+        size = scratch.conv_pointwise if step.kind.is_forward else scratch.input_grad_pointwise
+        return size(self.geometry(node, model))
+
     def emit_forward(self, node: Dense, step: Step, em: Emitter, mask: str) -> str:
         n = ident(node.name)
-        lo, hi, k = em.weight_parts(node)
-        wsum = f"{n}_wsum" if not em.program.param(node.name, "weight").trainable else "NULL"
-        return (f"tt_conv_pointwise({em.a8(node.input)}, 1, {node.in_channels}, {em.a8(node.output)}, "
-                f"{node.out_channels}, {lo}, {hi}, {k}, {wsum}, {self.requant_args(node, em, mask)});")
+        return (f"tt_conv_pointwise(&{n}_g, &{n}_l, {em.a8(node.input)}, {em.a8(node.output)}, {mask}, "
+                f"{em.scratch()});")
 
     def emit_input_grad(self, node: Dense, step: Step, em: Emitter) -> str:
-        lo, hi, k = em.weight_parts(node)
-        return input_grad_call(step, em, "tt_input_grad_pointwise",
-                               f"1, {node.out_channels}, {lo}, {hi}, {k}, {node.in_channels}")
+        return input_grad_call(step, em, "tt_input_grad_pointwise")
 
-    def emit_weight_update(self, node: Dense, step: Step, em: Emitter, spec: ParamSpec, tail: str) -> str:
-        g, xs = step.reads
-        c = em.program.consts[node.name]
-        return (f"tt_weight_update_pointwise({em.a16(g)}, {em.exp(g)}, 1, {node.out_channels}, {em.a8(xs)}, "
-                f"{em.program.buffers[xs].elements}, {spec.channels}, {c.zx}, {ident(node.name)}_w_lo, {tail}")
+    def weight_update_kernel(self, node: Dense) -> str:
+        return "tt_weight_update_pointwise"
+
+    def saved_channels(self, node: Dense, em: Emitter, xs: str) -> int:
+        return em.program.buffers[xs].elements  # the flat input (or its saved prefix)
 
 
 RULE = DenseRule()

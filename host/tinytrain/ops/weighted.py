@@ -25,7 +25,7 @@ from tinytrain.ir.program import (
 )
 from tinytrain.numerics import fixed_point as fp
 from tinytrain.numerics import kernels as K
-from tinytrain.ops.base import Builder, Emitter, Executor, OpRule, ident
+from tinytrain.ops.base import Builder, Emitter, Executor, OpRule, declare_struct, ident
 
 ROUNDING_C = {"stochastic": "TT_ROUND_STOCHASTIC", "nearest": "TT_ROUND_NEAREST", "truncate": "TT_ROUND_TRUNCATE"}
 
@@ -115,6 +115,11 @@ class WeightedRule(OpRule):
             self._save_input(node, wspec.channels, b)
         train = Step(kind, node.name, tuple(node.inputs), (y,) + b.mask_for(node.output), macs=macs, rule=self)
         self.place(node, b, infer, train)
+        n = self.scratch_bytes(node, b.model, train)
+        if n:  # the DSP path's working memory, planned for this step only
+            s = b.buf(f"{node.name}.scratch", "int8", (n,), "scratch")
+            infer.writes += (s,)
+            train.writes += (s,)
         b.add_train(train)
 
     def _save_input(self, node: WeightedNode, k: int, b: Builder) -> None:
@@ -172,6 +177,9 @@ class WeightedRule(OpRule):
                 step.writes += (ring,)
                 step.inplace = {gx: gacc}
                 step.attrs = InputGradAttrs(out_bits, ring)
+            n = self.scratch_bytes(node, b.model, step)
+            if n:
+                step.writes += (b.buf(f"{node.name}.gx_scratch", "int8", (n,), "scratch"),)
             b.add_train(step)
         if wspec.trainable:
             wmacs = self.weight_grad_macs(node, b.model, wspec.channels)
@@ -242,6 +250,8 @@ class WeightedRule(OpRule):
     # ---------------------------------------------------------------- C
 
     def declare(self, node: WeightedNode, em: Emitter) -> None:
+        """The layer's arrays, then its tt_geom `<name>_g` and tt_layer `<name>_l` (engine/tt_kernels.h),
+        which every kernel call of the layer takes."""
         n = ident(node.name)
         c = em.program.consts[node.name]
         ws, bs = em.program.param(node.name, "weight"), em.program.param(node.name, "bias")
@@ -255,7 +265,8 @@ class WeightedRule(OpRule):
         em.array("int32_t", f"{n}_b", node.bias, const=not bs.trainable)
         em.array("int32_t", f"{n}_mult", c.multiplier)
         em.array("int32_t", f"{n}_shift", c.shift)
-        if not ws.trainable and self.uses_weight_sums(node):
+        wsum = not ws.trainable and self.uses_weight_sums(node)
+        if wsum:
             em.array("int32_t", f"{n}_wsum", w.reshape(node.out_channels, -1).astype(np.int64).sum(axis=1))
         if ws.trainable:
             em.array("int32_t", f"{n}_wcoef_m", c.w_coef[0])
@@ -263,12 +274,15 @@ class WeightedRule(OpRule):
         if bs.trainable:
             em.array("int32_t", f"{n}_bcoef_m", c.b_coef[0])
             em.array("int32_t", f"{n}_bcoef_s", c.b_coef[1])
-
-    def requant_args(self, node: WeightedNode, em: Emitter, mask: str) -> str:
-        """The forward kernels' common tail: bias, requantization, zero points, mask."""
-        n = ident(node.name)
-        c = em.program.consts[node.name]
-        return f"{n}_b, {n}_mult, {n}_shift, {c.zx}, {c.zy}, {mask}"
+        declare_struct(em, "tt_geom", f"{n}_g", self.geometry(node, em.model))
+        w_lo, w_hi, k_lo = em.weight_parts(node)
+        declare_struct(em, "tt_layer", f"{n}_l", {
+            "w_lo": w_lo, "w_hi": w_hi, "k_lo": k_lo, "wsum": f"{n}_wsum" if wsum else "NULL", "bias": f"{n}_b",
+            "mult": f"{n}_mult", "shift": f"{n}_shift", "zx": c.zx, "zy": c.zy,
+            "wcoef_mult": f"{n}_wcoef_m" if ws.trainable else "NULL",
+            "wcoef_shift": f"{n}_wcoef_s" if ws.trainable else "NULL",
+            "bcoef_mult": f"{n}_bcoef_m" if bs.trainable else "NULL",
+            "bcoef_shift": f"{n}_bcoef_s" if bs.trainable else "NULL"})
 
     def emit(self, step: Step, em: Emitter) -> str:
         node = em.node(step.op)
@@ -289,9 +303,11 @@ class WeightedRule(OpRule):
             opt = em.program.options
             u = (f"{{ const tt_update_ctx u = {{{ROUNDING_C[opt.rounding]}, {opt.seed & 0xFFFFFFFF}u, "
                  f"tt_train_step_count, {spec.element_offset}u}};\n      ")
+            gl = f"&{n}_g, &{n}_l, {em.a16(g)}, {em.exp(g)}"
             if kind is StepKind.BIAS_UPDATE:
-                return u + f"tt_bias_update({em.a16(g)}, {em.exp(g)}, {oh * ow}, {cout}, {n}_b, {n}_bcoef_m, {n}_bcoef_s, &u); }}"
-            return u + self.emit_weight_update(node, step, em, spec, f"{n}_wcoef_m, {n}_wcoef_s, &u); }}")
+                return u + f"tt_bias_update({gl}, {n}_b, &u); }}"
+            xs = step.reads[1]
+            return u + f"{self.weight_update_kernel(node)}({gl}, {em.a8(xs)}, {self.saved_channels(node, em, xs)}, {n}_w_lo, &u); }}"
         return super().emit(step, em)
 
     # ---------------------------------------------------------------- hooks of each layer kind
@@ -333,17 +349,35 @@ class WeightedRule(OpRule):
     def emit_input_grad(self, node: WeightedNode, step: Step, em: Emitter) -> str:
         raise NotImplementedError
 
-    def emit_weight_update(self, node: WeightedNode, step: Step, em: Emitter, spec: ParamSpec, tail: str) -> str:
+    def geometry(self, node: WeightedNode, model: Model) -> dict[str, int]:
+        """The fields of the layer's tt_geom (ops.base.geometry_fields)."""
         raise NotImplementedError
+
+    def scratch_bytes(self, node: WeightedNode, model: Model, step: Step) -> int:
+        """Bytes of scratch the kernel of a forward or input-gradient step needs (ops.scratch: the twins of
+        the firmware's tt_<kernel>_scratch_bytes)."""
+        return 0
+
+    def weight_update_kernel(self, node: WeightedNode) -> str:
+        """The C function of its fused weight update."""
+        raise NotImplementedError
+
+    def saved_channels(self, node: WeightedNode, em: Emitter, xs: str) -> int:
+        """Channels per position of the buffer a weight update reads (xs_c)."""
+        return em.program.buffers[xs].shape[-1]
 
     def place(self, node: WeightedNode, b: Builder, infer: Step, train: Step) -> None:
         """A chance to run the forward step in place (the depthwise conv)."""
 
 
-def input_grad_call(step: Step, em: Emitter, name: str, args: str) -> str:
-    """An input gradient kernel call: the int16 form (`name`16, normalizing, returns the exponent) or
-    the int32 form (values keep the incoming exponent). `args` follow the gradient argument(s)."""
+def input_grad_call(step: Step, em: Emitter, name: str, scratch: bool = True) -> str:
+    """An input gradient kernel call of layer step.op: the int16 form (`name`16, normalizing, returns
+    the exponent) or the int32 form (values keep the incoming exponent); with the step's scratch unless
+    the kernel takes none."""
+    n = ident(step.op)
     g, gx = step.reads[0], step.writes[0]
+    tail = f", {em.scratch()}" if scratch else ""
     if step.attrs.bits is not None:
-        return (f"{em.exp(gx)} = {name}16({em.a16(g)}, {em.exp(g)}, {args}, {step.attrs.bits}, {em.a16(gx)});")
-    return f"{em.exp(gx)} = {em.exp(g)};\n    {name}({em.a16(g)}, {args}, {em.a32(gx)});"
+        return (f"{em.exp(gx)} = {name}16(&{n}_g, &{n}_l, {em.a16(g)}, {em.exp(g)}, {step.attrs.bits}, "
+                f"{em.a16(gx)}{tail});")
+    return f"{em.exp(gx)} = {em.exp(g)};\n    {name}(&{n}_g, &{n}_l, {em.a16(g)}, {em.a32(gx)}{tail});"

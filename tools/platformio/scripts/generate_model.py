@@ -26,9 +26,10 @@ def fail(message):
 
 
 def auto_scheme(model, budget):  # `scheme = auto`: the contribution search (slow; its runs are cached)
+    from tinytrain.board.host_runs import backend
     from tinytrain.learn.scheme_search import auto_scheme
 
-    return auto_scheme(model, budget)
+    return auto_scheme(model, budget, backend=backend("c"))
 
 
 project = Path(env.subst("$PROJECT_DIR"))  # noqa: F821
@@ -51,8 +52,11 @@ try:
     if not (key_file.exists() and key_file.read_text() == key and (generated / "tt_model_gen.c").exists()):
         info = compile_for_build(cfg, generated, auto=auto_scheme)
         key_file.write_text(key)
-        print("tinytrain: generated %s for %s / %s (planned peak SRAM %.1f KB)" % (
-            generated / "tt_model_gen.c", info["model"], info["scheme"], info["planned_peak_sram_bytes"] / 1024))
+        budget = info.get("budget_bytes")
+        print("tinytrain: generated %s for %s / %s: planned peak SRAM %.1f KB of a %s budget, lr %g" % (
+            generated / "tt_model_gen.c", info["model"], info["scheme"], info["planned_peak_sram_bytes"] / 1024,
+            "%.0f KB" % (budget / 1024) if budget else "no", info["options"]["lr"]))
+        print("tinytrain: options: %s" % cfg.describe())
 except TinytrainError as exc:
     fail(str(exc))
 

@@ -1,10 +1,8 @@
-/* Element-wise forward ops: residual add (TFLite int8 ADD), global average pool, channel prefix save. */
-#include <string.h>
-
+/* Residual add, forward: TFLite int8 ADD (docs/numerics.md), y may alias a or b. */
 #include "tt_kernels.h"
 
-#include "fixed_point.h"
-#include "mask_bits.h"
+#include "internal/fixed_point.h"
+#include "internal/mask_bits.h"
 
 /* MBQM(x, m, -e) for m >= 0, |x| < 2^30, in the fewest instructions for each right shift e:
  * e = 0: SRDHM alone, floor((x m + 2^30) / 2^31) = floor((2x m + 2^31) / 2^32), one SMMULR on 2x;
@@ -48,14 +46,9 @@ TT_ALWAYS_INLINE void add_loop(const int8_t *a, const int8_t *b, int8_t *y, int3
         tt_mask_seq_end(mask, bits, (uint32_t)n);
 }
 
-#if defined(__GNUC__)
-#define ADD_NOINLINE __attribute__((noinline))
-#else
-#define ADD_NOINLINE
-#endif
 typedef void (*add_loop_fn)(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const add_consts *k, uint8_t *mask);
 #define ADD_INST(F1, F2)                                                                                       \
-    ADD_NOINLINE static void add_loop_##F1##_##F2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,       \
+    TT_NOINLINE static void add_loop_##F1##_##F2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,       \
                                                   const add_consts *k, uint8_t *mask)                          \
     {                                                                                                          \
         if (mask)                                                                                              \
@@ -106,7 +99,8 @@ static int add_fast(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, cons
 #if TT_DSP
 /* The DSP form of the common case, every MBQM as one SMMLAR: with X = 2 x (|x| < 2^29),
  * SMMLAR(X, m, K) = SRDHM(x, m) + K exactly, and for a right shift e >= 1, K = 2^(e-1) (+ zo 2^e for
- * the output): (SMMLAR + (X >> 31)) >> e = RDBPOT(SRDHM, e) (+ zo), as in conv_forward.c; e = 0 is
+ * the output): (SMMLAR + (X >> 31)) >> e = RDBPOT(SRDHM, e) (+ zo), as in the conv kernels' RQ_DBL
+ * form (internal/pointwise_block.h); e = 0 is
  * SRDHM alone. The inputs' 2 ((v - z) << ls) = v 2^(ls+1) - z 2^(ls+1). */
 typedef struct {
     int32_t ls1, zs1, zs2, m1, m2, k1, k2, e1, e2, mo, ko, eo;
@@ -140,7 +134,7 @@ TT_ALWAYS_INLINE void add_dsp_loop(const int8_t *a, const int8_t *b, int8_t *y, 
 }
 
 #define ADD_DSP_INST(R1, R2)                                                                                     \
-    ADD_NOINLINE static void add_dsp_##R1##R2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,             \
+    TT_NOINLINE static void add_dsp_##R1##R2(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,             \
                                               const add_dsp_consts *kc, uint8_t *mask)                           \
     {                                                                                                            \
         if (mask)                                                                                                \
@@ -206,28 +200,4 @@ void tt_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, const tt_add
     }
     if (mask)
         tt_mask_finish(mask, (uint32_t)n);
-}
-
-void tt_avgpool(const int8_t *x, int32_t hw, int32_t c, int8_t *y, int32_t mult, int32_t shift,
-                int32_t zx, int32_t zy, uint8_t *mask)
-{
-    for (int32_t ch = 0; ch < c; ch++) {
-        int32_t acc = 0;
-        const int8_t *xp = x + ch;
-        for (int32_t p = 0; p < hw; p++, xp += c)
-            acc += *xp;
-        acc -= zx * hw;
-        const uint32_t f = tt_store_int8(tt_mbqm_inline(acc, mult, shift), zy, y + ch);
-        if (mask)
-            tt_mask_put(mask, (uint32_t)ch, f);
-    }
-    if (mask)
-        tt_mask_finish(mask, (uint32_t)c);
-}
-
-/* In place (xs == x) is safe: row p moves down to p*k <= p*c and never overtakes a row not yet read. */
-void tt_save_channels(const int8_t *x, int32_t hw, int32_t c, int32_t k, int8_t *xs)
-{
-    for (int32_t p = 0; p < hw; p++)
-        memmove(xs + p * k, x + p * c, (size_t)k);
 }

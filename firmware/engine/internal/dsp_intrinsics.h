@@ -17,27 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Hot-loop helpers must be inlined even where GCC's size heuristics would not. */
-#if defined(__GNUC__)
-#define TT_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define TT_ALWAYS_INLINE static inline
-#endif
-
-/* Complete unrolling of a loop with a small constant trip count (GCC; other compilers decide). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define TT_UNROLL(n) _Pragma(TT_STR(GCC unroll n))
-#define TT_STR(x) #x
-#else
-#define TT_UNROLL(n)
-#endif
-
-/* The builtin even under -ffreestanding, where a plain memcpy would be a call per load. */
-#if defined(__GNUC__)
-#define TT_MEMCPY __builtin_memcpy
-#else
-#define TT_MEMCPY memcpy
-#endif
+#include "compiler_hints.h"
 
 /* Unaligned little-endian loads: one LDR on Cortex-M7 (unaligned LDR is allowed; LDRD/LDM are not). */
 static inline uint32_t tt_read_s8x4(const int8_t *p)
@@ -57,14 +37,6 @@ static inline uint32_t tt_read_s16x2(const int16_t *p)
 /* Unaligned little-endian store of an int16 pair: one STR on Cortex-M7. */
 static inline void tt_write_s16x2(int16_t *p, uint32_t v) { TT_MEMCPY(p, &v, sizeof v); }
 
-/* Makes the compiler forget what it knows about x (no instruction): keeps a load that uses x as its
- * address inside the loop where it is written, instead of hoisted into a register that then spills. */
-#if defined(__GNUC__)
-#define TT_OPAQUE(x) __asm__("" : "+r"(x))
-#else
-#define TT_OPAQUE(x) ((void)0)
-#endif
-
 /* The signed int16 lanes of a word (SXTH, ASR #16). */
 static inline int32_t tt_lane_lo(uint32_t x) { return (int32_t)((x & 0xFFFFu) ^ 0x8000u) - 0x8000; }
 static inline int32_t tt_lane_hi(uint32_t x) { return (int32_t)((x >> 16) ^ 0x8000u) - 0x8000; }
@@ -77,7 +49,6 @@ static inline uint32_t tt_pack16(int32_t lo, int32_t hi)
 
 #if defined(__ARM_FEATURE_DSP) && !defined(TT_NO_DSP)
 #define TT_DSP 1
-#define TT_DSP_NATIVE 1
 #include <arm_acle.h>
 
 static inline uint32_t tt_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
@@ -147,13 +118,6 @@ static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi)
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
     return r;
 }
-/* PKHTB hi, lo, ASR #16: the top half of hi, the top half of lo at the bottom. */
-static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo)
-{
-    uint32_t r;
-    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
-    return r;
-}
 
 /* base[idx] of a word-aligned doubleword array in one LDRD (GCC's Cortex-M7 tuning splits 64-bit
  * loads into two LDR); idx a compile-time constant after inlining and unrolling (else a plain load). The
@@ -163,21 +127,20 @@ static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo)
 typedef struct {
     uint64_t d[512];
 } tt_ld64_region;
-#define tt_ld64(base, idx)                                                                         \
-    __extension__({                                                                                \
-        uint64_t v_;                                                                               \
-        if (__builtin_constant_p(idx)) {                                                           \
-            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
-            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
-                    : "=r"(v_)                                                                     \
+#define tt_ld64(base, idx)                                                                            \
+    __extension__({                                                                                   \
+        uint64_t v_;                                                                                  \
+        if (__builtin_constant_p(idx)) {                                                              \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")       \
+            __asm__("ldrd %Q0, %R0, [%1, %2]"                                                         \
+                    : "=r"(v_)                                                                        \
                     : "r"(base), "i"((idx) * 8), "m"(*(const tt_ld64_region *)(const void *)(base))); \
-            _Pragma("GCC diagnostic pop")                                                          \
-        } else {                                                                                   \
-            v_ = (base)[idx];                                                                      \
-        }                                                                                          \
-        v_;                                                                                        \
+            _Pragma("GCC diagnostic pop")                                                             \
+        } else {                                                                                      \
+            v_ = (base)[idx];                                                                         \
+        }                                                                                             \
+        v_;                                                                                           \
     })
-
 
 /* The 32-bit words p[off], p[off + 1] (p word-aligned, any element type) in one LDRD, low word =
  * the first; off a compile-time constant (in words) after inlining and unrolling, else two loads.
@@ -189,10 +152,10 @@ typedef struct {
     __extension__({                                                                                \
         uint64_t v_;                                                                               \
         if (__builtin_constant_p(off)) {                                                           \
-            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")     \
+            _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")    \
             __asm__("ldrd %Q0, %R0, [%1, %2]"                                                      \
                     : "=r"(v_)                                                                     \
-                    : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));     \
+                    : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));    \
             _Pragma("GCC diagnostic pop")                                                          \
         } else {                                                                                   \
             TT_MEMCPY(&v_, (const char *)(p) + 4 * (off), 8);                                      \
@@ -201,7 +164,6 @@ typedef struct {
     })
 
 #else
-#define TT_DSP_NATIVE 0
 #if defined(TT_EMULATE_DSP)
 #define TT_DSP 1
 #else
@@ -265,7 +227,6 @@ static inline int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
     return tt_s32((uint32_t)(v >> 32));
 }
 static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
-static inline uint32_t tt_pkhtb(uint32_t hi, uint32_t lo) { return (hi & 0xFFFF0000u) | (lo >> 16); }
 #define tt_ld64(base, idx) ((base)[idx])
 static inline uint64_t tt_ldrd_w(const void *p, int32_t off)
 {

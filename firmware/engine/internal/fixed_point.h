@@ -33,15 +33,11 @@ static inline int32_t tt_srdhm(int32_t a, int32_t b)
 
 /* gemmlowp RoundingDivideByPOT (round half away from zero), 0 <= e <= 31, mask = 2^e - 1:
  * (x >> e) + (rem > threshold), the comparison as the sign of threshold - rem (no overflow). */
-static inline int32_t tt_rdbpot_masked(int32_t x, int32_t e, int32_t mask)
-{
-    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)x >> 31);
-    return (x >> e) - ((threshold - (x & mask)) >> 31);
-}
-
 static inline int32_t tt_rdbpot(int32_t x, int32_t e)
 {
-    return tt_rdbpot_masked(x, e, (int32_t)((UINT32_C(1) << e) - 1u));
+    const int32_t mask = (int32_t)((UINT32_C(1) << e) - 1u);
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)x >> 31);
+    return (x >> e) - ((threshold - (x & mask)) >> 31);
 }
 
 /* TFLite MultiplyByQuantizedMultiplier, shift in [-31, 31]. */
@@ -50,30 +46,6 @@ static inline int32_t tt_mbqm_inline(int32_t x, int32_t multiplier, int32_t shif
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
     return tt_rdbpot(tt_srdhm(tt_wrap32((uint32_t)x << left), multiplier), right);
-}
-
-/* One output channel's requantization with everything derivable from its
- * constants computed once (the kernels loop over positions per channel). */
-typedef struct {
-    int32_t bias, multiplier, left, right, mask;
-} tt_requant_channel;
-
-static inline tt_requant_channel tt_requant_prepare(int32_t bias, int32_t multiplier, int32_t shift)
-{
-    tt_requant_channel q;
-    q.bias = bias;
-    q.multiplier = multiplier;
-    q.left = shift > 0 ? shift : 0;
-    q.right = shift > 0 ? 0 : -shift;
-    q.mask = (int32_t)((UINT32_C(1) << q.right) - 1u);
-    return q;
-}
-
-/* MBQM(sat32(bias + sum)) */
-static inline int32_t tt_requant_apply(int32_t sum, const tt_requant_channel *q)
-{
-    const int32_t acc = tt_qadd(q->bias, sum);
-    return tt_rdbpot_masked(tt_srdhm(tt_wrap32((uint32_t)acc << q->left), q->multiplier), q->right, q->mask);
 }
 
 /* y = clamp(q + zy) to int8; returns the mask bit (1 = the clamp was not active).
@@ -134,14 +106,6 @@ TT_ALWAYS_INLINE int32_t tt_rq_apply(int32_t sum, int32_t bias, int32_t mult, in
     const uint64_t init = ((uint64_t)(uint32_t)(khi + s) << 32) | (0x40000000u ^ ((uint32_t)s << 31));
     const int64_t n = (int64_t)init + (int64_t)a * mult;
     return (int32_t)(n >> 32) >> rsh;
-}
-
-/* y = clamp(pre) to int8; returns the mask bit (1 = the clamp was not active). |pre| < 2^30. */
-TT_ALWAYS_INLINE uint32_t tt_store_pre(int32_t pre, int8_t *y)
-{
-    const int32_t c = tt_ssat8(pre);
-    *y = (int8_t)c;
-    return c == pre;
 }
 
 /* floor(v / 2^n + 1/2) for n >= 0. For n >= 63 the result is 0 for every |v| < 2^62

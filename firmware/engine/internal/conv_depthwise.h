@@ -1,0 +1,75 @@
+/* What the DSP paths of conv_depthwise.c and conv_depthwise_inplace.c share. Internal to the engine;
+ * DSP builds only.
+ */
+#ifndef TT_CONV_DEPTHWISE_H
+#define TT_CONV_DEPTHWISE_H
+
+#include <stdint.h>
+
+#include "dsp_intrinsics.h"
+
+/* tt_conv_depthwise with its geometry as arguments (square window, one stride): conv_depthwise.c; the
+ * portable in-place path runs it row by row. scratch: dw4_scratch_bytes(kernel, stride, ow) where dw4_supported. */
+void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+                    int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
+                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                    const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    int32_t zx, int32_t zy, uint8_t *mask, void *scratch);
+
+#define DW_MAX_KERNEL 7
+
+#define DW4_RING_WORDS 264 /* 1056 bytes: K staged rows of a column tile */
+/* The group constants' bytes before their taps (dw4_group, conv_depthwise.c: 4 x (init, 4 constants,
+ * mode) and zy, 100 bytes, 104 with the alignment of the taps). */
+#define DW4_GROUP_HEAD 104
+
+/* Whether the staged 4-channel path runs a conv (on channels 0 .. c - c % 4 - 1; out of place the
+ * caller adds the rest, in place it needs c % 4 == 0 and one column tile). */
+static inline int dw4_supported(int32_t kernel, int32_t stride, int32_t c)
+{
+    return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4;
+}
+
+/* Output columns per tile: K staged rows of (tow - 1) S + K pixels fit the ring. */
+static inline int32_t dw4_tile_cols(int32_t kernel, int32_t stride)
+{
+    return (DW4_RING_WORDS / kernel - kernel) / stride + 1;
+}
+
+/* Words of the ring a conv of rows of ow outputs stages: K rows of its widest tile (an even count, so
+ * that the group's constants after it stay 8-byte aligned). */
+static inline int32_t dw4_ring_words(int32_t kernel, int32_t stride, int32_t ow)
+{
+    const int32_t tile = dw4_tile_cols(kernel, stride), tow = ow < tile ? ow : tile;
+    const int32_t words = kernel * ((tow - 1) * stride + kernel);
+    return (words + 1) & ~1;
+}
+
+/* The staged path's scratch for rows of ow outputs: the ring, then the group's constants and taps.
+ * Every build knows it (the plan is the same for all builds). */
+static inline int32_t dw4_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)
+{
+    return 4 * dw4_ring_words(kernel, stride, ow) + DW4_GROUP_HEAD + 8 * kernel * kernel;
+}
+
+#if TT_DSP
+
+typedef struct {
+    const int8_t *x;
+    int32_t h, w, c;
+    int8_t *y;
+    int32_t oh, ow, stride, pad_top, pad_left;
+    const int32_t *bias, *mult, *shift;
+    int32_t zx, zy;
+    uint8_t *mask;
+} dw_args;
+
+/* The staged 4-channel path (conv_depthwise.c) over channels 0 .. c - c % 4 - 1 of a->x, with one column
+ * tile at stride 1 also in place (a->y = a->x): every input row of a group is staged before the output
+ * row that overwrites it is written. */
+void tt_dw4_conv(const dw_args *a, int32_t kernel, const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo,
+                 void *scratch);
+
+#endif
+
+#endif

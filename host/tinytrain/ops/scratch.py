@@ -1,0 +1,81 @@
+"""The Python twins of the firmware's scratch-size functions (tt_<kernel>_scratch_bytes in
+engine/tt_kernels.h): how many bytes of planned scratch a kernel's Cortex-M7 DSP path works in, for a
+layer's geometry (a dict of tt_geom fields, ops.base.geometry_fields). The compiler plans that much as a
+buffer of the step (live during that step only); host/tests/test_c_kernels.py compares every function
+with its C twin over many geometries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+Geom = Mapping[str, int]
+
+# engine/internal/pointwise_block.h: PW_BLOCK output channels per requantization table (16 bytes each),
+# four positions of up to PW_XMAX inputs expanded to int16 (PW_X16_WORDS words of 8 bytes)
+PW_BLOCK, PW_XMAX = 16, 64
+PW_TAB_BYTES = PW_BLOCK * 16
+PW_X16_BYTES = (PW_XMAX // 4 + 1) * 4 * 8
+# engine/internal/conv_depthwise.h: the staged path's ring (at most 264 words: K rows of a column tile),
+# then the group's constants (104 bytes) and K x K taps of 8 bytes
+DW4_RING_WORDS, DW4_GROUP_HEAD = 264, 104
+# engine/conv_depthwise_inplace.c: the expanded rows' ring (at most 320 halfwords)
+DWEXP_RING_HALFS = 320
+# engine/input_grad_pointwise.c: outputs per transposed weight table
+IGP_OC = 96
+# engine/input_grad_depthwise.c: the HWC walk's table (7 x 7 taps of 8 bytes), then 160 int16 of planes
+DWI_SCRATCH_BYTES = 7 * 7 * 8 + 160 * 2
+
+
+def _dw4_supported(kernel: int, stride: int, c: int) -> bool:
+    return kernel in (3, 5, 7) and stride in (1, 2) and c >= 4
+
+
+def _dwexp_supported(kernel: int, w: int) -> bool:
+    return kernel in (3, 5, 7) and 8 <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
+
+
+def conv_pointwise(g: Geom) -> int:
+    return PW_TAB_BYTES + PW_X16_BYTES + PW_BLOCK * 4
+
+
+def _dw4_bytes(kernel: int, stride: int, ow: int) -> int:
+    """K staged rows of the widest column tile (an even count of words), the group's constants and taps."""
+    tile = (DW4_RING_WORDS // kernel - kernel) // stride + 1
+    words = kernel * ((min(ow, tile) - 1) * stride + kernel)
+    return 4 * ((words + 1) & ~1) + DW4_GROUP_HEAD + 8 * kernel * kernel
+
+
+def conv_depthwise(g: Geom) -> int:
+    return _dw4_bytes(g["kh"], g["sh"], g["ow"]) if _dw4_supported(g["kh"], g["sh"], g["cin"]) else 0
+
+
+def conv_depthwise_inplace(g: Geom) -> int:
+    k, w = g["kh"], g["w"]
+    staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
+    expanded = 2 * k * ((w + k + 1) & ~1) if _dwexp_supported(k, w) else 0  # k rows of w + k halfwords
+    return max(staged, expanded)
+
+
+def conv_generic(g: Geom) -> int:
+    im2col = g["groups"] == 1 and g["kh"] * g["kw"] * g["cin"] <= PW_XMAX
+    return PW_TAB_BYTES + PW_X16_BYTES if im2col else 0
+
+
+def input_grad_pointwise(g: Geom) -> int:
+    return 16 * ((min(g["cout"], IGP_OC) + 1) // 2)
+
+
+def input_grad_depthwise(g: Geom) -> int:
+    return DWI_SCRATCH_BYTES
+
+
+def input_grad_generic(g: Geom) -> int:
+    return 0  # portable C only
+
+
+SIZES = {
+    "conv_pointwise": conv_pointwise, "conv_depthwise": conv_depthwise,
+    "conv_depthwise_inplace": conv_depthwise_inplace, "conv_generic": conv_generic,
+    "input_grad_pointwise": input_grad_pointwise, "input_grad_depthwise": input_grad_depthwise,
+}
