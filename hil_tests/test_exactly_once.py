@@ -51,7 +51,7 @@ def test_dropped_and_duplicated_train_replies_are_applied_once(setup):
         line.add("drop_reply", MessageType.TRAIN, nth=9)
         with Link(line.url) as link:
             link.wait_ready(10.0)
-            engine = EngineClient(link, train_timeout=3.0)
+            engine = EngineClient(link, train_timeout=8.0)  # a lost reply costs one timeout
             ref = NumpyBackend(compiled.program)
             ref.load_state_bytes(engine.params_get())
             res = stream(engine, xs[:12], ys[:12], scale, reference=ref, progress=False)

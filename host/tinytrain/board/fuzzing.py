@@ -97,13 +97,17 @@ def _model_build(model: FuzzModel) -> tuple[Path, dict]:
 
 
 def _compile(src: Path, obj: Path, flags: list[str]) -> None:
-    deps = [src] + list((project_root() / "firmware").rglob("*.h")) + [Path(__file__)]
-    if obj.exists() and obj.stat().st_mtime >= max(p.stat().st_mtime for p in deps):
+    deps = [src] + list((project_root() / "firmware").rglob("*.h"))
+    stamp = obj.with_suffix(".flags")  # the flags it was compiled with: other flags, another object
+    line = " ".join([CLANG, *flags])
+    if obj.exists() and stamp.exists() and stamp.read_text() == line and \
+            obj.stat().st_mtime >= max(p.stat().st_mtime for p in deps):
         return
     obj.parent.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([CLANG, *flags, "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
     if r.returncode != 0:
         raise FuzzError(f"compiling {src.name} for the fuzz targets failed:\n{r.stderr.strip()}")
+    stamp.write_text(line)
 
 
 def build_targets(names: list[str] | None = None) -> dict[str, Path]:
@@ -206,19 +210,20 @@ def run_target(name: str, exe: Path, seconds: float, work: Path) -> FuzzResult:
     return res
 
 
-def run(seconds: float, names: list[str] | None = None, out=sys.stdout, work: Path | None = None) -> list[FuzzResult]:
-    """Runs the targets one after the other; work holds their growing corpora and findings (default
+def run(seconds: float, names: list[str] | None = None, out=sys.stdout, work: Path | None = None,
+        jobs: int = 1) -> list[FuzzResult]:
+    """Runs the targets, `jobs` at a time; work holds their growing corpora and findings (default
     build/fuzz/run, kept between runs)."""
     exes = build_targets(names)
     work = work if work is not None else fuzz_dir() / "run"
-    results = []
-    for name, exe in exes.items():
-        res = run_target(name, exe, seconds, work)
-        results.append(res)
-        print(res.line(), file=out, flush=True)
-        for line in res.log_tail:
-            print(f"    {line}", file=out)
-    return results
+
+    def one(item: tuple[str, Path]) -> FuzzResult:
+        res = run_target(item[0], item[1], seconds, work)
+        print(res.line() + "".join(f"\n    {line}" for line in res.log_tail), file=out, flush=True)
+        return res
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, exes.items()))
 
 
 def summary(results: list[FuzzResult]) -> str:
@@ -324,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", "60")),
                    help="fuzzing time per target (default: FUZZ_SECONDS or 60)")
     p.add_argument("--targets", help="comma-separated target names (default: all)")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("FUZZ_JOBS", "1")),
+                   help="targets fuzzed at the same time (default: FUZZ_JOBS or 1)")
     p.add_argument("--write-seeds", action="store_true", help="regenerate firmware/tests/fuzz/corpus and exit")
     p.add_argument("--list", action="store_true", help="list the targets and exit")
     args = p.parse_args(argv)
@@ -334,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_seeds:
             print(f"wrote {write_seeds()} seed inputs to {CORPUS}")
             return 0
-        results = run(args.seconds, args.targets.split(",") if args.targets else None)
+        results = run(args.seconds, args.targets.split(",") if args.targets else None, jobs=args.jobs)
     except (TinytrainError, BuildError) as exc:
         print(f"fuzz: error: {exc}", file=sys.stderr)
         return 2

@@ -104,6 +104,8 @@ def stream_id(sent: np.ndarray, ys: np.ndarray, epochs: int, schedule: str) -> b
 
 def _sentence(exc: Exception) -> str:
     message = str(exc).rstrip(".")
+    if message[1:2].isupper():  # an acronym (TRAIN, INFO) keeps its case
+        return message
     return f"{message[:1].lower()}{message[1:]}"
 
 
