@@ -44,3 +44,12 @@ def test_findings_are_told_apart() -> None:
     assert fuzzing.classify("tinytrain-fuzz: the board no longer answers INFO\n") == "the board no longer answers INFO"
     assert fuzzing.classify("a.c:3:4: runtime error: signed integer overflow") == "UBSan report"
     assert fuzzing.classify("==1==ERROR: AddressSanitizer: heap-buffer-overflow") == "ASan report"
+
+
+def test_make_fuzz_ends_with_one_summary_line_and_fails_on_a_crash(monkeypatch, capsys) -> None:
+    found = [fuzzing.FuzzResult("train", executions=5), fuzzing.FuzzResult("app", executions=7, crash="ASan report")]
+    monkeypatch.setattr(fuzzing, "run", lambda *a, **k: found)
+    assert fuzzing.main(["--seconds", "1"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "fuzz: 2 targets, 12 executions, 1 crashes"
+    monkeypatch.setattr(fuzzing, "run", lambda *a, **k: found[:1])
+    assert fuzzing.main(["--seconds", "1"]) == 0
