@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIO := $(VENV)/bin/pio
 
-.PHONY: setup demo demo-imu test firmware host clean
+.PHONY: setup demo demo-imu test fuzz firmware host clean
 
 setup:
 	@bash tools/setup.sh
@@ -26,6 +26,13 @@ demo-imu: setup
 test: setup
 	$(PY) -m pytest host/tests hil_tests
 	$(PY) -m pytest -q hil_tests --target host
+
+# libFuzzer targets of the firmware's host build (frame receiver, every message handler, the main loop,
+# restore at boot) under ASan/UBSan, FUZZ_SECONDS each; ends with `fuzz: N targets, M executions, K crashes`
+# and fails on any crash (docs/fuzzing.md). `make test` runs them briefly.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(PY) -m tinytrain.board.fuzzing --seconds $(FUZZ_SECONDS)
 
 firmware: setup
 	$(PIO) run -e qemu_m7 -e disco_f746ng

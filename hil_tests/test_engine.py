@@ -72,9 +72,9 @@ def test_refused_requests_change_nothing_and_the_stream_goes_on(board, engine, r
         engine.train(xs[0], engine.model.classes)
     short = np.asarray(xs[0]).reshape(-1)[:-1].tobytes()
     with pytest.raises(BoardErrorReply, match="BAD_LENGTH|length"):
-        link.request(MessageType.TRAIN, b"\x00\x00\x00\x00\x00\x00\x01\x00" + short, retry=0)
+        link.request(MessageType.TRAIN, b"\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00" + short, retry=0)
     seq = link.next_seq()
-    frame = bytearray(encode_frame(MessageType.TRAIN, seq, bytes([1, 0, 0, 0, 0, 0, 1, 0]) + np.asarray(xs[1]).tobytes()))
+    frame = bytearray(encode_frame(MessageType.TRAIN, seq, bytes([1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0]) + np.asarray(xs[1]).tobytes()))
     frame[20] ^= 0x40  # a flipped bit in the sample: the CRC must catch it
     link.send_raw(bytes(frame))
     reply = link.receive(seq, timeout=5.0)

@@ -49,7 +49,7 @@ def test_streamed_steps_match_the_reference_and_a_corrupted_sample_changes_nothi
         assert np.array_equal(engine.train(xs[i], i % 4).logits, ref.train_step(xs[i], i % 4)), i
     before = engine.params_get()
     seq = link.next_seq()
-    frame = bytearray(encode_frame(MessageType.TRAIN, seq, bytes([1, 0, 0, 0, 0, 0, 1, 0]) + xs[3].tobytes()))
+    frame = bytearray(encode_frame(MessageType.TRAIN, seq, bytes([1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0]) + xs[3].tobytes()))
     frame[-100] ^= 0x08  # in the sample's last rows, after the stage has consumed the first ones
     link.send_raw(bytes(frame))
     reply = link.receive(seq, timeout=10.0)

@@ -4,6 +4,7 @@
 #include "app/app.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "boards/board.h"
 #include "engine/sensor_input.h"
@@ -314,7 +315,15 @@ static void on_event(frame_rx_event_t event)
     }
 }
 
-void app_init(void) { frame_rx_init(&rx, TT_MAX_PAYLOAD); }
+void app_init(void)
+{
+    memset(&pending, 0, sizeof pending);
+    memset(&out, 0, sizeof out);
+    memset(&idle, 0, sizeof idle);
+    memset(&stream, 0, sizeof stream);
+    tt_input_counter_total = 0u;
+    frame_rx_init(&rx, TT_MAX_PAYLOAD);
+}
 
 void app_poll(void)
 {

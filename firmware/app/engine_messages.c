@@ -1,9 +1,11 @@
 /* Messages of the training engine (docs/protocol.md, "Training engine"):
- * MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE. */
+ * MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE, CHECKPOINT. */
 #include "app/engine_messages.h"
 
 #include <string.h>
 
+#include "app/checkpoint.h"
+#include "app/learned_state.h"
 #include "app/stats.h"
 #include "boards/board.h"
 #include "engine/sensor_input.h"
@@ -11,64 +13,60 @@
 #include "protocol/sha256.h"
 #include "protocol/wire.h"
 
-#define TRAIN_PREFIX_BYTES 8u
+#define TRAIN_PREFIX_BYTES 12u
 #define PARAMS_GET_MAX (TT_RX_BUFFER_BYTES - 16u)
 /* Largest TRAIN lr_scale (Q16): 4 x the compiled learning rate. Beyond it a single step can
  * overwrite what was learned; a higher rate is a build option (docs/protocol.md). */
 #define LR_SCALE_MAX 0x40000u
 
+/* The logits a stored TRAIN reply keeps: the build passes the model's classes (TT_MODEL_CLASSES). */
+#ifndef TT_MODEL_CLASSES
+#define TT_MODEL_CLASSES 256u
+#endif
+
 static uint8_t train_prefix[TRAIN_PREFIX_BYTES];
 
-/* A restore in progress (PARAMS_SET BEGIN, DATA..., COMMIT): the new state is staged in the arena
- * (which the compiler sizes to hold it) and replaces the learned state only when it is complete and
- * matches the hash the host sent, so an interrupted restore leaves the old state whole. TRAIN and
- * INFER receive their samples into the arena: they cancel it. */
+/* A restore in progress (PARAMS_SET BEGIN, DATA..., COMMIT): the new state is staged in the checkpoint
+ * slot that does not hold the newest checkpoint (app/checkpoint.h) and replaces the learned state only
+ * when it is complete and matches the hash the host sent, so an interrupted restore leaves the old
+ * state whole. Builds without checkpoint storage stage it in the arena (which the compiler then
+ * sizes to hold it); their TRAIN and INFER, which receive samples into the arena, cancel it. */
 enum { RESTORE_BEGIN = 0, RESTORE_DATA = 1, RESTORE_COMMIT = 2 };
 static struct {
     bool active;
     uint32_t staged; /* bytes [0, staged) of the new state are in the arena */
 } restore;
 
-/* ------------------------------------------------------------ learned state
- * The state the host backs up and restores: the step counter (the PRNG's), then
- * the SRAM part of every trainable tensor in the model's order. */
+/* Exactly-once TRAIN: the reply to the last applied step, sent again (not recomputed) when the same
+ * step arrives again because its reply was lost. */
+static struct {
+    bool valid;
+    uint32_t step;
+    uint16_t label;
+    uint32_t lr_scale;
+    uint16_t prediction;
+    uint64_t count;
+    int8_t logits[TT_MODEL_CLASSES];
+} last_train;
 
-static uint32_t state_bytes(void)
+enum { CHECKPOINT_OP_TAKE = 0, CHECKPOINT_OP_STATUS = 1, CHECKPOINT_OP_CLEAR = 2 };
+
+void engine_messages_init(void)
 {
-    uint32_t n = 4u;
-    for (uint16_t i = 0; i < tt_model.n_params; ++i) {
-        n += tt_model.params[i].bytes;
-    }
-    return n;
+    memset(train_prefix, 0, sizeof train_prefix);
+    memset(&restore, 0, sizeof restore);
+    memset(&last_train, 0, sizeof last_train);
+    checkpoint_boot();
 }
 
-/* Copies state bytes [offset, offset+len) to (get) or from (set) buf. */
+static uint32_t state_bytes(void) { return learned_state_bytes(); }
+
 static void state_copy(uint32_t offset, uint32_t len, uint8_t *buf, bool set)
 {
-    uint8_t counter[4];
-    for (unsigned i = 0; i < 4u; ++i) {
-        counter[i] = (uint8_t)(tt_train_step_count >> (8u * i));
-    }
-    uint32_t base = 0;
-    for (int r = -1; r < (int)tt_model.n_params && len > 0u; ++r) {
-        uint8_t *data = r < 0 ? counter : (uint8_t *)tt_model.params[r].data;
-        uint32_t size = r < 0 ? 4u : tt_model.params[r].bytes;
-        if (offset < base + size) {
-            uint32_t from = offset - base;
-            uint32_t n = size - from < len ? size - from : len;
-            if (set) {
-                memcpy(data + from, buf, n);
-            } else {
-                memcpy(buf, data + from, n);
-            }
-            buf += n;
-            offset += n;
-            len -= n;
-        }
-        base += size;
-    }
     if (set) {
-        tt_train_step_count = wire_get_u32(counter);
+        learned_state_write(offset, len, buf);
+    } else {
+        learned_state_read(offset, len, buf);
     }
 }
 
@@ -87,7 +85,7 @@ static uint16_t argmax(const int8_t *v, uint16_t n)
 
 void handle_model(const request_t *req)
 {
-    uint8_t buf[3 * 32 + 40 + 2 * 64 + 1];
+    uint8_t buf[3 * 32 + 40 + 2 * 64 + 1 + 13];
     wire_writer_t w = wire_writer(buf, sizeof buf);
     for (unsigned i = 0; i < 32u; ++i) {
         wire_u8(&w, tt_model.hash[i]);
@@ -113,6 +111,13 @@ void handle_model(const request_t *req)
     wire_str(&w, tt_model.name);
     wire_str(&w, tt_model.scheme);
     wire_u8(&w, (tt_model.input_streamed ? 1u : 0u) | (tt_sensor.channels ? 2u : 0u));
+    /* v3: what was restored at boot, and the room for checkpoints. */
+    const checkpoint_status_t *cs = checkpoint_status();
+    bool restored = cs->boot == CHECKPOINT_BOOT_RESTORED;
+    wire_u8(&w, cs->boot);
+    wire_u32(&w, restored ? cs->restored.step_count : 0u);
+    wire_u32(&w, restored ? cs->restored.sequence : 0u);
+    wire_u32(&w, checkpoint_available() ? checkpoint_slot_capacity() : 0u);
     reply(req, buf, (uint32_t)w.len);
 }
 
@@ -125,7 +130,9 @@ static bool claim_sample(uint32_t len, rx_claim_t *claim, uint32_t prefix, uint3
     if (len != claim->expected_len) {
         return false;
     }
-    restore.active = false; /* the sample lands in the arena, over a staged restore */
+    if (!checkpoint_available()) {
+        restore.active = false; /* the sample lands in the arena, over a restore staged there */
+    }
     claim->count = 0;
     if (prefix) {
         claim->regions[claim->count++] = (frame_region_t){train_prefix, prefix};
@@ -175,13 +182,27 @@ static void reply_logits(const request_t *req, const int8_t *logits, uint16_t pr
     wire_u16(&w, pred);
     wire_u16(&w, tt_model.classes);
     if (train) {
-        wire_u32(&w, tt_train_step_count);
+        wire_u32(&w, train ? last_train.step : 0u);
     }
     wire_u64(&w, count);
     reply_begin(req, (uint32_t)w.len + tt_model.classes);
     reply_data(head, (uint32_t)w.len);
     reply_data(logits, tt_model.classes);
     reply_end();
+}
+
+/* A TRAIN whose step number is not the board's next step: the repeat of the last step (its reply was
+ * lost) gets that step's stored reply, anything else BAD_STATE; neither changes anything. */
+static void reply_not_next(const request_t *req, uint32_t step, uint32_t label, uint32_t lr_scale)
+{
+    if (last_train.valid && step == last_train.step && step == tt_train_step_count && label == last_train.label &&
+        lr_scale == last_train.lr_scale) {
+        reply_logits(req, last_train.logits, last_train.prediction, true, last_train.count);
+    } else if (step - 1u < tt_train_step_count) {
+        reply_error(req, ERR_BAD_STATE, tt_train_step_count, "this TRAIN step was applied already");
+    } else {
+        reply_error(req, ERR_BAD_STATE, tt_train_step_count, "this TRAIN step is ahead of the board's step count");
+    }
 }
 
 void handle_train(const request_t *req)
@@ -194,7 +215,10 @@ void handle_train(const request_t *req)
     uint32_t label = wire_get_u16(train_prefix);
     uint32_t reserved = wire_get_u16(train_prefix + 2);
     uint32_t lr_scale = wire_get_u32(train_prefix + 4);
-    if (label >= tt_model.classes || reserved != 0u || lr_scale > LR_SCALE_MAX) {
+    uint32_t step = wire_get_u32(train_prefix + 8);
+    bool next = step == tt_train_step_count + 1u;
+    if (label >= tt_model.classes || reserved != 0u || lr_scale > LR_SCALE_MAX || !next) {
+        /* Only once the whole frame arrived with a good CRC may its fields be trusted. */
         int status = tt_model.input_streamed ? tt_input_end() : TT_INPUT_OK;
         if (status != TT_INPUT_OK) {
             reply_input_lost(req, status);
@@ -202,8 +226,10 @@ void handle_train(const request_t *req)
             reply_error(req, ERR_BAD_ARGUMENT, tt_model.classes, "label out of range");
         } else if (reserved != 0u) {
             reply_error(req, ERR_BAD_ARGUMENT, 0u, "the reserved field of TRAIN must be 0");
-        } else {
+        } else if (lr_scale > LR_SCALE_MAX) {
             reply_error(req, ERR_BAD_ARGUMENT, LR_SCALE_MAX, "lr_scale above 262144 (4.0 in Q16)");
+        } else {
+            reply_not_next(req, step, label, lr_scale);
         }
         return;
     }
@@ -216,7 +242,16 @@ void handle_train(const request_t *req)
         return;
     }
     stats_set_last_count(count);
-    reply_logits(req, tt_logits, argmax(tt_logits, tt_model.classes), true, count);
+    last_train.valid = tt_model.classes <= TT_MODEL_CLASSES;
+    last_train.step = tt_train_step_count;
+    last_train.label = (uint16_t)label;
+    last_train.lr_scale = lr_scale;
+    last_train.prediction = argmax(tt_logits, tt_model.classes);
+    last_train.count = count;
+    if (last_train.valid) {
+        memcpy(last_train.logits, tt_logits, tt_model.classes);
+    }
+    reply_logits(req, tt_logits, last_train.prediction, true, count);
 }
 
 void handle_infer(const request_t *req)
@@ -266,6 +301,114 @@ void handle_params_get(const request_t *req)
     reply_end();
 }
 
+/* One sentence per way a checkpoint operation fails (the request changed nothing else). */
+static void reply_checkpoint_error(const request_t *req, int rc)
+{
+    switch (rc) {
+    case CHECKPOINT_UNAVAILABLE:
+        reply_error(req, ERR_BAD_STATE, checkpoint_slot_capacity(),
+                    "this build has no checkpoint storage that holds its learned state");
+        break;
+    case CHECKPOINT_FLASH:
+        reply_error(req, ERR_BAD_STATE, checkpoint_flash_error(), "the checkpoint flash failed to erase or program");
+        break;
+    case CHECKPOINT_DIFFERS:
+        reply_error(req, ERR_BAD_ARGUMENT, checkpoint_staged_bytes(), "bytes sent again differ from the staged ones");
+        break;
+    case CHECKPOINT_RANGE:
+        reply_error(req, ERR_BAD_ARGUMENT, checkpoint_staged_bytes(), "range outside the state or after a gap");
+        break;
+    case CHECKPOINT_INCOMPLETE:
+        reply_error(req, ERR_BAD_STATE, checkpoint_staged_bytes(), "the staged state is incomplete");
+        break;
+    case CHECKPOINT_HASH:
+    default:
+        reply_error(req, ERR_BAD_ARGUMENT, 0u, "the staged state does not match its SHA-256");
+        break;
+    }
+}
+
+/* PARAMS_SET staged in the arena: builds without checkpoint storage. */
+static bool params_set_in_arena(const request_t *req, uint8_t op, const uint8_t *p, uint32_t n, wire_writer_t *w)
+{
+    const uint32_t total = state_bytes();
+    if (op == RESTORE_BEGIN) {
+        if (total > tt_model.arena_bytes) {
+            reply_error(req, ERR_BAD_STATE, tt_model.arena_bytes, "the arena cannot hold a staged state");
+            return false;
+        }
+        restore.active = true;
+        restore.staged = 0u;
+        wire_u32(w, total);
+    } else if (op == RESTORE_DATA) {
+        if (!restore.active) {
+            reply_error(req, ERR_BAD_STATE, 0u, "no restore begun (TRAIN or INFER cancels one)");
+            return false;
+        }
+        uint32_t offset = wire_get_u32(p);
+        uint32_t len = n - 4u;
+        if (offset > restore.staged || offset > total || len > total - offset) {
+            reply_error(req, ERR_BAD_ARGUMENT, restore.staged, "range outside the state or after a gap");
+            return false;
+        }
+        memcpy(tt_arena + offset, p + 4, len);
+        if (offset + len > restore.staged) {
+            restore.staged = offset + len;
+        }
+        wire_u32(w, offset);
+        wire_u32(w, len);
+    } else {
+        if (!restore.active || restore.staged != total) {
+            reply_error(req, ERR_BAD_STATE, restore.active ? restore.staged : 0u, "the staged state is incomplete");
+            return false;
+        }
+        sha256_t sha;
+        uint8_t digest[32];
+        sha256_init(&sha);
+        sha256_update(&sha, tt_arena, total);
+        sha256_final(&sha, digest);
+        if (memcmp(digest, p, 32u) != 0) {
+            reply_error(req, ERR_BAD_ARGUMENT, 0u, "the staged state does not match its SHA-256");
+            return false;
+        }
+        state_copy(0u, total, tt_arena, true);
+        restore.active = false;
+        last_train.valid = false;
+        wire_u32(w, tt_train_step_count);
+    }
+    return true;
+}
+
+/* PARAMS_SET staged in a checkpoint slot: the commit is the slot's header, so a pushed state also
+ * survives a reset. */
+static bool params_set_in_slot(const request_t *req, uint8_t op, const uint8_t *p, uint32_t n, wire_writer_t *w)
+{
+    int rc;
+    if (op == RESTORE_BEGIN) {
+        rc = checkpoint_stage_begin();
+        wire_u32(w, state_bytes());
+    } else if (op == RESTORE_DATA) {
+        if (!checkpoint_stage_active()) {
+            reply_error(req, ERR_BAD_STATE, 0u, "no restore begun (CHECKPOINT cancels one)");
+            return false;
+        }
+        rc = checkpoint_stage_data(wire_get_u32(p), p + 4, n - 4u);
+        wire_u32(w, wire_get_u32(p));
+        wire_u32(w, n - 4u);
+    } else {
+        rc = checkpoint_stage_commit(p);
+        if (rc == CHECKPOINT_OK) {
+            last_train.valid = false;
+        }
+        wire_u32(w, tt_train_step_count);
+    }
+    if (rc != CHECKPOINT_OK) {
+        reply_checkpoint_error(req, rc);
+        return false;
+    }
+    return true;
+}
+
 void handle_params_set(const request_t *req)
 {
     if (req->len < 1u) {
@@ -292,57 +435,89 @@ void handle_params_set(const request_t *req)
             reply_error(req, ERR_BAD_ARGUMENT, total, "the state has another size than this model's");
             return;
         }
-        if (total > tt_model.arena_bytes) {
-            reply_error(req, ERR_BAD_STATE, tt_model.arena_bytes, "the arena cannot hold a staged state");
-            return;
-        }
-        restore.active = true;
-        restore.staged = 0u;
-        wire_u32(&w, total);
     } else if (op == RESTORE_DATA) {
         if (n < 4u) {
             reply_error(req, ERR_BAD_LENGTH, 1u + 4u, "PARAMS_SET DATA needs an offset");
             return;
         }
-        if (!restore.active) {
-            reply_error(req, ERR_BAD_STATE, 0u, "no restore begun (TRAIN or INFER cancels one)");
-            return;
-        }
-        uint32_t offset = wire_get_u32(p);
-        uint32_t len = n - 4u;
-        if (offset > restore.staged || offset > total || len > total - offset) {
-            reply_error(req, ERR_BAD_ARGUMENT, restore.staged, "range outside the state or after a gap");
-            return;
-        }
-        memcpy(tt_arena + offset, p + 4, len);
-        if (offset + len > restore.staged) {
-            restore.staged = offset + len;
-        }
-        wire_u32(&w, offset);
-        wire_u32(&w, len);
     } else if (op == RESTORE_COMMIT) {
         if (n != 32u) {
             reply_error(req, ERR_BAD_LENGTH, 1u + 32u, "PARAMS_SET COMMIT takes the state's SHA-256");
             return;
         }
-        if (!restore.active || restore.staged != total) {
-            reply_error(req, ERR_BAD_STATE, restore.active ? restore.staged : 0u, "the staged state is incomplete");
-            return;
-        }
-        sha256_t sha;
-        uint8_t digest[32];
-        sha256_init(&sha);
-        sha256_update(&sha, tt_arena, total);
-        sha256_final(&sha, digest);
-        if (memcmp(digest, p, 32u) != 0) {
-            reply_error(req, ERR_BAD_ARGUMENT, 0u, "the staged state does not match its SHA-256");
-            return;
-        }
-        state_copy(0u, total, tt_arena, true);
-        restore.active = false;
-        wire_u32(&w, tt_train_step_count);
     } else {
         reply_error(req, ERR_BAD_ARGUMENT, RESTORE_COMMIT, "unknown PARAMS_SET operation");
+        return;
+    }
+    bool ok = checkpoint_available() ? params_set_in_slot(req, op, p, n, &w)
+                                     : params_set_in_arena(req, op, p, n, &w);
+    if (ok) {
+        reply(req, out, (uint32_t)w.len);
+    }
+}
+
+/* CHECKPOINT: u8 op; TAKE u32 stream_base + 32-byte stream id, STATUS, CLEAR (docs/protocol.md). */
+void handle_checkpoint(const request_t *req)
+{
+    if (req->len < 1u) {
+        reply_error(req, ERR_BAD_LENGTH, 1u, "CHECKPOINT needs an operation");
+        return;
+    }
+    const uint8_t op = req->payload[0];
+    const checkpoint_status_t *cs = checkpoint_status();
+    uint8_t out[1 + 1 + 8 + 1 + 1 + 12 + 32 + 4 + 1 + 12 + 1];
+    wire_writer_t w = wire_writer(out, sizeof out);
+    wire_u8(&w, op);
+    if (op == CHECKPOINT_OP_TAKE) {
+        if (req->len != 1u + 4u + CHECKPOINT_STREAM_ID_BYTES) {
+            reply_error(req, ERR_BAD_LENGTH, 1u + 4u + CHECKPOINT_STREAM_ID_BYTES,
+                        "CHECKPOINT TAKE takes a stream base and a stream id");
+            return;
+        }
+        int rc = checkpoint_take(wire_get_u32(req->payload + 1), req->payload + 5);
+        if (rc != CHECKPOINT_OK) {
+            reply_checkpoint_error(req, rc);
+            return;
+        }
+        wire_u32(&w, cs->newest.step_count);
+        wire_u32(&w, cs->newest.sequence);
+        wire_u8(&w, cs->newest.slot);
+        wire_u32(&w, cs->erases_since_boot);
+    } else if (op == CHECKPOINT_OP_STATUS) {
+        if (req->len != 1u) {
+            reply_error(req, ERR_BAD_LENGTH, 1u, "CHECKPOINT STATUS takes nothing");
+            return;
+        }
+        bool restored = cs->boot == CHECKPOINT_BOOT_RESTORED;
+        wire_u8(&w, cs->boot);
+        wire_u32(&w, restored ? cs->restored.step_count : 0u);
+        wire_u32(&w, restored ? cs->restored.sequence : 0u);
+        wire_u8(&w, cs->has_newest ? 1u : 0u);
+        wire_u8(&w, cs->has_newest ? cs->newest.slot : 0u);
+        wire_u32(&w, cs->has_newest ? cs->newest.sequence : 0u);
+        wire_u32(&w, cs->has_newest ? cs->newest.step_count : 0u);
+        wire_u32(&w, cs->has_newest ? cs->newest.stream_base : CHECKPOINT_NO_STREAM);
+        for (unsigned i = 0; i < CHECKPOINT_STREAM_ID_BYTES; ++i) {
+            wire_u8(&w, cs->has_newest ? cs->newest.stream_id[i] : 0u);
+        }
+        wire_u32(&w, checkpoint_available() ? checkpoint_slot_capacity() : 0u);
+        wire_u8(&w, board_nv_info()->persistent ? 1u : 0u);
+        wire_u32(&w, cs->erases_since_boot);
+        wire_u32(&w, cs->slot_erases[0]);
+        wire_u32(&w, cs->slot_erases[1]);
+    } else if (op == CHECKPOINT_OP_CLEAR) {
+        if (req->len != 1u) {
+            reply_error(req, ERR_BAD_LENGTH, 1u, "CHECKPOINT CLEAR takes nothing");
+            return;
+        }
+        int rc = checkpoint_clear();
+        if (rc != CHECKPOINT_OK) {
+            reply_checkpoint_error(req, rc);
+            return;
+        }
+        wire_u32(&w, cs->erases_since_boot);
+    } else {
+        reply_error(req, ERR_BAD_ARGUMENT, CHECKPOINT_OP_CLEAR, "unknown CHECKPOINT operation");
         return;
     }
     reply(req, out, (uint32_t)w.len);

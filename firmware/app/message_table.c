@@ -19,6 +19,7 @@ const message_entry_t message_table[] = {
     {MSG_PARAMS_GET, handle_params_get, claim_params_get},
     {MSG_PARAMS_SET, handle_params_set, NULL},
     {MSG_PROFILE, handle_profile, claim_profile},
+    {MSG_CHECKPOINT, handle_checkpoint, NULL},
 };
 
 const unsigned message_table_count = sizeof message_table / sizeof message_table[0];

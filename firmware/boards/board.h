@@ -5,6 +5,7 @@
 #ifndef TT_BOARD_H
 #define TT_BOARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,37 @@ const board_info_t *board_info(void);
 
 /* Static sections and stack high-water mark (stack painted at boot). */
 void board_memory(board_memory_t *out);
+
+/* Non-volatile storage for checkpoints (docs/checkpoints.md): `sectors` erase units of
+ * `sector_bytes` each, readable in place at `base`. Erasing a sector sets every byte to 0xFF;
+ * programming only turns bits from 1 to 0, `program_unit` bytes at a time, and is refused over bytes
+ * that are not erased. A power cut during either leaves the bytes it was working on undefined and
+ * every other byte as it was. STM32F746: flash sectors 6 and 7; QEMU and the host build: a
+ * file-backed stand-in with the same rules (RAM only when they were started without a file). */
+typedef struct {
+    const volatile uint8_t *base; /* NULL: no non-volatile storage */
+    uint32_t sector_bytes;
+    uint32_t sectors;
+    uint32_t program_unit;        /* offsets and lengths of board_nv_program are multiples of it */
+    bool persistent;              /* false: a RAM stand-in that the next start does not see */
+} board_nv_info_t;
+
+/* Results of board_nv_erase / board_nv_program: 0, or why the storage refused. */
+enum {
+    BOARD_NV_OK = 0,
+    BOARD_NV_BAD_RANGE = 1,   /* outside the region, or not aligned to the program unit */
+    BOARD_NV_NOT_ERASED = 2,  /* programming over bytes that are not 0xFF */
+    BOARD_NV_HW_ERROR = 3,    /* the flash controller reported an error (write protection, alignment...) */
+    BOARD_NV_VERIFY = 4,      /* the bytes read back differ from the bytes programmed */
+};
+
+const board_nv_info_t *board_nv_info(void);
+
+/* Erases sector `sector` of the region (blocking; seconds on the STM32F746). */
+int board_nv_erase(uint32_t sector);
+
+/* Programs len bytes at byte `offset` of the region (blocking). */
+int board_nv_program(uint32_t offset, const void *data, uint32_t len);
 
 /* Fault report hook. Implemented outside boards/ (app/ sends a FAULT frame);
  * the board calls it from its fault handler with interrupts off and then

@@ -1,8 +1,8 @@
-/* Serial protocol v2 constants (docs/protocol.md). */
+/* Serial protocol v3 constants (docs/protocol.md). */
 #ifndef TT_FRAME_H
 #define TT_FRAME_H
 
-#define PROTOCOL_VERSION 2u
+#define PROTOCOL_VERSION 3u
 
 #define FRAME_SYNC0 0xA5u
 #define FRAME_SYNC1 0x5Au
@@ -16,7 +16,7 @@
 #define MSG_ECHO 0x02u
 #define MSG_STATS 0x03u
 #define MSG_CALIBRATE 0x04u
-/* 0x10-0x1F: training engine (MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE) */
+/* 0x10-0x1F: training engine (MODEL, TRAIN, INFER, PARAMS_GET, PARAMS_SET, PROFILE, CHECKPOINT) */
 #define MSG_REPLY 0x80u
 /* Board -> host during a streamed request on a board with a receive ring: send on up to here. */
 #define MSG_CREDIT 0xFDu

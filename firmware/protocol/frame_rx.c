@@ -25,7 +25,7 @@ void frame_rx_reset(frame_rx_t *rx)
     rx->stream_want = 0;
 }
 
-bool frame_rx_busy(const frame_rx_t *rx) { return rx->state == PAYLOAD || rx->state == TRAILER; }
+bool frame_rx_busy(const frame_rx_t *rx) { return rx->state != HUNT; }
 
 bool frame_rx_route(frame_rx_t *rx, const frame_region_t *regions, unsigned count)
 {

@@ -56,7 +56,8 @@ void frame_rx_init(frame_rx_t *rx, uint32_t max_payload);
 /* Drops a partial frame and hunts for the next one. */
 void frame_rx_reset(frame_rx_t *rx);
 
-/* True between a good header and the end of its frame. */
+/* True from a sync byte to the end of its frame (a partial header included: left alone, the next
+ * frame's first bytes would complete it). */
 bool frame_rx_busy(const frame_rx_t *rx);
 
 frame_rx_event_t frame_rx_push(frame_rx_t *rx, uint8_t byte);

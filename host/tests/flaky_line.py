@@ -1,6 +1,7 @@
 """A serial line that misbehaves on purpose, between a Link and a board's TCP port (the host build
 or QEMU): it forwards whole frames both ways and, when told, flips a bit in a request, swallows a
-request or a reply, cuts the line, or reconnects to another board (a reset in between)."""
+request or a reply, sends a request or a reply twice, cuts the line, or reconnects to another board
+(a reset in between)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _address(url: str) -> tuple[str, int]:
 
 @dataclass
 class Fault:
-    kind: str  # corrupt | drop_request | drop_reply | cut
+    kind: str  # corrupt | drop_request | drop_reply | duplicate_request | duplicate_reply | cut
     type: int  # request type (replies: the request's type)
     nth: int  # 1 = the first frame of that type from now on
     seen: int = 0
@@ -75,8 +76,9 @@ class FlakyLine:
     # ------------------------------------------------------------------ plumbing
 
     def _match(self, kind: str, frame: Frame) -> bool:
-        type_ = frame.type & 0x7F if kind == "drop_reply" else frame.type
-        if kind == "drop_reply" and not frame.type & 0x80:
+        reply = kind in ("drop_reply", "duplicate_reply")
+        type_ = frame.type & 0x7F if reply else frame.type
+        if reply and not frame.type & 0x80:
             return False
         with self._lock:
             for f in self.faults:
@@ -116,6 +118,8 @@ class FlakyLine:
                     out = bytearray(out)
                     out[10 + len(frame.payload) // 2] ^= 0x20  # a payload bit: the frame gets BAD_CRC
                     out = bytes(out)
+                if self._match("duplicate_request", frame):
+                    out = out + out
                 try:
                     assert self._upstream is not None
                     self._upstream.sendall(out)
@@ -134,8 +138,11 @@ class FlakyLine:
             for frame in decoder.feed(data):
                 if not isinstance(frame, Frame) or self._match("drop_reply", frame):
                     continue
+                out = encode_frame(frame.type, frame.seq, frame.payload)
+                if self._match("duplicate_reply", frame):
+                    out = out + out
                 try:
                     assert self._client is not None
-                    self._client.sendall(encode_frame(frame.type, frame.seq, frame.payload))
+                    self._client.sendall(out)
                 except OSError:
                     return

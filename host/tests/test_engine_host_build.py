@@ -109,7 +109,7 @@ def test_streamed_sample_refusals_change_nothing(tmp_path):
         engine = EngineClient(link)
         assert engine.model.input_streamed
         before = engine.params_get()
-        prefix = bytes([1, 0, 0, 0, 0, 0, 1, 0])
+        prefix = bytes([1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0])
         for flip in (20, len(xs[0].tobytes()) + 4):  # early in the sample, in its last row
             seq = link.next_seq()
             frame = bytearray(encode_frame(MessageType.TRAIN, seq, prefix + xs[0].tobytes()))

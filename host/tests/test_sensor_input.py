@@ -201,10 +201,10 @@ def test_int16_samples_train_like_the_reference(tmp_path, size, scheme, streamed
             assert np.array_equal(engine.train(raw[i], y).logits, ref.train_step(xs[i], y)), f"step {i}"
         assert engine.params_get() == ref.state_bytes()
         before = engine.params_get()
-        prefix = bytes([1, 0, 0, 0, 0, 0, 1, 0])
+        prefix = bytes([1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0])
         seq = link.next_seq()  # a corrupted sample changes nothing
         frame = bytearray(encode_frame(MessageType.TRAIN, seq, prefix + raw[10].astype("<i2").tobytes()))
-        frame[10 + 8 + 5] ^= 0x10
+        frame[10 + 12 + 5] ^= 0x10
         link.send_raw(bytes(frame))
         reply = link.receive(seq, timeout=5.0)
         assert reply is not None and ErrorReply.parse(reply.payload).code == ErrorCode.BAD_CRC

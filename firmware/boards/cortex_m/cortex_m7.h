@@ -22,7 +22,9 @@
 #define SCB_CPACR TT_REG32(0xE000ED88u)
 #define SCB_CPACR_CP10_CP11_FULL (0xFu << 20)
 #define SCB_ICIALLU TT_REG32(0xE000EF50u)
+#define SCB_DCIMVAC TT_REG32(0xE000EF5Cu) /* invalidate the D-cache line holding an address */
 #define SCB_DCISW TT_REG32(0xE000EF60u)
+#define CORTEX_M7_DCACHE_LINE 32u
 
 /* SysTick */
 #define SYST_CSR TT_REG32(0xE000E010u)

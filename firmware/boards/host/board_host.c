@@ -2,17 +2,26 @@
  * UBSan: the serial line is a TCP server on 127.0.0.1 (one client at a time),
  * the counter is CLOCK_MONOTONIC in ns.
  *
- *     tinytrain_host [PORT]     PORT 0 or none: pick a free one
+ *     tinytrain_host [PORT [NV_FILE]]     PORT 0 or none: pick a free one
  *
  * It prints "listening on socket://127.0.0.1:PORT" once it accepts clients.
+ *
+ * Non-volatile storage (checkpoints): NV_FILE, 2 sectors of 256 KB like the STM32F746's slots, mapped
+ * shared so that every programmed unit is in the file the moment it is written, whatever kills the
+ * process (created erased, all 0xFF, when missing); without NV_FILE the same in RAM, lost at exit.
+ * A power cut during a write, for tests: TT_HOST_NV_CUT_AFTER=N ends the process at the N-th erase
+ * chunk or program unit from the start, TT_HOST_NV_CUT_MODE says how: `before` it (the default),
+ * `after` it, or `partial` (a unit half programmed, a chunk half erased, from TT_HOST_NV_CUT_SEED).
  *
  * Built with -DTT_HOST_UART_RING=N it behaves like the STM32F746's serial line instead of a socket
  * that waits: a 1 kHz timer signal (the "receive interrupt") moves up to TT_HOST_UART_BYTES_PER_MS
  * bytes per tick from the socket into an N-byte ring, whether the firmware is busy or not, and
  * bytes that find the ring full are dropped and counted (STATS rx_overruns). */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -21,11 +30,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "boards/board.h"
+#include "boards/nv_emulated.h"
 #include "boards/uart_ring.h"
 
 #ifdef TT_HOST_UART_RING
@@ -112,6 +124,119 @@ uint32_t board_rx_overruns(void) { return sim_ring.overruns; }
 uint32_t board_rx_overruns(void) { return 0u; }
 #endif
 
+/* ------------------------------------------------------------ non-volatile storage */
+
+#define NV_SECTOR_BYTES (256u * 1024u)
+#define NV_SECTORS 2u
+#define NV_UNIT 4u
+#define NV_CUT_EXIT_STATUS 86 /* what a test sees when the simulated power cut ended the process */
+
+static board_nv_info_t nv_info = {NULL, NV_SECTOR_BYTES, NV_SECTORS, NV_UNIT, false};
+static struct {
+    unsigned long countdown; /* 0: no power cut planned */
+    int mode;                /* 0 before, 1 after, 2 partial */
+    uint32_t seed;
+    int cut_after;           /* the unit just applied is the last one */
+} cut;
+
+static uint32_t cut_random(void)
+{
+    cut.seed = cut.seed * 1664525u + 1013904223u;
+    return cut.seed >> 8;
+}
+
+static void nv_before(uint32_t offset, uint32_t len, const uint8_t *data)
+{
+    if (cut.countdown == 0u || --cut.countdown != 0u) {
+        return;
+    }
+    volatile uint8_t *mem = (volatile uint8_t *)nv_info.base + offset;
+    if (cut.mode == 1) {
+        cut.cut_after = 1;
+        return;
+    }
+    if (cut.mode == 2) {
+        for (uint32_t i = 0; i < len; ++i) {
+            if (data != NULL) {
+                mem[i] = (uint8_t)(mem[i] & (data[i] | (uint8_t)cut_random())); /* some bits did not flip yet */
+            } else if (cut_random() & 1u) {
+                mem[i] = 0xFFu; /* some bytes were erased, others not */
+            }
+        }
+    }
+    _exit(NV_CUT_EXIT_STATUS);
+}
+
+static void nv_persist(uint32_t offset, uint32_t len)
+{
+    (void)offset;
+    (void)len;
+    if (cut.cut_after) {
+        _exit(NV_CUT_EXIT_STATUS);
+    }
+}
+
+static nv_emulated_t nv;
+
+static void nv_init(const char *path)
+{
+#ifdef TT_HOST_NO_NV
+    (void)path; /* like an MCU build without checkpoints: no storage at all */
+    nv_info.sectors = 0u;
+    return;
+#endif
+    size_t bytes = (size_t)NV_SECTOR_BYTES * NV_SECTORS;
+    void *mem;
+    if (path != NULL && path[0] != '\0') {
+        int fd = open(path, O_RDWR | O_CREAT, 0644);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            die(path);
+        }
+        if (st.st_size == 0) {
+            static uint8_t erased[4096];
+            memset(erased, 0xFF, sizeof erased);
+            for (size_t at = 0; at < bytes; at += sizeof erased) {
+                if (write(fd, erased, sizeof erased) != (ssize_t)sizeof erased) {
+                    die(path);
+                }
+            }
+        } else if ((size_t)st.st_size != bytes) {
+            fprintf(stderr, "tinytrain_host: %s has %lld bytes, not the %zu of the non-volatile storage.\n", path,
+                    (long long)st.st_size, bytes);
+            exit(2);
+        }
+        mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        nv_info.persistent = true;
+    } else {
+        mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem != MAP_FAILED) {
+            memset(mem, 0xFF, bytes);
+        }
+    }
+    if (mem == MAP_FAILED) {
+        die("mmap");
+    }
+    nv_info.base = mem;
+    const char *after = getenv("TT_HOST_NV_CUT_AFTER");
+    const char *mode = getenv("TT_HOST_NV_CUT_MODE");
+    const char *seed = getenv("TT_HOST_NV_CUT_SEED");
+    cut.countdown = after != NULL ? strtoul(after, NULL, 10) : 0u;
+    cut.mode = mode == NULL ? 0 : strcmp(mode, "after") == 0 ? 1 : strcmp(mode, "partial") == 0 ? 2 : 0;
+    cut.seed = seed != NULL ? (uint32_t)strtoul(seed, NULL, 10) : 1u;
+    nv = (nv_emulated_t){mem, NV_SECTOR_BYTES, NV_SECTORS, NV_UNIT, nv_before, nv_persist};
+}
+
+const board_nv_info_t *board_nv_info(void) { return &nv_info; }
+
+int board_nv_erase(uint32_t sector) { return nv_emulated_erase(&nv, sector); }
+
+int board_nv_program(uint32_t offset, const void *data, uint32_t len)
+{
+    return nv_emulated_program(&nv, offset, data, len);
+}
+
 void board_init(int argc, char **argv)
 {
     long port = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
@@ -119,6 +244,7 @@ void board_init(int argc, char **argv)
         fprintf(stderr, "tinytrain_host: the port must be 0..65535, not %s.\n", argv[1]);
         exit(2);
     }
+    nv_init(argc > 2 ? argv[2] : NULL);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

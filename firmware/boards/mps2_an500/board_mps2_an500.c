@@ -1,10 +1,20 @@
 /* QEMU `-M mps2-an500` (Cortex-M7, 25 MHz system clock), run with
  * `-icount shift=0` so that the virtual clock advances 1 ns per instruction.
- * Serial line: CMSDK APB UART0. Counter: SysTick on the CPU clock. */
+ * Serial line: CMSDK APB UART0. Counter: SysTick on the CPU clock.
+ *
+ * Non-volatile storage: QEMU models no flash controller, so the checkpoint sectors (the last 512 KB
+ * of the 1 MB "flash", as on the STM32F746, reserved by the linker script) are RAM that follows the
+ * flash rules in software (boards/nv_emulated.h) and is written through to a file on the host with
+ * Arm semihosting, one program unit or erase chunk per call: a QEMU killed at any instruction leaves
+ * the file as a power cut leaves flash. The harness (tinytrain.board.emulator) preloads the file at the
+ * sectors' address (-device loader), passes its path as the semihosting command line and puts
+ * NV_MAILBOX_MAGIC at NV_MAILBOX; without them (QEMU started by hand) the sectors are erased RAM. */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "boards/board.h"
 #include "boards/cortex_m/cortex_m7.h"
+#include "boards/nv_emulated.h"
 
 #define SYSCLK_HZ 25000000u
 /* Under -icount shift=0 one instruction takes 1 ns of virtual time and the
@@ -36,6 +46,8 @@ static const board_info_t info = {
 
 static volatile uint32_t systick_wraps;
 
+static void nv_init(void);
+
 void SysTick_Handler(void) { systick_wraps = systick_wraps + 1u; }
 
 void board_init(int argc, char **argv)
@@ -49,6 +61,7 @@ void board_init(int argc, char **argv)
     SYST_RVR = SYST_RELOAD_MAX;
     SYST_CVR = 0u;
     SYST_CSR = SYST_CSR_CLKSOURCE_CPU | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
+    nv_init();
     cortex_m_irq_enable();
 }
 
@@ -89,6 +102,106 @@ uint64_t board_counter_read(void)
 }
 
 const board_info_t *board_info(void) { return &info; }
+
+/* ------------------------------------------------------------ non-volatile storage */
+
+#define NV_SECTOR_BYTES (256u * 1024u)
+#define NV_UNIT 4u
+/* In ZBT SSRAM1 above the 1 MB "flash": written by the harness, never by the image. */
+#define NV_MAILBOX 0x003FFFF0u
+#define NV_MAILBOX_MAGIC 0x564E5454u /* "TTNV": semihosting is on and its command line is the NV file */
+
+extern const uint8_t __nv_start__[];
+extern const uint8_t __tt_nv_bytes__[]; /* its address is the size (0: built without checkpoints) */
+
+static board_nv_info_t nv_info;
+static nv_emulated_t nv;
+static int nv_file = -1;
+
+/* Arm semihosting (BKPT 0xAB): op in r0, parameter block in r1, result in r0. */
+static int semihost(int op, const void *block)
+{
+    register int r0 __asm__("r0") = op;
+    register const void *r1 __asm__("r1") = block;
+    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+
+#define SYS_OPEN 0x01
+#define SYS_WRITE 0x05
+#define SYS_SEEK 0x0A
+#define SYS_GET_CMDLINE 0x15
+#define SYS_OPEN_RB_PLUS 3 /* "r+b": the file exists, keep it */
+
+/* Power cuts for tests: the harness writes N here through QEMU's gdb stub; the N-th erase chunk or
+ * program unit from then on calls tt_nv_fault_point first, where it has set a breakpoint, and from
+ * where it lets the board run a few more instructions before it kills QEMU. */
+volatile uint32_t tt_nv_fault_countdown;
+
+__attribute__((noinline, used)) void tt_nv_fault_point(uint32_t offset, uint32_t len, const uint8_t *data)
+{
+    __asm__ volatile("" ::"r"(offset), "r"(len), "r"(data) : "memory");
+}
+
+static void nv_before(uint32_t offset, uint32_t len, const uint8_t *data)
+{
+    uint32_t n = tt_nv_fault_countdown;
+    if (n != 0u) {
+        tt_nv_fault_countdown = n - 1u;
+        if (n == 1u) {
+            tt_nv_fault_point(offset, len, data);
+        }
+    }
+}
+
+static void nv_persist(uint32_t offset, uint32_t len)
+{
+    if (nv_file < 0) {
+        return;
+    }
+    uint32_t seek[2] = {(uint32_t)nv_file, offset};
+    uint32_t write[3] = {(uint32_t)nv_file, (uint32_t)(uintptr_t)(nv_info.base + offset), len};
+    (void)semihost(SYS_SEEK, seek);
+    (void)semihost(SYS_WRITE, write);
+}
+
+static void nv_init(void)
+{
+    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    if (bytes == 0u) {
+        nv_info = (board_nv_info_t){NULL, NV_SECTOR_BYTES, 0u, NV_UNIT, false};
+        return;
+    }
+    volatile uint8_t *mem = (volatile uint8_t *)(uintptr_t)__nv_start__;
+    if (TT_REG32(NV_MAILBOX) == NV_MAILBOX_MAGIC) {
+        static char path[256];
+        uint32_t cmdline[2] = {(uint32_t)(uintptr_t)path, sizeof path - 1u};
+        if (semihost(SYS_GET_CMDLINE, cmdline) == 0) {
+            uint32_t n = 0;
+            while (n < sizeof path && path[n] != '\0') {
+                n++;
+            }
+            uint32_t open[3] = {(uint32_t)(uintptr_t)path, SYS_OPEN_RB_PLUS, n};
+            nv_file = semihost(SYS_OPEN, open);
+        }
+    }
+    if (nv_file < 0) {
+        for (uint32_t i = 0; i < bytes; ++i) {
+            mem[i] = 0xFFu; /* a RAM stand-in: erased at every start */
+        }
+    }
+    nv_info = (board_nv_info_t){mem, NV_SECTOR_BYTES, bytes / NV_SECTOR_BYTES, NV_UNIT, nv_file >= 0};
+    nv = (nv_emulated_t){mem, NV_SECTOR_BYTES, bytes / NV_SECTOR_BYTES, NV_UNIT, nv_before, nv_persist};
+}
+
+const board_nv_info_t *board_nv_info(void) { return &nv_info; }
+
+int board_nv_erase(uint32_t sector) { return nv_emulated_erase(&nv, sector); }
+
+int board_nv_program(uint32_t offset, const void *data, uint32_t len)
+{
+    return nv_emulated_program(&nv, offset, data, len);
+}
 
 /* Cortex-M7 core exceptions plus the 32 interrupts of the AN500 image; none is
  * enabled but SysTick, so the rest report a fault if they ever fire. */

@@ -6,6 +6,7 @@
 
 #include "boards/board.h"
 #include "boards/stm32f746/stm32f746_clock.h"
+#include "boards/stm32f746/stm32f746_flash.h"
 #include "boards/uart_ring.h"
 #include "boards/stm32f746/stm32f746_regs.h"
 
@@ -33,6 +34,8 @@ static const board_info_t info = {
     .counter_hz = STM32F746_HCLK_HZ,
     .rx_ring_bytes = RX_RING_BYTES,
 };
+
+static void nv_init(void);
 
 static uint32_t cycles_high; /* wraps of the 32-bit DWT->CYCCNT */
 static uint32_t cycles_last;
@@ -174,6 +177,7 @@ void board_init(int argc, char **argv)
     SYST_CSR = SYST_CSR_CLKSOURCE_CPU | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
 
     uart_init();
+    nv_init();
     cortex_m_irq_enable();
 }
 
@@ -198,6 +202,47 @@ uint64_t board_counter_read(void)
 }
 
 const board_info_t *board_info(void) { return &info; }
+
+/* ------------------------------------------------------------ non-volatile storage: sectors 6 and 7 */
+
+#define NV_SECTOR_BYTES (256u * 1024u)
+
+extern const uint8_t __nv_start__[];
+extern const uint8_t __tt_nv_bytes__[]; /* its address is the size (0: built without checkpoints) */
+
+static board_nv_info_t nv_info;
+
+static void nv_init(void)
+{
+    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    nv_info = (board_nv_info_t){bytes ? (const volatile uint8_t *)__nv_start__ : NULL, NV_SECTOR_BYTES,
+                                bytes / NV_SECTOR_BYTES, STM32F746_FLASH_UNIT, true};
+}
+
+/* Byte offset in the flash of byte `offset` of the checkpoint region. */
+static uint32_t nv_flash_offset(uint32_t offset)
+{
+    return (uint32_t)(uintptr_t)__nv_start__ - STM32F746_FLASH_BASE + offset;
+}
+
+const board_nv_info_t *board_nv_info(void) { return &nv_info; }
+
+int board_nv_erase(uint32_t sector)
+{
+    if (sector >= nv_info.sectors) {
+        return BOARD_NV_BAD_RANGE;
+    }
+    return stm32f746_flash_erase(nv_flash_offset(sector * NV_SECTOR_BYTES));
+}
+
+int board_nv_program(uint32_t offset, const void *data, uint32_t len)
+{
+    uint32_t size = nv_info.sectors * NV_SECTOR_BYTES;
+    if (offset > size || len > size - offset) {
+        return BOARD_NV_BAD_RANGE;
+    }
+    return stm32f746_flash_program(nv_flash_offset(offset), data, len);
+}
 
 typedef void (*vector_t)(void);
 

@@ -57,6 +57,30 @@
 #define FLASH_ACR_LATENCY_MASK 0xFu
 #define FLASH_ACR_PRFTEN (1u << 8)
 #define FLASH_ACR_ARTEN (1u << 9)
+/* Programming and erasing (RM0385 3.3.4-3.3.6, 3.7.2-3.7.5); register offsets from FLASH_BASE_REGS. */
+#define FLASH_KEYR_OFFSET 0x04u
+#define FLASH_SR_OFFSET 0x0Cu
+#define FLASH_CR_OFFSET 0x10u
+#define FLASH_KEY1 0x45670123u
+#define FLASH_KEY2 0xCDEF89ABu
+#define FLASH_SR_EOP (1u << 0)
+#define FLASH_SR_OPERR (1u << 1)
+#define FLASH_SR_WRPERR (1u << 4)
+#define FLASH_SR_PGAERR (1u << 5)
+#define FLASH_SR_PGPERR (1u << 6)
+#define FLASH_SR_ERSERR (1u << 7)
+#define FLASH_SR_BSY (1u << 16)
+#define FLASH_SR_ERRORS (FLASH_SR_OPERR | FLASH_SR_WRPERR | FLASH_SR_PGAERR | FLASH_SR_PGPERR | FLASH_SR_ERSERR)
+#define FLASH_CR_PG (1u << 0)
+#define FLASH_CR_SER (1u << 1)
+#define FLASH_CR_MER (1u << 2)
+#define FLASH_CR_SNB_POS 3u /* [6:3] sector number */
+#define FLASH_CR_SNB_MASK (0xFu << 3)
+#define FLASH_CR_PSIZE_POS 8u /* [9:8] 00 x8, 01 x16, 10 x32, 11 x64 (x64 needs VPP) */
+#define FLASH_CR_PSIZE_MASK (0x3u << 8)
+#define FLASH_CR_PSIZE_X32 (0x2u << 8) /* the parallelism for a 2.7-3.6 V supply */
+#define FLASH_CR_STRT (1u << 16)
+#define FLASH_CR_LOCK (1u << 31)
 
 /* GPIO (RM0385 6.4) */
 #define GPIOA_BASE 0x40020000u

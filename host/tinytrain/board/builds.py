@@ -178,7 +178,9 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
         write_build_info(generated)
     info = json.loads((generated / "tinytrain.json").read_text())
     # As in the PlatformIO build: samples arrive zero-copy, only the largest payload grows with the input.
-    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info.get('sample_bytes', info['input_bytes']) + 8)}u", "-DTT_RX_BUFFER_BYTES=4096u"]
+    extra = [f"-DTT_MAX_PAYLOAD={max(4096, info.get('sample_bytes', info['input_bytes']) + 12)}u",
+             "-DTT_RX_BUFFER_BYTES=4096u", f"-DTT_MODEL_CLASSES={info['classes']}u"]
+    extra += [] if config.checkpoints else ["-DTT_HOST_NO_NV"]
     extra += ["-DTT_CHECKED"] if checked else []
     return compile_host_program(
         output, sources + sorted(generated.glob("*.c")), include_dirs=[generated], flags=[*extra, *flags]

@@ -68,6 +68,20 @@ def symbol_value(elf_path: str | os.PathLike[str], symbol: str) -> int | None:
         return int(matches[0]["st_value"]) if matches else None
 
 
+def symbol_values(elf_path: str | os.PathLike[str], symbols: list[str]) -> dict[str, int]:
+    """The values of several symbols at once (those present)."""
+    out: dict[str, int] = {}
+    with open(elf_path, "rb") as fh:
+        symtab = ELFFile(fh).get_section_by_name(".symtab")
+        if not isinstance(symtab, SymbolTableSection):
+            return out
+        for name in symbols:
+            matches = symtab.get_symbol_by_name(name)
+            if matches:
+                out[name] = int(matches[0]["st_value"])
+    return out
+
+
 def read_c_string(elf_path: str | os.PathLike[str], symbol: str) -> str | None:
     """The NUL-terminated string a global const char array holds, e.g. tt_build_id."""
     with open(elf_path, "rb") as fh:

@@ -7,6 +7,13 @@
 
 `-icount shift=0` makes the virtual clock advance exactly 1 ns per instruction,
 so the SysTick-based counter of boards/mps2_an500 counts instructions.
+
+Checkpoints survive a restart of QEMU when it is given a non-volatile file
+(`QemuBoard(elf, nv="board.nv")`, created erased when missing): QEMU preloads it
+at the image's checkpoint sectors, and the firmware writes every program unit
+and erase chunk through to it with Arm semihosting (boards/mps2_an500), so a
+QEMU killed at any instruction leaves the file as a power cut leaves flash.
+Without a file the sectors start erased and are lost when QEMU stops.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +34,38 @@ from tinytrain.errors import TinytrainError
 QEMU_BINARY = "qemu-system-arm"
 QEMU_MACHINE = "mps2-an500"
 HOST = "127.0.0.1"
+# boards/mps2_an500: a word in ZBT SSRAM1, above the 1 MB of flash, that tells the firmware semihosting is
+# on and its command line names the non-volatile file.
+NV_MAILBOX = 0x003FFFF0
+NV_MAILBOX_MAGIC = 0x564E5454
+
+
+_NV_REGIONS: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+
+def nv_region(elf: str | os.PathLike[str]) -> tuple[int, int]:
+    """(address, bytes) of an image's checkpoint sectors (bytes 0: built without checkpoints)."""
+    from tinytrain.board.elf_memory import symbol_values
+
+    st = os.stat(elf)
+    key = (str(Path(elf).resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _NV_REGIONS:  # reading a symbol table takes a while; restarts of one image read it once
+        found = symbol_values(elf, ["__nv_start__", "__tt_nv_bytes__"])
+        start, size = found.get("__nv_start__"), found.get("__tt_nv_bytes__")
+        _NV_REGIONS[key] = (start, size) if start is not None and size is not None else (0, 0)
+    return _NV_REGIONS[key]
+
+
+def prepare_nv_file(path: str | os.PathLike[str], size: int) -> Path:
+    """The non-volatile file of a board: created erased (0xFF) when missing; one of another size refused."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\xff" * size)
+    elif path.stat().st_size != size:
+        raise EmulatorError(f"{path} has {path.stat().st_size} bytes, not the {size} of this image's checkpoint "
+                            "sectors; give another file or delete it.")
+    return path
 
 
 def _die_with_parent() -> None:
@@ -68,8 +108,11 @@ class QemuBoard:
         gdb: bool = False,
         startup_timeout: float = 10.0,
         qemu: str = QEMU_BINARY,
+        nv: str | os.PathLike[str] | None = None,
     ) -> None:
         self.elf = Path(elf)
+        self.nv_path = Path(nv) if nv is not None else None  # None: a temporary file, gone with QEMU
+        self.nv_address = self.nv_bytes = 0
         self.requested_port = port
         self.port = port
         self.log_path = Path(log_path) if log_path else None
@@ -102,6 +145,13 @@ class QemuBoard:
             "-serial", f"tcp:{HOST}:{self.port},server=on,wait=off,nodelay=on",
             "-d", "guest_errors,unimp",
         ]
+        if self.nv_bytes:
+            nv = str(self.nv_path)
+            cmd += [
+                "-semihosting-config", f"enable=on,target=native,arg={nv}",
+                "-device", f"loader,file={nv},addr=0x{self.nv_address:08x},force-raw=on",
+                "-device", f"loader,addr=0x{NV_MAILBOX:08x},data=0x{NV_MAILBOX_MAGIC:08x},data-len=4",
+            ]
         if self.gdb:
             # For gdb-multiarch: `target remote 127.0.0.1:GDB_PORT`.
             cmd += ["-gdb", f"tcp:{HOST}:{self.gdb_port}"]
@@ -118,12 +168,18 @@ class QemuBoard:
             )
         if shutil.which(self.qemu) is None:
             raise EmulatorError(f"{self.qemu} is not installed; run `make setup` (Debian package qemu-system-arm).")
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="tinytrain-qemu-")
+        if self._tmpdir is None:  # a restart keeps it (and the temporary non-volatile file in it)
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="tinytrain-qemu-")
         if self.log_path is None:
             self.log_path = Path(self._tmpdir.name) / "qemu.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.monitor:
             self._monitor_path = Path(self._tmpdir.name) / "monitor.sock"
+        self.nv_address, self.nv_bytes = nv_region(self.elf)
+        if self.nv_bytes:
+            if "," in str(self.nv_path or ""):
+                raise EmulatorError(f"QEMU cannot take the file name {self.nv_path} (it has a comma).")
+            self.nv_path = prepare_nv_file(self.nv_path or Path(self._tmpdir.name) / "board.nv", self.nv_bytes)
         # A port picked here may be taken before QEMU binds it: then try another.
         for attempt in range(3):
             self.port = self.requested_port or find_free_port()
@@ -147,7 +203,9 @@ class QemuBoard:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                # The death signal follows the thread that forks, not the process: a QEMU started from a
+                # short-lived thread (a restart from a timer) would die with that thread.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -159,6 +217,18 @@ class QemuBoard:
                 return True
             time.sleep(0.05)
         return False
+
+    def kill(self) -> None:
+        """Pulls the plug: SIGKILL, whatever the board was doing (a power cut)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> QemuBoard:
+        """Kills QEMU and boots the same image on the same port with the same non-volatile file."""
+        self.kill()
+        self.requested_port = self.port
+        return self.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stops QEMU (SIGTERM, then SIGKILL); the log file stays."""

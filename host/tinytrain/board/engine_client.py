@@ -1,4 +1,4 @@
-"""Host side of the training engine's messages: MODEL, TRAIN, INFER, PARAMS_GET/SET, PROFILE."""
+"""Host side of the training engine's messages: MODEL, TRAIN, INFER, PARAMS_GET/SET, PROFILE, CHECKPOINT."""
 
 from __future__ import annotations
 
@@ -9,14 +9,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.board.link import BoardFault, BoardNotAnswering, Link, LinkError
-from tinytrain.board.messages import PROTOCOL_VERSION, BoardInfo, MalformedReply, MessageType
+from tinytrain.board.link import BoardErrorReply, BoardFault, BoardNotAnswering, Link, LinkError
+from tinytrain.board.messages import PROTOCOL_VERSION, BoardInfo, ErrorCode, MalformedReply, MessageType
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.program import StepKind
 from tinytrain.numerics.fixed_point import LR_ONE
 
 MSG_MODEL, MSG_TRAIN, MSG_INFER = MessageType.MODEL, MessageType.TRAIN, MessageType.INFER
 MSG_PARAMS_GET, MSG_PARAMS_SET, MSG_PROFILE = MessageType.PARAMS_GET, MessageType.PARAMS_SET, MessageType.PROFILE
+MSG_CHECKPOINT = MessageType.CHECKPOINT
+CHECKPOINT_TAKE, CHECKPOINT_STATUS, CHECKPOINT_CLEAR = 0, 1, 2
+CHECKPOINT_BOOT = {0: "none", 1: "restored", 2: "foreign"}
+NO_STREAM = 0xFFFFFFFF  # stream_base of a checkpoint no stream took (a pushed state)
+# Seconds for requests that erase flash: a 256 KB STM32F746 sector takes up to 4 s (x32 parallelism),
+# CLEAR erases two, and the state is programmed word by word after that.
+FLASH_TIMEOUT = 30.0
+DATA_FLASH_TIMEOUT = 10.0  # PARAMS_SET DATA staged in flash: 2 KB programmed word by word
+TRAIN_TRIES = 3  # a TRAIN without a reply is sent again (the board applies a step number once)
 LR_SCALE_MAX = 4 * LR_ONE  # the largest TRAIN lr_scale a board accepts (docs/protocol.md)
 PARAMS_CHUNK = 2048  # state bytes per PARAMS_GET / PARAMS_SET DATA frame
 RESTORE_BEGIN, RESTORE_DATA, RESTORE_COMMIT = 0, 1, 2
@@ -38,8 +47,17 @@ class StepCountMismatch(EngineError):
     (or reflashed, or restored) between two frames, or another host trains it too."""
 
 
+class BoardReset(StepCountMismatch):
+    """The board's step counter fell behind the steps this session trained: it was reset (or reflashed)
+    and restarted from its checkpoint (or from its power-on state). `steps` is its step counter now."""
+
+    def __init__(self, message: str, steps: int) -> None:
+        super().__init__(message)
+        self.steps = steps
+
+
 class TrainReplyLost(EngineError):
-    """The board took a TRAIN step but its reply never arrived."""
+    """A TRAIN step got no reply, however often it was sent, from a board that still answers."""
 
 
 class RestoreInterrupted(EngineError):
@@ -70,6 +88,10 @@ class BoardModel:
     scheme: str
     input_streamed: bool = False  # the board computes while the sample arrives (flags bit 0)
     sensor_samples: bool = False  # samples are int16 sensor counts the board scales (flags bit 1)
+    checkpoint_boot: str = "none"  # v3: what the board found at boot: none, restored, foreign
+    restored_step_count: int = 0  # the restored checkpoint's step counter (restored only)
+    restored_sequence: int = 0
+    checkpoint_slot_bytes: int = 0  # learned state a checkpoint slot holds; 0: the build has no checkpoints
 
     @property
     def sample_bytes(self) -> int:
@@ -85,10 +107,14 @@ class BoardModel:
             name, at = _string(p, 96 + 34)
             scheme, at = _string(p, at)
             flags = p[at]
+            boot, restored_steps, restored_seq, slot_bytes = struct.unpack_from("<BIII", p, at + 1)
         except (struct.error, IndexError):
             raise MalformedReply(f"The board sent a truncated MODEL reply ({len(p)} bytes).") from None
+        if len(p) != at + 14:
+            raise MalformedReply(f"The board sent {len(p) - at - 14} unexpected extra bytes in its MODEL reply.")
         return cls(*hashes, classes, (ih, iw, ic), ib, arena, trainable, planned, state, n_params, n_train, n_infer,
-                   name, scheme, bool(flags & 1), bool(flags & 2))
+                   name, scheme, bool(flags & 1), bool(flags & 2), CHECKPOINT_BOOT.get(boot, str(boot)),
+                   restored_steps, restored_seq, slot_bytes)
 
 
 @dataclass
@@ -97,6 +123,44 @@ class StepResult:
     logits: np.ndarray  # int8 of the forward pass (before the update, for TRAIN)
     count: int  # instructions (QEMU), cycles (board) or ns (host build)
     step_count: int | None = None  # TRAIN: training steps taken so far
+
+
+@dataclass
+class CheckpointStatus:
+    boot: str  # what the board found when it started: none, restored, foreign
+    restored_step_count: int
+    restored_sequence: int
+    has_newest: bool  # the board holds a checkpoint of its build (restored, taken or pushed since)
+    newest_slot: int
+    newest_sequence: int
+    newest_step_count: int
+    newest_stream_base: int  # the step counter when the stream that took it started (NO_STREAM: a push)
+    newest_stream_id: bytes
+    slot_bytes: int  # 0: no checkpoints
+    persistent: bool  # False: QEMU or the host build started without a file (lost when they stop)
+    erases_since_boot: int
+    slot_erases: tuple[int, int]
+
+    @classmethod
+    def parse(cls, p: bytes) -> "CheckpointStatus":
+        try:
+            op, boot, r_steps, r_seq, has, slot, seq, steps, base = struct.unpack_from("<BBIIBBIII", p, 0)
+            stream_id = p[24:56]
+            slot_bytes, persistent, erases, e0, e1 = struct.unpack_from("<IBIII", p, 56)
+        except struct.error:
+            raise MalformedReply(f"The board sent a truncated CHECKPOINT STATUS reply ({len(p)} bytes).") from None
+        if op != CHECKPOINT_STATUS or len(p) != 73:
+            raise MalformedReply(f"The board sent a CHECKPOINT STATUS reply of {len(p)} bytes for operation {op}.")
+        return cls(CHECKPOINT_BOOT.get(boot, str(boot)), r_steps, r_seq, bool(has), slot, seq, steps, base,
+                   bytes(stream_id), slot_bytes, bool(persistent), erases, (e0, e1))
+
+
+@dataclass
+class CheckpointTaken:
+    step_count: int
+    sequence: int
+    slot: int
+    erases_since_boot: int
 
 
 @dataclass
@@ -189,45 +253,56 @@ class EngineClient:
         self._steps = steps
         return steps
 
-    def train(self, x: np.ndarray, label: int, lr_scale: int = LR_ONE) -> StepResult:
+    def train(self, x: np.ndarray, label: int, lr_scale: int = LR_ONE, step: int | None = None) -> StepResult:
+        """One training step, applied exactly once: the TRAIN frame carries the step number it makes (by
+        default the board's step counter + 1), so a frame sent again after a lost reply gets the stored
+        reply of the step instead of a second update. A board whose counter fell behind raises BoardReset."""
         if not 0 <= label <= 0xFFFF:
             raise EngineError(f"label {label} does not fit TRAIN's 16-bit label field.")
         if not 0 <= lr_scale <= LR_SCALE_MAX:
             raise EngineError(f"a learning-rate scale of {lr_scale / LR_ONE:g} is outside the range 0..4 the board "
                               "accepts.")
-        payload = struct.pack("<HHI", label, 0, lr_scale) + self._sample(x)
-        before = self.step_count() if self._steps is None else self._steps
+        if step is None:
+            before = self.step_count() if self._steps is None else self._steps
+        else:
+            before = (step - 1) & 0xFFFFFFFF
+        step = (before + 1) & 0xFFFFFFFF
+        payload = struct.pack("<HHII", label, 0, lr_scale, step) + self._sample(x)
         timeout = self.step_timeout(len(payload) + 14)
-        for attempt in (0, 1):
-            t0 = time.monotonic()
-            try:
-                p = self.link.request(MSG_TRAIN, payload, timeout=timeout, retry=0, credit=self._credit())
-                break
-            except BoardNotAnswering:
-                if attempt or not self._not_applied(before):
-                    raise self._lost_train(before, timeout) from None
-                # The board is idle and its counter did not move: the frame never arrived whole and
-                # nothing changed, so sending it again cannot apply the step twice.
+        t0 = time.monotonic()
+        try:
+            p = self.link.request(MSG_TRAIN, payload, timeout=timeout, retry=TRAIN_TRIES - 1, credit=self._credit())
+        except BoardNotAnswering:
+            raise self._lost_train(before, timeout) from None
+        except BoardErrorReply as exc:
+            if exc.reply.code == ErrorCode.BAD_STATE and exc.reply.request_type == MSG_TRAIN:
+                self._steps = exc.reply.detail
+                raise self._mismatch(before, exc.reply.detail) from None
+            raise
         self._slowest = max(self._slowest, time.monotonic() - t0)
         if len(p) < 16:
             raise MalformedReply(f"The board sent a truncated TRAIN reply ({len(p)} bytes).")
         pred, n, steps, count = struct.unpack_from("<HHIQ", p, 0)
         argmax, logits = self._logits(p, 16, n, "TRAIN")
-        if steps != before + 1:
-            self._steps = steps
+        if steps != step:
+            self._steps = None
             raise self._mismatch(before, steps)
         self._steps = steps
         return StepResult(self._checked_prediction(pred, argmax, "TRAIN"), logits, count, steps)
 
     def _mismatch(self, before: int, now: int) -> StepCountMismatch:
-        if now <= before:
+        if now < before:
+            return BoardReset(
+                f"the board's step counter is {now} where this session left it at {before}: it was reset or "
+                f"reflashed and restarted from {'its checkpoint of step ' + str(now) if now else 'its power-on state'}",
+                now)
+        if now == before:
             return StepCountMismatch(
-                f"the board's step counter went from {before} to {now} where {before + 1} was due: it was reset or "
-                f"reflashed between two TRAIN frames and lost the steps trained since it started (or since its "
-                f"state was last restored); push a saved state or start the stream again.")
+                f"the board refused TRAIN step {before + 1} although its step counter is {now}; is another host "
+                "training it too?")
         return StepCountMismatch(
-            f"the board's step counter went from {before} to {now} where {before + 1} was due: another host is "
-            f"training it too, or a TRAIN frame was applied twice.")
+            f"the board's step counter is {now} where this session left it at {before}: another host is "
+            f"training it too, or a state was pushed to it meanwhile.")
 
     def _board_answers(self) -> bool:
         try:
@@ -236,37 +311,59 @@ class EngineClient:
         except BoardNotAnswering:
             return False
 
-    def _not_applied(self, before: int) -> bool:
-        """After a TRAIN without a reply: is the board idle with its counter where it was?"""
-        if not self._board_answers():
-            return False
-        try:
-            return self.step_count() == before
-        except LinkError:
-            return False
-
     def _lost_train(self, before: int, timeout: float) -> EngineError | LinkError:
         url = self.link.url
         if not self._board_answers():
             return BoardNotAnswering(
-                f"The board at {url} stopped answering during a TRAIN step (no reply within {timeout:.1f} s, nor to "
-                "INFO since): it hung, lost power or was disconnected; reset it (a reset loses what it learned since "
-                "its state was last pulled).")
+                f"The board at {url} stopped answering during TRAIN step {before + 1} (no reply within {timeout:.1f} "
+                f"s in {TRAIN_TRIES} tries, nor to INFO since): it hung, lost power or was disconnected; once it is "
+                "back, it continues from its last checkpoint (stream --resume).")
         try:
             now = self.step_count()
         except LinkError as exc:
             return exc
-        if now == before + 1:
-            return TrainReplyLost(
-                f"the board at {url} applied TRAIN step {now} but its reply was lost on the serial line (no reply "
-                f"within {timeout:.1f} s, although the board answers and its step counter moved from {before} to "
-                f"{now}); the step was not sent again.")
-        if now == before:
-            return EngineError(
-                f"the TRAIN frame did not reach the board at {url} intact twice (no reply within {timeout:.1f} s; "
-                f"the board answers but its step counter stayed at {before}, so nothing was applied); check the "
-                "serial line.")
-        return self._mismatch(before, now)
+        if now < before:
+            return self._mismatch(before, now)
+        return TrainReplyLost(
+            f"TRAIN step {before + 1} got no reply from the board at {url} in {TRAIN_TRIES} tries of "
+            f"{timeout:.1f} s although the board answers (its step counter is {now}); check the serial line.")
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def checkpoint_status(self) -> CheckpointStatus:
+        return CheckpointStatus.parse(self.link.request(MSG_CHECKPOINT, bytes([CHECKPOINT_STATUS]), retry=2))
+
+    def checkpoint(self, stream_base: int = NO_STREAM, stream_id: bytes = bytes(32)) -> CheckpointTaken:
+        """Has the board write its learned state to the checkpoint slot that does not hold the newest
+        checkpoint; tagged with the stream that asks (its start and its id), for stream --resume."""
+        if len(stream_id) != 32:
+            raise EngineError("a stream id has 32 bytes.")
+        payload = struct.pack("<BI", CHECKPOINT_TAKE, stream_base & 0xFFFFFFFF) + stream_id
+        p = self.link.request(MSG_CHECKPOINT, payload, timeout=FLASH_TIMEOUT, retry=1)
+        try:
+            op, steps, seq, slot, erases = struct.unpack("<BIIBI", p)
+        except struct.error:
+            raise MalformedReply(f"The board sent a CHECKPOINT reply of {len(p)} bytes.") from None
+        return CheckpointTaken(steps, seq, slot, erases)
+
+    def checkpoint_clear(self) -> int:
+        """Erases both checkpoint slots; returns the board's sector erases since it started."""
+        p = self.link.request(MSG_CHECKPOINT, bytes([CHECKPOINT_CLEAR]), timeout=FLASH_TIMEOUT, retry=1)
+        if len(p) != 5:
+            raise MalformedReply(f"The board sent a CHECKPOINT CLEAR reply of {len(p)} bytes.")
+        return struct.unpack_from("<I", p, 1)[0]
+
+    def reconnect(self, timeout: float = 30.0) -> None:
+        """After a reset: opens the line again, waits until the board answers and checks that it still
+        runs the same program (its learned state is then whatever it restored)."""
+        old = self._model
+        self.link.reopen(timeout)
+        self.link.wait_ready(timeout)
+        self._info = self._model = None
+        self._steps = None
+        if old is not None and (self.model.hash, self.model.program_hash) != (old.hash, old.program_hash):
+            raise EngineError(f"the board at {self.link.url} came back running another program "
+                              f"({self.model.program_hash[:12]}, it ran {old.program_hash[:12]}); it was reflashed.")
 
     def infer(self, x: np.ndarray) -> StepResult:
         sample = self._sample(x)
@@ -303,18 +400,23 @@ class EngineClient:
                               f"{self.model.state_bytes}.")
         layout = bytes.fromhex(state_hash or self.model.state_hash)
         # BEGIN is refused (BAD_ARGUMENT) when the state was saved for another layout: nothing was staged.
+        # BEGIN erases the checkpoint slot the state is staged in: seconds on a real board.
         self.link.request(MSG_PARAMS_SET, struct.pack("<B", RESTORE_BEGIN) + layout + struct.pack("<I", len(state)),
-                          retry=2)
+                          timeout=FLASH_TIMEOUT, retry=2)
         staged = 0
+        # DATA programs flash when the board stages the state in a checkpoint slot: a stall of the board
+        # (or of an emulator's host) is waited for rather than sent again early.
+        data_timeout = DATA_FLASH_TIMEOUT if self.model.checkpoint_slot_bytes else None
         try:
             for off in range(0, len(state), PARAMS_CHUNK):
                 # DATA is idempotent (the same bytes at the same offset), so it may be retried.
                 chunk = state[off : off + PARAMS_CHUNK]
-                self.link.request(MSG_PARAMS_SET, struct.pack("<BI", RESTORE_DATA, off) + chunk, retry=2)
+                self.link.request(MSG_PARAMS_SET, struct.pack("<BI", RESTORE_DATA, off) + chunk,
+                                  timeout=data_timeout, retry=2)
                 staged = off + len(chunk)
             commit = struct.pack("<B", RESTORE_COMMIT) + hashlib.sha256(state).digest()
             try:
-                self.link.request(MSG_PARAMS_SET, commit, retry=0)
+                self.link.request(MSG_PARAMS_SET, commit, timeout=FLASH_TIMEOUT, retry=0)
             except BoardNotAnswering:
                 # The commit may have happened with its reply lost: the board's state tells.
                 try:

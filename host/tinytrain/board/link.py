@@ -1,4 +1,4 @@
-"""Host side of serial protocol v2: one request frame, one reply frame.
+"""Host side of serial protocol v3: one request frame, one reply frame.
 
     with Link("socket://127.0.0.1:4321") as link:   # QEMU or the host build
         print(link.info(), link.stats())
@@ -92,18 +92,42 @@ class Link:
         self.bytes_sent = 0  # every byte written to the line, frames and raw bytes alike
         self.bytes_received = 0  # every byte read from it
         self.rx_ring_bytes: int | None = None  # from INFO; None until the board said
-        try:
-            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            reason = str(exc).replace(f"Could not open port {url}: ", "")
-            raise LinkError(f"Cannot open the serial line {url} ({reason}).") from None
-        sock = getattr(self._port, "_socket", None)
-        if isinstance(sock, socket.socket):
-            # Small frames back to back must not wait for delayed ACKs (Nagle).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._port = self._open()
         self._decoder = FrameDecoder()
         self._events: deque[Event] = deque()  # decoded, not yet looked at
         self._seq = 0
+
+    def _open(self) -> serial.SerialBase:
+        try:
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            reason = str(exc).replace(f"Could not open port {self.url}: ", "")
+            raise LinkError(f"Cannot open the serial line {self.url} ({reason}).") from None
+        sock = getattr(port, "_socket", None)
+        if isinstance(sock, socket.socket):
+            # Small frames back to back must not wait for delayed ACKs (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return port
+
+    def reopen(self, timeout: float = 30.0) -> None:
+        """Closes the line and opens it again, trying until `timeout` (a board that restarted: QEMU or the
+        host build listen again only once they run, a USB serial port may come back under the same name).
+        Whatever was received and not yet read is dropped."""
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError):
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._port = self._open()
+                break
+            except LinkError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+        self._decoder = FrameDecoder()
+        self._events.clear()
 
     def close(self) -> None:
         self._port.close()

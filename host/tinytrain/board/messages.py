@@ -1,4 +1,4 @@
-"""Message types and reply payloads of serial protocol v2 (docs/protocol.md)."""
+"""Message types and reply payloads of serial protocol v3 (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from enum import IntEnum
 from tinytrain.errors import TinytrainError
 
 REPLY = 0x80
-PROTOCOL_VERSION = 2  # what this host speaks (INFO protocol_version)
+PROTOCOL_VERSION = 3  # what this host speaks (INFO protocol_version)
 
 
 class MessageType(IntEnum):
@@ -23,6 +23,7 @@ class MessageType(IntEnum):
     PARAMS_GET = 0x13
     PARAMS_SET = 0x14
     PROFILE = 0x15
+    CHECKPOINT = 0x16
     CREDIT = 0xFD
     FAULT = 0xFE
     ERROR = 0xFF

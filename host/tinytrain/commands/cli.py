@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "check",
     "pull",
     "export",
+    "checkpoint",
     "profile",
     "demo",
     "bench",

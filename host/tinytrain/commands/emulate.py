@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--elf", type=Path, help="firmware image (default: .pio/build/qemu_m7/firmware.elf)")
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
     p.add_argument("--log", type=Path, help="file for QEMU's own output (default: a temporary file)")
+    p.add_argument("--nv", type=Path, metavar="FILE",
+                   help="the board's checkpoint flash, kept in FILE across runs (created erased when missing; "
+                        "default: a temporary file, gone when QEMU stops)")
     p.add_argument("--daemon", action="store_true", help="run in the background; print the URL and exit")
     p.add_argument("--stop", nargs="?", const="all", metavar="PORT",
                    help="stop the background emulator on PORT (default: every one this checkout started)")
@@ -48,6 +51,8 @@ def start_daemon(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     log = args.log or folder / f"{port}.log"
     cmd = [sys.executable, "-m", "tinytrain", "emulate", "--elf", str(elf), "--port", str(port), "--log", str(log)]
+    if args.nv is not None:
+        cmd += ["--nv", str(Path(args.nv).resolve())]
     with open(folder / f"{port}.out", "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -90,10 +95,12 @@ def run(args: argparse.Namespace) -> int:
     # A plain kill must also stop QEMU (through the context manager below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     elf = args.elf or firmware_elf("qemu_m7")
-    qemu = QemuBoard(elf, port=args.port, log_path=args.log)
+    qemu = QemuBoard(elf, port=args.port, log_path=args.log, nv=args.nv)
     with qemu:
         print(f"QEMU runs {elf}; serial line at {qemu.url}", flush=True)
         print(f"QEMU log: {qemu.log_path}; Ctrl-C stops it.", flush=True)
+        if args.nv is not None:
+            print(f"checkpoint flash: {qemu.nv_path}", flush=True)
         try:
             assert qemu.process is not None
             code = qemu.process.wait()

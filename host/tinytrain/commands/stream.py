@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_arguments(p)
     p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate scale per step")
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="N",
+                   help="have the board checkpoint its learned state in flash when the stream starts, every N "
+                        "steps and at the end, and survive resets of the board: wait for it and go on from the "
+                        "step it restored (docs/checkpoints.md)")
+    p.add_argument("--resume", action="store_true",
+                   help="start where the board is in this stream, after an earlier run stopped (same --data, "
+                        "--samples, --epochs, --schedule): from the step it restored, so no sample is trained "
+                        "twice or skipped")
     p.add_argument("--lr", type=float, help="learning rate of this stream (default: the build's, i.e. the model's "
                                             "own); sent as each TRAIN's scale, no rebuild (up to 4x the build's)")
     p.set_defaults(func=run)
@@ -41,9 +49,15 @@ def run(args: argparse.Namespace) -> int:
         unit = "window" if wire.dtype == np.int16 else "sample"
         built_lr = float(s.info["options"]["lr"])
         res = stream(s.engine, xs, ys, model.tensors[model.output].qparams.scale, args.epochs, args.schedule,
-                     wire=wire, unit=unit, lr_factor=(args.lr / built_lr) if args.lr else 1.0)
+                     wire=wire, unit=unit, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                     lr_factor=(args.lr / built_lr) if args.lr else 1.0)
         n = res.samples
-        print(f"{n} {unit}s in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running accuracy "
-              f"{sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
+        total = len(xs) * args.epochs
+        began = f" from {unit} {res.start + 1} of {total}" if res.start else ""
+        print(f"{n} {unit}s{began} in {res.seconds:.1f} s ({n / max(res.seconds, 1e-9):.1f} {unit}s/s); running "
+              f"accuracy {sum(res.correct[-100:]) / max(len(res.correct[-100:]), 1):.3f} over the last "
               f"{min(n, 100)}; {sum(res.counts) / max(n, 1):.0f} counter units per step")
+        if args.checkpoint_every or res.resumes:
+            print(f"{res.checkpoints} checkpoints ({res.erases} flash sector erases since the board started), "
+                  f"{res.resumes} resets survived; the board's step counter is {s.engine.step_count()}")
     return 0

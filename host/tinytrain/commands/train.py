@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from tinytrain.commands.options import (add_backend_argument, add_model_arguments, add_training_arguments, model_from_args,
                                        options_from_args, positive_int, run_backend)
 from tinytrain.commands.state_file import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
+from tinytrain.learn.progress import progress
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
 from tinytrain.reference.executor import NumpyBackend
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"accuracy before {before:.4f} on {len(ey)} samples of {args.eval_data}")
     losses, correct = [], []
     t0 = time.monotonic()
-    with tqdm(total=n, desc="train (numpy)", unit="sample", dynamic_ncols=True) as bar:
+    with progress(n, "train (numpy)", "sample") as bar:
         for i in range(n):
             x, y = xs[i % len(xs)], int(ys[i % len(ys)])
             logits = backend.train_step(x, y, int(scales[i]))

@@ -46,6 +46,9 @@ class BuildConfig:
     new_head: bool = False
     head_seed: int = 0
     resolution: int | None = None
+    # Checkpoints in flash (docs/checkpoints.md): the last 512 KB of the 1 MB flash hold two slots, so the
+    # image gets 512 KB; 0 gives the image the whole flash (the paper's larger models need it).
+    checkpoints: bool = True
     source: str | None = None  # HxWxC: samples are images of this size, made into the input on the board
 
     @classmethod
@@ -107,7 +110,7 @@ class BuildConfig:
         model = self.load_model()
         budget = parse_bytes(self.budget) if self.budget else None
         scheme = sparse_scheme.load(self.scheme, model, budget, auto=auto)
-        return compile_model(model, scheme, self.options(model), budget)
+        return compile_model(model, scheme, self.options(model), budget, checkpoints=self.checkpoints)
 
 
 def option_names(name: str) -> tuple[str, str]:

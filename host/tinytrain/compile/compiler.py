@@ -22,6 +22,9 @@ from tinytrain.model import ttm as model_file
 from tinytrain.model.known_models import known_lr
 
 FIRMWARE_FLASH_BYTES = 24 * 1024  # code of the firmware without the model (measured, see sram_budget)
+# A checkpoint slot is one 256 KB flash sector (STM32F746 sectors 6 and 7) less its header
+# (firmware/app/checkpoint.h): the largest learned state a build with checkpoints can keep.
+CHECKPOINT_SLOT_BYTES = 256 * 1024 - 256
 
 
 @dataclass
@@ -35,10 +38,11 @@ class Compiled:
     sram_without_reordering: int
     flash_bytes: int
     model_hash: str
+    checkpoints: bool = True  # the build keeps checkpoints in flash, where a restore is staged too
 
     @property
     def arena_bytes(self) -> int:
-        return max(self.train_plan.arena_bytes, self.infer_plan.arena_bytes, state_bytes(self.program))
+        return arena_bytes(self.train_plan, self.infer_plan, self.program, self.checkpoints)
 
     @cached_property
     def program_hash(self) -> str:
@@ -70,6 +74,7 @@ class Compiled:
             "peak_without_reordering_bytes": self.sram_without_reordering,
             "peak_live_activation_bytes": self.train_plan.peak_live_bytes,
             "flash_bytes": self.flash_bytes,
+            "checkpoints": self.checkpoints,
             "macs_forward": p.macs_forward,
             "macs_backward": p.macs_backward,
             "train_steps": len(p.train_steps),
@@ -82,10 +87,21 @@ class Compiled:
 
 
 def state_bytes(program: TrainingProgram) -> int:
-    """The learned state (PARAMS_GET/SET): the u32 step counter and the SRAM part of every trainable
-    tensor. A restore (PARAMS_SET) stages it in the arena before committing it, so the arena is at
-    least this large."""
+    """The learned state (PARAMS_GET/SET, a checkpoint): the u32 step counter and the SRAM part of every
+    trainable tensor."""
     return 4 + program.trainable_sram_bytes
+
+
+def arena_bytes(train: ArenaPlan, infer: ArenaPlan, program: TrainingProgram, checkpoints: bool) -> int:
+    """The arena: the larger plan. A build with checkpoints stages a restore (PARAMS_SET) in the flash
+    slot it commits to; one without stages it in the arena, which is then at least as large as the state."""
+    return max(train.arena_bytes, infer.arena_bytes, 0 if checkpoints else state_bytes(program))
+
+
+def check_checkpoint_slot(program: TrainingProgram) -> None:
+    if state_bytes(program) > CHECKPOINT_SLOT_BYTES:
+        raise BudgetError(f"the learned state of {kb(state_bytes(program))} does not fit a checkpoint slot of "
+                          f"{kb(CHECKPOINT_SLOT_BYTES)}; build without checkpoints (checkpoints = 0).")
 
 
 def model_lr(model: Model) -> float:
@@ -190,23 +206,28 @@ def resolve_stage(model: Model, scheme: SparseScheme, options: CompileOptions,
     return options
 
 
-def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None) -> int:
+def predict_peak_sram(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
+                      checkpoints: bool = True) -> int:
     """Planned peak SRAM of the reordered program (the real memory plan, without the report's extras)."""
     program = compile_program(model, scheme, resolve_stage(model, scheme, options or CompileOptions()))
     train = arena_plan.plan(program.train_steps, program.buffers, model.input)
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
-    return (max(train.arena_bytes, infer.arena_bytes, state_bytes(program)) + program.trainable_sram_bytes
+    return (arena_bytes(train, infer, program, checkpoints) + program.trainable_sram_bytes
             + runtime_state_bytes(program)
             + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
 
 
 def compile_model(model: Model, scheme: SparseScheme, options: CompileOptions | None = None,
-                  budget_bytes: int | None = None) -> Compiled:
+                  budget_bytes: int | None = None, checkpoints: bool = True) -> Compiled:
+    """checkpoints: the firmware keeps checkpoints in flash (and stages restores there, not in the arena)."""
     options = resolve_stage(model, scheme, options or CompileOptions(), budget_bytes)
-    return plan_program(compile_program(model, scheme, options), budget_bytes)
+    program = compile_program(model, scheme, options)
+    if checkpoints:
+        check_checkpoint_slot(program)
+    return plan_program(program, budget_bytes, checkpoints)
 
 
-def plan_program(program: TrainingProgram, budget_bytes: int | None = None) -> Compiled:
+def plan_program(program: TrainingProgram, budget_bytes: int | None = None, checkpoints: bool = True) -> Compiled:
     """The memory plans and SRAM figures of a program compiled with exactly its options (compile_model
     first lets the compiler choose the streaming stage and the int32 input gradients; this takes the
     program as it is, e.g. the one the contribution analysis' NumPy runs execute)."""
@@ -216,13 +237,12 @@ def plan_program(program: TrainingProgram, budget_bytes: int | None = None) -> C
     infer = arena_plan.plan(program.infer_steps, program.buffers, model.input)
     plain_plan = arena_plan.plan(plain.train_steps, plain.buffers, model.input)
     runtime = runtime_state_bytes(program)
-    staged = state_bytes(program)
-    sram = SramEstimate(max(train.arena_bytes, infer.arena_bytes, staged), program.trainable_sram_bytes, runtime,
+    sram = SramEstimate(arena_bytes(train, infer, program, checkpoints), program.trainable_sram_bytes, runtime,
                         FIRMWARE_BASE["static_bytes"], FIRMWARE_BASE["stack_bytes"])
-    without = (max(plain_plan.arena_bytes, infer.arena_bytes, staged) + program.trainable_sram_bytes + runtime
+    without = (arena_bytes(plain_plan, infer, program, checkpoints) + program.trainable_sram_bytes + runtime
                + FIRMWARE_BASE["static_bytes"] + FIRMWARE_BASE["stack_bytes"])
     compiled = Compiled(program, train, infer, plain, plain_plan, sram, without, flash_bytes(program),
-                        model_file.model_hash(model))
+                        model_file.model_hash(model), checkpoints)
     if budget_bytes is not None and sram.total > budget_bytes:
         raise BudgetError(_over_budget(compiled, budget_bytes))
     return compiled
@@ -341,6 +361,7 @@ def program_hash(c: Compiled) -> str:
         "train_plan": plan(c.train_plan),
         "infer_plan": plan(c.infer_plan),
         "arena_bytes": c.arena_bytes,
+        "checkpoints": c.checkpoints,
         "state_layout": state_layout(p, c.model_hash),
         "consts": _canonical(p.consts),
         "loss_table": _canonical(p.loss_table),

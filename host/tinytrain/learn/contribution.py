@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from tinytrain.learn.progress import progress
 from tinytrain.model import ttm as model_file
 from tinytrain.errors import TinytrainError
 from tinytrain.ir.graph import Model
@@ -449,8 +449,7 @@ class Measurer:
         by_key = {j.key: j for j in jobs}
         t0 = time.monotonic()
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]"
-        with tqdm(total=sum(j.cost for j in jobs), desc=desc, bar_format=fmt, disable=not self.progress,
-                  dynamic_ncols=True) as bar:
+        with progress(sum(j.cost for j in jobs), desc, "cost unit", disable=not self.progress, bar_format=fmt) as bar:
             bar.set_postfix_str(f"0/{len(jobs)} runs")
             done = 0
             for key, result in self._imap(jobs):

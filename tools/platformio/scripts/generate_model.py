@@ -9,7 +9,8 @@
 #   TINYTRAIN_CLASSES  number of classes (a different number gets a new head)
 #   TINYTRAIN_BUDGET   total SRAM budget, e.g. 256KB (the build fails if the plan exceeds it)
 #   TINYTRAIN_LR, TINYTRAIN_ROUNDING, TINYTRAIN_SEED, TINYTRAIN_QAS (1/0), TINYTRAIN_NEW_HEAD (1/0),
-#   TINYTRAIN_RESOLUTION (input size, to run a model at another resolution)
+#   TINYTRAIN_RESOLUTION (input size, to run a model at another resolution),
+#   TINYTRAIN_CHECKPOINTS (1/0: two checkpoint slots in the last 512 KB of flash; 0 gives the image all of it)
 # Nothing generated is committed; an unchanged configuration is not regenerated.
 
 import json
@@ -61,5 +62,10 @@ except TinytrainError as exc:
 
 info = json.loads((generated / "tinytrain.json").read_text())
 # Samples arrive zero-copy in the arena, so only the largest payload grows with the input.
-env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info.get("sample_bytes", info["input_bytes"]) + 8)),  # noqa: F821
-                       ("TT_RX_BUFFER_BYTES", "4096u")])
+# TRAIN's prefix is 12 bytes (label, reserved, lr_scale, step).
+env.Append(CPPDEFINES=[("TT_MAX_PAYLOAD", "%du" % max(4096, info.get("sample_bytes", info["input_bytes"]) + 12)),  # noqa: F821
+                       ("TT_RX_BUFFER_BYTES", "4096u"),
+                       ("TT_MODEL_CLASSES", "%du" % info["classes"])])
+if not cfg.checkpoints:
+    # No checkpoint slots: the linker scripts give the image the whole flash.
+    env.Append(LINKFLAGS=["-Wl,--defsym=__tt_nv_bytes__=0"])  # noqa: F821
