@@ -20,9 +20,11 @@ __attribute__((section(".isr_vector"), used)) void (*const vectors[2])(void) = {
 """
 
 LINKER_SCRIPT = """
+__tt_nv_bytes__ = 256K;
 MEMORY
 {
-    FLASH (rx) : ORIGIN = 0x08000000, LENGTH = 1024K
+    FLASH (rx) : ORIGIN = 0x08000000, LENGTH = 768K
+    NV (r)     : ORIGIN = 0x080C0000, LENGTH = 256K
     RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 320K
 }
 __stack_size__ = 4K;
