@@ -33,7 +33,8 @@ def stack_bounds(elf: Path) -> tuple[int, int]:
 DEPTHS = {
     "shallow": lambda bottom, top: top - 16,
     "deep": lambda bottom, top: top - 4096,
-    "near the bottom": lambda bottom, top: bottom + 64,
+    # room for the exception frame: 104 B when the interrupted code had used the FPU (extended frame)
+    "near the bottom": lambda bottom, top: bottom + 128,
 }
 
 

@@ -27,7 +27,7 @@ def expect_error(frame: Frame | None, code: ErrorCode, request_type: int) -> Err
 
 def test_info_fields(board: Board, link: Link) -> None:
     info = link.info()
-    assert info.protocol_version == PROTOCOL_VERSION == 2
+    assert info.protocol_version == PROTOCOL_VERSION == 3
     assert info.board in KNOWN_BOARDS
     # A ring that drops bytes only on the real board; QEMU's UART and the host's socket wait.
     assert info.rx_ring_bytes == {"mps2_an500": 0, "stm32f746": 512, "host": 0}[info.board]

@@ -13,7 +13,7 @@ from tinytrain.commands.options import (add_backend_argument, add_model_argument
 from tinytrain.commands.state_file import check_out_path, save_state
 from tinytrain.compile import scheme as sparse_scheme
 from tinytrain.compile.compiler import compile_model
-from tinytrain.learn.progress import progress
+from tinytrain.learn.progress import progress, progress_iter
 from tinytrain.learn.sample_input import model_samples
 from tinytrain.learn.schedules import SCHEDULES, cross_entropy, lr_scales
 from tinytrain.reference.executor import NumpyBackend
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def accuracy(backend: NumpyBackend, xs: np.ndarray, ys: np.ndarray, desc: str) -> float:
-    hits = [backend.predict(x) == y for x, y in tqdm(list(zip(xs, ys)), desc=desc, unit="sample", dynamic_ncols=True)]
+    hits = [backend.predict(x) == y for x, y in progress_iter(zip(xs, ys), desc)]
     return float(np.mean(hits))
 
 
