@@ -89,7 +89,7 @@ if not SANITIZED:
 
 # ----------------------------------------------------------------------------------------- helpers (child)
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +348,7 @@ if SANITIZED:
     def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
         check_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask, whole_reference=True)
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data(), st.integers(1, 6), st.integers(8, 40), st.integers(1, 9), st.sampled_from([3, 5, 7]), strides,
            zero_points, zero_points, st.booleans())
     def test_conv_depthwise_wide(libs, data, h, w, c, kernel, stride, zx, zy, with_mask) -> None:
@@ -1295,7 +1295,7 @@ if SANITIZED:
 
     # ------------------------------------------------------------------------------------- scratch sizes
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=150, deadline=None)
     @given(st.integers(1, 130), st.integers(1, 130), st.integers(1, 300), st.integers(1, 300), st.integers(1, 9),
            st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.booleans())
     def test_scratch_sizes_match_the_python_twins(libs, h, w, cin, cout, kh, kw, sh, sw, depthwise) -> None:

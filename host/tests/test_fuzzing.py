@@ -12,7 +12,7 @@ import pytest
 
 from tinytrain.board import fuzzing
 
-SECONDS = float(os.environ.get("TT_FUZZ_TEST_SECONDS", "2"))
+SECONDS = float(os.environ.get("TT_FUZZ_TEST_SECONDS", "1"))
 
 pytestmark = pytest.mark.skipif(shutil.which(fuzzing.CLANG) is None, reason="clang is not installed")
 
