@@ -23,9 +23,11 @@ demo-imu: setup
 
 # Host unit tests (incl. the protocol C code under ASan/UBSan), the HIL tests
 # against QEMU, then the HIL tests against the host build of the firmware.
+# TEST_JOBS pytest-xdist workers (default: one per core), one test file per worker at a time.
+TEST_JOBS ?= auto
 test: setup
-	$(PY) -m pytest host/tests hil_tests
-	$(PY) -m pytest -q hil_tests --target host
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile host/tests hil_tests
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile hil_tests --target host
 
 # libFuzzer targets of the firmware's host build (frame receiver, every message handler, the main loop,
 # restore at boot) under ASan/UBSan, FUZZ_SECONDS each; ends with `fuzz: N targets, M executions, K crashes`

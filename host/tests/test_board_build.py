@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import struct
-import subprocess
 
 import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from tinytrain.board.builds import firmware_elf, firmware_sources, pio_executable, project_root
+from tinytrain.board.builds import firmware_sources, project_root, run_pio_build
 from tinytrain.board.elf_memory import static_memory
 
 
@@ -29,12 +28,8 @@ def test_sources_exclude_other_boards_and_tests() -> None:
 
 @pytest.mark.parametrize("env,flash_origin", [("qemu_m7", 0x00000000), ("disco_f746ng", 0x08000000)])
 def test_pio_build_fits_the_board(env: str, flash_origin: int) -> None:
-    result = subprocess.run(
-        [pio_executable(), "run", "-e", env, "-d", str(project_root())], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "tinytrain size report" in result.stdout
-    elf = firmware_elf(env)
+    elf, output = run_pio_build(env)  # raises BuildError with PlatformIO's last lines when it fails
+    assert "tinytrain size report" in output
     mem = static_memory(elf)
     assert mem.static_bytes + mem.stack_reserved_bytes <= 320 * 1024
     assert mem.flash_bytes <= 1024 * 1024

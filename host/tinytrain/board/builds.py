@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tinytrain.errors import TinytrainError
@@ -45,6 +46,25 @@ def project_root() -> Path:
     return root
 
 
+@contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Holds an advisory lock on the file `lock` (created if missing): builds of the same folder from
+    several processes (e.g. pytest-xdist workers) run one after the other instead of writing over each
+    other. Without fcntl (Windows) it does nothing."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def firmware_elf(env: str) -> Path:
     return project_root() / ".pio" / "build" / env / "firmware.elf"
 
@@ -67,16 +87,25 @@ def build_firmware(env: str = "qemu_m7", *, verbose: bool = False, model_options
                    build_dir: Path | None = None) -> Path:
     """Runs `pio run -e ENV` (incremental) and returns the ELF. model_options are TINYTRAIN_*
     overrides (e.g. {"TINYTRAIN_MODEL": ...}); build_dir keeps such a build apart from the default one."""
+    return run_pio_build(env, verbose=verbose, model_options=model_options, build_dir=build_dir)[0]
+
+
+def run_pio_build(env: str = "qemu_m7", *, verbose: bool = False, model_options: dict[str, str] | None = None,
+                  build_dir: Path | None = None) -> tuple[Path, str]:
+    """build_firmware, also returning PlatformIO's output (empty when verbose: it went to the terminal).
+    One build of a folder at a time, across processes."""
     root = project_root()
     cmd = [pio_executable(), "run", "-e", env, "-d", str(root)]
     run_env = dict(os.environ, **(model_options or {}))
     if build_dir is not None:
         run_env["PLATFORMIO_BUILD_DIR"] = str(build_dir)
-    result = subprocess.run(cmd, cwd=root, text=True, capture_output=not verbose, env=run_env)
+    with exclusive((build_dir or root / ".pio" / "build") / f".{env}.lock"):
+        result = subprocess.run(cmd, cwd=root, text=True, capture_output=not verbose, env=run_env)
     if result.returncode != 0:
         tail = "\n".join((result.stdout or "").splitlines()[-30:] + (result.stderr or "").splitlines()[-10:])
         raise BuildError(f"`{' '.join(cmd)}` failed:\n{tail}\nThe firmware for {env} did not build.")
-    return build_dir / env / "firmware.elf" if build_dir is not None else firmware_elf(env)
+    elf = build_dir / env / "firmware.elf" if build_dir is not None else firmware_elf(env)
+    return elf, result.stdout or ""
 
 
 def firmware_sources(board_dirs: Sequence[str]) -> list[Path]:
@@ -135,10 +164,13 @@ def compile_host_program(
     cmd = ["gcc", *HOST_CFLAGS, *flags, "-I", str(fw)]
     for inc in include_dirs:
         cmd += ["-I", str(inc)]
-    cmd += [str(s) for s in sources] + ["-o", str(output)]
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    cmd += [str(s) for s in sources] + ["-o", str(tmp)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
         raise BuildError(f"Compiling {output.name} failed:\n{result.stderr.strip()}")
+    tmp.replace(output)  # a program another process is starting is never half written
     return output
 
 
@@ -160,15 +192,22 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
 
     Like the PlatformIO builder it compiles <build>/generated/*.c, where the model code is generated;
     each configuration gets its own folder under build/host/."""
-    import json
-
-    from tinytrain.compile.build_config import build_key, compile_for_build
+    from tinytrain.compile.build_config import build_key
 
     config = config or default_build_config()
     if not Path(config.model).exists():
         raise BuildError(f"the model {config.model} does not exist.")
     key = build_key(config, str(checked).encode(), " ".join(flags).encode())[:12]
     out_dir = host_build_dir() / f"engine-{key}"
+    with exclusive(out_dir.with_name(f".engine-{key}.lock")):
+        return _build_host_firmware(config, out_dir, flags, checked)
+
+
+def _build_host_firmware(config, out_dir: Path, flags: Sequence[str], checked: bool) -> Path:
+    import json
+
+    from tinytrain.compile.build_config import compile_for_build
+
     output = out_dir / "tinytrain_host"
     generated = out_dir / "generated"
     if not (generated / "tinytrain.json").exists():
@@ -190,7 +229,9 @@ def build_host_firmware(config=None, flags: Sequence[str] = (), checked: bool = 
 def build_c_test(name: str, sources: Sequence[str], flags: Sequence[str] = ()) -> Path:
     """A test driver from firmware/tests/ plus firmware sources (paths relative to firmware/)."""
     fw = project_root() / "firmware"
-    return compile_host_program(host_build_dir() / "tests" / name, [fw / s for s in sources], flags=flags)
+    output = host_build_dir() / "tests" / name
+    with exclusive(output.with_name(f".{name}.lock")):
+        return compile_host_program(output, [fw / s for s in sources], flags=flags)
 
 
 def main(argv: list[str] | None = None) -> int:
