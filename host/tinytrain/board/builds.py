@@ -9,13 +9,17 @@ programs with gcc into build/host/.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from tinytrain.errors import TinytrainError
@@ -152,7 +156,11 @@ def _newest_mtime(paths: Iterable[Path]) -> float:
 def compile_host_program(
     output: Path, sources: Sequence[Path], *, include_dirs: Sequence[Path] = (), flags: Sequence[str] = ()
 ) -> Path:
-    """gcc with sanitizers; skipped when the output is newer than every source and header."""
+    """gcc with sanitizers; skipped when the output is newer than every source and header.
+
+    Each source is compiled on its own (on every core) into an object cached under build/host/objects/
+    by the hash of its preprocessed text and the compiler's flags, then all are linked: the builds of
+    different models share the objects of every file their options do not change."""
     fw = project_root() / "firmware"
     headers = [h for d in [fw, *include_dirs] for h in Path(d).rglob("*.h")]
     inputs = list(sources) + headers + [Path(__file__)]
@@ -161,17 +169,44 @@ def compile_host_program(
     if shutil.which("gcc") is None:
         raise BuildError("gcc is not installed; run `make setup`.")
     output.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", *HOST_CFLAGS, *flags, "-I", str(fw)]
-    for inc in include_dirs:
-        cmd += ["-I", str(inc)]
+    cflags = [*HOST_CFLAGS, *flags, f"-I{fw}", *(f"-I{inc}" for inc in include_dirs)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        objects = list(pool.map(lambda src: _cached_object(Path(src), cflags, output.name), sources))
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    cmd += [str(s) for s in sources] + ["-o", str(tmp)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise BuildError(f"Compiling {output.name} failed:\n{result.stderr.strip()}")
+    _gcc([*HOST_CFLAGS, *flags, *map(str, objects), "-o", str(tmp)], f"Linking {output.name}")
     tmp.replace(output)  # a program another process is starting is never half written
     return output
+
+
+@cache
+def _gcc_version() -> str:
+    return subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
+
+
+def _gcc(args: list[str], what: str) -> str:
+    result = subprocess.run(["gcc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"{what} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def _cached_object(source: Path, cflags: list[str], program: str) -> Path:
+    """The object of one source: its preprocessed text (which carries every -D and -I) and the other
+    flags are the key, as in ccache's preprocessor mode."""
+    text = _gcc([*cflags, "-E", str(source)], f"Compiling {program} ({source.name})")
+    key = hashlib.sha256(_gcc_version().encode())
+    key.update(" ".join(f for f in cflags if not f.startswith(("-D", "-U", "-I"))).encode() + b"\0")
+    key.update(text.encode())
+    obj = host_build_dir() / "objects" / f"{source.stem}-{key.hexdigest()[:20]}.o"
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_name(f".{obj.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            _gcc([*cflags, "-c", str(source), "-o", str(tmp)], f"Compiling {program} ({source.name})")
+            tmp.replace(obj)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return obj
 
 
 def default_build_config(env: str = "qemu_m7"):
