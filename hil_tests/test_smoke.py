@@ -187,3 +187,34 @@ def test_stale_reply_is_ignored(link: Link) -> None:
     dropped = link.frames_dropped
     assert link.echo(b"new") == b"new"
     assert link.frames_dropped == dropped + 1
+
+
+def test_bytes_sent_faster_than_the_board_reads_arrive_whole_or_are_counted(board: Board, link: Link) -> None:
+    """A host that does not pace itself: frames totalling several times the receive buffer sent right
+    behind a request that keeps the board busy. Every frame is answered with exactly its payload, or,
+    where the board's receive ring overflowed, not answered (or refused for its CRC) and counted in
+    STATS: never a wrong reply.
+    A flow-controlled line (QEMU's UART, rx_ring_bytes 0) loses nothing."""
+    overruns_before = link.stats().rx_overruns or 0
+    limit = min(echo_limit(board, link), 4000)
+    rng = random.Random(15)
+    payloads = [rng.randbytes(limit - i) for i in range(4)]
+    busy = link.next_seq()
+    seqs = [link.next_seq() for _ in payloads]
+    link.send_raw(encode_frame(MessageType.CALIBRATE, busy, struct.pack("<I", 20_000_000))
+                  + b"".join(encode_frame(MessageType.ECHO, s, p) for s, p in zip(seqs, payloads)))
+    assert link.receive(busy, timeout=120.0) is not None
+    lost = 0
+    for seq, payload in zip(seqs, payloads):
+        frame = link.receive(seq, timeout=5.0)
+        if frame is None:
+            lost += 1
+        elif frame.type == MessageType.ERROR:  # bytes missing from it: its CRC failed, and it says so
+            expect_error(frame, ErrorCode.BAD_CRC, MessageType.ECHO)
+            lost += 1
+        else:
+            assert frame == Frame(MessageType.ECHO | 0x80, seq, payload)
+    overruns = (link.stats().rx_overruns or 0) - overruns_before
+    assert (overruns > 0) == (lost > 0), f"{lost} frames lost, {overruns} overruns counted"
+    if board.info.rx_ring_bytes == 0:
+        assert lost == 0

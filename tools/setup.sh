@@ -38,7 +38,8 @@ stamp=.venv/.tinytrain-pip-stamp
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: pip install -e '.[data,test,tools,fleet]'"
-    .venv/bin/python -m pip install --quiet -e '.[data,test,tools,fleet]'
+    # --no-compile: no .pyc for the ~100k files of torch/TensorFlow up front (Python writes them on import)
+    .venv/bin/python -m pip install --quiet --no-compile -e '.[data,test,tools,fleet]'
     echo "$want" > "$stamp"
 fi
 

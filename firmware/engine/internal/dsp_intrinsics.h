@@ -166,69 +166,73 @@ typedef struct {
 #else
 #if defined(TT_EMULATE_DSP)
 #define TT_DSP 1
+/* Host tests of the DSP path: the instruction models are called, not inlined into the unrolled
+ * kernels, which keeps those quick to compile under the sanitizers (minutes otherwise). */
+#define TT_DSP_MODEL static __attribute__((noinline, unused))
 #else
 #define TT_DSP 0
+#define TT_DSP_MODEL static inline
 #endif
 
 /* Plain C models of the same instructions (also what the portable saturating add uses). */
-static inline int32_t tt_byte_s(uint32_t x, int32_t i) { return (int32_t)(((x >> (8 * i)) & 0xFFu) ^ 0x80u) - 0x80; }
-static inline int32_t tt_s32(uint32_t u) { return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN; }
-static inline int32_t tt_wrap_add(int32_t acc, int32_t p) { return tt_s32((uint32_t)acc + (uint32_t)p); }
+TT_DSP_MODEL int32_t tt_byte_s(uint32_t x, int32_t i) { return (int32_t)(((x >> (8 * i)) & 0xFFu) ^ 0x80u) - 0x80; }
+TT_DSP_MODEL int32_t tt_s32(uint32_t u) { return u < 0x80000000u ? (int32_t)u : (int32_t)(u - 0x80000000u) + INT32_MIN; }
+TT_DSP_MODEL int32_t tt_wrap_add(int32_t acc, int32_t p) { return tt_s32((uint32_t)acc + (uint32_t)p); }
 
-static inline uint32_t tt_sxtb16(uint32_t x) { return tt_pack16(tt_byte_s(x, 0), tt_byte_s(x, 2)); }
-static inline uint32_t tt_sxtb16_ror8(uint32_t x) { return tt_pack16(tt_byte_s(x, 1), tt_byte_s(x, 3)); }
-static inline int32_t tt_smlad(uint32_t a, uint32_t b, int32_t acc)
+TT_DSP_MODEL uint32_t tt_sxtb16(uint32_t x) { return tt_pack16(tt_byte_s(x, 0), tt_byte_s(x, 2)); }
+TT_DSP_MODEL uint32_t tt_sxtb16_ror8(uint32_t x) { return tt_pack16(tt_byte_s(x, 1), tt_byte_s(x, 3)); }
+TT_DSP_MODEL int32_t tt_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
     /* The two products are added exactly (SMLAD keeps 33 bits), then wrapped. */
     int64_t s = (int64_t)tt_lane_lo(a) * tt_lane_lo(b) + (int64_t)tt_lane_hi(a) * tt_lane_hi(b) + acc;
     return tt_s32((uint32_t)(uint64_t)s);
 }
-static inline int32_t tt_smlabb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_lo(b)); }
-static inline int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_hi(b)); }
-static inline int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_lo(b)); }
-static inline int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_hi(b)); }
-static inline uint32_t tt_ssub16(uint32_t a, uint32_t b)
+TT_DSP_MODEL int32_t tt_smlabb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_lo(b)); }
+TT_DSP_MODEL int32_t tt_smlabt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_lo(a) * tt_lane_hi(b)); }
+TT_DSP_MODEL int32_t tt_smlatb(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_lo(b)); }
+TT_DSP_MODEL int32_t tt_smlatt(uint32_t a, uint32_t b, int32_t acc) { return tt_wrap_add(acc, tt_lane_hi(a) * tt_lane_hi(b)); }
+TT_DSP_MODEL uint32_t tt_ssub16(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_lane_lo(a) - tt_lane_lo(b), tt_lane_hi(a) - tt_lane_hi(b));
 }
-static inline uint32_t tt_sadd16(uint32_t a, uint32_t b)
+TT_DSP_MODEL uint32_t tt_sadd16(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_lane_lo(a) + tt_lane_lo(b), tt_lane_hi(a) + tt_lane_hi(b));
 }
-static inline int32_t tt_smlawb(int32_t a, uint32_t b, int32_t acc)
+TT_DSP_MODEL int32_t tt_smlawb(int32_t a, uint32_t b, int32_t acc)
 {
     return tt_wrap_add(acc, (int32_t)(((int64_t)a * tt_lane_lo(b)) >> 16));
 }
-static inline int32_t tt_smlawt(int32_t a, uint32_t b, int32_t acc)
+TT_DSP_MODEL int32_t tt_smlawt(int32_t a, uint32_t b, int32_t acc)
 {
     return tt_wrap_add(acc, (int32_t)(((int64_t)a * tt_lane_hi(b)) >> 16));
 }
-static inline int32_t tt_max_s(int32_t a, int32_t b) { return a > b ? a : b; }
-static inline int32_t tt_min_s(int32_t a, int32_t b) { return a < b ? a : b; }
-static inline uint32_t tt_max16x2(uint32_t a, uint32_t b)
+TT_DSP_MODEL int32_t tt_max_s(int32_t a, int32_t b) { return a > b ? a : b; }
+TT_DSP_MODEL int32_t tt_min_s(int32_t a, int32_t b) { return a < b ? a : b; }
+TT_DSP_MODEL uint32_t tt_max16x2(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_max_s(tt_lane_lo(a), tt_lane_lo(b)), tt_max_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
-static inline uint32_t tt_min16x2(uint32_t a, uint32_t b)
+TT_DSP_MODEL uint32_t tt_min16x2(uint32_t a, uint32_t b)
 {
     return tt_pack16(tt_min_s(tt_lane_lo(a), tt_lane_lo(b)), tt_min_s(tt_lane_hi(a), tt_lane_hi(b)));
 }
-static inline uint32_t tt_pkhtb_hi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
-static inline int32_t tt_qadd(int32_t a, int32_t b)
+TT_DSP_MODEL uint32_t tt_pkhtb_hi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
+TT_DSP_MODEL int32_t tt_qadd(int32_t a, int32_t b)
 {
     int64_t s = (int64_t)a + b;
     return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;
 }
-static inline int32_t tt_ssat10(int32_t x) { return x > 511 ? 511 : x < -512 ? -512 : x; }
-static inline int32_t tt_ssat8(int32_t x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
-static inline int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
+TT_DSP_MODEL int32_t tt_ssat10(int32_t x) { return x > 511 ? 511 : x < -512 ? -512 : x; }
+TT_DSP_MODEL int32_t tt_ssat8(int32_t x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
+TT_DSP_MODEL int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
 {
     const uint64_t v = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * b) + 0x80000000u;
     return tt_s32((uint32_t)(v >> 32));
 }
-static inline uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
+TT_DSP_MODEL uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
 #define tt_ld64(base, idx) ((base)[idx])
-static inline uint64_t tt_ldrd_w(const void *p, int32_t off)
+TT_DSP_MODEL uint64_t tt_ldrd_w(const void *p, int32_t off)
 {
     uint64_t v;
     memcpy(&v, (const char *)p + 4 * off, 8); /* little-endian host: low word first */
