@@ -87,7 +87,6 @@ def test_refused_requests_change_nothing_and_the_stream_goes_on(board, engine, r
     assert engine.params_get() == reference.state_bytes()
 
 
-@pytest.mark.slow
 def test_short_run_learns(engine, digits, built):
     (xs, ys), (tx, ty) = digits
     scale = built[2].program.model.tensors[built[2].program.model.output].qparams.scale

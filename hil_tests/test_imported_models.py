@@ -39,7 +39,6 @@ CASES = {
 NAMES = list(CASES) if os.environ.get("TT_ALL_IMPORTED") == "1" else ["watch-imu"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_imported_model_trains_identically_on_the_board(board, name):
     if board.kind != "qemu":

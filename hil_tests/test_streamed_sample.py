@@ -38,7 +38,6 @@ def streamed(board):
         yield EngineClient(link), link, compiled
 
 
-@pytest.mark.slow
 def test_streamed_steps_match_the_reference_and_a_corrupted_sample_changes_nothing(streamed):
     engine, link, compiled = streamed
     assert engine.model.input_streamed and engine.model.hash == compiled.model_hash

@@ -26,7 +26,6 @@ def test_sources_exclude_other_boards_and_tests() -> None:
     assert not any(s.startswith(("boards/cortex_m/", "boards/mps2_an500/")) for s in host)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("env,flash_origin", [("qemu_m7", 0x00000000), ("disco_f746ng", 0x08000000)])
 def test_pio_build_fits_the_board(env: str, flash_origin: int) -> None:
     elf, output = run_pio_build(env)  # raises BuildError with PlatformIO's last lines when it fails

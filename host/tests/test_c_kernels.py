@@ -73,7 +73,6 @@ if not SANITIZED:
             want += [f"{cname} {field} {getattr(cls, field).offset}" for field, _ in cls._fields_]
         assert got == want
 
-    @pytest.mark.slow
     def test_c_kernels_sanitized() -> None:
         env = C.sanitizer_env()
         if env is None:

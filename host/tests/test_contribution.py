@@ -126,7 +126,6 @@ def test_test_sets_are_refused(model):
         C.Measurer(model, C.Protocol(data="mnist:test"), "unused")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0])
 def test_search_respects_the_budget(small, seed):
     model = small

@@ -29,7 +29,6 @@ def summary(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-@pytest.mark.slow
 def test_simulation_engine_with_a_board_killed_mid_round(tmp_path):
     """A QEMU board and 2 host builds, 2 rounds; host board 2 is killed in round 1 and powered on again:
     round 1 completes with the other two, nothing on the server is lost, round 2 has all three again."""
@@ -76,7 +75,6 @@ def other_build_board():
         yield board.url
 
 
-@pytest.mark.slow
 def test_deployment_engine_refuses_a_board_of_another_build(tmp_path, other_build_board):
     """A SuperLink and one SuperNode per board as separate processes: two host builds train; a host
     build of another program is refused with one sentence and the round goes on."""

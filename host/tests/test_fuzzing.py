@@ -29,7 +29,6 @@ def test_every_message_handler_and_the_frame_receiver_has_a_target_with_seeds() 
         assert seeds.is_dir() and any(seeds.iterdir()), f"no seeds for {name}"
 
 
-@pytest.mark.slow
 def test_a_short_fuzz_run_of_every_target_finds_nothing(tmp_path) -> None:
     out = io.StringIO()
     results = fuzzing.run(SECONDS, work=tmp_path, out=out)

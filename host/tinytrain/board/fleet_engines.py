@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from tinytrain.board.emulator import QemuBoard, find_free_port, port_accepts
 from tinytrain.board.fleet import ERROR_FILE, FLOWER_APP, FleetConfig, client_app, load_round, make_server_app, \
     round_files
 from tinytrain.board.host_board import HostBoard
 from tinytrain.errors import TinytrainError
+from tinytrain.learn.progress import progress as progress_bar
 
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
 
@@ -136,8 +136,8 @@ class Supervisor(threading.Thread):
         self.error: BaseException | None = None
         self._seen_rounds = len(round_files(self.out)) if self.out.is_dir() else 0
         self._first = max(self._seen_rounds, 1)
-        total = max(cfg.rounds - self._first + 1, 0) * cfg.boards * cfg.local_samples
-        self.bar = tqdm(total=total, desc="fleet", unit="step", disable=not progress, dynamic_ncols=True)
+        self.total = total = max(cfg.rounds - self._first + 1, 0) * cfg.boards * cfg.local_samples
+        self.bar = progress_bar(total, "fleet", unit="step", disable=not progress)  # lines when not a terminal
 
     def _progress(self) -> dict[int, dict]:
         folder = self.out / "progress"
@@ -178,8 +178,9 @@ class Supervisor(threading.Thread):
                                "next round pushes the global state to it)")
         done = (current - self._first) * self.cfg.boards * self.cfg.local_samples
         done += sum(p["step"] for p in progress.values() if p.get("round") == current)
-        self.bar.n = min(max(done, 0), self.bar.total)
-        self.bar.refresh()
+        done = min(max(done, 0), self.total)
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
 
     def run(self) -> None:
         try:
