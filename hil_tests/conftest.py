@@ -1,7 +1,7 @@
 """Hardware-in-the-loop tests over the serial protocol (v2).
 
-By default a session fixture builds the qemu_m7 image (`pio run`, incremental),
-boots it in QEMU on a free port and runs every test against it. Other targets:
+By default a session fixture builds the qemu_m7 image (`pio run`, incremental) and each
+test module boots it in QEMU on a free port and runs its tests against it. Other targets:
 
     pytest hil_tests --target host              the firmware as a Linux process (ASan, UBSan)
     pytest hil_tests --port /dev/ttyACM0 \\      a real board (flash it first); --elf enables
@@ -58,7 +58,22 @@ class Board:
 
 
 @pytest.fixture(scope="session")
-def board(request: pytest.FixtureRequest) -> Iterator[Board]:
+def board_image(request: pytest.FixtureRequest) -> Path | None:
+    """What the boards of this session run: the qemu_m7 ELF or the host build's program, built once
+    (None with --port)."""
+    config = request.config
+    if config.getoption("--port"):
+        return None
+    if config.getoption("--target") == "host":
+        return build_host_firmware()
+    elf_opt = config.getoption("--elf")
+    return Path(elf_opt) if elf_opt else build_firmware("qemu_m7")
+
+
+# One board per test module: an emulator left idle beside other modules' work still spins its
+# guest's polling loop on a core (pytest-xdist runs the modules of a session on several workers).
+@pytest.fixture(scope="module")
+def board(request: pytest.FixtureRequest, board_image: Path | None) -> Iterator[Board]:
     config = request.config
     port = config.getoption("--port")
     elf_opt = config.getoption("--elf")
@@ -66,7 +81,8 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
         with Link(port, baudrate=config.getoption("--baud")) as link:
             yield Board(link, link.wait_ready(10.0), Path(elf_opt) if elf_opt else None, "port")
     elif config.getoption("--target") == "host":
-        with HostBoard(build_host_firmware()) as host:
+        assert board_image is not None
+        with HostBoard(board_image) as host:
             _LOGS["host board output"] = lambda: host.output
             with Link(host.url) as link:
                 yield Board(link, link.wait_ready(10.0), None, "host")
@@ -74,12 +90,12 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
         report = host.sanitizer_report()
         assert report is None, report
     else:
-        elf = Path(elf_opt) if elf_opt else build_firmware("qemu_m7")
-        with QemuBoard(elf) as qemu:
+        assert board_image is not None
+        with QemuBoard(board_image) as qemu:
             _QEMUS.append(qemu)
             _LOGS["QEMU log"] = qemu.log_text
             with Link(qemu.url) as link:
-                yield Board(link, link.wait_ready(10.0), elf, "qemu", qemu)
+                yield Board(link, link.wait_ready(10.0), board_image, "qemu", qemu)
 
 
 @pytest.fixture
