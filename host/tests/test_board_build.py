@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -45,3 +46,31 @@ def test_pio_build_fits_the_board(env: str, flash_origin: int) -> None:
         assert stack_top and reset_handler
         assert initial_sp == stack_top[0]["st_value"]
         assert reset == reset_handler[0]["st_value"] | 1
+
+
+def test_host_build_objects_are_reused_only_where_the_preprocessed_text_is_the_same(tmp_path, monkeypatch) -> None:
+    """compile_host_program caches objects by preprocessed text: a -D that one file uses recompiles that
+    file only, and each program prints its own value."""
+    import subprocess
+
+    from tinytrain.board import builds
+
+    uses = tmp_path / "uses_flag.c"
+    uses.write_text("int value(void);\nint value(void) { return FLAG; }\n")
+    main = tmp_path / "main.c"
+    main.write_text('#include <stdio.h>\nint value(void);\nint main(void) { printf("%d\\n", value()); return 0; }\n')
+    compiled: list[str] = []
+    real_gcc = builds._gcc
+
+    def spy(args: list[str], what: str) -> str:
+        if "-c" in args:
+            compiled.append(Path(args[args.index("-c") + 1]).name)
+        return real_gcc(args, what)
+
+    monkeypatch.setattr(builds, "_gcc", spy)
+    one = builds.compile_host_program(tmp_path / "one", [uses, main], flags=["-DFLAG=1"])
+    first = sorted(compiled)
+    compiled.clear()
+    two = builds.compile_host_program(tmp_path / "two", [uses, main], flags=["-DFLAG=2"])
+    assert first == ["main.c", "uses_flag.c"] and compiled == ["uses_flag.c"]
+    assert [subprocess.run([str(p)], capture_output=True, text=True, check=True).stdout for p in (one, two)] == ["1\n", "2\n"]
