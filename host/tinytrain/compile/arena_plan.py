@@ -12,6 +12,8 @@ program's input slot to receive into).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 
 from tinytrain.ir.program import Buffer, Step
@@ -72,17 +74,22 @@ _ORDERS = (
 
 
 def _place(slots: list[Slot], key) -> list[Slot]:
+    """Each slot, in `key` order, at the lowest offset clear of every placed slot whose lifetime
+    intersects its own. The placed slots are kept sorted by (offset, end offset), so one pass over them
+    visits the intersecting ones in the order a sort of just those would give."""
     placed: list[Slot] = []
+    spans: list[tuple[int, int, int, int]] = []  # (offset, offset + size, start, end), sorted
     for slot in sorted(slots, key=key):
-        slot = Slot(slot.buffers, slot.size, slot.start, slot.end)
-        busy = sorted((p.offset, p.offset + p.size) for p in placed if p.overlaps(slot))
+        size, start, end = slot.size, slot.start, slot.end
         offset = 0
-        for lo, hi in busy:
-            if offset + slot.size <= lo:
-                break
-            offset = max(offset, hi)
-        slot.offset = offset
-        placed.append(slot)
+        for lo, hi, s, e in spans:
+            if s <= end and start <= e:
+                if offset + size <= lo:
+                    break
+                if hi > offset:
+                    offset = hi
+        bisect.insort(spans, (offset, offset + size, start, end))
+        placed.append(Slot(slot.buffers, size, start, end, offset))
     return placed
 
 
@@ -138,10 +145,11 @@ def plan(steps: list[Step], buffers: dict[str, Buffer], input_name: str | None =
         (p.offset + p.size for p in ps), default=0))
     offsets = {b: s.offset for s in placed for b in s.buffers}
     sizes = {b: buffers[b].nbytes for b in life}
-    n_steps = len(steps)
-    per_step = []
-    for i in range(-1, n_steps):
-        per_step.append(sum(s.size for s in placed if s.start <= i <= s.end))
+    delta = [0] * (len(steps) + 2)  # live bytes per step (from step -1, the input's), by differences
+    for s in placed:
+        delta[s.start + 1] += s.size
+        delta[s.end + 2] -= s.size
+    per_step = list(itertools.accumulate(delta[:-1]))
     arena = max((s.offset + s.size for s in placed), default=0)
     p = ArenaPlan(offsets, sizes, life, arena, max(per_step, default=0), per_step)
     p._shared = shared

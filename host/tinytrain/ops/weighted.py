@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinytrain.ir.graph import Model, WeightedNode
+from tinytrain.ir.graph import Model, QuantParams, WeightedNode
 from tinytrain.ir.program import (
     GRAD_BITS,
     CompileError,
@@ -40,6 +40,10 @@ class WeightedConsts:
     shift: np.ndarray
     w_coef: tuple[np.ndarray, np.ndarray]  # SGD coefficient per output channel: weights (QAS: lr / s_w^2)
     b_coef: tuple[np.ndarray, np.ndarray]  # biases (QAS: lr / (s_x s_w)^2)
+
+
+_CONSTS: dict[tuple, WeightedConsts] = {}
+_CONSTS_MAX = 4096
 
 
 def _split(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +83,18 @@ class WeightedRule(OpRule):
     def consts(self, node: WeightedNode, model: Model, options: CompileOptions) -> WeightedConsts:
         t = model.tensors
         x, y = t[node.input].qparams, t[node.output].qparams
+        # A pure function of these values; the planner compiles the same layers hundreds of times.
+        key = (x.scale, x.zero_point, y.scale, y.zero_point, node.weight_scales.dtype.str,
+               node.weight_scales.tobytes(), options.lr, options.bias_lr, options.qas)
+        hit = _CONSTS.get(key)
+        if hit is None:
+            if len(_CONSTS) >= _CONSTS_MAX:
+                _CONSTS.clear()
+            hit = _CONSTS[key] = self._consts(node, x, y, options)
+        return hit
+
+    @staticmethod
+    def _consts(node: WeightedNode, x: QuantParams, y: QuantParams, options: CompileOptions) -> WeightedConsts:
         mult, shift = _split([fp.quantize_multiplier(x.scale * float(s) / y.scale) for s in node.weight_scales])
         ws = node.weight_scales.astype(np.float64)
         bias_lr = options.bias_lr if options.bias_lr is not None else options.lr
@@ -88,7 +104,10 @@ class WeightedRule(OpRule):
         else:
             wc = [fp.quantize_multiplier(options.lr)] * len(ws)
             bc = [fp.quantize_multiplier(bias_lr)] * len(ws)
-        return WeightedConsts(x.zero_point, y.zero_point, mult, shift, _split(wc), _split(bc))
+        c = WeightedConsts(x.zero_point, y.zero_point, mult, shift, _split(wc), _split(bc))
+        for a in (c.multiplier, c.shift, *c.w_coef, *c.b_coef):
+            a.setflags(write=False)  # shared by every program compiled with the same values
+        return c
 
     def params(self, node: WeightedNode, layer: int, channels: int, bias: bool, offset: int) -> list[ParamSpec]:
         """The layer's weight and bias specs; the trained ones take PRNG counters from `offset` on."""
