@@ -24,6 +24,30 @@ TT_ALWAYS_INLINE void igp_columns_portable(const int16_t *gp, int32_t cout, cons
     }
 }
 
+#if !TT_DSP
+/* The same sums, IGP_ROWS columns at a time in a local accumulator, adding g[o] times a contiguous
+ * run of weight row o: a loop that compilers vectorize (the column form strides through the rows). */
+#define IGP_ROWS 64
+TT_ALWAYS_INLINE void igp_rows_portable(const int16_t *gp, int32_t cout, const int8_t *wcol, int32_t stride, int32_t n,
+                                        ig_sink *k, int mode, int32_t out)
+{
+    int32_t acc[IGP_ROWS];
+    for (int32_t i0 = 0; i0 < n; i0 += IGP_ROWS) {
+        const int32_t m = n - i0 < IGP_ROWS ? n - i0 : IGP_ROWS;
+        for (int32_t i = 0; i < m; i++)
+            acc[i] = 0;
+        const int8_t *wr = wcol + i0;
+        for (int32_t o = 0; o < cout; o++, wr += stride) {
+            const int32_t go = gp[o];
+            for (int32_t i = 0; i < m; i++)
+                acc[i] += go * wr[i];
+        }
+        for (int32_t i = 0; i < m; i++)
+            ig_put(k, mode, out + i0 + i, acc[i]);
+    }
+}
+#endif
+
 /* ------------------------------------------------------------------ DSP: transposed weight tables, 4 columns */
 
 #if TT_DSP
@@ -73,7 +97,7 @@ TT_ALWAYS_INLINE void igp_columns_dsp(const int16_t *gp, int32_t cout, const int
 }
 #define IGP_COLUMNS igp_columns_dsp
 #else
-#define IGP_COLUMNS igp_columns_portable
+#define IGP_COLUMNS igp_rows_portable
 #endif
 
 /* Output channels per transposed-weight table (in the caller's scratch: 4 input channels x up to 48 output

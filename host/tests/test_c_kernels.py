@@ -527,6 +527,15 @@ if SANITIZED:
     @FAST
     @given(st.data(), st.integers(1, 9), st.integers(1, 21), st.integers(1, 21))
     def test_input_grad_pointwise(libs, data, hw, cout, cin) -> None:
+        check_input_grad_pointwise(libs, data, hw, cout, cin)
+
+    @FAST
+    @given(st.data(), st.integers(1, 3), st.integers(1, 5), st.integers(60, 140))
+    def test_input_grad_pointwise_wide_rows(libs, data, hw, cout, cin) -> None:
+        """Rows longer than the portable path's 64-column accumulator (several blocks, a partial last one)."""
+        check_input_grad_pointwise(libs, data, hw, cout, cin)
+
+    def check_input_grad_pointwise(libs, data, hw: int, cout: int, cin: int) -> None:
         k_lo = data.draw(split_count(cin))
         g = data.draw(int_values((hw, cout), 16))
         w = data.draw(int8_values((cout, cin), -127, 127))
