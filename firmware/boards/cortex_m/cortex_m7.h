@@ -47,6 +47,16 @@
 /* NVIC */
 #define NVIC_ISER(n) TT_REG32(0xE000E100u + 4u * (n))
 
+/* The value of a linker-script symbol (its address), through an empty asm: C lets a compiler assume
+ * that an object's address is never 0 and fold a test of it away, but such a symbol may be 0 (the
+ * size of the checkpoint region of a build without checkpoints). */
+static inline uint32_t cortex_m_linker_value(const void *symbol)
+{
+    uintptr_t v = (uintptr_t)symbol;
+    __asm__("" : "+r"(v));
+    return (uint32_t)v;
+}
+
 static inline void cortex_m_dsb(void) { __asm__ volatile("dsb 0xF" ::: "memory"); }
 static inline void cortex_m_isb(void) { __asm__ volatile("isb 0xF" ::: "memory"); }
 static inline void cortex_m_irq_enable(void) { __asm__ volatile("cpsie i" ::: "memory"); }

@@ -167,7 +167,7 @@ static void nv_persist(uint32_t offset, uint32_t len)
 
 static void nv_init(void)
 {
-    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    const uint32_t bytes = cortex_m_linker_value(__tt_nv_bytes__);
     if (bytes == 0u) {
         nv_info = (board_nv_info_t){NULL, NV_SECTOR_BYTES, 0u, NV_UNIT, false};
         return;

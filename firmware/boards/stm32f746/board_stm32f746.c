@@ -214,7 +214,7 @@ static board_nv_info_t nv_info;
 
 static void nv_init(void)
 {
-    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    const uint32_t bytes = cortex_m_linker_value(__tt_nv_bytes__);
     nv_info = (board_nv_info_t){bytes ? (const volatile uint8_t *)__nv_start__ : NULL, NV_SECTOR_BYTES,
                                 bytes / NV_SECTOR_BYTES, STM32F746_FLASH_UNIT, true};
 }
