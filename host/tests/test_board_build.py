@@ -74,3 +74,20 @@ def test_host_build_objects_are_reused_only_where_the_preprocessed_text_is_the_s
     two = builds.compile_host_program(tmp_path / "two", [uses, main], flags=["-DFLAG=2"])
     assert first == ["main.c", "uses_flag.c"] and compiled == ["uses_flag.c"]
     assert [subprocess.run([str(p)], capture_output=True, text=True, check=True).stdout for p in (one, two)] == ["1\n", "2\n"]
+
+
+def test_image_without_checkpoints_boots(tmp_path: Path) -> None:
+    """TINYTRAIN_CHECKPOINTS=0 (what `tinytrain bench` builds the paper's models with) links the
+    checkpoint region's size as 0: the board must see 0 and not treat the flash as checkpoint
+    sectors (it once erased memory up to its own vector table and locked up at boot)."""
+    from tinytrain.board.emulator import QemuBoard
+    from tinytrain.board.link import Link
+
+    elf, _ = run_pio_build("qemu_m7", model_options={"TINYTRAIN_CHECKPOINTS": "0"}, build_dir=tmp_path / "pio")
+    with open(elf, "rb") as fh:
+        symbols = ELFFile(fh).get_section_by_name(".symtab")
+        assert isinstance(symbols, SymbolTableSection)
+        assert symbols.get_symbol_by_name("__tt_nv_bytes__")[0]["st_value"] == 0
+    with QemuBoard(elf) as qemu, Link(qemu.url) as link:
+        link.wait_ready(15.0)
+        assert link.stats().peak_sram_bytes > 0
