@@ -11,12 +11,12 @@
 
 /* ------------------------------------------------------------------ portable */
 
-/* Channels [c_begin, c_end) one at a time: the portable path, and the channel tail of the DSP path. */
-static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
-                               int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
-                               const int8_t *w_hi, int32_t c_lo, const int32_t *bias, const int32_t *mult,
-                               const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin,
-                               int32_t c_end)
+/* Channels [c_begin, c_end) one at a time, any kernel size. */
+static void depthwise_channels_any(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+                                   int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
+                                   const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, const int32_t *bias,
+                                   const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask,
+                                   int32_t c_begin, int32_t c_end)
 {
     const int32_t kk = kernel * kernel;
     for (int32_t oy = 0; oy < oh; oy++) {
@@ -37,6 +37,66 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
                 const uint32_t f = tt_requant_store(sum, bias[ch], mult[ch], shift[ch], zy, y + pos * c + ch);
                 if (mask)
                     tt_mask_put(mask, (uint32_t)(pos * c + ch), f);
+            }
+        }
+    }
+}
+
+/* Channels [c_begin, c_end): the portable path, and the channel tail of the DSP path. Kernels up to
+ * DW_MAX_KERNEL: DWC_BLOCK channels at a time, their weights transposed to [tap][channel] on the
+ * stack, so that every loop runs along the channels (contiguous in x and y: loops that compilers
+ * vectorize): per output position the sums, then the requantizations, then the stores. Larger
+ * kernels: one channel at a time. */
+#define DWC_BLOCK 32
+static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+                               int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
+                               const int8_t *w_hi, int32_t c_lo, const int32_t *bias, const int32_t *mult,
+                               const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin,
+                               int32_t c_end)
+{
+    if (kernel > DW_MAX_KERNEL) {
+        depthwise_channels_any(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
+                               shift, zx, zy, mask, c_begin, c_end);
+        return;
+    }
+    const int32_t kk = kernel * kernel;
+    int8_t wt[DW_MAX_KERNEL * DW_MAX_KERNEL * DWC_BLOCK];
+    int32_t acc[DWC_BLOCK];
+    for (int32_t c0 = c_begin; c0 < c_end; c0 += DWC_BLOCK) {
+        const int32_t n = c_end - c0 < DWC_BLOCK ? c_end - c0 : DWC_BLOCK;
+        for (int32_t q = 0; q < n; q++) {
+            const int32_t ch = c0 + q;
+            const int8_t *wc = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
+            for (int32_t t = 0; t < kk; t++)
+                wt[t * DWC_BLOCK + q] = wc[t];
+        }
+        for (int32_t oy = 0; oy < oh; oy++) {
+            const int32_t iy0 = oy * stride - pad_top;
+            const int32_t i_lo = iy0 < 0 ? -iy0 : 0, i_hi = iy0 + kernel > h ? h - iy0 : kernel;
+            for (int32_t ox = 0; ox < ow; ox++) {
+                const int32_t ix0 = ox * stride - pad_left;
+                const int32_t j_lo = ix0 < 0 ? -ix0 : 0, j_hi = ix0 + kernel > w ? w - ix0 : kernel;
+                const int32_t pos = oy * ow + ox;
+                for (int32_t q = 0; q < n; q++)
+                    acc[q] = 0;
+                for (int32_t i = i_lo; i < i_hi; i++)
+                    for (int32_t j = j_lo; j < j_hi; j++) {
+                        const int8_t *xr = x + ((iy0 + i) * w + ix0 + j) * c + c0;
+                        const int8_t *wr = wt + (i * kernel + j) * DWC_BLOCK;
+                        for (int32_t q = 0; q < n; q++)
+                            acc[q] += wr[q] * (xr[q] - zx);
+                    }
+                for (int32_t q = 0; q < n; q++) {
+                    const int32_t ch = c0 + q;
+                    acc[q] = tt_ssat10(tt_mbqm_inline(tt_qadd(bias[ch], acc[q]), mult[ch], shift[ch])) + zy;
+                }
+                int8_t *yp = y + pos * c + c0;
+                for (int32_t q = 0; q < n; q++) {
+                    const int32_t v = tt_ssat8(acc[q]);
+                    yp[q] = (int8_t)v;
+                    if (mask)
+                        tt_mask_put(mask, (uint32_t)(pos * c + c0 + q), v == acc[q]);
+                }
             }
         }
     }

@@ -17,28 +17,45 @@
 
 #if !TT_DSP
 
+#define PWP_BLOCK 64
+
 static void pointwise_portable(const int8_t *x, int32_t hw, int32_t cin, int8_t *y, int32_t cout, const int8_t *w_lo,
                                const int8_t *w_hi, int32_t k_lo, const int32_t *bias, const int32_t *mult,
                                const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask)
 {
+    /* Per position, PWP_BLOCK outputs at a time: their sums first, then their requantizations, each a
+     * loop of its own (which compilers vectorize; interleaved, neither loop does). */
     const int32_t k_hi = cin - k_lo;
+    int32_t acc[PWP_BLOCK];
     for (int32_t p = 0; p < hw; p++) {
         const int8_t *xp = x + p * cin;
-        for (int32_t o = 0; o < cout; o++) {
-            int32_t sum = 0;
-            if (k_lo) {
-                const int8_t *wr = w_lo + o * k_lo;
-                for (int32_t i = 0; i < k_lo; i++)
-                    sum += wr[i] * (xp[i] - zx);
+        for (int32_t o0 = 0; o0 < cout; o0 += PWP_BLOCK) {
+            const int32_t n = cout - o0 < PWP_BLOCK ? cout - o0 : PWP_BLOCK;
+            for (int32_t j = 0; j < n; j++) {
+                int32_t sum = 0;
+                if (k_lo) {
+                    const int8_t *wr = w_lo + (o0 + j) * k_lo;
+                    for (int32_t i = 0; i < k_lo; i++)
+                        sum += wr[i] * (xp[i] - zx);
+                }
+                if (k_hi) {
+                    const int8_t *wr = w_hi + (o0 + j) * k_hi;
+                    for (int32_t i = 0; i < k_hi; i++)
+                        sum += wr[i] * (xp[k_lo + i] - zx);
+                }
+                acc[j] = sum;
             }
-            if (k_hi) {
-                const int8_t *wr = w_hi + o * k_hi;
-                for (int32_t i = 0; i < k_hi; i++)
-                    sum += wr[i] * (xp[k_lo + i] - zx);
+            for (int32_t j = 0; j < n; j++) {
+                const int32_t o = o0 + j;
+                acc[j] = tt_ssat10(tt_mbqm_inline(tt_qadd(bias[o], acc[j]), mult[o], shift[o])) + zy;
             }
-            const uint32_t f = tt_requant_store(sum, bias[o], mult[o], shift[o], zy, y + p * cout + o);
-            if (mask)
-                tt_mask_put(mask, (uint32_t)(p * cout + o), f);
+            int8_t *yp = y + p * cout + o0;
+            for (int32_t j = 0; j < n; j++) {
+                const int32_t c = tt_ssat8(acc[j]);
+                yp[j] = (int8_t)c;
+                if (mask)
+                    tt_mask_put(mask, (uint32_t)(p * cout + o0 + j), c == acc[j]);
+            }
         }
     }
 }

@@ -348,6 +348,14 @@ if SANITIZED:
     def test_conv_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
         check_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask, whole_reference=True)
 
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data(), st.integers(1, 5), st.integers(1, 6), st.integers(30, 80), st.sampled_from([1, 3, 5, 7, 9]), strides,
+           st.booleans(), zero_points, zero_points, st.booleans())
+    def test_conv_depthwise_many_channels(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask) -> None:
+        """More channels than the portable path's 32-channel blocks (a partial last one), and a kernel
+        larger than its transposed-weight buffer (9x9: one channel at a time)."""
+        check_depthwise(libs, data, h, w, c, kernel, stride, same_pad, zx, zy, with_mask, whole_reference=True)
+
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data(), st.integers(1, 6), st.integers(8, 40), st.integers(1, 9), st.sampled_from([3, 5, 7]), strides,
            zero_points, zero_points, st.booleans())
