@@ -235,6 +235,14 @@ def bench_pw_update() -> Builder:
     return b
 
 
+def bench_pw_update_wide() -> Builder:
+    """A pointwise weight update past the packed path's 256 positions (the 2 x 4 blocks on the raw rows),
+    on a 1 x 289 image (as bench_pw: no patch stage)."""
+    b = Builder("pwub", (1, 289, 24))
+    b.conv(46, label="pw 1x1/1 1x289x24->46 (2x4 blocks)")
+    return b
+
+
 def bench_first() -> Builder:
     b = Builder("first", (64, 64, 3))
     b.conv(16, 3, 2, label="conv 3x3/2 64x64x3->16 (whole tensor)")
@@ -262,6 +270,7 @@ BENCHES = {
     "dwm": Bench("dwm", bench_dw_train, scheme="bias-only", programs=("train",)),
     "dwk": Bench("dwk", bench_dw_kernels, scheme="bias-only"),
     "pwu": Bench("pwu", bench_pw_update, scheme="full", programs=("train",)),
+    "pwub": Bench("pwub", bench_pw_update_wide, scheme="full", programs=("train",)),
     "first": Bench("first", bench_first),
     "front": Bench("front", bench_front),
 }

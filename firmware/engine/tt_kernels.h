@@ -98,6 +98,7 @@ int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g);
 int32_t tt_conv_generic_scratch_bytes(const tt_geom *g);
 int32_t tt_input_grad_pointwise_scratch_bytes(const tt_geom *g);
 int32_t tt_input_grad_depthwise_scratch_bytes(const tt_geom *g);
+int32_t tt_weight_update_pointwise_scratch_bytes(const tt_geom *g);
 
 /* ------------------------------------------------------------ forward
  * mask may be NULL. acc = sat32(bias + sum w (x - zx)); y = clamp(MBQM(acc) + zy). */
@@ -241,9 +242,10 @@ typedef struct {
 } tt_update_ctx;
 
 /* w_lo [cout][k_lo] updated; xs holds oh * ow positions of xs_c channels (the first k_lo are used).
- * Dense: oh = ow = 1, xs the flat saved input. */
+ * Dense: oh = ow = 1, xs the flat saved input. scratch: tt_weight_update_pointwise_scratch_bytes (may be
+ * NULL when that is 0). */
 void tt_weight_update_pointwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t e, const int8_t *xs,
-                                int32_t xs_c, int8_t *w_lo, const tt_update_ctx *u);
+                                int32_t xs_c, int8_t *w_lo, const tt_update_ctx *u, void *scratch);
 /* w_lo [k_lo][kh][kw] (kh = kw, sh = sw): channels 0..k_lo-1; gy is [oh][ow][c]; xs is [h][w][xs_c]. */
 void tt_weight_update_depthwise(const tt_geom *g, const tt_layer *l, const int16_t *gy, int32_t e, const int8_t *xs,
                                 int32_t xs_c, int8_t *w_lo, const tt_update_ctx *u);

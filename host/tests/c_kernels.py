@@ -184,7 +184,7 @@ def layer(w_lo=None, w_hi=None, k_lo=0, wsum=None, bias=None, mult=None, shift=N
 
 # the kernels with DSP scratch: tt_<name>_scratch_bytes(const tt_geom *)
 SCRATCH_KERNELS = ("conv_pointwise", "conv_depthwise", "conv_depthwise_inplace", "conv_generic", "input_grad_pointwise",
-                   "input_grad_depthwise")
+                   "input_grad_depthwise", "weight_update_pointwise")
 GUARD = 32
 
 
@@ -240,7 +240,7 @@ SIGNATURES = {
     "tt_input_grad_generic16": (I, [G, L, P, I, I, P]),
     "tt_input_grad_depthwise16_inplace": (I, [G, L, P, I, I, P, P]),
     "tt_grad_sum": (I, [P, P, P, I, I, I, P]),
-    "tt_weight_update_pointwise": (None, [G, L, P, I, P, I, P, P]),
+    "tt_weight_update_pointwise": (None, [G, L, P, I, P, I, P, P, P]),
     "tt_weight_update_depthwise": (None, [G, L, P, I, P, I, P, P]),
     "tt_weight_update_generic": (None, [G, L, P, I, P, I, P, P]),
     "tt_bias_update": (None, [G, L, P, I, P, P]),
@@ -442,12 +442,16 @@ class Kernels:
 
     # ------------------------------------------------------------------ updates
 
-    def weight_update_pointwise(self, g, e, xs, k, zx, w_lo, coef_mult, coef_shift, u: Update):
+    def weight_update_pointwise(self, g, e, xs, k, zx, w_lo, coef_mult, coef_shift, u: Update, scratch=True):
+        """scratch=False: NULL scratch (the DSP path without its packed table)."""
         hw, cout = g.shape
         ctx = u.ctx()
         lay = layer(w_lo, None, k, zx=zx, wcoef_mult=coef_mult, wcoef_shift=coef_shift)
-        self.lib.tt_weight_update_pointwise(byref(geom(hw, 1, k, hw, 1, cout)), byref(lay), _p(g), e, _p(xs),
-                                            xs.shape[-1], _p(w_lo), byref(ctx))
+        gm = geom(hw, 1, k, hw, 1, cout)
+        sc = Scratch(self.lib, "weight_update_pointwise", gm)
+        self.lib.tt_weight_update_pointwise(byref(gm), byref(lay), _p(g), e, _p(xs), xs.shape[-1], _p(w_lo),
+                                            byref(ctx), sc.ptr if scratch else None)
+        sc.check()
         return w_lo
 
     def weight_update_depthwise(self, g, e, xs, k, kernel, stride, pad, zx, w_lo, coef_mult, coef_shift, u: Update):

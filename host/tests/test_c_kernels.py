@@ -15,6 +15,7 @@ report aborts the child and fails `test_c_kernels_sanitized`.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 import subprocess
@@ -714,7 +715,28 @@ if SANITIZED:
         for lib in libs:
             got = lib.weight_update_pointwise(g, e, xs, k, zx, w_lo.copy(), mult, shift, u)
             same(got, want, f"{lib} ({u.mode})")
+            got = lib.weight_update_pointwise(g, e, xs, k, zx, w_lo.copy(), mult, shift, u, scratch=False)
+            same(got, want, f"{lib} ({u.mode}, no scratch)")
         frozen.check()
+
+    @pytest.mark.parametrize("hw, cout, k, xs_c", [(256, 6, 5, 9), (257, 5, 3, 3), (255, 9, 7, 8), (2, 4, 2, 2)])
+    def test_weight_update_pointwise_positions(libs, hw, cout, k, xs_c) -> None:
+        """The packed path's limits: the most positions it takes (odd and even), one past them (the path
+        without the table), the fewest; output channels past a block of 4, odd inputs of a wider row."""
+        r = np.random.default_rng(hw)
+        g = r.integers(-(2**15), 2**15, (hw, cout)).astype(np.int16)
+        xs = r.integers(-128, 128, (hw, xs_c)).astype(np.int8)
+        w_lo = r.integers(-127, 128, (cout, k)).astype(np.int8)
+        cm, cs = (np.array(v, dtype=np.int32) for v in zip(*[fp.quantize_multiplier(float(2.0 ** r.uniform(-2, 8)))
+                                                              for _ in range(cout)]))
+        gw = K.conv_weight_grad(g.reshape(hw, 1, cout), xs.reshape(hw, 1, xs_c), 17, 1, 1, 1, 0, k).reshape(cout, k)
+        e0 = -int(np.abs(gw).max()).bit_length() - int(cs.max()) + 4
+        # right shifts of the update about 55 (m < 32), 67 and more (m >= 32), about 30 (the element-wise path)
+        for e, mode in itertools.product((e0, e0 - 12, e0 - 40, e0 + 25), ("stochastic", "nearest", "truncate")):
+            u = C.Update(mode, 3, 9, 40)
+            want = expected_sgd(w_lo, gw, e, cm, cs, u, cout * k, K.WMIN, K.WMAX, (cout, k))
+            for lib in libs:
+                same(lib.weight_update_pointwise(g, e, xs, k, 17, w_lo.copy(), cm, cs, u), want, f"{lib} {mode} e {e}")
 
     @FAST
     @given(st.data(), st.integers(1, 9), st.integers(1, 9), st.integers(1, 11), kernels, strides, st.booleans(),
@@ -811,6 +833,8 @@ if SANITIZED:
             same(y, y_ref.reshape(hw, cout), f"{lib} pointwise y (one part)")
             same(lib.input_grad_pointwise(g, w_lo, w_hi, k_lo, cin), gx_want.reshape(hw, cin), f"{lib} input grad")
             same(lib.weight_update_pointwise(g, e, x, k_lo, zx, w_lo.copy(), cm, cs, u), w_want, f"{lib} update")
+            same(lib.weight_update_pointwise(g, e, x, k_lo, zx, w_lo.copy(), cm, cs, u, scratch=False), w_want,
+                 f"{lib} update (no scratch)")
         for kernel, stride in [(3, 1), (3, 2), (5, 1), (7, 2)]:
             h, c, c_lo = 10, 36, 13
             pad = kernel // 2

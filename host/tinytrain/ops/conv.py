@@ -239,6 +239,8 @@ class ConvRule(WeightedRule):
 
     def scratch_bytes(self, node: Conv2D, model: Model, step: Step) -> int:
         kind = self.kernel_kind(node)
+        if step.kind is StepKind.WEIGHT_UPDATE:
+            return scratch.weight_update_pointwise(self.geometry(node, model)) if kind == "pointwise" else 0
         if step.kind.is_forward:
             name = f"conv_{kind}_inplace" if kind == "depthwise" and step.attrs.ring is not None else f"conv_{kind}"
         else:

@@ -91,6 +91,8 @@ class DenseRule(WeightedRule):
         return geometry_fields(1, 1, node.in_channels, 1, 1, node.out_channels)  # one position of K inputs
 
     def scratch_bytes(self, node: Dense, model: Model, step: Step) -> int:
+        if step.kind is StepKind.WEIGHT_UPDATE:
+            return scratch.weight_update_pointwise(self.geometry(node, model))  # one position: none
         size = scratch.conv_pointwise if step.kind.is_forward else scratch.input_grad_pointwise
         return size(self.geometry(node, model))
 

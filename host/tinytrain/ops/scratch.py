@@ -27,6 +27,8 @@ DWP_RING_BYTES = 2304
 DWP_CHAN_BYTES = 560
 # engine/input_grad_pointwise.c: outputs per transposed weight table
 IGP_OC = 96
+# engine/weight_update_pointwise.c: the packed path's output channels per table and most positions
+PWU_OUT, PWU_HW_MAX = 4, 256
 # engine/input_grad_depthwise.c: the HWC walk's table (7 x 7 taps of 8 bytes), then 160 int16 of planes
 DWI_SCRATCH_BYTES = 7 * 7 * 8 + 160 * 2
 
@@ -88,6 +90,12 @@ def input_grad_depthwise(g: Geom) -> int:
     return DWI_SCRATCH_BYTES
 
 
+def weight_update_pointwise(g: Geom) -> int:
+    """The gradients of PWU_OUT output channels, int16 pairs of positions (one word per channel and pair)."""
+    hw = g["oh"] * g["ow"]
+    return PWU_OUT * 4 * ((hw + 1) // 2) if 2 <= hw <= PWU_HW_MAX else 0
+
+
 def input_grad_generic(g: Geom) -> int:
     return 0  # portable C only
 
@@ -96,4 +104,5 @@ SIZES = {
     "conv_pointwise": conv_pointwise, "conv_depthwise": conv_depthwise,
     "conv_depthwise_inplace": conv_depthwise_inplace, "conv_generic": conv_generic,
     "input_grad_pointwise": input_grad_pointwise, "input_grad_depthwise": input_grad_depthwise,
+    "weight_update_pointwise": weight_update_pointwise,
 }

@@ -204,7 +204,11 @@ class WeightedRule(OpRule):
             wmacs = self.weight_grad_macs(node, b.model, wspec.channels)
             xs = b.saved[node.name]
             if opt.reorder:
-                b.add_train(Step(StepKind.WEIGHT_UPDATE, node.name, (gacc, xs), (), macs=wmacs, rule=self))
+                step = Step(StepKind.WEIGHT_UPDATE, node.name, (gacc, xs), (), macs=wmacs, rule=self)
+                n = self.scratch_bytes(node, b.model, step)
+                if n:
+                    step.writes += (b.buf(f"{node.name}.w_scratch", "int8", (n,), "scratch"),)
+                b.add_train(step)
             else:
                 shape = wspec.sram_shape if wspec.update_axis is None else \
                     tuple(wspec.channels if i == wspec.update_axis else n for i, n in enumerate(wspec.sram_shape))
@@ -326,7 +330,9 @@ class WeightedRule(OpRule):
             if kind is StepKind.BIAS_UPDATE:
                 return u + f"tt_bias_update({gl}, {n}_b, &u); }}"
             xs = step.reads[1]
-            return u + f"{self.weight_update_kernel(node)}({gl}, {em.a8(xs)}, {self.saved_channels(node, em, xs)}, {n}_w_lo, &u); }}"
+            kernel = self.weight_update_kernel(node)
+            scratch = f", {em.scratch()}" if kernel == "tt_weight_update_pointwise" else ""
+            return u + f"{kernel}({gl}, {em.a8(xs)}, {self.saved_channels(node, em, xs)}, {n}_w_lo, &u{scratch}); }}"
         return super().emit(step, em)
 
     # ---------------------------------------------------------------- hooks of each layer kind
@@ -373,8 +379,8 @@ class WeightedRule(OpRule):
         raise NotImplementedError
 
     def scratch_bytes(self, node: WeightedNode, model: Model, step: Step) -> int:
-        """Bytes of scratch the kernel of a forward or input-gradient step needs (ops.scratch: the twins of
-        the firmware's tt_<kernel>_scratch_bytes)."""
+        """Bytes of scratch the kernel of a forward, input-gradient or weight-update step needs (ops.scratch:
+        the twins of the firmware's tt_<kernel>_scratch_bytes)."""
         return 0
 
     def weight_update_kernel(self, node: WeightedNode) -> str:
