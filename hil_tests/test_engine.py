@@ -25,7 +25,8 @@ def engine(board) -> EngineClient:
 
 @pytest.fixture(scope="module")
 def built(engine):
-    cfg, info = find_build(engine.model.hash, None)
+    # the build of the board's program (another board's build of the same model may be older)
+    cfg, info = find_build(engine.model.hash, None, engine.model.program_hash)
     return cfg, info, cfg.compile()
 
 
