@@ -167,7 +167,10 @@ static void nv_persist(uint32_t offset, uint32_t len)
 
 static void nv_init(void)
 {
-    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    /* through a register: GCC takes the address of an object for non-zero and would drop the test */
+    uintptr_t size = (uintptr_t)__tt_nv_bytes__;
+    __asm__("" : "+r"(size));
+    uint32_t bytes = (uint32_t)size;
     if (bytes == 0u) {
         nv_info = (board_nv_info_t){NULL, NV_SECTOR_BYTES, 0u, NV_UNIT, false};
         return;

@@ -214,7 +214,10 @@ static board_nv_info_t nv_info;
 
 static void nv_init(void)
 {
-    uint32_t bytes = (uint32_t)(uintptr_t)__tt_nv_bytes__;
+    /* through a register: GCC takes the address of an object for non-zero and would drop the test */
+    uintptr_t size = (uintptr_t)__tt_nv_bytes__;
+    __asm__("" : "+r"(size));
+    uint32_t bytes = (uint32_t)size;
     nv_info = (board_nv_info_t){bytes ? (const volatile uint8_t *)__nv_start__ : NULL, NV_SECTOR_BYTES,
                                 bytes / NV_SECTOR_BYTES, STM32F746_FLASH_UNIT, true};
 }
