@@ -48,9 +48,9 @@ static int32_t dwexp_cols(int32_t kernel)
 /* Whether the expanded-rows path runs the in-place conv of rows of w outputs. */
 static int dwexp_supported(int32_t kernel, int32_t w)
 {
-    /* narrow outputs (per-channel costs over few outputs), and 3x3 rows narrower than 16: the staged
-     * 4-channel path does better (measured: tools/kernel_bench.py dwk, MCUNet-5fps's 8x8 3x3 layers) */
-    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= (kernel == 3 ? 16 : 8) && w <= dwexp_cols(kernel);
+    /* narrow outputs (per-channel costs over few outputs): the staged 4-channel path does better
+     * (measured: tools/kernel_bench.py dwk) */
+    return (kernel == 3 || kernel == 5 || kernel == 7) && w >= (kernel == 3 ? 4 : 8) && w <= dwexp_cols(kernel);
 }
 
 #if TT_DSP
@@ -79,12 +79,20 @@ static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t
     const int fast = allow_fast && dwexp_fast(bias, mult, shift);
     const int32_t f = fast ? 2 : 1;
     int32_t sum = 0;
-    for (int32_t i = 0; i < kernel; i++)
-        for (int32_t t = 0; 2 * t < kernel; t++) {
-            const int32_t a = wc[i * kernel + 2 * t], b = 2 * t + 1 < kernel ? wc[i * kernel + 2 * t + 1] : 0;
-            sum += a + b;
-            q->w[i][t] = tt_pack16(f * a, f * b);
+    if (kernel == 3) /* dw3_row's pairs: (w0, w1), (w1, w2) */
+        for (int32_t i = 0; i < 3; i++) {
+            const int32_t a = wc[3 * i], b = wc[3 * i + 1], d = wc[3 * i + 2];
+            sum += a + b + d;
+            q->w[i][0] = tt_pack16(f * a, f * b);
+            q->w[i][1] = tt_pack16(f * b, f * d);
         }
+    else
+        for (int32_t i = 0; i < kernel; i++)
+            for (int32_t t = 0; 2 * t < kernel; t++) {
+                const int32_t a = wc[i * kernel + 2 * t], b = 2 * t + 1 < kernel ? wc[i * kernel + 2 * t + 1] : 0;
+                sum += a + b;
+                q->w[i][t] = tt_pack16(f * a, f * b);
+            }
     q->init = fast ? 2 * (bias - zx * sum) : -zx * sum;
     q->m = mult;
     q->e = e;
@@ -127,6 +135,81 @@ TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int
         tt_mask_put(mask, bit, (uint32_t)(c == pre));
 }
 
+/* dwexp_row / dwexp_row2 of a 3x3 kernel (S: the stride): no lane wasted on a zero weight, and only
+ * aligned words read. Per kernel row the weights are the words A = (w0, w1) and B = (w1, w2) (one
+ * LDRD), the row the aligned words E_k = (X[2k], X[2k+1]); output u of the row block is
+ *   u even (or any u at stride 2): SMLAD(E, A) + SMLABT(E', B)   (X[u] w0 + X[u+1] w1, X[u+2] w2)
+ *   u odd (stride 1):              SMLATB(E, A) + SMLAD(E', B)   (X[u] w0, X[u+1] w1 + X[u+2] w2)
+ * with E the word holding X[u] and E' the next one: 6 multiply instructions for 9 MACs. Four outputs
+ * at a time: per kernel row one LDRD of the weights and, at stride 1, an LDRD and an LDR of the 6
+ * halfwords they read (at stride 2 two LDRD and an LDR of 10), the row pointers post-incremented;
+ * the accumulators start from init in their first multiply. */
+TT_ALWAYS_INLINE void dw3_row(const int16_t *r0, const int16_t *r1, const int16_t *r2, int32_t tow,
+                              const dwexp_chan *q, int8_t *y, int32_t c, uint8_t *mask, uint32_t bit, int S, int fast,
+                              int masked)
+{
+    const int16_t *p0 = r0, *p1 = r1, *p2 = r2;
+    /* The channel's constants are read from q where they are used (reloaded after the int8 stores,
+     * which may alias them): in registers they would push the row pointers onto the stack. */
+    for (int32_t n = tow >> 2; n > 0; n--) {
+        const int32_t init = q->init;
+        int32_t a0 = init, a1 = init, a2 = init, a3 = init;
+#define DW3_ROW(P, I)                                                                                   \
+    do {                                                                                                \
+        uint32_t wa, wb, e0, e1;                                                                        \
+        tt_ldrd_pair(q->w, 4 * (I), wa, wb);                                                            \
+        tt_ldrd_pair_post(P, e0, e1);                                                                   \
+        if (S == 1) {                                                                                   \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a1 = tt_smlatb(e0, wa, a1);                                                                 \
+            const uint32_t e2 = tt_read_s16x2(P);                                                       \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wb, a1);                                                                  \
+            a2 = tt_smlad(e1, wa, a2);                                                                  \
+            a3 = tt_smlatb(e1, wa, a3);                                                                 \
+            a2 = tt_smlabt(e2, wb, a2);                                                                 \
+            a3 = tt_smlad(e2, wb, a3);                                                                  \
+        } else {                                                                                        \
+            uint32_t e2, e3;                                                                            \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wa, a1);                                                                  \
+            tt_ldrd_pair_post(P, e2, e3);                                                               \
+            a1 = tt_smlabt(e2, wb, a1);                                                                 \
+            a2 = tt_smlad(e2, wa, a2);                                                                  \
+            a2 = tt_smlabt(e3, wb, a2);                                                                 \
+            const uint32_t e4 = tt_read_s16x2(P);                                                       \
+            a3 = tt_smlad(e3, wa, a3);                                                                  \
+            a3 = tt_smlabt(e4, wb, a3);                                                                 \
+        }                                                                                               \
+    } while (0)
+        DW3_ROW(p0, 0);
+        DW3_ROW(p1, 1);
+        DW3_ROW(p2, 2);
+#undef DW3_ROW
+        const dwexp_rq rq = dwexp_rq_of(q, fast);
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+        y += 2 * c;
+        dwexp_out(a2, rq, fast, masked, y, mask, bit + 2 * (uint32_t)c);
+        dwexp_out(a3, rq, fast, masked, y + c, mask, bit + 3 * (uint32_t)c);
+        y += 2 * c;
+        bit += 4 * (uint32_t)c;
+    }
+    for (int32_t ox = tow & ~3; ox < tow; ox++, y += c, bit += (uint32_t)c) {
+        int32_t a0 = q->init;
+        const int16_t *const rr[3] = {r0, r1, r2};
+        TT_UNROLL(3) for (int i = 0; i < 3; i++)
+        {
+            const int16_t *xr = rr[i] + S * ox;
+            const uint32_t wa = q->w[i][0], wb = q->w[i][1];
+            a0 = tt_smlad(tt_read_s16x2(xr), wa, a0);      /* X[u] w0 + X[u+1] w1 */
+            a0 = tt_smlabt(tt_read_s16x2(xr + 2), wb, a0); /* X[u+2] w2 */
+        }
+        dwexp_out(a0, dwexp_rq_of(q, fast), fast, masked, y, mask, bit);
+    }
+}
+
 /* One output row of tow outputs of the channel from its K expanded input rows rp[0..K-1]: y is the
  * row's first output, c the step between outputs, bit its mask index. Four outputs at a time share
  * every weight load; per pair of taps the even outputs read an aligned word, the odd ones the
@@ -134,6 +217,10 @@ TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int
 TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
                                 uint8_t *mask, uint32_t bit, int K, int fast, int masked)
 {
+    if (K == 3) {
+        dw3_row(rp[0], rp[1], rp[2], tow, q, y, c, mask, bit, 1, fast, masked);
+        return;
+    }
     const int P = (K + 1) / 2; /* pairs per kernel row */
     const int32_t init = q->init;
     const dwexp_rq rq = dwexp_rq_of(q, fast);
@@ -180,6 +267,10 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
 TT_ALWAYS_INLINE void dwexp_row2(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
                                  uint8_t *mask, uint32_t bit, int K, int fast, int masked)
 {
+    if (K == 3) {
+        dw3_row(rp[0], rp[1], rp[2], tow, q, y, c, mask, bit, 2, fast, masked);
+        return;
+    }
     const int P = (K + 1) / 2;
     const int32_t init = q->init;
     const dwexp_rq rq = dwexp_rq_of(q, fast);
@@ -331,18 +422,21 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
  * pair of pixels two LDR, four SXTB16 and four PKHBT / PKHTB give one word (two pixels) of each plane,
  * instead of a byte load per pixel and channel. The outputs of each channel are then dwexp_row's.
  * Plane j of ring slot s starts at ring + (j K + s) pitch. */
-TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t n,
-                                                  int16_t *d, int32_t plane)
+TT_NOINLINE static void dwexp4_fill(int16_t *d, int32_t plane, int32_t u, int32_t n, int16_t zx)
+{
+    for (; u < n; u++)
+        d[u] = d[u + plane] = d[u + 2 * plane] = d[u + 3 * plane] = zx;
+}
+
+/* Columns [lo, hi) (all inside the input row: lo >= 0, ix0 + hi <= w) of input row iy in [0, h); the
+ * tile's padding columns of every slot are filled once (dwexp4_tile). */
+TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t lo,
+                                                  int32_t hi, int16_t *d, int32_t plane)
 {
     const int32_t c = g->c, w = g->w;
-    const int16_t zx = (int16_t)g->zx;
     int16_t *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane, *d3 = d + 3 * plane;
-    int32_t u = 0;
-    if (iy >= 0 && iy < g->h) {
-        const int32_t lo = -ix0 > n ? n : -ix0;       /* u < lo: column < 0 */
-        const int32_t hi = w - ix0 > n ? n : w - ix0; /* u < hi: column < w */
-        for (; u < lo; u++)
-            d0[u] = d1[u] = d2[u] = d3[u] = zx;
+    int32_t u = lo;
+    {
         const int8_t *xp = g->x + (iy * w + ix0 + u) * c + c0;
         if (u & 1 && u < hi) {
             const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
@@ -354,14 +448,35 @@ TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, 
             xp += c;
         }
         const int32_t c2 = 2 * c;
-        for (; u + 1 < hi; u += 2, xp += c2) { /* u even: word aligned in every plane */
+        /* u even: word aligned in every plane. Pixels a, b: PKHBT gives the bytes (a0, a1, b0, b1),
+         * PKHTB (a2, a3, b2, b3), and SXTB16 / SXTB16 ROR 8 of these the words of the 4 planes. */
+        if (u + 3 < hi) {
+            int16_t *p0 = d0 + u, *p1 = d1 + u, *p2 = d2 + u, *p3 = d3 + u;
+            const int16_t *const p0_end = p0 + ((hi - u) & ~3);
+            const int8_t *xq = xp + c; /* the odd pixels */
+            do {
+                const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xq);
+                const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+                const uint32_t vc = tt_read_s8x4(xp + c2), vd = tt_read_s8x4(xq + c2);
+                const uint32_t lcd = tt_pkhbt(vc, vd), hcd = tt_pkhtb_hi(vc, vd);
+                xp += 2 * c2;
+                xq += 2 * c2;
+                tt_strd_post(p0, tt_sxtb16(lab), tt_sxtb16(lcd));
+                tt_strd_post(p1, tt_sxtb16_ror8(lab), tt_sxtb16_ror8(lcd));
+                tt_strd_post(p2, tt_sxtb16(hab), tt_sxtb16(hcd));
+                tt_strd_post(p3, tt_sxtb16_ror8(hab), tt_sxtb16_ror8(hcd));
+            } while (p0 != p0_end);
+            u = (int32_t)(p0 - d0);
+        }
+        if (u + 1 < hi) {
             const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xp + c);
-            const uint32_t ea = tt_sxtb16(va), eb = tt_sxtb16(vb);
-            tt_write_s16x2(d0 + u, tt_pkhbt(ea, eb));
-            tt_write_s16x2(d2 + u, tt_pkhtb_hi(ea, eb));
-            const uint32_t oa = tt_sxtb16_ror8(va), ob = tt_sxtb16_ror8(vb);
-            tt_write_s16x2(d1 + u, tt_pkhbt(oa, ob));
-            tt_write_s16x2(d3 + u, tt_pkhtb_hi(oa, ob));
+            const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+            tt_write_s16x2(d0 + u, tt_sxtb16(lab));
+            tt_write_s16x2(d1 + u, tt_sxtb16_ror8(lab));
+            tt_write_s16x2(d2 + u, tt_sxtb16(hab));
+            tt_write_s16x2(d3 + u, tt_sxtb16_ror8(hab));
+            u += 2;
+            xp += c2;
         }
         if (u < hi) {
             const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
@@ -369,11 +484,8 @@ TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, 
             d2[u] = (int16_t)tt_lane_hi(e);
             d1[u] = (int16_t)tt_lane_lo(o);
             d3[u] = (int16_t)tt_lane_hi(o);
-            u++;
         }
     }
-    for (; u < n; u++)
-        d0[u] = d1[u] = d2[u] = d3[u] = zx;
 }
 
 /* Every output row of the group of channels c0..c0+3 in the column tile [ox0, ox0 + tow) (with one
@@ -383,7 +495,16 @@ TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan
                                   int32_t tow, int32_t n, int32_t pitch, int K, int S, int fast, int masked)
 {
     const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top;
-    const int32_t ix0 = ox0 * S - g->pad_left, plane = K * pitch;
+    const int32_t ix0 = ox0 * S - g->pad_left, plane = K * pitch, h = g->h;
+    const int16_t zx = (int16_t)g->zx;
+    int32_t lo = -ix0, hi = g->w - ix0; /* columns u < lo and u >= hi: padding */
+    lo = lo < 0 ? 0 : lo > n ? n : lo;
+    hi = hi < lo ? lo : hi > n ? n : hi;
+    TT_UNROLL(1) for (int s = 0; s < K; s++)
+    {
+        dwexp4_fill(ring + s * pitch, plane, 0, lo, zx);
+        dwexp4_fill(ring + s * pitch, plane, hi, n, zx);
+    }
     int32_t next = -pt, first = 0; /* next input row to expand; slot of the output row's first input row */
     int8_t *y = g->y + ox0 * c + c0;
     uint32_t bit = (uint32_t)(ox0 * c + c0);
@@ -391,8 +512,20 @@ TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan
         const int32_t iy0 = oy * S - pt, end = iy0 + K;
         if (next < iy0)
             next = iy0;
-        for (int32_t slot = next - iy0 + first; next < end; next++, slot++)
-            dwexp4_expand_row(g, c0, next, ix0, n, ring + (slot >= K ? slot - K : slot) * pitch, plane);
+        for (int32_t slot = next - iy0 + first; next < end; next++, slot++) {
+            int16_t *d = ring + (slot >= K ? slot - K : slot) * pitch;
+            if (next >= 0 && next < h)
+                dwexp4_expand_row(g, c0, next, ix0, lo, hi, d, plane);
+            else
+                dwexp4_fill(d, plane, 0, n, zx);
+        }
+        if (K == 3) { /* the 4 planes' rows at a constant step from plane 0's */
+            const int16_t *r0 = ring + first * pitch;
+            const int16_t *r1 = ring + (first == 2 ? 0 : first + 1) * pitch;
+            const int16_t *r2 = ring + (first == 0 ? 2 : first - 1) * pitch;
+            for (int32_t j = 0; j < 4; j++, r0 += plane, r1 += plane, r2 += plane)
+                dw3_row(r0, r1, r2, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, S, fast, masked);
+        } else
         for (int32_t j = 0; j < 4; j++) {
             const int16_t *rp[DW_MAX_KERNEL];
             int32_t slot = first;

@@ -69,11 +69,11 @@ static inline int32_t dwp_tile_cols(int32_t kernel, int32_t stride)
     return (pitch - kernel - 2) / stride + 1;
 }
 
-/* Kernels 5 and 7 only: at 3x3 the staged 4-channel path does better out of place (measured,
- * tools/kernel_bench.py dwk and MCUNet-5fps's streamed front). */
+/* Kernels 3 (its rows: dw3_row, conv_depthwise_inplace.c), 5 and 7; rows of at least 4 outputs
+ * (measured, tools/kernel_bench.py dwk). */
 static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32_t ow)
 {
-    return (kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
+    return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
 }
 
 /* The 4 channels' constants after the ring (4 x 140 bytes: conv_depthwise_inplace.c's dwexp_chan), in

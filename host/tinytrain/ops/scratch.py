@@ -36,7 +36,7 @@ def _dw4_supported(kernel: int, stride: int, c: int) -> bool:
 
 
 def _dwexp_supported(kernel: int, w: int) -> bool:
-    return kernel in (3, 5, 7) and (16 if kernel == 3 else 8) <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
+    return kernel in (3, 5, 7) and (4 if kernel == 3 else 8) <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
 
 
 def conv_pointwise(g: Geom) -> int:
@@ -51,7 +51,7 @@ def _dw4_bytes(kernel: int, stride: int, ow: int) -> int:
 
 
 def _dwp_supported(kernel: int, stride: int, c: int, ow: int) -> bool:
-    return kernel in (5, 7) and stride in (1, 2) and c >= 4 and ow >= 4
+    return kernel in (3, 5, 7) and stride in (1, 2) and c >= 4 and ow >= 4
 
 
 def _dwp_bytes(kernel: int, stride: int, ow: int) -> int:
