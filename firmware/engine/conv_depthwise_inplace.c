@@ -267,10 +267,6 @@ TT_ALWAYS_INLINE void dwexp_row(const int16_t *const *rp, int32_t tow, const dwe
 TT_ALWAYS_INLINE void dwexp_row2(const int16_t *const *rp, int32_t tow, const dwexp_chan *q, int8_t *y, int32_t c,
                                  uint8_t *mask, uint32_t bit, int K, int fast, int masked)
 {
-    if (K == 3) {
-        dw3_row(rp[0], rp[1], rp[2], tow, q, y, c, mask, bit, 2, fast, masked);
-        return;
-    }
     const int P = (K + 1) / 2;
     const int32_t init = q->init;
     const dwexp_rq rq = dwexp_rq_of(q, fast);
@@ -519,13 +515,6 @@ TT_ALWAYS_INLINE void dwexp4_tile(const dw_args *g, int32_t c0, const dwexp_chan
             else
                 dwexp4_fill(d, plane, 0, n, zx);
         }
-        if (K == 3) { /* the 4 planes' rows at a constant step from plane 0's */
-            const int16_t *r0 = ring + first * pitch;
-            const int16_t *r1 = ring + (first == 2 ? 0 : first + 1) * pitch;
-            const int16_t *r2 = ring + (first == 0 ? 2 : first - 1) * pitch;
-            for (int32_t j = 0; j < 4; j++, r0 += plane, r1 += plane, r2 += plane)
-                dw3_row(r0, r1, r2, tow, q + j, y + j, c, g->mask, bit + (uint32_t)j, S, fast, masked);
-        } else
         for (int32_t j = 0; j < 4; j++) {
             const int16_t *rp[DW_MAX_KERNEL];
             int32_t slot = first;
@@ -555,21 +544,289 @@ typedef void (*dwexp4_tile_fn)(const dw_args *g, int32_t c0, const dwexp_chan *q
         dwexp4_tile(g, c0, q, ring, ox0, tow, n, pitch, K, S, FAST, MASKED);                                         \
     }
 #define DWEXP4_INST_KS(K, S) DWEXP4_INST(K, S, 1, 0) DWEXP4_INST(K, S, 1, 1) DWEXP4_INST(K, S, 0, 2)
-DWEXP4_INST_KS(3, 1)
-DWEXP4_INST_KS(3, 2)
 DWEXP4_INST_KS(5, 1)
 DWEXP4_INST_KS(5, 2)
 DWEXP4_INST_KS(7, 1)
 DWEXP4_INST_KS(7, 2)
 
-/* [kernel / 2 - 1][stride - 1][fast, fast masked, general (masked or not)] */
+/* [kernel / 2 - 1][stride - 1][fast, fast masked, general (masked or not)] (3x3: dw3_fns) */
 static const dwexp4_tile_fn dwexp4_fns[3][2][3] = {
-    {{dwexp4_tile_3_1_10, dwexp4_tile_3_1_11, dwexp4_tile_3_1_02},
-     {dwexp4_tile_3_2_10, dwexp4_tile_3_2_11, dwexp4_tile_3_2_02}},
+    {{0, 0, 0}, {0, 0, 0}},
     {{dwexp4_tile_5_1_10, dwexp4_tile_5_1_11, dwexp4_tile_5_1_02},
      {dwexp4_tile_5_2_10, dwexp4_tile_5_2_11, dwexp4_tile_5_2_02}},
     {{dwexp4_tile_7_1_10, dwexp4_tile_7_1_11, dwexp4_tile_7_1_02},
      {dwexp4_tile_7_2_10, dwexp4_tile_7_2_11, dwexp4_tile_7_2_02}},
+};
+
+/* ------------------------------------------------------------------ 3x3 on four planes, slots interleaved
+ *
+ * The group's four planes as dwexp4_tile's, with the K = 3 ring slots interleaved by doublewords:
+ * halfword u of slot s at (u / 4) 12 + 4 s + u % 4 of its plane (dw3_ring_bytes), so that the three
+ * input rows of an output row are at constant offsets (0, 8, 16 bytes) from one pointer, which one
+ * post-increment advances. The slots rotate (input row iy in slot (iy + pad_top) mod 3); instead of
+ * the pointers the weights follow: record f of a channel (dw3_chan) holds the weights of slot s
+ * = (f + i) mod 3 for the output rows whose first input row is in slot f, then the requantization
+ * constants, so a row of a channel reads one data and one constants pointer. The multiplies are
+ * dw3_row's (A = (w0, w1), B = (w1, w2) per kernel row, 6 per output). */
+
+typedef struct {
+    uint32_t rec[3][10]; /* [f]: slot s's (A, B) at 2 s, 2 s + 1; init, m, k (fast) or shift, e */
+    int32_t bias, zy;
+    int32_t unused[3];   /* the size of a dwexp_chan, in whose place it is */
+} dw3_chan;
+_Static_assert(sizeof(dw3_chan) == sizeof(dwexp_chan), "dw3_chan in a dwexp_chan's place");
+
+/* The channel's records (weights wc, 3 x 3) in the form fast selects (dwexp_prepare's constants). */
+static void dw3_prepare(const int8_t *wc, int32_t bias, int32_t mult, int32_t shift, int32_t zx, int32_t zy,
+                        dw3_chan *r, int fast)
+{
+    const int32_t e = -shift, f = fast ? 2 : 1;
+    uint32_t ab[3][2];
+    int32_t sum = 0;
+    TT_UNROLL(3) for (int i = 0; i < 3; i++)
+    {
+        const int32_t a = wc[3 * i], b = wc[3 * i + 1], d = wc[3 * i + 2];
+        sum += a + b + d;
+        ab[i][0] = tt_pack16(f * a, f * b);
+        ab[i][1] = tt_pack16(f * b, f * d);
+    }
+    const int32_t init = fast ? 2 * (bias - zx * sum) : -zx * sum;
+    const int32_t k = fast ? (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e) : shift;
+    TT_UNROLL(3) for (int fr = 0; fr < 3; fr++)
+    {
+        uint32_t *d = r->rec[fr];
+        TT_UNROLL(3) for (int s = 0; s < 3; s++)
+        {
+            const int i = s - fr < 0 ? s - fr + 3 : s - fr; /* kernel row of slot s */
+            d[2 * s] = ab[i][0];
+            d[2 * s + 1] = ab[i][1];
+        }
+        d[6] = (uint32_t)init;
+        d[7] = (uint32_t)mult;
+        d[8] = (uint32_t)k;
+        d[9] = (uint32_t)e;
+    }
+    r->bias = bias;
+    r->zy = zy;
+}
+
+/* Halfword u of the slot whose plane-0 row starts at d (d = plane 0 + 4 s halfwords). */
+static inline int32_t dw3_at(int32_t u) { return (u >> 2) * 12 + (u & 3); }
+
+/* Columns [u, n) of one slot (d: its start in plane 0) of the 4 planes: zx. */
+TT_NOINLINE static void dw3_fill(int16_t *d, int32_t plane, int32_t u, int32_t n, int16_t zx)
+{
+    for (; u < n; u++) {
+        const int32_t a = dw3_at(u);
+        d[a] = d[a + plane] = d[a + 2 * plane] = d[a + 3 * plane] = zx;
+    }
+}
+
+/* Pixel u (its 4 channels' bytes v) into the 4 planes. */
+static inline void dw3_put1(int16_t *d, int32_t plane, int32_t u, uint32_t v)
+{
+    const uint32_t e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
+    const int32_t a = dw3_at(u);
+    d[a] = (int16_t)tt_lane_lo(e);
+    d[a + plane] = (int16_t)tt_lane_lo(o);
+    d[a + 2 * plane] = (int16_t)tt_lane_hi(e);
+    d[a + 3 * plane] = (int16_t)tt_lane_hi(o);
+}
+
+/* Pixels a, b (u even, so both in one word of each plane; d: that word in plane 0) into the 4 planes. */
+static inline void dw3_put2(int16_t *d, int32_t plane, uint32_t va, uint32_t vb)
+{
+    const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+    tt_write_s16x2(d, tt_sxtb16(lab));
+    tt_write_s16x2(d + plane, tt_sxtb16_ror8(lab));
+    tt_write_s16x2(d + 2 * plane, tt_sxtb16(hab));
+    tt_write_s16x2(d + 3 * plane, tt_sxtb16_ror8(hab));
+}
+
+/* Columns [lo, hi) (inside the row: lo >= 0, ix0 + hi <= w) of input row iy in [0, h) into one slot
+ * (d: its start in plane 0); 4 pixels (a doubleword of each plane) per step from u % 4 == 0 on. */
+TT_NOINLINE_NOSCHED static void dw3_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t lo,
+                                               int32_t hi, int16_t *d, int32_t plane)
+{
+    const int32_t c = g->c;
+    const int8_t *xp = g->x + (iy * g->w + ix0 + lo) * c + c0;
+    const int32_t c2 = 2 * c;
+    int32_t u = lo;
+    if (u & 1 && u < hi) {
+        dw3_put1(d, plane, u++, tt_read_s8x4(xp));
+        xp += c;
+    }
+    if (u & 2 && u + 1 < hi) {
+        dw3_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
+        u += 2;
+        xp += c2;
+    }
+    if (u + 3 < hi) {
+        int16_t *p0 = d + dw3_at(u), *p1 = p0 + plane, *p2 = p0 + 2 * plane, *p3 = p0 + 3 * plane;
+        const int32_t steps = (hi - u) >> 2;
+        const int16_t *const p0_end = p0 + 12 * steps;
+        const int8_t *xq = xp + c; /* the odd pixels */
+        do {
+            const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xq);
+            const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+            const uint32_t vc = tt_read_s8x4(xp + c2), vd = tt_read_s8x4(xq + c2);
+            const uint32_t lcd = tt_pkhbt(vc, vd), hcd = tt_pkhtb_hi(vc, vd);
+            xp += c2;
+            xp += c2;
+            xq += c2;
+            xq += c2;
+            tt_strd_post24(p0, tt_sxtb16(lab), tt_sxtb16(lcd));
+            tt_strd_post24(p1, tt_sxtb16_ror8(lab), tt_sxtb16_ror8(lcd));
+            tt_strd_post24(p2, tt_sxtb16(hab), tt_sxtb16(hcd));
+            tt_strd_post24(p3, tt_sxtb16_ror8(hab), tt_sxtb16_ror8(hcd));
+        } while (p0 != p0_end);
+        u += 4 * steps;
+    }
+    if (u + 1 < hi) {
+        dw3_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
+        u += 2;
+        xp += c2;
+    }
+    if (u < hi)
+        dw3_put1(d, plane, u, tt_read_s8x4(xp));
+}
+
+/* One output row of channel j (p: its plane, slot 0 of the row's first doubleword group; r: its record
+ * for this rotation; q: its dw3_chan). */
+TT_ALWAYS_INLINE void dw3i_row(const int16_t *p, int32_t tow, const uint32_t *r, const dw3_chan *q, int8_t *y,
+                               int32_t c, uint8_t *mask, uint32_t bit, int S, int fast, int masked)
+{
+    const int16_t *const p00 = p;
+    for (int32_t nb = tow >> 2; nb > 0; nb--) {
+        const int32_t init = (int32_t)r[6];
+        int32_t a0 = init, a1 = init, a2 = init, a3 = init;
+#define DW3I_ROW(SL)                                                                                    \
+    do {                                                                                                \
+        uint32_t wa, wb, e0, e1;                                                                        \
+        tt_ldrd_pair(r, 2 * (SL), wa, wb);                                                              \
+        tt_ldrd_pair(p, 2 * (SL), e0, e1);                                                              \
+        if (S == 1) {                                                                                   \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a1 = tt_smlatb(e0, wa, a1);                                                                 \
+            const uint32_t e2 = tt_read_s16x2(p + 12 + 4 * (SL));                                       \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wb, a1);                                                                  \
+            a2 = tt_smlad(e1, wa, a2);                                                                  \
+            a3 = tt_smlatb(e1, wa, a3);                                                                 \
+            a2 = tt_smlabt(e2, wb, a2);                                                                 \
+            a3 = tt_smlad(e2, wb, a3);                                                                  \
+        } else {                                                                                        \
+            uint32_t e2, e3;                                                                            \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wa, a1);                                                                  \
+            tt_ldrd_pair(p, 6 + 2 * (SL), e2, e3);                                                      \
+            a1 = tt_smlabt(e2, wb, a1);                                                                 \
+            a2 = tt_smlad(e2, wa, a2);                                                                  \
+            a2 = tt_smlabt(e3, wb, a2);                                                                 \
+            const uint32_t e4 = tt_read_s16x2(p + 24 + 4 * (SL));                                       \
+            a3 = tt_smlad(e3, wa, a3);                                                                  \
+            a3 = tt_smlabt(e4, wb, a3);                                                                 \
+        }                                                                                               \
+    } while (0)
+        DW3I_ROW(0);
+        DW3I_ROW(1);
+        DW3I_ROW(2);
+#undef DW3I_ROW
+        p += 12 * S;
+        dwexp_rq rq;
+        rq.m = (int32_t)r[7];
+        rq.k = (int32_t)r[8];
+        rq.e = (int32_t)r[9];
+        rq.bias = fast ? 0 : q->bias;
+        rq.zy = fast ? 0 : q->zy;
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+        y += 2 * c;
+        dwexp_out(a2, rq, fast, masked, y, mask, bit + 2 * (uint32_t)c);
+        dwexp_out(a3, rq, fast, masked, y + c, mask, bit + 3 * (uint32_t)c);
+        y += 2 * c;
+        bit += 4 * (uint32_t)c;
+    }
+    for (int32_t ox = tow & ~3; ox < tow; ox++, y += c, bit += (uint32_t)c) {
+        int32_t a0 = (int32_t)r[6];
+        TT_UNROLL(3) for (int sl = 0; sl < 3; sl++)
+        {
+            const int16_t *ps = p00 + 4 * sl;
+            const int32_t u = S * ox;
+            const uint32_t x01 = tt_pack16(ps[dw3_at(u)], ps[dw3_at(u + 1)]);
+            const uint32_t x2 = tt_pack16(ps[dw3_at(u + 2)], 0);
+            a0 = tt_smlad(x01, r[2 * sl], a0);
+            a0 = tt_smlabt(x2, r[2 * sl + 1], a0);
+        }
+        dwexp_rq rq;
+        rq.m = (int32_t)r[7];
+        rq.k = (int32_t)r[8];
+        rq.e = (int32_t)r[9];
+        rq.bias = fast ? 0 : q->bias;
+        rq.zy = fast ? 0 : q->zy;
+        dwexp_out(a0, rq, fast, masked, y, mask, bit);
+    }
+}
+
+/* dwexp4_tile for 3x3 on the interleaved ring (n halfwords per row). */
+TT_ALWAYS_INLINE void dw3_tile(const dw_args *g, int32_t c0, const dw3_chan *q, int16_t *ring, int32_t ox0,
+                               int32_t tow, int32_t n, int S, int fast, int masked)
+{
+    const int32_t c = g->c, ow = g->ow, oh = g->oh, pt = g->pad_top, h = g->h;
+    const int32_t ix0 = ox0 * S - g->pad_left, plane = 12 * ((n + 3) >> 2);
+    const int16_t zx = (int16_t)g->zx;
+    int32_t lo = -ix0, hi = g->w - ix0; /* columns u < lo and u >= hi: padding */
+    lo = lo < 0 ? 0 : lo > n ? n : lo;
+    hi = hi < lo ? lo : hi > n ? n : hi;
+    TT_UNROLL(1) for (int s = 0; s < 3; s++)
+    {
+        dw3_fill(ring + 4 * s, plane, 0, lo, zx);
+        dw3_fill(ring + 4 * s, plane, hi, n, zx);
+    }
+    int32_t next = -pt, first = 0; /* next input row to expand; slot of the output row's first input row */
+    int8_t *y = g->y + ox0 * c + c0;
+    uint32_t bit = (uint32_t)(ox0 * c + c0);
+    for (int32_t oy = 0; oy < oh; oy++, y += ow * c, bit += (uint32_t)(ow * c)) {
+        const int32_t iy0 = oy * S - pt, end = iy0 + 3;
+        if (next < iy0)
+            next = iy0;
+        for (int32_t slot = next - iy0 + first; next < end; next++, slot++) {
+            int16_t *d = ring + 4 * (slot >= 3 ? slot - 3 : slot);
+            if (next >= 0 && next < h)
+                dw3_expand_row(g, c0, next, ix0, lo, hi, d, plane);
+            else
+                dw3_fill(d, plane, 0, n, zx);
+        }
+        const int16_t *p = ring;
+        const dw3_chan *qj = q;
+        for (int32_t j = 0; j < 4; j++, p += plane, qj++)
+            dw3i_row(p, tow, qj->rec[first], qj, y + j, c, g->mask, bit + (uint32_t)j, S, fast, masked);
+        first += S;
+        if (first >= 3)
+            first -= 3;
+    }
+}
+
+typedef void (*dw3_tile_fn)(const dw_args *g, int32_t c0, const dw3_chan *q, int16_t *ring, int32_t ox0,
+                            int32_t tow, int32_t n);
+#define DW3_INST(S, FAST, MASKED)                                                                                    \
+    TT_NOINLINE_NOSCHED static void dw3_tile_##S##_##FAST##MASKED(const dw_args *g, int32_t c0, const dw3_chan *q,   \
+                                                                  int16_t *ring, int32_t ox0, int32_t tow, int32_t n) \
+    {                                                                                                                \
+        dw3_tile(g, c0, q, ring, ox0, tow, n, S, FAST, MASKED);                                                      \
+    }
+DW3_INST(1, 1, 0)
+DW3_INST(1, 1, 1)
+DW3_INST(1, 0, 2)
+DW3_INST(2, 1, 0)
+DW3_INST(2, 1, 1)
+DW3_INST(2, 0, 2)
+
+/* [stride - 1][fast, fast masked, general (masked or not)] */
+static const dw3_tile_fn dw3_fns[2][3] = {
+    {dw3_tile_1_10, dw3_tile_1_11, dw3_tile_1_02},
+    {dw3_tile_2_10, dw3_tile_2_11, dw3_tile_2_02},
 };
 
 /* Channels 0 .. c - c % 4 - 1 in groups of 4 (one form per group: the fast one when all 4 allow it),
@@ -581,21 +838,26 @@ static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_
     const int32_t kk = kernel * kernel, ow = g->ow;
     const int masked = g->mask != 0;
     /* the 4 channels' constants after the widest tile's ring */
-    dwexp_chan *q = (dwexp_chan *)(void *)((char *)scratch + 8 * kernel * dwp_pitch(kernel, stride, ow < tile ? ow : tile));
+    dwexp_chan *q = (dwexp_chan *)(void *)((char *)scratch + dwexp4_ring_bytes(kernel, stride, ow < tile ? ow : tile));
     for (int32_t c0 = 0; c0 + 3 < g->c; c0 += 4) {
         int fast = 1;
         for (int32_t j = 0; j < 4; j++)
             fast &= dwexp_fast(g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j]);
         for (int32_t j = 0; j < 4; j++) {
             const int32_t ch = c0 + j;
-            (void)dwexp_prepare(ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk, kernel, g->bias[ch],
-                                g->mult[ch], g->shift[ch], g->zx, g->zy, &q[j], fast);
+            const int8_t *wc = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
+            if (kernel == 3) /* its records in the place of the constants */
+                dw3_prepare(wc, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, (dw3_chan *)(void *)&q[j], fast);
+            else
+                (void)dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q[j], fast);
         }
-        const dwexp4_tile_fn fn = dwexp4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2];
         for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
             const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
             const int32_t n = (tow - 1) * stride + kernel + 1; /* + the partner of the odd last tap */
-            fn(g, c0, q, ring, ox0, tow, n, (n + 1) & ~1);
+            if (kernel == 3)
+                dw3_fns[stride - 1][fast ? masked : 2](g, c0, (const dw3_chan *)(const void *)q, ring, ox0, tow, n);
+            else
+                dwexp4_fns[kernel / 2 - 1][stride - 1][fast ? masked : 2](g, c0, q, ring, ox0, tow, n, (n + 1) & ~1);
         }
     }
 }
@@ -674,8 +936,9 @@ static void depthwise_inplace_run(int8_t *xy, int32_t h, int32_t w, int32_t c, i
 int32_t tt_conv_depthwise_inplace_scratch_bytes(const tt_geom *g)
 {
     const int32_t staged = dw4_supported(g->kh, 1, g->cin) ? dw4_scratch_bytes(g->kh, 1, g->w) : 0;
-    const int32_t expanded =
-        dwexp_supported(g->kh, g->w) ? 8 * g->kh * ((g->w + g->kh + 1) & ~1) + DWP_CHAN_BYTES : 0;
+    const int32_t expanded = !dwexp_supported(g->kh, g->w) ? 0
+                             : g->kh == 3             ? dw3_ring_bytes(1, g->w) + DWP_CHAN_BYTES
+                                                      : 8 * g->kh * ((g->w + g->kh + 1) & ~1) + DWP_CHAN_BYTES;
     /* the ring form's rows run tt_dw_conv_run, which may take the planar path */
     const int32_t rows = dwp_supported(g->kh, 1, g->cin, g->w) ? dwp_scratch_bytes(g->kh, 1, g->w) : 0;
     const int32_t m = staged > expanded ? staged : expanded;

@@ -62,11 +62,26 @@ static inline int32_t dwp_pitch(int32_t kernel, int32_t stride, int32_t tow)
     return ((tow - 1) * stride + kernel + 2) & ~1;
 }
 
+/* 3x3: the ring's 3 slots interleaved by doublewords (conv_depthwise_inplace.c, dw3_tile): 4 planes of
+ * ceil(n / 4) groups of 3 slots x 4 halfwords, for rows of n = (tow - 1) S + 4 halfwords. */
+static inline int32_t dw3_ring_bytes(int32_t stride, int32_t tow)
+{
+    return 96 * (((tow - 1) * stride + 4 + 3) >> 2);
+}
+
 /* Output columns per tile: the widest whose ring fits DWP_RING_BYTES. */
 static inline int32_t dwp_tile_cols(int32_t kernel, int32_t stride)
 {
+    if (kernel == 3)
+        return (DWP_RING_BYTES / 96 * 4 - 4) / stride + 1;
     const int32_t pitch = (DWP_RING_BYTES / (8 * kernel)) & ~1;
     return (pitch - kernel - 2) / stride + 1;
+}
+
+/* Bytes of the 4 planes' ring of a column tile of tow outputs. */
+static inline int32_t dwexp4_ring_bytes(int32_t kernel, int32_t stride, int32_t tow)
+{
+    return kernel == 3 ? dw3_ring_bytes(stride, tow) : 8 * kernel * dwp_pitch(kernel, stride, tow);
 }
 
 /* Kernels 3 (its rows: dw3_row, conv_depthwise_inplace.c), 5 and 7; rows of at least 4 outputs
@@ -84,7 +99,7 @@ static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32
 static inline int32_t dwp_ring_bytes(int32_t kernel, int32_t stride, int32_t ow)
 {
     const int32_t tile = dwp_tile_cols(kernel, stride), tow = ow < tile ? ow : tile;
-    return 8 * kernel * dwp_pitch(kernel, stride, tow);
+    return dwexp4_ring_bytes(kernel, stride, tow);
 }
 
 static inline int32_t dwp_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)

@@ -195,6 +195,9 @@ static inline void tt_strd(void *p, uint32_t lo, uint32_t hi)
 /* The same, then the pointer variable p advanced by 8 bytes (post-indexed). */
 #define tt_strd_post(p, lo, hi)                                                                      \
     __asm__("strd %2, %3, [%1], #8" : "=m"(*(tt_strd_words *)(void *)(p)), "+r"(p) : "r"(lo), "r"(hi))
+/* The same, advanced by 24 bytes. */
+#define tt_strd_post24(p, lo, hi)                                                                    \
+    __asm__("strd %2, %3, [%1], #24" : "=m"(*(tt_strd_words *)(void *)(p)), "+r"(p) : "r"(lo), "r"(hi))
 
 #else
 #if defined(TT_EMULATE_DSP)
@@ -284,6 +287,11 @@ TT_DSP_MODEL void tt_strd(void *p, uint32_t lo, uint32_t hi)
     do {                                                                                             \
         tt_strd(p, lo, hi);                                                                          \
         (p) = (__typeof__(p))(void *)((char *)(p) + 8);                                              \
+    } while (0)
+#define tt_strd_post24(p, lo, hi)                                                                    \
+    do {                                                                                             \
+        tt_strd(p, lo, hi);                                                                          \
+        (p) = (__typeof__(p))(void *)((char *)(p) + 24);                                             \
     } while (0)
 TT_DSP_MODEL uint64_t tt_ldrd_w(const void *p, int32_t off)
 {
