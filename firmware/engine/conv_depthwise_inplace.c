@@ -24,8 +24,10 @@
  * a ring of k rows of int16 in the caller's scratch, padding included (zx, whose products the zero-point fold
  * cancels), so that every output is branch-free: per kernel row (k+1)/2 SMLAD of a word (X[u],
  * X[u+1]) of the row with a pair of weights (w[2t], w[2t+1]), the odd last tap paired with a 0
- * weight (its partner X is any defined value). Four horizontally adjacent outputs share every
- * weight load. An output row is written only after every input row it covers is in the ring, so
+ * weight (its partner X is any defined value); 3x3 wastes no lane (dw3_row: the pairs (w0, w1),
+ * (w1, w2)). Four horizontally adjacent outputs share every weight load. Groups of 4 channels go
+ * through four planes (dwexp4_tile; 3x3: dw3_tile, its slots interleaved so that one pointer
+ * reaches the three rows). An output row is written only after every input row it covers is in the ring, so
  * the output may overwrite the input (input row r + k/2 of the channel is expanded before its
  * output row r is stored).
  *
@@ -622,6 +624,19 @@ TT_NOINLINE static void dw3_fill(int16_t *d, int32_t plane, int32_t u, int32_t n
     }
 }
 
+/* All columns of one slot (d: its start in plane 0) of the 4 planes, g doubleword groups: zx (a padding
+ * row: one STRD per group and plane). */
+TT_NOINLINE static void dw3_fill_row(int16_t *d, int32_t plane, int32_t g, int16_t zx)
+{
+    const uint32_t z = (uint32_t)(uint16_t)zx * 0x10001u;
+    TT_UNROLL(1) for (int32_t j = 0; j < 4; j++, d += plane)
+    {
+        int16_t *p = d;
+        for (int32_t k = 0; k < g; k++)
+            tt_strd_post24(p, z, z);
+    }
+}
+
 /* Pixel u (its 4 channels' bytes v) into the 4 planes. */
 static inline void dw3_put1(int16_t *d, int32_t plane, int32_t u, uint32_t v)
 {
@@ -796,7 +811,7 @@ TT_ALWAYS_INLINE void dw3_tile(const dw_args *g, int32_t c0, const dw3_chan *q, 
             if (next >= 0 && next < h)
                 dw3_expand_row(g, c0, next, ix0, lo, hi, d, plane);
             else
-                dw3_fill(d, plane, 0, n, zx);
+                dw3_fill_row(d, plane, plane / 12, zx);
         }
         const int16_t *p = ring;
         const dw3_chan *qj = q;

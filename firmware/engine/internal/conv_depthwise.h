@@ -53,7 +53,8 @@ static inline int32_t dw4_scratch_bytes(int32_t kernel, int32_t stride, int32_t 
 }
 
 /* The planar path (conv_depthwise_inplace.c): groups of 4 channels expanded into four int16 planes of
- * K rows of a column tile (one SMLAD per pair of taps). Its ring of 4 K rows of pitch halfwords is at
+ * K rows of a column tile (one SMLAD per pair of taps; 3x3: 6 multiplies per output, dw3_row). Its ring
+ * of 4 K rows of pitch halfwords (3x3: the 3 rows interleaved by doublewords, dw3_ring_bytes) is at
  * most DWP_RING_BYTES. */
 #define DWP_RING_BYTES 2304
 
