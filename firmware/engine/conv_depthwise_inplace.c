@@ -122,15 +122,19 @@ TT_ALWAYS_INLINE dwexp_rq dwexp_rq_of(const dwexp_chan *q, int fast)
     return r;
 }
 
+/* MBQM(sat32(bias + acc)) + zy before the int8 clamp (a: the accumulator, doubled when fast). */
+TT_ALWAYS_INLINE int32_t dwexp_pre(int32_t a, dwexp_rq r, int fast)
+{
+    if (fast)
+        return (tt_smmlar(a, r.m, r.k) + (a >> 31)) >> r.e;
+    return tt_ssat10(tt_mbqm_inline(tt_qadd(r.bias, a), r.m, r.k)) + r.zy;
+}
+
 /* One output y = clamp(MBQM(sat32(bias + acc)) + zy) (a: the accumulator, doubled when fast) and
  * its mask bit. */
 TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int8_t *y, uint8_t *mask, uint32_t bit)
 {
-    int32_t pre;
-    if (fast)
-        pre = (tt_smmlar(a, r.m, r.k) + (a >> 31)) >> r.e;
-    else
-        pre = tt_ssat10(tt_mbqm_inline(tt_qadd(r.bias, a), r.m, r.k)) + r.zy;
+    const int32_t pre = dwexp_pre(a, r, fast);
     const int32_t c = tt_ssat8(pre);
     *y = (int8_t)c;
     if (masked == 1 || (masked == 2 && mask)) /* 2: if there is a mask */
@@ -755,12 +759,25 @@ TT_ALWAYS_INLINE void dw3i_row(const int16_t *p, int32_t tow, const uint32_t *r,
         rq.e = (int32_t)r[9];
         rq.bias = fast ? 0 : q->bias;
         rq.zy = fast ? 0 : q->zy;
-        dwexp_out(a0, rq, fast, masked, y, mask, bit);
-        dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
-        y += 2 * c;
-        dwexp_out(a2, rq, fast, masked, y, mask, bit + 2 * (uint32_t)c);
-        dwexp_out(a3, rq, fast, masked, y + c, mask, bit + 3 * (uint32_t)c);
-        y += 2 * c;
+        if (masked == 1 && (c & 7) == 0) { /* every output's mask bit at the same place of its byte */
+            uint8_t *mb = mask + (bit >> 3);
+            const uint32_t sh = bit & 7u, keep = ~(1u << sh);
+            const int32_t cb = c >> 3, acc[4] = {a0, a1, a2, a3};
+            TT_UNROLL(4) for (int k = 0; k < 4; k++)
+            {
+                const int32_t pre = dwexp_pre(acc[k], rq, fast), v = tt_ssat8(pre);
+                y[k * c] = (int8_t)v;
+                mb[k * cb] = (uint8_t)((mb[k * cb] & keep) | (uint32_t)(v == pre) << sh);
+            }
+            y += 4 * c;
+        } else {
+            dwexp_out(a0, rq, fast, masked, y, mask, bit);
+            dwexp_out(a1, rq, fast, masked, y + c, mask, bit + (uint32_t)c);
+            y += 2 * c;
+            dwexp_out(a2, rq, fast, masked, y, mask, bit + 2 * (uint32_t)c);
+            dwexp_out(a3, rq, fast, masked, y + c, mask, bit + 3 * (uint32_t)c);
+            y += 2 * c;
+        }
         bit += 4 * (uint32_t)c;
     }
     for (int32_t ox = tow & ~3; ox < tow; ox++, y += c, bit += (uint32_t)c) {
