@@ -104,9 +104,9 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
 
 /* ------------------------------------------------------------------ Cortex-M7 DSP: 4 channels on staged rows
  *
- * Groups of 4 channels (the last c % 4 channels go to depthwise_channels): bands of a few rows (a
- * patch stage's strips) and small tensors, where the expanded-rows path's per-channel costs
- * (conv_depthwise_inplace.c) do not pay. The group's input rows are staged once
+ * Groups of 4 channels (the last c % 4 channels go to depthwise_channels): rows of fewer than 4
+ * outputs (out of place) and in place rows too narrow for the planar / expanded-rows paths
+ * (conv_depthwise_inplace.c: their per-channel costs do not pay there). The group's input rows are staged once
  * each into a ring of K rows in the caller's scratch, one word (its 4 channels' int8) per pixel, padding included
  * as zx bytes (whose products the zero-point fold cancels): every output is then branch-free with
  * constant offsets. Per tap: one word of the staged row, SXTB16 / SXTB16 ROR 8, one LDRD of the tap's

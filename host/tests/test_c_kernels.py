@@ -365,6 +365,14 @@ if SANITIZED:
         past 37 for 7x7), whole tensors and bands of rows."""
         check_depthwise(libs, data, h, w, c, kernel, stride, True, zx, zy, with_mask, whole_reference=False)
 
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data(), st.integers(1, 5), st.integers(88, 200), st.integers(4, 9), strides, zero_points, zero_points,
+           st.booleans())
+    def test_conv_depthwise_3x3_column_tiles(libs, data, h, w, c, stride, zx, zy, with_mask) -> None:
+        """3x3 rows wider than one column tile of the planar path (92 outputs at stride 1, 46 at stride 2),
+        whole tensors and bands of rows, channel tails included."""
+        check_depthwise(libs, data, h, w, c, 3, stride, True, zx, zy, with_mask, whole_reference=False)
+
     @FAST
     @given(st.data(), st.integers(1, 10), st.integers(1, 20), st.integers(1, 11), st.sampled_from([1, 3, 5, 7]),
            zero_points, zero_points, st.booleans())

@@ -53,7 +53,8 @@ static inline int32_t dw4_scratch_bytes(int32_t kernel, int32_t stride, int32_t 
 }
 
 /* The planar path (conv_depthwise_inplace.c): groups of 4 channels expanded into four int16 planes of
- * K rows of a column tile (one SMLAD per pair of taps). Its ring of 4 K rows of pitch halfwords is at
+ * K rows of a column tile (one SMLAD per pair of taps; 3x3: 6 multiplies per output, dw3_row). Its ring
+ * of 4 K rows of pitch halfwords (3x3: the 3 rows interleaved by doublewords, dw3_ring_bytes) is at
  * most DWP_RING_BYTES. */
 #define DWP_RING_BYTES 2304
 
@@ -62,18 +63,33 @@ static inline int32_t dwp_pitch(int32_t kernel, int32_t stride, int32_t tow)
     return ((tow - 1) * stride + kernel + 2) & ~1;
 }
 
+/* 3x3: the ring's 3 slots interleaved by doublewords (conv_depthwise_inplace.c, dw3_tile): 4 planes of
+ * ceil(n / 4) groups of 3 slots x 4 halfwords, for rows of n = (tow - 1) S + 4 halfwords. */
+static inline int32_t dw3_ring_bytes(int32_t stride, int32_t tow)
+{
+    return 96 * (((tow - 1) * stride + 4 + 3) >> 2);
+}
+
 /* Output columns per tile: the widest whose ring fits DWP_RING_BYTES. */
 static inline int32_t dwp_tile_cols(int32_t kernel, int32_t stride)
 {
+    if (kernel == 3)
+        return (DWP_RING_BYTES / 96 * 4 - 4) / stride + 1;
     const int32_t pitch = (DWP_RING_BYTES / (8 * kernel)) & ~1;
     return (pitch - kernel - 2) / stride + 1;
 }
 
-/* Kernels 5 and 7 only: at 3x3 the staged 4-channel path does better out of place (measured,
- * tools/kernel_bench.py dwk and MCUNet-5fps's streamed front). */
+/* Bytes of the 4 planes' ring of a column tile of tow outputs. */
+static inline int32_t dwexp4_ring_bytes(int32_t kernel, int32_t stride, int32_t tow)
+{
+    return kernel == 3 ? dw3_ring_bytes(stride, tow) : 8 * kernel * dwp_pitch(kernel, stride, tow);
+}
+
+/* Kernels 3 (its rows: dw3_row, conv_depthwise_inplace.c), 5 and 7; rows of at least 4 outputs
+ * (measured, tools/kernel_bench.py dwk). */
 static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32_t ow)
 {
-    return (kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
+    return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2) && c >= 4 && ow >= 4;
 }
 
 /* The 4 channels' constants after the ring (4 x 140 bytes: conv_depthwise_inplace.c's dwexp_chan), in
@@ -84,7 +100,7 @@ static inline int dwp_supported(int32_t kernel, int32_t stride, int32_t c, int32
 static inline int32_t dwp_ring_bytes(int32_t kernel, int32_t stride, int32_t ow)
 {
     const int32_t tile = dwp_tile_cols(kernel, stride), tow = ow < tile ? ow : tile;
-    return 8 * kernel * dwp_pitch(kernel, stride, tow);
+    return dwexp4_ring_bytes(kernel, stride, tow);
 }
 
 static inline int32_t dwp_scratch_bytes(int32_t kernel, int32_t stride, int32_t ow)

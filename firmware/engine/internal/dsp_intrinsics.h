@@ -163,6 +163,42 @@ typedef struct {
         v_;                                                                                        \
     })
 
+/* The 32-bit words p[off], p[off + 1] (p word-aligned, any element type; off in words, a constant)
+ * into the 32-bit variables lo, hi in one LDRD; _post: p[0], p[1], then the pointer variable p
+ * advanced by 8 bytes (post-indexed: no separate address update). Two 32-bit outputs, not one
+ * 64-bit value: GCC moves the halves of that into other registers or through the stack. */
+#define tt_ldrd_pair(p, off, lo, hi)                                                                 \
+    do {                                                                                             \
+        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")          \
+        __asm__("ldrd %0, %1, [%2, %3]"                                                              \
+                : "=r"(lo), "=r"(hi)                                                                 \
+                : "r"(p), "i"((off) * 4), "m"(*(const tt_ldrd_region *)(const void *)(p)));          \
+        _Pragma("GCC diagnostic pop")                                                                \
+    } while (0)
+#define tt_ldrd_pair_post(p, lo, hi)                                                                 \
+    do {                                                                                             \
+        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Warray-bounds\"")          \
+        __asm__("ldrd %0, %1, [%2], #8"                                                              \
+                : "=&r"(lo), "=&r"(hi), "+r"(p)                                                      \
+                : "m"(*(const tt_ldrd_region *)(const void *)(p)));                                  \
+        _Pragma("GCC diagnostic pop")                                                                \
+    } while (0)
+
+/* Two words to p[0], p[1] (p word-aligned) in one STRD. */
+typedef struct {
+    uint32_t d[2];
+} __attribute__((may_alias)) tt_strd_words;
+static inline void tt_strd(void *p, uint32_t lo, uint32_t hi)
+{
+    __asm__("strd %1, %2, [%3]" : "=m"(*(tt_strd_words *)p) : "r"(lo), "r"(hi), "r"(p));
+}
+/* The same, then the pointer variable p advanced by 8 bytes (post-indexed). */
+#define tt_strd_post(p, lo, hi)                                                                      \
+    __asm__("strd %2, %3, [%1], #8" : "=m"(*(tt_strd_words *)(void *)(p)), "+r"(p) : "r"(lo), "r"(hi))
+/* The same, advanced by 24 bytes. */
+#define tt_strd_post24(p, lo, hi)                                                                    \
+    __asm__("strd %2, %3, [%1], #24" : "=m"(*(tt_strd_words *)(void *)(p)), "+r"(p) : "r"(lo), "r"(hi))
+
 #else
 #if defined(TT_EMULATE_DSP)
 #define TT_DSP 1
@@ -232,6 +268,31 @@ TT_DSP_MODEL int32_t tt_smmlar(int32_t a, int32_t b, int32_t acc)
 }
 TT_DSP_MODEL uint32_t tt_pkhbt(uint32_t lo, uint32_t hi) { return (lo & 0xFFFFu) | (hi << 16); }
 #define tt_ld64(base, idx) ((base)[idx])
+#define tt_ldrd_pair(p, off, lo, hi)                                                                 \
+    do {                                                                                             \
+        memcpy(&(lo), (const char *)(p) + 4 * (off), 4);                                             \
+        memcpy(&(hi), (const char *)(p) + 4 * (off) + 4, 4);                                         \
+    } while (0)
+#define tt_ldrd_pair_post(p, lo, hi)                                                                 \
+    do {                                                                                             \
+        tt_ldrd_pair(p, 0, lo, hi);                                                                  \
+        (p) = (__typeof__(p))(const void *)((const char *)(p) + 8);                                  \
+    } while (0)
+TT_DSP_MODEL void tt_strd(void *p, uint32_t lo, uint32_t hi)
+{
+    memcpy(p, &lo, 4);
+    memcpy((char *)p + 4, &hi, 4);
+}
+#define tt_strd_post(p, lo, hi)                                                                      \
+    do {                                                                                             \
+        tt_strd(p, lo, hi);                                                                          \
+        (p) = (__typeof__(p))(void *)((char *)(p) + 8);                                              \
+    } while (0)
+#define tt_strd_post24(p, lo, hi)                                                                    \
+    do {                                                                                             \
+        tt_strd(p, lo, hi);                                                                          \
+        (p) = (__typeof__(p))(void *)((char *)(p) + 24);                                             \
+    } while (0)
 TT_DSP_MODEL uint64_t tt_ldrd_w(const void *p, int32_t off)
 {
     uint64_t v;

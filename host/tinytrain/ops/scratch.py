@@ -38,7 +38,7 @@ def _dw4_supported(kernel: int, stride: int, c: int) -> bool:
 
 
 def _dwexp_supported(kernel: int, w: int) -> bool:
-    return kernel in (3, 5, 7) and (16 if kernel == 3 else 8) <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
+    return kernel in (3, 5, 7) and (4 if kernel == 3 else 8) <= w <= ((DWEXP_RING_HALFS // kernel) & ~1) - kernel
 
 
 def conv_pointwise(g: Geom) -> int:
@@ -53,11 +53,19 @@ def _dw4_bytes(kernel: int, stride: int, ow: int) -> int:
 
 
 def _dwp_supported(kernel: int, stride: int, c: int, ow: int) -> bool:
-    return kernel in (5, 7) and stride in (1, 2) and c >= 4 and ow >= 4
+    return kernel in (3, 5, 7) and stride in (1, 2) and c >= 4 and ow >= 4
+
+
+def _dw3_ring_bytes(stride: int, tow: int) -> int:
+    """3x3: 4 planes of ceil(n / 4) groups of the 3 slots' 4 halfwords, rows of n = (tow - 1) S + 4."""
+    return 96 * (((tow - 1) * stride + 4 + 3) // 4)
 
 
 def _dwp_bytes(kernel: int, stride: int, ow: int) -> int:
     """4 planes of K int16 rows of the widest column tile (+ the odd last tap's partner, an even pitch)."""
+    if kernel == 3:
+        tile = (DWP_RING_BYTES // 96 * 4 - 4) // stride + 1
+        return _dw3_ring_bytes(stride, min(ow, tile)) + DWP_CHAN_BYTES
     tile = (((DWP_RING_BYTES // (8 * kernel)) & ~1) - kernel - 2) // stride + 1
     return 8 * kernel * (((min(ow, tile) - 1) * stride + kernel + 2) & ~1) + DWP_CHAN_BYTES
 
@@ -72,7 +80,9 @@ def conv_depthwise_inplace(g: Geom) -> int:
     k, w = g["kh"], g["w"]
     staged = _dw4_bytes(k, 1, w) if _dw4_supported(k, 1, g["cin"]) else 0
     # 4 planes of k rows of w + k halfwords, the 4 channels' constants
-    expanded = 8 * k * ((w + k + 1) & ~1) + DWP_CHAN_BYTES if _dwexp_supported(k, w) else 0
+    expanded = 0
+    if _dwexp_supported(k, w):
+        expanded = (_dw3_ring_bytes(1, w) if k == 3 else 8 * k * ((w + k + 1) & ~1)) + DWP_CHAN_BYTES
     rows = _dwp_bytes(k, 1, w) if _dwp_supported(k, 1, g["cin"], w) else 0  # the ring form's rows
     return max(staged, expanded, rows)
 
