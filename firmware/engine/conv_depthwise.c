@@ -12,7 +12,7 @@
 /* ------------------------------------------------------------------ portable */
 
 /* Channels [c_begin, c_end) one at a time, any kernel size. */
-static void depthwise_channels_any(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
+TT_NOINLINE static void depthwise_channels_any(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                                    int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left,
                                    const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, const int32_t *bias,
                                    const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask,
@@ -42,11 +42,12 @@ static void depthwise_channels_any(const int8_t *x, int32_t h, int32_t w, int32_
     }
 }
 
-/* Channels [c_begin, c_end): the portable path, and the channel tail of the DSP path. Kernels up to
- * DW_MAX_KERNEL: DWC_BLOCK channels at a time, their weights transposed to [tap][channel] on the
- * stack, so that every loop runs along the channels (contiguous in x and y: loops that compilers
- * vectorize): per output position the sums, then the requantizations, then the stores. Larger
- * kernels: one channel at a time. */
+/* Channels [c_begin, c_end): the portable path, and the channel tail of the DSP path (at most 3
+ * channels, one at a time: no stack beyond a few words on the board). Portable builds (the host's),
+ * kernels up to DW_MAX_KERNEL: DWC_BLOCK channels at a time, their weights transposed to
+ * [tap][channel] on the stack (1.7 KB), so that every loop runs along the channels (contiguous in x
+ * and y: loops that compilers vectorize): per output position the sums, then the requantizations,
+ * then the stores. */
 #define DWC_BLOCK 32
 static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y, int32_t oh, int32_t ow,
                                int32_t kernel, int32_t stride, int32_t pad_top, int32_t pad_left, const int8_t *w_lo,
@@ -54,7 +55,7 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
                                const int32_t *shift, int32_t zx, int32_t zy, uint8_t *mask, int32_t c_begin,
                                int32_t c_end)
 {
-    if (kernel > DW_MAX_KERNEL) {
+    if (TT_DSP || kernel > DW_MAX_KERNEL) {
         depthwise_channels_any(x, h, w, c, y, oh, ow, kernel, stride, pad_top, pad_left, w_lo, w_hi, c_lo, bias, mult,
                                shift, zx, zy, mask, c_begin, c_end);
         return;
