@@ -129,8 +129,8 @@ typedef struct {
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
  * multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot
- * overflow), else 0 (the lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one:
- * dead channels, biases near -2^31). */
+ * overflow; dead channels count as the constants they are, fixed_point.h's tt_rq_live), else 0 (the
+ * lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one: biases near -2^31). */
 static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy,
                        dw4_group *g)
@@ -139,11 +139,14 @@ static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
     const int8_t *p[4];
     int32_t f[4];
     int all = 1;
+    tt_rq_chan rc[4]; /* dead channels as the constants they are (fixed_point.h): mode 0 */
     for (int32_t j = 0; j < 4; j++) {
-        const int32_t ch = c0 + j, e = -shift[ch], b = bias[ch];
+        const int32_t ch = c0 + j;
+        rc[j] = tt_rq_live(bias[ch], mult[ch], shift[ch], zy, tt_rq_sum_bound(kk));
+        const int32_t e = -rc[j].shift, b = rc[j].bias;
         p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
         tt_rq r = {0, 0, 0, 0};
-        if (mult[ch] >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21))
+        if (rc[j].mult >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21))
             g->mode[j] = 0;
         else if (tt_rq_prepare(&r, b, mult[ch], shift[ch]))
             g->mode[j] = 1;
@@ -164,11 +167,11 @@ static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
     const int32_t s[4] = {s0, s1, s2, s3};
     g->zy = zy;
     for (int32_t j = 0; j < 4; j++) {
-        const int32_t ch = c0 + j, e = -shift[ch];
-        g->q[j][0] = mult[ch];
+        const int32_t ch = c0 + j, e = -rc[j].shift;
+        g->q[j][0] = rc[j].mult;
         if (g->mode[j] == 0) {
-            g->init[j] = 2 * (bias[ch] - zx * s[j]);
-            g->q[j][1] = (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e);
+            g->init[j] = 2 * (rc[j].bias - zx * s[j]);
+            g->q[j][1] = (int32_t)(UINT32_C(1) << (e - 1)) + rc[j].zy * (int32_t)(UINT32_C(1) << e);
             g->q[j][2] = e;
         } else if (g->mode[j] == 1) {
             tt_rq r = {0, 0, 0, 0};

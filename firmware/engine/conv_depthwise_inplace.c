@@ -35,8 +35,9 @@
  * |bias| < 2^29 - 2^21, so that 2 acc cannot overflow) in 4 instructions: with weights doubled and
  * the accumulator started at A = 2 (bias - zx sum w), SMMLAR(A, m, K) = SRDHM(acc, m) + K (the
  * rounded high word of 2 acc m is floor((acc m + 2^30) / 2^31)), and with K = 2^(e-1) + zy 2^e,
- * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Other
- * channels (dead ones, biases near -2^31) take the general saturating form. */
+ * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Dead
+ * channels become the constants they are first (fixed_point.h, tt_rq_live); other channels (biases
+ * near +-2^31 that the products still move, large shifts) take the general saturating form. */
 
 #define DWEXP_RING_HALFS 320 /* 640 bytes of scratch: k expanded rows of w + k halfwords (w <= dwexp_cols) */
 
@@ -413,7 +414,8 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
     const int32_t ow = g->ow;
     const int masked = g->mask != 0;
     dwexp_chan q;
-    const int fast = dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q, 1);
+    const tt_rq_chan r = tt_rq_live(g->bias[ch], g->mult[ch], g->shift[ch], g->zy, tt_rq_sum_bound(kernel * kernel));
+    const int fast = dwexp_prepare(wc, kernel, r.bias, r.mult, r.shift, g->zx, r.zy, &q, 1);
     const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
     const int32_t n = ow + kernel; /* halfwords read per row */
     fn(g, ch, &q, ring, 0, ow, n, (n + 1) & ~1);
@@ -873,15 +875,18 @@ static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_
     dwexp_chan *q = (dwexp_chan *)(void *)((char *)scratch + dwexp4_ring_bytes(kernel, stride, ow < tile ? ow : tile));
     for (int32_t c0 = 0; c0 + 3 < g->c; c0 += 4) {
         int fast = 1;
-        for (int32_t j = 0; j < 4; j++)
-            fast &= dwexp_fast(g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j]);
+        tt_rq_chan r[4]; /* dead channels as the constants they are (fixed_point.h) */
+        for (int32_t j = 0; j < 4; j++) {
+            r[j] = tt_rq_live(g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j], g->zy, tt_rq_sum_bound(kk));
+            fast &= dwexp_fast(r[j].bias, r[j].mult, r[j].shift);
+        }
         for (int32_t j = 0; j < 4; j++) {
             const int32_t ch = c0 + j;
             const int8_t *wc = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
             if (kernel == 3) /* its records in the place of the constants */
-                dw3_prepare(wc, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, (dw3_chan *)(void *)&q[j], fast);
+                dw3_prepare(wc, r[j].bias, r[j].mult, r[j].shift, g->zx, r[j].zy, (dw3_chan *)(void *)&q[j], fast);
             else
-                (void)dwexp_prepare(wc, kernel, g->bias[ch], g->mult[ch], g->shift[ch], g->zx, g->zy, &q[j], fast);
+                (void)dwexp_prepare(wc, kernel, r[j].bias, r[j].mult, r[j].shift, g->zx, r[j].zy, &q[j], fast);
         }
         for (int32_t ox0 = 0; ox0 < ow; ox0 += tile) {
             const int32_t tow = ow - ox0 < tile ? ow - ox0 : tile;
