@@ -129,7 +129,7 @@ typedef struct {
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
  * multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot
- * overflow; dead channels count as the constants they are, fixed_point.h's tt_rq_live), else 0 (the
+ * overflow; dead channels count as the constants they are, fixed_point.h's tt_rq_dead), else 0 (the
  * lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one: biases near -2^31). */
 static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy,
@@ -142,11 +142,13 @@ static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
     tt_rq_chan rc[4]; /* dead channels as the constants they are (fixed_point.h): mode 0 */
     for (int32_t j = 0; j < 4; j++) {
         const int32_t ch = c0 + j;
-        rc[j] = tt_rq_live(bias[ch], mult[ch], shift[ch], zy, tt_rq_sum_bound(kk));
-        const int32_t e = -rc[j].shift, b = rc[j].bias;
+        const tt_rq_chan cj = {bias[ch], mult[ch], shift[ch], zy};
+        rc[j] = cj;
+        const int32_t e = -cj.shift, b = cj.bias;
         p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
         tt_rq r = {0, 0, 0, 0};
-        if (rc[j].mult >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21))
+        const int one = cj.mult >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21);
+        if (one || tt_rq_dead(&rc[j], tt_rq_sum_bound(kk)))
             g->mode[j] = 0;
         else if (tt_rq_prepare(&r, b, mult[ch], shift[ch]))
             g->mode[j] = 1;

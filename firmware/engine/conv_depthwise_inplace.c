@@ -36,7 +36,7 @@
  * the accumulator started at A = 2 (bias - zx sum w), SMMLAR(A, m, K) = SRDHM(acc, m) + K (the
  * rounded high word of 2 acc m is floor((acc m + 2^30) / 2^31)), and with K = 2^(e-1) + zy 2^e,
  * (SMMLAR + (A >> 31)) >> e = RDBPOT(SRDHM, e) + zy (the floors compose as in fixed_point.h). Dead
- * channels become the constants they are first (fixed_point.h, tt_rq_live); other channels (biases
+ * channels become the constants they are first (fixed_point.h, tt_rq_dead); other channels (biases
  * near +-2^31 that the products still move, large shifts) take the general saturating form. */
 
 #define DWEXP_RING_HALFS 320 /* 640 bytes of scratch: k expanded rows of w + k halfwords (w <= dwexp_cols) */
@@ -414,7 +414,9 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
     const int32_t ow = g->ow;
     const int masked = g->mask != 0;
     dwexp_chan q;
-    const tt_rq_chan r = tt_rq_live(g->bias[ch], g->mult[ch], g->shift[ch], g->zy, tt_rq_sum_bound(kernel * kernel));
+    tt_rq_chan r = {g->bias[ch], g->mult[ch], g->shift[ch], g->zy};
+    if (!dwexp_fast(r.bias, r.mult, r.shift)) /* a dead channel as the constant it is (fixed_point.h) */
+        (void)tt_rq_dead(&r, tt_rq_sum_bound(kernel * kernel));
     const int fast = dwexp_prepare(wc, kernel, r.bias, r.mult, r.shift, g->zx, r.zy, &q, 1);
     const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
     const int32_t n = ow + kernel; /* halfwords read per row */
@@ -877,8 +879,10 @@ static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_
         int fast = 1;
         tt_rq_chan r[4]; /* dead channels as the constants they are (fixed_point.h) */
         for (int32_t j = 0; j < 4; j++) {
-            r[j] = tt_rq_live(g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j], g->zy, tt_rq_sum_bound(kk));
-            fast &= dwexp_fast(r[j].bias, r[j].mult, r[j].shift);
+            const tt_rq_chan cj = {g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j], g->zy};
+            r[j] = cj;
+            if (!dwexp_fast(cj.bias, cj.mult, cj.shift))
+                fast &= tt_rq_dead(&r[j], tt_rq_sum_bound(kk));
         }
         for (int32_t j = 0; j < 4; j++) {
             const int32_t ch = c0 + j;

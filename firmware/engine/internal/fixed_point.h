@@ -116,26 +116,24 @@ typedef struct {
 /* The largest |sum w (x - zx)| of `taps` products of int8 weights and inputs. */
 static inline int32_t tt_rq_sum_bound(int32_t taps) { return taps < 65000 ? 32640 * taps : INT32_MAX; }
 
-/* The channel as the kernels' one-multiply forms should see it. A dead channel, whose
- * pre = ssat10(MBQM(sat32(bias + sum))) + zy is one value P for every |sum| <= bound (a bias far
- * beyond what the products can move, or a shift that leaves nothing, as BN folding leaves on
- * channels that never fire), becomes {bias 0, multiplier 0, shift -2, zy P}: every form then gives
- * P, so the same output and mask bit, and the channel no longer keeps its group of channels from the
- * fast forms. pre is monotone in sum (multiplier >= 0, no left shift), so the two ends decide.
- * Channels the fast forms already take (multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21)
- * are returned as they are. */
-static inline tt_rq_chan tt_rq_live(int32_t bias, int32_t mult, int32_t shift, int32_t zy, int32_t bound)
+/* Whether a channel is dead: pre = ssat10(MBQM(sat32(bias + sum))) + zy is one value P for every
+ * |sum| <= bound (a bias far beyond what the products can move, or a shift that leaves nothing, as BN
+ * folding leaves on channels that never fire). Then *c becomes {bias 0, multiplier 0, shift -2, zy P}:
+ * every requantization form gives P for it, so the same output and mask bit, and the one-multiply
+ * forms take it (a dead channel no longer keeps its block or group of channels on the general form;
+ * the kernels ask only about channels those forms do not already take). pre is monotone in sum
+ * (multiplier >= 0, no left shift), so the two ends decide. */
+static inline int tt_rq_dead(tt_rq_chan *c, int32_t bound)
 {
-    const tt_rq_chan same = {bias, mult, shift, zy};
-    if (mult < 0 || shift > 0 || (shift <= -1 && shift >= -23 && bias > -(1 << 29) + (1 << 21) &&
-                                  bias < (1 << 29) - (1 << 21)))
-        return same;
-    const int32_t lo = tt_ssat10(tt_mbqm_inline(tt_qadd(bias, -bound), mult, shift));
-    const int32_t hi = tt_ssat10(tt_mbqm_inline(tt_qadd(bias, bound), mult, shift));
+    if (c->mult < 0 || c->shift > 0)
+        return 0;
+    const int32_t lo = tt_ssat10(tt_mbqm_inline(tt_qadd(c->bias, -bound), c->mult, c->shift));
+    const int32_t hi = tt_ssat10(tt_mbqm_inline(tt_qadd(c->bias, bound), c->mult, c->shift));
     if (lo != hi)
-        return same;
-    const tt_rq_chan dead = {0, 0, -2, lo + zy};
-    return dead;
+        return 0;
+    const tt_rq_chan dead = {0, 0, -2, lo + c->zy};
+    *c = dead;
+    return 1;
 }
 
 /* floor(v / 2^n + 1/2) for n >= 0. For n >= 63 the result is 0 for every |v| < 2^62

@@ -223,11 +223,11 @@ TT_NOINLINE static int pw_prepare_dbl(const int32_t *bias, const int32_t *mult, 
         return 0;
     const int32_t lim = (1 << 30) - 32385 * k;
     for (int32_t j = 0; j < nb; j++) {
-        /* dead channels as the constants they are (fixed_point.h) */
-        const tt_rq_chan r = tt_rq_live(bias[ob + j], mult[ob + j], shift[ob + j], zy, tt_rq_sum_bound(k));
-        const int32_t e = -r.shift, b = r.bias;
-        if (r.mult < 0 || e < 1 || e > 23 || b <= -lim || b >= lim)
+        tt_rq_chan r = {bias[ob + j], mult[ob + j], shift[ob + j], zy};
+        if ((r.mult < 0 || r.shift > -1 || r.shift < -23 || r.bias <= -lim || r.bias >= lim) &&
+            !tt_rq_dead(&r, tt_rq_sum_bound(k))) /* dead channels as the constants they are */
             return 0;
+        const int32_t e = -r.shift, b = r.bias;
         const int32_t kk = (int32_t)(UINT32_C(1) << (e - 1)) + r.zy * (int32_t)(UINT32_C(1) << e);
         tab[j][0] = (uint32_t)(2 * b) | (uint64_t)(uint32_t)r.mult << 32;
         tab[j][1] = (uint32_t)kk | (uint64_t)(uint32_t)e << 32;
