@@ -59,6 +59,7 @@ TT_NOINLINE static void conv_portable(const tt_geom *g, const tt_layer *l, const
 typedef struct {
     const int8_t *x;
     int32_t h, w, cin, kh, kw, sh, sw, pad_top, pad_left, ow, zx;
+    int rgb3x3; /* a 3x3 window of 3 channels (conv_expand_rgb3x3) */
 } conv_geom;
 
 static void conv_patch(const conv_geom *c, int32_t pos, int8_t *patch)
@@ -109,11 +110,54 @@ TT_ALWAYS_INLINE void conv_expand(const int8_t *patch, int32_t n, int32_t zx, ui
     }
 }
 
+static inline uint32_t read_u16(const int8_t *p)
+{
+    uint16_t v;
+    TT_MEMCPY(&v, p, sizeof v);
+    return v;
+}
+
+/* The commonest first layer, a 3x3 window of 3 channels (27 inputs), at a position whose window is inside
+ * the input: the expanded groups straight from its 3 rows of 9 bytes (r0, r0 + row, r0 + 2 row), without
+ * the patch copy: (r0[0..3]) (r0[4..7]) (r0[8], r1[0..2]) (r1[3..6]) (r1[7..8], r2[0..1]) (r2[2..5])
+ * (r2[6..8], and a lane whose weight is 0). */
+TT_ALWAYS_INLINE void conv_expand_rgb3x3(const int8_t *r0, int32_t row, int32_t zx, uint64_t *out, int32_t np,
+                                         int dbl)
+{
+    const int8_t *r1 = r0 + row, *r2 = r1 + row;
+    const uint32_t zz = tt_pack16(zx, zx);
+    uint32_t v[7];
+    v[0] = tt_read_s8x4(r0);
+    v[1] = tt_read_s8x4(r0 + 4);
+    v[2] = (uint32_t)(uint8_t)r0[8] | tt_read_s8x4(r1) << 8;
+    v[3] = tt_read_s8x4(r1 + 3);
+    v[4] = read_u16(r1 + 7) | read_u16(r2) << 16;
+    v[5] = tt_read_s8x4(r2 + 2);
+    v[6] = read_u16(r2 + 6) | (uint32_t)(uint8_t)r2[8] << 16;
+    TT_UNROLL(7) for (int i = 0; i < 7; i++, out += np)
+    {
+        uint32_t e = tt_ssub16(tt_sxtb16(v[i]), zz), o = tt_ssub16(tt_sxtb16_ror8(v[i]), zz);
+        if (dbl) {
+            e = tt_sadd16(e, e);
+            o = tt_sadd16(o, o);
+        }
+        *out = e | (uint64_t)o << 32;
+    }
+}
+
 TT_ALWAYS_INLINE void conv_block_np(const conv_geom *c, const pw_args *g, int32_t p, int32_t ob, int32_t nb,
                                     const pw_rq *tab, uint64_t *x16, int32_t k, int np, int rq, int masked)
 {
     int8_t patch[PW_XMAX + 4] __attribute__((aligned(4)));
     for (int q = 0; q < np; q++) {
+        if (k == 27 && c->rgb3x3) {
+            const int32_t pos = p + q, oy = pos / c->ow, ox = pos - oy * c->ow;
+            const int32_t iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
+            if (iy0 >= 0 && iy0 + 3 <= c->h && ix0 >= 0 && ix0 + 3 <= c->w) {
+                conv_expand_rgb3x3(c->x + (iy0 * c->w + ix0) * 3, c->w * 3, c->zx, x16 + q, np, rq == RQ_DBL);
+                continue;
+            }
+        }
         conv_patch(c, p + q, patch);
         conv_expand(patch, k, c->zx, x16 + q, np, rq == RQ_DBL);
     }
@@ -164,8 +208,9 @@ static void conv_dsp(const tt_geom *gm, const tt_layer *l, const int8_t *x, int8
     pw_rq *tab = scratch; /* PW_TAB_BYTES, then the expanded patches */
     const int32_t k = gm->kh * gm->kw * gm->cin, cout = gm->cout, zy = l->zy;
     const int32_t *bias = l->bias, *mult = l->mult, *shift = l->shift;
-    const conv_geom c = {x, gm->h, gm->w, gm->cin, gm->kh, gm->kw, gm->sh, gm->sw, gm->pad_top, gm->pad_left, gm->ow,
-                         l->zx};
+    const conv_geom c = {x,      gm->h,  gm->w,        gm->cin,       gm->kh, gm->kw,
+                         gm->sh, gm->sw, gm->pad_top,  gm->pad_left,  gm->ow, l->zx,
+                         gm->kh == 3 && gm->kw == 3 && gm->cin == 3};
     const pw_args g = {x, gm->oh * gm->ow, k, y, cout, tt_generic_weights(gm, l, 0), 0, k, 0, bias, mult, shift, l->zx,
                        zy, mask, (uint64_t *)(void *)((char *)scratch + PW_TAB_BYTES)};
     for (int32_t ob = 0; ob < cout; ob += PW_BLOCK) {

@@ -397,6 +397,28 @@ if SANITIZED:
             if with_mask:
                 same(m, packed(m_ref), f"{lib} mask")
 
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data(), st.integers(3, 19), st.integers(3, 19), st.integers(1, 24), strides, st.booleans(),
+           zero_points, zero_points, st.booleans())
+    def test_conv_first_layer(libs, data, h, w, cout, stride, same_pad, zx, zy, with_mask) -> None:
+        """The commonest first layer, 3x3 over 3 channels (the DSP path reads the windows inside the input
+        straight from their rows), on images large enough to have inside and border windows."""
+        pt, pl, oh, ow = data.draw(conv_geometry(h, w, 3, stride, same_pad))
+        assume(oh >= 1 and ow >= 1)
+        x = data.draw(int8_values((h, w, 3)))
+        wt = data.draw(int8_values((cout, 3, 3, 3), -127, 127))
+        amax = acc_max(K.conv_accumulate_rows(x, zx, wt, np.zeros(cout), stride, 1, pt, pl, oh, ow))
+        bias = data.draw(biases(cout, amax))
+        mult, shift = data.draw(requant(cout, amax))
+        acc = K.conv_accumulate_rows(x, zx, wt, bias, stride, 1, pt, pl, oh, ow)
+        y_ref, m_ref = K.Requant(mult.astype(np.int64), shift.astype(np.int64), zy).apply(acc)
+        for lib in libs:
+            y, m = lib.conv_generic(x, oh, ow, cout, 3, stride, pt, 1, wt, bias, mult, shift, zx, zy, with_mask,
+                                    pad_left=pl)
+            same(y, y_ref, f"{lib} y")
+            if with_mask:
+                same(m, packed(m_ref), f"{lib} mask")
+
     @FAST
     @given(st.data(), st.integers(1, 7), st.integers(1, 7), st.integers(1, 6), st.integers(1, 3),
            st.sampled_from([1, 3, 5]), strides, st.booleans(), zero_points, zero_points, st.booleans())
