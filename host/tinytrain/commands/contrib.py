@@ -76,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
                                backend=run_backend(args))
     b = result.best
     noise = c.noise.get("delta_std")
+    # the search's score adds up contributions measured one at a time: a ranking, not an accuracy (it can pass 100)
     print(f"{model.name}: chose {b.point.describe()} for {kb(budget)}: planned peak SRAM {kb(b.peak_bytes)}, "
-          f"predicted {100 * b.score:.1f}%" + (f", measured {100 * b.measured_mean:.1f}%" if b.measured else "")
-          + f" validation accuracy (classifier only {100 * c.classifier:.1f}%"
+          + (f"measured {100 * b.measured_mean:.1f}% validation accuracy, " if b.measured else "")
+          + f"summed contributions {100 * b.score:.1f} points (classifier only {100 * c.classifier:.1f}%"
           + (f"; noise of a Δ {100 * noise:.1f} points" if noise else "") + ")")
     print(f"scheme {scheme.to_authors_json()}")
     print(f"wrote {args.out / 'scheme.json'}, report.json, report.md, contributions.png, search.png "
