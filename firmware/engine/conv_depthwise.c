@@ -87,17 +87,8 @@ static void depthwise_channels(const int8_t *x, int32_t h, int32_t w, int32_t c,
                         for (int32_t q = 0; q < n; q++)
                             acc[q] += wr[q] * (xr[q] - zx);
                     }
-                for (int32_t q = 0; q < n; q++) {
-                    const int32_t ch = c0 + q;
-                    acc[q] = tt_ssat10(tt_mbqm_inline(tt_qadd(bias[ch], acc[q]), mult[ch], shift[ch])) + zy;
-                }
-                int8_t *yp = y + pos * c + c0;
-                for (int32_t q = 0; q < n; q++) {
-                    const int32_t v = tt_ssat8(acc[q]);
-                    yp[q] = (int8_t)v;
-                    if (mask)
-                        tt_mask_put(mask, (uint32_t)(pos * c + c0 + q), v == acc[q]);
-                }
+                tt_requant_store_run(acc, n, bias + c0, mult + c0, shift + c0, zy, y + pos * c + c0, mask,
+                                     (uint32_t)(pos * c + c0));
             }
         }
     }
@@ -128,9 +119,8 @@ typedef struct {
 } dw4_group;
 
 /* The group's constants; returns 1 when every channel has the one-SMMLAR requantization (mode 0:
- * multiplier >= 0, right shift 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot
- * overflow; dead channels count as the constants they are, fixed_point.h's tt_rq_dead), else 0 (the
- * lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one: biases near -2^31). */
+ * dw_fast_form, dead channels counting as the constants they are, fixed_point.h's tt_rq_dead), else 0
+ * (the lanes then pick their form: mode 1, tt_rq_apply, or mode 2, the general one: biases near -2^31). */
 static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int32_t kernel, int32_t c0,
                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zx, int32_t zy,
                        dw4_group *g)
@@ -144,13 +134,11 @@ static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
         const int32_t ch = c0 + j;
         const tt_rq_chan cj = {bias[ch], mult[ch], shift[ch], zy};
         rc[j] = cj;
-        const int32_t e = -cj.shift, b = cj.bias;
         p[j] = ch < c_lo ? w_lo + ch * kk : w_hi + (ch - c_lo) * kk;
         tt_rq r = {0, 0, 0, 0};
-        const int one = cj.mult >= 0 && e >= 1 && e <= 23 && b > -(1 << 29) + (1 << 21) && b < (1 << 29) - (1 << 21);
-        if (one || tt_rq_dead(&rc[j], tt_rq_sum_bound(kk)))
+        if (dw_fast_form(cj.bias, cj.mult, cj.shift) || tt_rq_dead(&rc[j], tt_rq_sum_bound(kk)))
             g->mode[j] = 0;
-        else if (tt_rq_prepare(&r, b, mult[ch], shift[ch]))
+        else if (tt_rq_prepare(&r, cj.bias, mult[ch], shift[ch]))
             g->mode[j] = 1;
         else
             g->mode[j] = 2;
@@ -173,7 +161,7 @@ static int dw4_prepare(const int8_t *w_lo, const int8_t *w_hi, int32_t c_lo, int
         g->q[j][0] = rc[j].mult;
         if (g->mode[j] == 0) {
             g->init[j] = 2 * (rc[j].bias - zx * s[j]);
-            g->q[j][1] = (int32_t)(UINT32_C(1) << (e - 1)) + rc[j].zy * (int32_t)(UINT32_C(1) << e);
+            g->q[j][1] = tt_rq_dbl_k(e, rc[j].zy);
             g->q[j][2] = e;
         } else if (g->mode[j] == 1) {
             tt_rq r = {0, 0, 0, 0};

@@ -66,11 +66,25 @@ typedef struct {
 } dwexp_chan;
 _Static_assert(4 * sizeof(dwexp_chan) == DWP_CHAN_BYTES, "DWP_CHAN_BYTES");
 
-/* The channel's constants; returns whether it has the one-SMMLAR requantization. */
-static int dwexp_fast(int32_t bias, int32_t mult, int32_t shift)
+/* The 3x3 weights wc (times f) as dw3_row's pairs of each kernel row i, ab[i] = {(w0, w1), (w1, w2)};
+ * returns the sum of the weights. */
+TT_ALWAYS_INLINE int32_t dw3_pairs(const int8_t *wc, int32_t f, uint32_t ab[3][2])
 {
-    const int32_t e = -shift;
-    return mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
+    int32_t sum = 0;
+    TT_UNROLL(3) for (int i = 0; i < 3; i++)
+    {
+        const int32_t a = wc[3 * i], b = wc[3 * i + 1], d = wc[3 * i + 2];
+        sum += a + b + d;
+        ab[i][0] = tt_pack16(f * a, f * b);
+        ab[i][1] = tt_pack16(f * b, f * d);
+    }
+    return sum;
+}
+
+/* The accumulator's start: fast, 2 (bias - zx sum w) (the weights doubled); else -zx sum w. */
+static inline int32_t dwexp_init(int32_t sum, int32_t bias, int32_t zx, int fast)
+{
+    return fast ? 2 * (bias - zx * sum) : -zx * sum;
 }
 
 /* allow_fast 0: the general form even where the channel allows the fast one (a group of 4 channels
@@ -79,27 +93,27 @@ static int dwexp_prepare(const int8_t *wc, int32_t kernel, int32_t bias, int32_t
                          int32_t zy, dwexp_chan *q, int allow_fast)
 {
     const int32_t e = -shift;
-    const int fast = allow_fast && dwexp_fast(bias, mult, shift);
+    const int fast = allow_fast && dw_fast_form(bias, mult, shift);
     const int32_t f = fast ? 2 : 1;
     int32_t sum = 0;
-    if (kernel == 3) /* dw3_row's pairs: (w0, w1), (w1, w2) */
+    if (kernel == 3) { /* dw3_row's pairs: (w0, w1), (w1, w2) */
+        uint32_t ab[3][2];
+        sum = dw3_pairs(wc, f, ab);
         for (int32_t i = 0; i < 3; i++) {
-            const int32_t a = wc[3 * i], b = wc[3 * i + 1], d = wc[3 * i + 2];
-            sum += a + b + d;
-            q->w[i][0] = tt_pack16(f * a, f * b);
-            q->w[i][1] = tt_pack16(f * b, f * d);
+            q->w[i][0] = ab[i][0];
+            q->w[i][1] = ab[i][1];
         }
-    else
+    } else
         for (int32_t i = 0; i < kernel; i++)
             for (int32_t t = 0; 2 * t < kernel; t++) {
                 const int32_t a = wc[i * kernel + 2 * t], b = 2 * t + 1 < kernel ? wc[i * kernel + 2 * t + 1] : 0;
                 sum += a + b;
                 q->w[i][t] = tt_pack16(f * a, f * b);
             }
-    q->init = fast ? 2 * (bias - zx * sum) : -zx * sum;
+    q->init = dwexp_init(sum, bias, zx, fast);
     q->m = mult;
     q->e = e;
-    q->k = fast ? (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e) : 0;
+    q->k = fast ? tt_rq_dbl_k(e, zy) : 0;
     q->bias = bias;
     q->shift = shift;
     q->zy = zy;
@@ -142,6 +156,37 @@ TT_ALWAYS_INLINE void dwexp_out(int32_t a, dwexp_rq r, int fast, int masked, int
         tt_mask_put(mask, bit, (uint32_t)(c == pre));
 }
 
+/* The multiplies of one kernel row for the four outputs a0..a3 of dw3_row (S: the stride): weights
+ * wa = (w0, w1), wb = (w1, w2), the row's first words e0, e1 loaded; the further words are loaded
+ * where the sequence needs them, LOAD_E2 (an expression) at stride 1, LOAD_E23 (a statement setting
+ * e2, e3) and LOAD_E4 at stride 2. */
+#define DW3_MACS(S, wa, wb, e0, e1, LOAD_E2, LOAD_E23, LOAD_E4)                                          \
+    do {                                                                                                \
+        if (S == 1) {                                                                                   \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a1 = tt_smlatb(e0, wa, a1);                                                                 \
+            const uint32_t e2 = LOAD_E2;                                                                \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wb, a1);                                                                  \
+            a2 = tt_smlad(e1, wa, a2);                                                                  \
+            a3 = tt_smlatb(e1, wa, a3);                                                                 \
+            a2 = tt_smlabt(e2, wb, a2);                                                                 \
+            a3 = tt_smlad(e2, wb, a3);                                                                  \
+        } else {                                                                                        \
+            uint32_t e2, e3;                                                                            \
+            a0 = tt_smlad(e0, wa, a0);                                                                  \
+            a0 = tt_smlabt(e1, wb, a0);                                                                 \
+            a1 = tt_smlad(e1, wa, a1);                                                                  \
+            LOAD_E23;                                                                                   \
+            a1 = tt_smlabt(e2, wb, a1);                                                                 \
+            a2 = tt_smlad(e2, wa, a2);                                                                  \
+            a2 = tt_smlabt(e3, wb, a2);                                                                 \
+            const uint32_t e4 = LOAD_E4;                                                                \
+            a3 = tt_smlad(e3, wa, a3);                                                                  \
+            a3 = tt_smlabt(e4, wb, a3);                                                                 \
+        }                                                                                               \
+    } while (0)
+
 /* dwexp_row / dwexp_row2 of a 3x3 kernel (S: the stride): no lane wasted on a zero weight, and only
  * aligned words read. Per kernel row the weights are the words A = (w0, w1) and B = (w1, w2) (one
  * LDRD), the row the aligned words E_k = (X[2k], X[2k+1]); output u of the row block is
@@ -166,29 +211,7 @@ TT_ALWAYS_INLINE void dw3_row(const int16_t *r0, const int16_t *r1, const int16_
         uint32_t wa, wb, e0, e1;                                                                        \
         tt_ldrd_pair(q->w, 4 * (I), wa, wb);                                                            \
         tt_ldrd_pair_post(P, e0, e1);                                                                   \
-        if (S == 1) {                                                                                   \
-            a0 = tt_smlad(e0, wa, a0);                                                                  \
-            a1 = tt_smlatb(e0, wa, a1);                                                                 \
-            const uint32_t e2 = tt_read_s16x2(P);                                                       \
-            a0 = tt_smlabt(e1, wb, a0);                                                                 \
-            a1 = tt_smlad(e1, wb, a1);                                                                  \
-            a2 = tt_smlad(e1, wa, a2);                                                                  \
-            a3 = tt_smlatb(e1, wa, a3);                                                                 \
-            a2 = tt_smlabt(e2, wb, a2);                                                                 \
-            a3 = tt_smlad(e2, wb, a3);                                                                  \
-        } else {                                                                                        \
-            uint32_t e2, e3;                                                                            \
-            a0 = tt_smlad(e0, wa, a0);                                                                  \
-            a0 = tt_smlabt(e1, wb, a0);                                                                 \
-            a1 = tt_smlad(e1, wa, a1);                                                                  \
-            tt_ldrd_pair_post(P, e2, e3);                                                               \
-            a1 = tt_smlabt(e2, wb, a1);                                                                 \
-            a2 = tt_smlad(e2, wa, a2);                                                                  \
-            a2 = tt_smlabt(e3, wb, a2);                                                                 \
-            const uint32_t e4 = tt_read_s16x2(P);                                                       \
-            a3 = tt_smlad(e3, wa, a3);                                                                  \
-            a3 = tt_smlabt(e4, wb, a3);                                                                 \
-        }                                                                                               \
+        DW3_MACS(S, wa, wb, e0, e1, tt_read_s16x2(P), tt_ldrd_pair_post(P, e2, e3), tt_read_s16x2(P));   \
     } while (0)
         DW3_ROW(p0, 0);
         DW3_ROW(p1, 1);
@@ -415,7 +438,7 @@ static void dwexp_channel(const dw_args *g, int32_t ch, int32_t kernel, const in
     const int masked = g->mask != 0;
     dwexp_chan q;
     tt_rq_chan r = {g->bias[ch], g->mult[ch], g->shift[ch], g->zy};
-    if (!dwexp_fast(r.bias, r.mult, r.shift)) /* a dead channel as the constant it is (fixed_point.h) */
+    if (!dw_fast_form(r.bias, r.mult, r.shift)) /* a dead channel as the constant it is (fixed_point.h) */
         (void)tt_rq_dead(&r, tt_rq_sum_bound(kernel * kernel));
     const int fast = dwexp_prepare(wc, kernel, r.bias, r.mult, r.shift, g->zx, r.zy, &q, 1);
     const dwexp_tile_fn fn = dwexp_fns[kernel / 2 - 1][fast ? masked : 2];
@@ -434,6 +457,27 @@ TT_NOINLINE static void dwexp4_fill(int16_t *d, int32_t plane, int32_t u, int32_
         d[u] = d[u + plane] = d[u + 2 * plane] = d[u + 3 * plane] = zx;
 }
 
+/* One pixel (its 4 channels' bytes v) into the 4 planes (d: its halfword in plane 0). */
+static inline void planes_put1(int16_t *d, int32_t plane, uint32_t v)
+{
+    const uint32_t e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
+    d[0] = (int16_t)tt_lane_lo(e);
+    d[plane] = (int16_t)tt_lane_lo(o);
+    d[2 * plane] = (int16_t)tt_lane_hi(e);
+    d[3 * plane] = (int16_t)tt_lane_hi(o);
+}
+
+/* Two pixels a, b in one word of each plane (d: that word in plane 0) into the 4 planes: PKHBT gives
+ * the bytes (a0, a1, b0, b1), PKHTB (a2, a3, b2, b3), and SXTB16 / SXTB16 ROR 8 of these the words. */
+static inline void planes_put2(int16_t *d, int32_t plane, uint32_t va, uint32_t vb)
+{
+    const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+    tt_write_s16x2(d, tt_sxtb16(lab));
+    tt_write_s16x2(d + plane, tt_sxtb16_ror8(lab));
+    tt_write_s16x2(d + 2 * plane, tt_sxtb16(hab));
+    tt_write_s16x2(d + 3 * plane, tt_sxtb16_ror8(hab));
+}
+
 /* Columns [lo, hi) (all inside the input row: lo >= 0, ix0 + hi <= w) of input row iy in [0, h); the
  * tile's padding columns of every slot are filled once (dwexp4_tile). */
 TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t lo,
@@ -442,56 +486,38 @@ TT_NOINLINE_NOSCHED static void dwexp4_expand_row(const dw_args *g, int32_t c0, 
     const int32_t c = g->c, w = g->w;
     int16_t *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane, *d3 = d + 3 * plane;
     int32_t u = lo;
-    {
-        const int8_t *xp = g->x + (iy * w + ix0 + u) * c + c0;
-        if (u & 1 && u < hi) {
-            const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
-            d0[u] = (int16_t)tt_lane_lo(e);
-            d2[u] = (int16_t)tt_lane_hi(e);
-            d1[u] = (int16_t)tt_lane_lo(o);
-            d3[u] = (int16_t)tt_lane_hi(o);
-            u++;
-            xp += c;
-        }
-        const int32_t c2 = 2 * c;
-        /* u even: word aligned in every plane. Pixels a, b: PKHBT gives the bytes (a0, a1, b0, b1),
-         * PKHTB (a2, a3, b2, b3), and SXTB16 / SXTB16 ROR 8 of these the words of the 4 planes. */
-        if (u + 3 < hi) {
-            int16_t *p0 = d0 + u, *p1 = d1 + u, *p2 = d2 + u, *p3 = d3 + u;
-            const int16_t *const p0_end = p0 + ((hi - u) & ~3);
-            const int8_t *xq = xp + c; /* the odd pixels */
-            do {
-                const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xq);
-                const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
-                const uint32_t vc = tt_read_s8x4(xp + c2), vd = tt_read_s8x4(xq + c2);
-                const uint32_t lcd = tt_pkhbt(vc, vd), hcd = tt_pkhtb_hi(vc, vd);
-                xp += 2 * c2;
-                xq += 2 * c2;
-                tt_strd_post(p0, tt_sxtb16(lab), tt_sxtb16(lcd));
-                tt_strd_post(p1, tt_sxtb16_ror8(lab), tt_sxtb16_ror8(lcd));
-                tt_strd_post(p2, tt_sxtb16(hab), tt_sxtb16(hcd));
-                tt_strd_post(p3, tt_sxtb16_ror8(hab), tt_sxtb16_ror8(hcd));
-            } while (p0 != p0_end);
-            u = (int32_t)(p0 - d0);
-        }
-        if (u + 1 < hi) {
-            const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xp + c);
-            const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
-            tt_write_s16x2(d0 + u, tt_sxtb16(lab));
-            tt_write_s16x2(d1 + u, tt_sxtb16_ror8(lab));
-            tt_write_s16x2(d2 + u, tt_sxtb16(hab));
-            tt_write_s16x2(d3 + u, tt_sxtb16_ror8(hab));
-            u += 2;
-            xp += c2;
-        }
-        if (u < hi) {
-            const uint32_t v = tt_read_s8x4(xp), e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
-            d0[u] = (int16_t)tt_lane_lo(e);
-            d2[u] = (int16_t)tt_lane_hi(e);
-            d1[u] = (int16_t)tt_lane_lo(o);
-            d3[u] = (int16_t)tt_lane_hi(o);
-        }
+    const int8_t *xp = g->x + (iy * w + ix0 + u) * c + c0;
+    if (u & 1 && u < hi) {
+        planes_put1(d0 + u++, plane, tt_read_s8x4(xp));
+        xp += c;
     }
+    const int32_t c2 = 2 * c;
+    /* u even: word aligned in every plane (planes_put2's words, four pixels a step) */
+    if (u + 3 < hi) {
+        int16_t *p0 = d0 + u, *p1 = d1 + u, *p2 = d2 + u, *p3 = d3 + u;
+        const int16_t *const p0_end = p0 + ((hi - u) & ~3);
+        const int8_t *xq = xp + c; /* the odd pixels */
+        do {
+            const uint32_t va = tt_read_s8x4(xp), vb = tt_read_s8x4(xq);
+            const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
+            const uint32_t vc = tt_read_s8x4(xp + c2), vd = tt_read_s8x4(xq + c2);
+            const uint32_t lcd = tt_pkhbt(vc, vd), hcd = tt_pkhtb_hi(vc, vd);
+            xp += 2 * c2;
+            xq += 2 * c2;
+            tt_strd_post(p0, tt_sxtb16(lab), tt_sxtb16(lcd));
+            tt_strd_post(p1, tt_sxtb16_ror8(lab), tt_sxtb16_ror8(lcd));
+            tt_strd_post(p2, tt_sxtb16(hab), tt_sxtb16(hcd));
+            tt_strd_post(p3, tt_sxtb16_ror8(hab), tt_sxtb16_ror8(hcd));
+        } while (p0 != p0_end);
+        u = (int32_t)(p0 - d0);
+    }
+    if (u + 1 < hi) {
+        planes_put2(d0 + u, plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
+        u += 2;
+        xp += c2;
+    }
+    if (u < hi)
+        planes_put1(d0 + u, plane, tt_read_s8x4(xp));
 }
 
 /* Every output row of the group of channels c0..c0+3 in the column tile [ox0, ox0 + tow) (with one
@@ -586,22 +612,16 @@ typedef struct {
 } dw3_chan;
 _Static_assert(sizeof(dw3_chan) == sizeof(dwexp_chan), "dw3_chan in a dwexp_chan's place");
 
-/* The channel's records (weights wc, 3 x 3) in the form fast selects (dwexp_prepare's constants). */
+/* The channel's records (weights wc, 3 x 3) in the form fast selects (dwexp_prepare's constants,
+ * computed here: a dwexp_chan and its copy cost about 200 instructions more per group, measured). */
 static void dw3_prepare(const int8_t *wc, int32_t bias, int32_t mult, int32_t shift, int32_t zx, int32_t zy,
                         dw3_chan *r, int fast)
 {
-    const int32_t e = -shift, f = fast ? 2 : 1;
+    const int32_t e = -shift;
     uint32_t ab[3][2];
-    int32_t sum = 0;
-    TT_UNROLL(3) for (int i = 0; i < 3; i++)
-    {
-        const int32_t a = wc[3 * i], b = wc[3 * i + 1], d = wc[3 * i + 2];
-        sum += a + b + d;
-        ab[i][0] = tt_pack16(f * a, f * b);
-        ab[i][1] = tt_pack16(f * b, f * d);
-    }
-    const int32_t init = fast ? 2 * (bias - zx * sum) : -zx * sum;
-    const int32_t k = fast ? (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e) : shift;
+    const int32_t sum = dw3_pairs(wc, fast ? 2 : 1, ab);
+    const int32_t init = dwexp_init(sum, bias, zx, fast);
+    const int32_t k = fast ? tt_rq_dbl_k(e, zy) : shift;
     TT_UNROLL(3) for (int fr = 0; fr < 3; fr++)
     {
         uint32_t *d = r->rec[fr];
@@ -645,27 +665,6 @@ TT_NOINLINE static void dw3_fill_row(int16_t *d, int32_t plane, int32_t g, int16
     }
 }
 
-/* Pixel u (its 4 channels' bytes v) into the 4 planes. */
-static inline void dw3_put1(int16_t *d, int32_t plane, int32_t u, uint32_t v)
-{
-    const uint32_t e = tt_sxtb16(v), o = tt_sxtb16_ror8(v);
-    const int32_t a = dw3_at(u);
-    d[a] = (int16_t)tt_lane_lo(e);
-    d[a + plane] = (int16_t)tt_lane_lo(o);
-    d[a + 2 * plane] = (int16_t)tt_lane_hi(e);
-    d[a + 3 * plane] = (int16_t)tt_lane_hi(o);
-}
-
-/* Pixels a, b (u even, so both in one word of each plane; d: that word in plane 0) into the 4 planes. */
-static inline void dw3_put2(int16_t *d, int32_t plane, uint32_t va, uint32_t vb)
-{
-    const uint32_t lab = tt_pkhbt(va, vb), hab = tt_pkhtb_hi(va, vb);
-    tt_write_s16x2(d, tt_sxtb16(lab));
-    tt_write_s16x2(d + plane, tt_sxtb16_ror8(lab));
-    tt_write_s16x2(d + 2 * plane, tt_sxtb16(hab));
-    tt_write_s16x2(d + 3 * plane, tt_sxtb16_ror8(hab));
-}
-
 /* Columns [lo, hi) (inside the row: lo >= 0, ix0 + hi <= w) of input row iy in [0, h) into one slot
  * (d: its start in plane 0); 4 pixels (a doubleword of each plane) per step from u % 4 == 0 on. */
 TT_NOINLINE_NOSCHED static void dw3_expand_row(const dw_args *g, int32_t c0, int32_t iy, int32_t ix0, int32_t lo,
@@ -676,11 +675,11 @@ TT_NOINLINE_NOSCHED static void dw3_expand_row(const dw_args *g, int32_t c0, int
     const int32_t c2 = 2 * c;
     int32_t u = lo;
     if (u & 1 && u < hi) {
-        dw3_put1(d, plane, u++, tt_read_s8x4(xp));
+        planes_put1(d + dw3_at(u++), plane, tt_read_s8x4(xp));
         xp += c;
     }
     if (u & 2 && u + 1 < hi) {
-        dw3_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
+        planes_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
         u += 2;
         xp += c2;
     }
@@ -706,12 +705,24 @@ TT_NOINLINE_NOSCHED static void dw3_expand_row(const dw_args *g, int32_t c0, int
         u += 4 * steps;
     }
     if (u + 1 < hi) {
-        dw3_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
+        planes_put2(d + dw3_at(u), plane, tt_read_s8x4(xp), tt_read_s8x4(xp + c));
         u += 2;
         xp += c2;
     }
     if (u < hi)
-        dw3_put1(d, plane, u, tt_read_s8x4(xp));
+        planes_put1(d + dw3_at(u), plane, tt_read_s8x4(xp));
+}
+
+/* A record's requantization constants (as dwexp_rq_of's). */
+TT_ALWAYS_INLINE dwexp_rq dw3_rq_of(const uint32_t *r, const dw3_chan *q, int fast)
+{
+    dwexp_rq rq;
+    rq.m = (int32_t)r[7];
+    rq.k = (int32_t)r[8];
+    rq.e = (int32_t)r[9];
+    rq.bias = fast ? 0 : q->bias;
+    rq.zy = fast ? 0 : q->zy;
+    return rq;
 }
 
 /* One output row of channel j (p: its plane, slot 0 of the row's first doubleword group; r: its record
@@ -728,41 +739,15 @@ TT_ALWAYS_INLINE void dw3i_row(const int16_t *p, int32_t tow, const uint32_t *r,
         uint32_t wa, wb, e0, e1;                                                                        \
         tt_ldrd_pair(r, 2 * (SL), wa, wb);                                                              \
         tt_ldrd_pair(p, 2 * (SL), e0, e1);                                                              \
-        if (S == 1) {                                                                                   \
-            a0 = tt_smlad(e0, wa, a0);                                                                  \
-            a1 = tt_smlatb(e0, wa, a1);                                                                 \
-            const uint32_t e2 = tt_read_s16x2(p + 12 + 4 * (SL));                                       \
-            a0 = tt_smlabt(e1, wb, a0);                                                                 \
-            a1 = tt_smlad(e1, wb, a1);                                                                  \
-            a2 = tt_smlad(e1, wa, a2);                                                                  \
-            a3 = tt_smlatb(e1, wa, a3);                                                                 \
-            a2 = tt_smlabt(e2, wb, a2);                                                                 \
-            a3 = tt_smlad(e2, wb, a3);                                                                  \
-        } else {                                                                                        \
-            uint32_t e2, e3;                                                                            \
-            a0 = tt_smlad(e0, wa, a0);                                                                  \
-            a0 = tt_smlabt(e1, wb, a0);                                                                 \
-            a1 = tt_smlad(e1, wa, a1);                                                                  \
-            tt_ldrd_pair(p, 6 + 2 * (SL), e2, e3);                                                      \
-            a1 = tt_smlabt(e2, wb, a1);                                                                 \
-            a2 = tt_smlad(e2, wa, a2);                                                                  \
-            a2 = tt_smlabt(e3, wb, a2);                                                                 \
-            const uint32_t e4 = tt_read_s16x2(p + 24 + 4 * (SL));                                       \
-            a3 = tt_smlad(e3, wa, a3);                                                                  \
-            a3 = tt_smlabt(e4, wb, a3);                                                                 \
-        }                                                                                               \
+        DW3_MACS(S, wa, wb, e0, e1, tt_read_s16x2(p + 12 + 4 * (SL)), tt_ldrd_pair(p, 6 + 2 * (SL), e2, e3), \
+                 tt_read_s16x2(p + 24 + 4 * (SL)));                                                     \
     } while (0)
         DW3I_ROW(0);
         DW3I_ROW(1);
         DW3I_ROW(2);
 #undef DW3I_ROW
         p += 12 * S;
-        dwexp_rq rq;
-        rq.m = (int32_t)r[7];
-        rq.k = (int32_t)r[8];
-        rq.e = (int32_t)r[9];
-        rq.bias = fast ? 0 : q->bias;
-        rq.zy = fast ? 0 : q->zy;
+        const dwexp_rq rq = dw3_rq_of(r, q, fast);
         if (masked == 1 && (c & 7) == 0) { /* every output's mask bit at the same place of its byte */
             uint8_t *mb = mask + (bit >> 3);
             const uint32_t sh = bit & 7u, keep = ~(1u << sh);
@@ -795,12 +780,7 @@ TT_ALWAYS_INLINE void dw3i_row(const int16_t *p, int32_t tow, const uint32_t *r,
             a0 = tt_smlad(x01, r[2 * sl], a0);
             a0 = tt_smlabt(x2, r[2 * sl + 1], a0);
         }
-        dwexp_rq rq;
-        rq.m = (int32_t)r[7];
-        rq.k = (int32_t)r[8];
-        rq.e = (int32_t)r[9];
-        rq.bias = fast ? 0 : q->bias;
-        rq.zy = fast ? 0 : q->zy;
+        const dwexp_rq rq = dw3_rq_of(r, q, fast);
         dwexp_out(a0, rq, fast, masked, y, mask, bit);
     }
 }
@@ -881,7 +861,7 @@ static void dwexp4_conv(const dw_args *g, int32_t kernel, int32_t stride, int32_
         for (int32_t j = 0; j < 4; j++) {
             const tt_rq_chan cj = {g->bias[c0 + j], g->mult[c0 + j], g->shift[c0 + j], g->zy};
             r[j] = cj;
-            if (!dwexp_fast(cj.bias, cj.mult, cj.shift))
+            if (!dw_fast_form(cj.bias, cj.mult, cj.shift))
                 fast &= tt_rq_dead(&r[j], tt_rq_sum_bound(kk));
         }
         for (int32_t j = 0; j < 4; j++) {

@@ -110,13 +110,6 @@ TT_ALWAYS_INLINE void conv_expand(const int8_t *patch, int32_t n, int32_t zx, ui
     }
 }
 
-static inline uint32_t read_u16(const int8_t *p)
-{
-    uint16_t v;
-    TT_MEMCPY(&v, p, sizeof v);
-    return v;
-}
-
 /* The commonest first layer, a 3x3 window of 3 channels (27 inputs), at a position whose window is inside
  * the input: the expanded groups straight from its 3 rows of 9 bytes (r0, r0 + row, r0 + 2 row), without
  * the patch copy: (r0[0..3]) (r0[4..7]) (r0[8], r1[0..2]) (r1[3..6]) (r1[7..8], r2[0..1]) (r2[2..5])
@@ -131,9 +124,9 @@ TT_ALWAYS_INLINE void conv_expand_rgb3x3(const int8_t *r0, int32_t row, int32_t 
     v[1] = tt_read_s8x4(r0 + 4);
     v[2] = (uint32_t)(uint8_t)r0[8] | tt_read_s8x4(r1) << 8;
     v[3] = tt_read_s8x4(r1 + 3);
-    v[4] = read_u16(r1 + 7) | read_u16(r2) << 16;
+    v[4] = tt_read_u8x2(r1 + 7) | tt_read_u8x2(r2) << 16;
     v[5] = tt_read_s8x4(r2 + 2);
-    v[6] = read_u16(r2 + 6) | (uint32_t)(uint8_t)r2[8] << 16;
+    v[6] = tt_read_u8x2(r2 + 6) | (uint32_t)(uint8_t)r2[8] << 16;
     TT_UNROLL(7) for (int i = 0; i < 7; i++, out += np)
     {
         uint32_t e = tt_ssub16(tt_sxtb16(v[i]), zz), o = tt_ssub16(tt_sxtb16_ror8(v[i]), zz);

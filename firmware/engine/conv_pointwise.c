@@ -45,17 +45,8 @@ static void pointwise_portable(const int8_t *x, int32_t hw, int32_t cin, int8_t 
                 }
                 acc[j] = sum;
             }
-            for (int32_t j = 0; j < n; j++) {
-                const int32_t o = o0 + j;
-                acc[j] = tt_ssat10(tt_mbqm_inline(tt_qadd(bias[o], acc[j]), mult[o], shift[o])) + zy;
-            }
-            int8_t *yp = y + p * cout + o0;
-            for (int32_t j = 0; j < n; j++) {
-                const int32_t c = tt_ssat8(acc[j]);
-                yp[j] = (int8_t)c;
-                if (mask)
-                    tt_mask_put(mask, (uint32_t)(p * cout + o0 + j), c == acc[j]);
-            }
+            tt_requant_store_run(acc, n, bias + o0, mult + o0, shift + o0, zy, y + p * cout + o0, mask,
+                                 (uint32_t)(p * cout + o0));
         }
     }
 }

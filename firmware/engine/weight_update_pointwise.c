@@ -195,14 +195,6 @@ TT_NOINLINE static void pwu_pack(const int16_t *g, int32_t hw, int32_t cout, int
     sums[3] = s3;
 }
 
-/* Bytes b0 at p, b1 at p + 1 as a halfword (LDRH). */
-TT_ALWAYS_INLINE uint32_t pwu_read_u8x2(const int8_t *p)
-{
-    uint16_t v;
-    TT_MEMCPY(&v, p, sizeof v);
-    return v;
-}
-
 /* The table of pwu_pack times input channels (i, i + 1) (two) or i (!two) over hw positions:
  * a[2 j + c] = init[j] + sum_p g[p][o+j] x[p][i+c]. */
 TT_ALWAYS_INLINE void pwu_grad_body(const uint32_t *tab, int32_t hw, const int8_t *xp, int32_t xs_c, const int32_t *init,
@@ -215,7 +207,7 @@ TT_ALWAYS_INLINE void pwu_grad_body(const uint32_t *tab, int32_t hw, const int8_
         TT_OPAQUE(xs_c); /* xp += 2 xs_c in one ADD (else a hoisted 2 xs_c spills) */
         uint32_t xv;
         if (two)
-            xv = tt_pkhbt(pwu_read_u8x2(xp), pwu_read_u8x2(xp + xs_c));
+            xv = tt_pkhbt(tt_read_u8x2(xp), tt_read_u8x2(xp + xs_c));
         else
             xv = (uint32_t)(uint8_t)xp[0] | (uint32_t)(uint8_t)xp[xs_c] << 16;
         xp += 2 * xs_c;
@@ -239,7 +231,7 @@ TT_ALWAYS_INLINE void pwu_grad_body(const uint32_t *tab, int32_t hw, const int8_
         tab += 4;
     }
     if (hw & 1) { /* the table's top lanes are 0 */
-        const uint32_t xv = two ? pwu_read_u8x2(xp) : (uint32_t)(uint8_t)xp[0];
+        const uint32_t xv = two ? tt_read_u8x2(xp) : (uint32_t)(uint8_t)xp[0];
         const uint32_t xe = tt_sxtb16(xv), xo = tt_sxtb16_ror8(xv);
         a00 = tt_smlabb(tab[0], xe, a00);
         a10 = tt_smlabb(tab[1], xe, a10);

@@ -18,6 +18,15 @@ void tt_dw_conv_run(const int8_t *x, int32_t h, int32_t w, int32_t c, int8_t *y,
 
 #define DW_MAX_KERNEL 7
 
+/* Whether a channel takes the DSP paths' one-SMMLAR requantization: multiplier >= 0, right shift
+ * 1..23, |bias| < 2^29 - 2^21 so that the doubled accumulator cannot overflow (dead channels first
+ * become constants that do, fixed_point.h's tt_rq_dead). */
+static inline int dw_fast_form(int32_t bias, int32_t mult, int32_t shift)
+{
+    const int32_t e = -shift;
+    return mult >= 0 && e >= 1 && e <= 23 && bias > -(1 << 29) + (1 << 21) && bias < (1 << 29) - (1 << 21);
+}
+
 #define DW4_RING_WORDS 264 /* 1056 bytes: K staged rows of a column tile */
 /* The group constants' bytes before their taps (dw4_group, conv_depthwise.c: 4 x (init, 4 constants,
  * mode) and zy, 100 bytes, 104 with the alignment of the taps). */

@@ -27,6 +27,14 @@ static inline uint32_t tt_read_s8x4(const int8_t *p)
     return v;
 }
 
+/* Bytes p[0], p[1] as the halfword p[0] | p[1] << 8, zero-extended: one LDRH. */
+static inline uint32_t tt_read_u8x2(const int8_t *p)
+{
+    uint16_t v;
+    TT_MEMCPY(&v, p, sizeof v);
+    return v;
+}
+
 static inline uint32_t tt_read_s16x2(const int16_t *p)
 {
     uint32_t v;

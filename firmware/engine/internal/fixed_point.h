@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dsp_intrinsics.h"
+#include "mask_bits.h"
 
 _Static_assert((-1 >> 1) == -1 && (INT64_C(-1) >> 1) == INT64_C(-1), "arithmetic right shift required");
 
@@ -66,6 +67,23 @@ static inline uint32_t tt_requant_store(int32_t sum, int32_t bias, int32_t multi
     return tt_store_int8(tt_mbqm_inline(tt_qadd(bias, sum), multiplier, shift), zy, y);
 }
 
+/* tt_requant_store over n outputs of one position: acc[j] the sum of channel j (its constants at
+ * bias[j], mult[j], shift[j]), outputs y[0..n-1], mask bits from index bit (when mask). The
+ * requantizations in one loop, the clamps and stores in another: loops that compilers vectorize (the
+ * portable kernels' channel blocks). acc is overwritten. */
+static inline void tt_requant_store_run(int32_t *acc, int32_t n, const int32_t *bias, const int32_t *mult,
+                                        const int32_t *shift, int32_t zy, int8_t *y, uint8_t *mask, uint32_t bit)
+{
+    for (int32_t j = 0; j < n; j++)
+        acc[j] = tt_ssat10(tt_mbqm_inline(tt_qadd(bias[j], acc[j]), mult[j], shift[j])) + zy;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t c = tt_ssat8(acc[j]);
+        y[j] = (int8_t)c;
+        if (mask)
+            tt_mask_put(mask, bit + (uint32_t)j, c == acc[j]);
+    }
+}
+
 /* The requantization of one output channel in one multiply-accumulate, for the
  * usual constants (left shift 0, right shift e in [2, 31], multiplier >= 0):
  * MBQM(a) = RDBPOT(SRDHM(a, m), e) with SRDHM(a, m) = floor((a m + 2^30) / 2^31)
@@ -106,6 +124,14 @@ TT_ALWAYS_INLINE int32_t tt_rq_apply(int32_t sum, int32_t bias, int32_t mult, in
     const uint64_t init = ((uint64_t)(uint32_t)(khi + s) << 32) | (0x40000000u ^ ((uint32_t)s << 31));
     const int64_t n = (int64_t)init + (int64_t)a * mult;
     return (int32_t)(n >> 32) >> rsh;
+}
+
+/* The doubled one-multiply form of the DSP kernels (pointwise_block.h's RQ_DBL, the depthwise paths'
+ * fast form): on the doubled accumulator A, (SMMLAR(A, m, K) + (A >> 31)) >> e with
+ * K = 2^(e-1) + zy 2^e is MBQM + zy (right shift e in 1..23). */
+static inline int32_t tt_rq_dbl_k(int32_t e, int32_t zy)
+{
+    return (int32_t)(UINT32_C(1) << (e - 1)) + zy * (int32_t)(UINT32_C(1) << e);
 }
 
 /* A channel's requantization constants (bias, multiplier, shift, output zero point). */

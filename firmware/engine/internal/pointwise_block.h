@@ -228,7 +228,7 @@ TT_NOINLINE static int pw_prepare_dbl(const int32_t *bias, const int32_t *mult, 
             !tt_rq_dead(&r, tt_rq_sum_bound(k))) /* dead channels as the constants they are */
             return 0;
         const int32_t e = -r.shift, b = r.bias;
-        const int32_t kk = (int32_t)(UINT32_C(1) << (e - 1)) + r.zy * (int32_t)(UINT32_C(1) << e);
+        const int32_t kk = tt_rq_dbl_k(e, r.zy);
         tab[j][0] = (uint32_t)(2 * b) | (uint64_t)(uint32_t)r.mult << 32;
         tab[j][1] = (uint32_t)kk | (uint64_t)(uint32_t)e << 32;
     }
